@@ -1,0 +1,349 @@
+// Package sqldb opens mercato's database on one of two engines — embedded
+// SQLite (the default) or PostgreSQL — and runs work in transactions that
+// carry a fixed Now.
+//
+// Conventions every store follows so that one SQL text serves both engines:
+//   - placeholders are $1, $2 … (both drivers bind them);
+//   - times are BIGINT unix microseconds in UTC, columns named *_at
+//     (use Micros and FromMicros); never now() in SQL;
+//   - booleans are INTEGER 0/1 on both engines when a column must compare in
+//     shared SQL, or BOOLEAN where only per-engine SQL touches it;
+//   - case-insensitive matching is lower(x) = lower($1).
+//
+// SQLite runs in WAL mode with synchronous=FULL (a committed transaction is
+// on disk), foreign keys on, one writer connection that begins IMMEDIATE
+// transactions, and a pool of read-only readers.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Engine names a storage engine.
+type Engine string
+
+// The engines.
+const (
+	SQLite   Engine = "sqlite"
+	Postgres Engine = "postgres"
+)
+
+// Config says which database to open.
+type Config struct {
+	// URL selects PostgreSQL when it starts with postgres:// or postgresql://.
+	// Empty means SQLite under DataDir.
+	URL string
+	// DataDir holds mercato.db when URL is empty.
+	DataDir string
+	// MaxConns caps PostgreSQL connections (default 16) and SQLite readers
+	// (default 2×GOMAXPROCS, at least 4).
+	MaxConns int
+	// Synchronous overrides SQLite's synchronous pragma ("FULL" by default).
+	// Only benchmarks that measure the cost of durability change it.
+	Synchronous string
+}
+
+// DB is an open database: a writer and a reader pool (the same pool on
+// PostgreSQL). Safe for concurrent use.
+type DB struct {
+	engine Engine
+	w, r   *sql.DB
+	url    string // PostgreSQL URL (for LISTEN/NOTIFY and advisory-lock connections)
+	path   string // SQLite file
+	now    func() time.Time
+}
+
+// Open opens (creating if needed) the database that cfg names and checks
+// that it answers.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	db, err := open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Ping(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqldb: ping %s: %w", db.engine, err)
+	}
+	return db, nil
+}
+
+func open(cfg Config) (*DB, error) {
+	if IsPostgresURL(cfg.URL) {
+		n := cfg.MaxConns
+		if n <= 0 {
+			n = 16
+		}
+		p, err := sql.Open("pgx", cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("sqldb: open postgres: %w", err)
+		}
+		p.SetMaxOpenConns(n)
+		p.SetMaxIdleConns(n)
+		p.SetConnMaxIdleTime(5 * time.Minute)
+		return &DB{engine: Postgres, w: p, r: p, url: cfg.URL, now: time.Now}, nil
+	}
+	if cfg.URL != "" {
+		return nil, fmt.Errorf("sqldb: unsupported database URL scheme (want postgres://)")
+	}
+	dir := cfg.DataDir
+	if dir == "" {
+		dir = "data"
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("sqldb: data dir: %w", err)
+	}
+	path := filepath.Join(dir, "mercato.db")
+	sync := cfg.Synchronous
+	if sync == "" {
+		sync = "FULL"
+	}
+	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(10000)" +
+		"&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + sync + ")"
+	w, err := sql.Open("sqlite", base+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: open sqlite: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	// Create the file and switch it to WAL before readers open it.
+	if _, err := w.Exec("SELECT 1"); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqldb: open sqlite: %w", err)
+	}
+	n := cfg.MaxConns
+	if n <= 0 {
+		n = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	r, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqldb: open sqlite readers: %w", err)
+	}
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	return &DB{engine: SQLite, w: w, r: r, path: path, now: time.Now}, nil
+}
+
+// IsPostgresURL reports whether u names a PostgreSQL database.
+func IsPostgresURL(u string) bool {
+	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
+}
+
+// Engine reports which engine db runs on.
+func (db *DB) Engine() Engine { return db.engine }
+
+// URL is the PostgreSQL connection URL ("" on SQLite), for the few parts
+// (LISTEN/NOTIFY, session advisory locks) that need a dedicated connection.
+func (db *DB) URL() string { return db.url }
+
+// Path is the SQLite database file ("" on PostgreSQL).
+func (db *DB) Path() string { return db.path }
+
+// Reader is the pool for reads outside a transaction. On SQLite it sees every
+// committed write (WAL), so reads after a write are read-your-writes.
+func (db *DB) Reader() *sql.DB { return db.r }
+
+// Writer is the pool writes go through (one connection on SQLite). Prefer InTx.
+func (db *DB) Writer() *sql.DB { return db.w }
+
+// SetClock replaces the clock that stamps transactions (tests only).
+func (db *DB) SetClock(now func() time.Time) { db.now = now }
+
+// Now reads db's clock, in UTC.
+func (db *DB) Now() time.Time { return db.now().UTC() }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.w.PingContext(ctx); err != nil {
+		return err
+	}
+	if db.r != db.w {
+		return db.r.PingContext(ctx)
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	err := db.w.Close()
+	if db.r != db.w {
+		err = errors.Join(err, db.r.Close())
+	}
+	return err
+}
+
+// Tx is a database transaction with the fixed time it runs at.
+// A Tx is not safe for concurrent use.
+type Tx struct {
+	*sql.Tx
+	// Now is the one time the whole transaction runs at (UTC).
+	Now    time.Time
+	engine Engine
+	sp     int
+	after  []func()
+}
+
+// Engine reports the engine tx runs on, for the few statements that differ.
+func (tx *Tx) Engine() Engine { return tx.engine }
+
+// AfterCommit registers f to run after tx commits (not if it rolls back),
+// e.g. to wake the outbox relay. f must not block.
+func (tx *Tx) AfterCommit(f func()) { tx.after = append(tx.after, f) }
+
+// Savepoint runs fn inside a savepoint: when fn returns an error, everything
+// it wrote is rolled back and the transaction stays usable; the error is
+// returned. A panic in fn propagates and dooms the whole transaction.
+func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
+	tx.sp++
+	name := fmt.Sprintf("sp%d", tx.sp)
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
+		return fmt.Errorf("sqldb: savepoint: %w", err)
+	}
+	nAfter := len(tx.after)
+	if err := fn(); err != nil {
+		tx.after = tx.after[:nAfter]
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
+			return errors.Join(err, fmt.Errorf("sqldb: rollback to savepoint: %w", rerr))
+		}
+		if _, rerr := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); rerr != nil {
+			return errors.Join(err, fmt.Errorf("sqldb: release savepoint: %w", rerr))
+		}
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
+		return fmt.Errorf("sqldb: release savepoint: %w", err)
+	}
+	return nil
+}
+
+// Begin starts a write transaction. Callers must Commit or Rollback it;
+// prefer InTx.
+func (db *DB) Begin(ctx context.Context) (*Tx, error) {
+	t, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: begin: %w", err)
+	}
+	return &Tx{Tx: t, Now: db.Now(), engine: db.engine}, nil
+}
+
+// Commit commits tx and then runs its AfterCommit functions.
+func (tx *Tx) Commit() error {
+	if err := tx.Tx.Commit(); err != nil {
+		return err
+	}
+	for _, f := range tx.after {
+		f()
+	}
+	return nil
+}
+
+// InTx runs fn in a write transaction and commits it when fn returns nil;
+// otherwise (or on panic) it rolls back and returns fn's error.
+func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) (err error) {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			tx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqldb: commit: %w", err)
+	}
+	return nil
+}
+
+// Do is InTx under the name the group-commit batcher also answers to, so
+// callers can take either as a Committer.
+func (db *DB) Do(ctx context.Context, fn func(*Tx) error) error { return db.InTx(ctx, fn) }
+
+// Committer runs units of work in a committed transaction: *DB (one
+// transaction per call) and the group-commit batcher (many calls per
+// transaction, each in its own savepoint) both are.
+type Committer interface {
+	Do(ctx context.Context, fn func(*Tx) error) error
+}
+
+// Micros converts t to the stored form of a time: unix microseconds.
+func Micros(t time.Time) int64 { return t.UnixMicro() }
+
+// FromMicros converts a stored time back, in UTC. Zero stays the zero time.
+func FromMicros(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+// NullMicros converts a nullable stored time; NULL is the zero time.
+func NullMicros(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return FromMicros(v.Int64)
+}
+
+// IsUniqueViolation reports whether err is a unique or primary-key
+// constraint violation on either engine.
+func IsUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		c := se.Code()
+		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// IsForeignKeyViolation reports whether err is a foreign-key violation.
+func IsForeignKeyViolation(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23503"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	return false
+}
+
+// IsSerializationFailure reports whether err is a retryable conflict
+// (PostgreSQL serialization failure or deadlock, SQLite busy).
+func IsSerializationFailure(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "40001" || pe.Code == "40P01"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()&0xff == sqlite3.SQLITE_BUSY
+	}
+	return false
+}
