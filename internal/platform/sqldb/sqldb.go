@@ -206,6 +206,10 @@ func (tx *Tx) Engine() Engine { return tx.engine }
 // e.g. to wake the outbox relay. f must not block.
 func (tx *Tx) AfterCommit(f func()) { tx.after = append(tx.after, f) }
 
+// ErrSavepoint marks a failure to set, release or roll back a savepoint: the
+// transaction itself is broken and must be rolled back.
+var ErrSavepoint = errors.New("sqldb: savepoint failed")
+
 // Savepoint runs fn inside a savepoint: when fn returns an error, everything
 // it wrote is rolled back and the transaction stays usable; the error is
 // returned. A panic in fn propagates and dooms the whole transaction.
@@ -213,21 +217,21 @@ func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
 	tx.sp++
 	name := fmt.Sprintf("sp%d", tx.sp)
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
-		return fmt.Errorf("sqldb: savepoint: %w", err)
+		return fmt.Errorf("%w: %w", ErrSavepoint, err)
 	}
 	nAfter := len(tx.after)
 	if err := fn(); err != nil {
 		tx.after = tx.after[:nAfter]
 		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
-			return errors.Join(err, fmt.Errorf("sqldb: rollback to savepoint: %w", rerr))
+			return errors.Join(err, fmt.Errorf("%w: rollback to: %w", ErrSavepoint, rerr))
 		}
 		if _, rerr := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); rerr != nil {
-			return errors.Join(err, fmt.Errorf("sqldb: release savepoint: %w", rerr))
+			return errors.Join(err, fmt.Errorf("%w: release: %w", ErrSavepoint, rerr))
 		}
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
-		return fmt.Errorf("sqldb: release savepoint: %w", err)
+		return fmt.Errorf("%w: release: %w", ErrSavepoint, err)
 	}
 	return nil
 }

@@ -1,0 +1,236 @@
+// Package groupcommit batches concurrent units of database work into shared
+// transactions, so that many callers pay for one durable commit.
+//
+// A unit is a func(*sqldb.Tx) error. Units that arrive while a batch is
+// being committed, or within MaxDelay of the first unit of a batch, run in
+// one transaction, each inside its own savepoint: a unit that fails is rolled
+// back alone and its caller gets its error, while the others commit. Every
+// caller learns its own outcome only after the commit, so an acknowledged
+// unit is durable (SQLite synchronous=FULL, PostgreSQL default fsync).
+//
+// When the commit itself fails, every unit of the batch gets the error and
+// nothing of the batch is kept.
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/sqldb"
+)
+
+// Config bounds a batch.
+type Config struct {
+	// MaxBatch is the most units in one transaction (default 256).
+	MaxBatch int
+	// MaxDelay is how long a batch waits for more units after its first one,
+	// when fewer than MaxBatch are queued (default 200µs; 0 keeps the default,
+	// a negative value never waits: batches are what queued while the
+	// previous commit ran).
+	MaxDelay time.Duration
+	// Workers is the number of batches in flight at once (default 1; on
+	// SQLite there is one writer, so more only queue behind it).
+	Workers int
+	Logger  *slog.Logger
+}
+
+// ErrClosed is returned by Do after Close.
+var ErrClosed = errors.New("groupcommit: batcher closed")
+
+type unit struct {
+	ctx  context.Context
+	fn   func(*sqldb.Tx) error
+	err  error
+	done chan struct{}
+}
+
+// Batcher runs units of work in group commits. Safe for concurrent use.
+type Batcher struct {
+	db    *sqldb.DB
+	cfg   Config
+	queue chan *unit
+	wg    sync.WaitGroup
+
+	mu     sync.RWMutex // guards closed against sends on queue
+	closed bool
+}
+
+// New starts a batcher over db. Close it to stop its workers.
+func New(db *sqldb.DB, cfg Config) *Batcher {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 256
+	}
+	if cfg.MaxDelay == 0 {
+		cfg.MaxDelay = 200 * time.Microsecond
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	b := &Batcher{db: db, cfg: cfg, queue: make(chan *unit, cfg.MaxBatch*cfg.Workers*4)}
+	for range cfg.Workers {
+		b.wg.Add(1)
+		go b.work()
+	}
+	return b
+}
+
+// Do runs fn inside a savepoint of a group-commit transaction and returns
+// after that transaction has committed (nil, or fn's error if fn failed and
+// was rolled back alone) or failed as a whole (the commit's error).
+//
+// If ctx ends before the unit is taken into a batch, Do returns ctx's error
+// and fn never runs; once taken, Do waits for the outcome, so a nil error
+// always means committed. fn must not keep tx after it returns.
+func (b *Batcher) Do(ctx context.Context, fn func(*sqldb.Tx) error) error {
+	u := &unit{ctx: ctx, fn: fn, done: make(chan struct{})}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case b.queue <- u:
+		b.mu.RUnlock()
+	case <-ctx.Done():
+		b.mu.RUnlock()
+		return ctx.Err()
+	}
+	<-u.done
+	return u.err
+}
+
+// Close stops accepting units, finishes the queued ones and stops the workers.
+func (b *Batcher) Close() {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.queue)
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+func (b *Batcher) work() {
+	defer b.wg.Done()
+	batch := make([]*unit, 0, b.cfg.MaxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		first, ok := <-b.queue
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], first)
+		open := b.gather(&batch, timer)
+		b.run(batch)
+		if !open {
+			return
+		}
+	}
+}
+
+// gather adds queued units to batch until it is full, the queue is empty and
+// MaxDelay has passed, or the queue is closed (reported as false).
+func (b *Batcher) gather(batch *[]*unit, timer *time.Timer) bool {
+	for len(*batch) < b.cfg.MaxBatch {
+		select {
+		case u, ok := <-b.queue:
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, u)
+			continue
+		default:
+		}
+		if b.cfg.MaxDelay < 0 {
+			return true
+		}
+		timer.Reset(b.cfg.MaxDelay)
+		select {
+		case u, ok := <-b.queue:
+			timer.Stop()
+			if !ok {
+				return false
+			}
+			*batch = append(*batch, u)
+		case <-timer.C:
+			return true
+		}
+	}
+	return true
+}
+
+// run executes one batch: units whose context already ended are answered
+// with its error and skipped; the rest run in savepoints of one transaction.
+func (b *Batcher) run(batch []*unit) {
+	live := batch[:0:0]
+	for _, u := range batch {
+		if err := u.ctx.Err(); err != nil {
+			u.err = err
+			close(u.done)
+			continue
+		}
+		live = append(live, u)
+	}
+	if len(live) == 0 {
+		return
+	}
+	// A unit that breaks the transaction itself (its savepoint cannot be
+	// rolled back) fails alone: the batch is run again without it.
+	ctx := context.Background()
+	for len(live) > 0 {
+		var culprit *unit
+		err := b.db.InTx(ctx, func(tx *sqldb.Tx) error {
+			for _, u := range live {
+				u.err = tx.Savepoint(ctx, func() error { return b.call(u, tx) })
+				if isTxFatal(u.err) {
+					culprit = u
+					return u.err
+				}
+			}
+			return nil
+		})
+		if culprit != nil {
+			close(culprit.done)
+			rest := live[:0:0]
+			for _, u := range live {
+				if u != culprit {
+					rest = append(rest, u)
+				}
+			}
+			live = rest
+			continue
+		}
+		for _, u := range live {
+			if err != nil {
+				u.err = err
+			}
+			close(u.done)
+		}
+		return
+	}
+}
+
+// call runs u's function, turning a panic into an Internal error for u alone.
+func (b *Batcher) call(u *unit, tx *sqldb.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			b.cfg.Logger.Error("groupcommit: unit panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = errs.E("groupcommit.Do", errs.Internal, fmt.Errorf("panic: %v", p))
+		}
+	}()
+	return u.fn(tx)
+}
+
+// isTxFatal reports whether err means the transaction itself is broken (a
+// savepoint could not be set or rolled back), so the whole batch must fail.
+func isTxFatal(err error) bool { return errors.Is(err, sqldb.ErrSavepoint) }
