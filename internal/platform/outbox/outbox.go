@@ -1,0 +1,192 @@
+// Package outbox is the transactional outbox: a module appends its domain
+// events to the outbox table in the same transaction as the state change
+// (Append), and a Relay publishes committed rows to the bus in order,
+// marking them published. Published rows are kept for a retention period so
+// that the bus can be re-fed: after an unclean stop the relay re-publishes
+// the recent tail, which JetStream's lazy disk sync may have lost.
+//
+// Ordering: Append gives each event the next Sequence of its aggregate
+// (outbox_sequences, one upsert per aggregate per call). On PostgreSQL that
+// upsert's row lock serialises the writers of one aggregate, so an
+// aggregate's outbox ids, sequences and commits are in the same order, and a
+// relay that publishes unpublished rows in id order publishes every
+// aggregate's events in sequence. The relay never reads "after the last id it
+// saw", so a transaction that commits after one with a later id is still
+// picked up.
+//
+// Waking the relay: Append wakes the Waker carried by its context (see
+// WithWaker) after the transaction commits; a process wires its Relay once
+// into its base context. On PostgreSQL, Append also notifies the relays of
+// other replicas (pg_notify in the transaction). Polling is the fallback, so
+// a command-line process that appends with no waker is picked up too.
+package outbox
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+
+	"mercato/internal/event"
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/migrate"
+	"mercato/internal/platform/sqldb"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Migrations returns the outbox tables' migrations.
+func Migrations() migrate.Source {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return migrate.Source{Module: "outbox", FS: sub}
+}
+
+// Waker is told that events were committed. *Relay is one. Wake must not
+// block.
+type Waker interface{ Wake() }
+
+type wakerKey struct{}
+
+// WithWaker returns a context whose Appends wake w after their transaction
+// commits. A process calls it once on its base context (the HTTP server's
+// BaseContext, the consumer runner's context) with its Relay; an Append under
+// a context without a waker is published at the relay's next poll.
+func WithWaker(ctx context.Context, w Waker) context.Context {
+	return context.WithValue(ctx, wakerKey{}, w)
+}
+
+func wakerFrom(ctx context.Context) Waker {
+	w, _ := ctx.Value(wakerKey{}).(Waker)
+	return w
+}
+
+// notifyChannel is the PostgreSQL LISTEN/NOTIFY channel of the outbox of the
+// current schema, computed by the server so that Append needs no state.
+const notifySQL = `SELECT pg_notify('mercato_outbox.' || current_schema(), '')`
+
+const seqSQL = `INSERT INTO outbox_sequences (aggregate_type, aggregate_id, last_sequence)
+VALUES ($1, $2, $3)
+ON CONFLICT (aggregate_type, aggregate_id)
+DO UPDATE SET last_sequence = outbox_sequences.last_sequence + excluded.last_sequence
+RETURNING last_sequence`
+
+// insertChunk bounds the rows of one INSERT (7 parameters each), well
+// under both engines' parameter limits.
+const insertChunk = 500
+
+// Append adds events to the outbox inside the caller's transaction tx, so
+// they commit (and are later published) exactly when the caller's state
+// change does, or not at all.
+//
+// For each event Append fills ID (a new event id) and OccurredAt (tx.Now)
+// when they are empty, defaults empty Data to {}, and sets Sequence to the
+// next sequence of its aggregate, in argument order: events of one aggregate
+// get consecutive sequences. The envelopes are changed in place even if the
+// transaction later rolls back. Type, AggregateType and AggregateID are
+// required and Data must be valid JSON.
+//
+// Aggregates are locked in a fixed order within one call, so concurrent
+// Appends do not deadlock each other; a transaction that calls Append several
+// times for overlapping aggregates should keep a consistent order itself.
+func Append(ctx context.Context, tx *sqldb.Tx, events ...*event.Envelope) error {
+	const op = "outbox.Append"
+	if len(events) == 0 {
+		return nil
+	}
+	type aggKey struct{ typ, id string }
+	counts := make(map[aggKey]int64, len(events))
+	var keys []aggKey
+	for _, e := range events {
+		if e == nil || e.Type == "" || e.AggregateType == "" || e.AggregateID == "" {
+			return errs.E(op, errs.Internal, "event needs a type, aggregate type and aggregate id")
+		}
+		if e.ID == "" {
+			e.ID = event.NewID()
+		}
+		if e.OccurredAt.IsZero() {
+			e.OccurredAt = tx.Now
+		}
+		e.OccurredAt = e.OccurredAt.UTC()
+		if len(e.Data) == 0 {
+			e.Data = json.RawMessage("{}")
+		} else if !json.Valid(e.Data) {
+			return errs.E(op, errs.Internal, fmt.Sprintf("event %s: data is not valid JSON", e.Type))
+		}
+		k := aggKey{e.AggregateType, e.AggregateID}
+		if counts[k] == 0 {
+			keys = append(keys, k)
+		}
+		counts[k]++
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].typ != keys[j].typ {
+			return keys[i].typ < keys[j].typ
+		}
+		return keys[i].id < keys[j].id
+	})
+	next := make(map[aggKey]int64, len(keys))
+	for _, k := range keys {
+		var last int64
+		if err := tx.QueryRowContext(ctx, seqSQL, k.typ, k.id, counts[k]).Scan(&last); err != nil {
+			return errs.E(op, fmt.Errorf("sequence: %w", err))
+		}
+		next[k] = last - counts[k] + 1
+	}
+	for _, e := range events {
+		k := aggKey{e.AggregateType, e.AggregateID}
+		e.Sequence = next[k]
+		next[k]++
+	}
+	for start := 0; start < len(events); start += insertChunk {
+		if err := insertRows(ctx, tx, events[start:min(start+insertChunk, len(events))]); err != nil {
+			return errs.E(op, err)
+		}
+	}
+	if tx.Engine() == sqldb.Postgres {
+		if _, err := tx.ExecContext(ctx, notifySQL); err != nil {
+			return errs.E(op, fmt.Errorf("notify: %w", err))
+		}
+	}
+	if w := wakerFrom(ctx); w != nil {
+		tx.AfterCommit(w.Wake)
+	}
+	return nil
+}
+
+// insertRows inserts events with one multi-row INSERT, in order, so that on
+// both engines their ids increase in argument order.
+func insertRows(ctx context.Context, tx *sqldb.Tx, events []*event.Envelope) error {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO outbox (event_id, type, aggregate_type, aggregate_id, sequence, occurred_at, data) VALUES `)
+	args := make([]any, 0, 7*len(events))
+	for i, e := range events {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		n := 7 * i
+		fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+		args = append(args, e.ID, e.Type, e.AggregateType, e.AggregateID, e.Sequence,
+			sqldb.Micros(e.OccurredAt), string(e.Data))
+	}
+	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		return fmt.Errorf("insert: %w", err)
+	}
+	return nil
+}
+
+// Pending reports how many committed events are not yet published.
+func Pending(ctx context.Context, db *sqldb.DB) (int64, error) {
+	var n int64
+	err := db.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+	if err != nil {
+		return 0, errs.E("outbox.Pending", err)
+	}
+	return n, nil
+}
