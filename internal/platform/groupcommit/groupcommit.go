@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -27,20 +28,28 @@ import (
 
 // Config bounds a batch.
 type Config struct {
-	// MaxBatch is the most units in one transaction (default 256).
+	// MaxBatch is the most units in one transaction (default 256 on SQLite,
+	// 64 on PostgreSQL, where more subtransactions per transaction overflow
+	// the server's per-backend cache and slow other sessions' snapshots).
 	MaxBatch int
-	// MaxDelay is how long a batch waits for more units after its first one,
-	// when fewer than MaxBatch are queued (default 200µs; 0 keeps the default,
-	// a negative value never waits: batches are what queued while the
-	// previous commit ran).
+	// MaxDelay is how long a batch may wait for more units after its first
+	// one when fewer than MaxBatch are queued. Zero (the default) does not
+	// sleep: a batch is what queued while the previous commit ran, plus what
+	// arrives while the worker yields the processor a few times — under load
+	// that fills batches without adding latency to a lone caller.
 	MaxDelay time.Duration
-	// Workers is the number of batches in flight at once (default 1; on
-	// SQLite there is one writer, so more only queue behind it).
+	// Workers is the number of batches in flight at once (default 1 on
+	// SQLite, where there is one writer and more would only queue behind it;
+	// 4 on PostgreSQL, where batches commit in parallel).
 	Workers int
 	Logger  *slog.Logger
 }
 
 // ErrClosed is returned by Do after Close.
+// maxYields is how often a worker without MaxDelay yields the processor to
+// let runnable callers enqueue before it commits what it has.
+const maxYields = 3
+
 var ErrClosed = errors.New("groupcommit: batcher closed")
 
 type unit struct {
@@ -63,14 +72,18 @@ type Batcher struct {
 
 // New starts a batcher over db. Close it to stop its workers.
 func New(db *sqldb.DB, cfg Config) *Batcher {
+	pg := db.Engine() == sqldb.Postgres
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 256
-	}
-	if cfg.MaxDelay == 0 {
-		cfg.MaxDelay = 200 * time.Microsecond
+		if pg {
+			cfg.MaxBatch = 64
+		}
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1
+		if pg {
+			cfg.Workers = 4
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -141,6 +154,7 @@ func (b *Batcher) work() {
 // gather adds queued units to batch until it is full, the queue is empty and
 // MaxDelay has passed, or the queue is closed (reported as false).
 func (b *Batcher) gather(batch *[]*unit, timer *time.Timer) bool {
+	yields := 0
 	for len(*batch) < b.cfg.MaxBatch {
 		select {
 		case u, ok := <-b.queue:
@@ -151,7 +165,12 @@ func (b *Batcher) gather(batch *[]*unit, timer *time.Timer) bool {
 			continue
 		default:
 		}
-		if b.cfg.MaxDelay < 0 {
+		if b.cfg.MaxDelay <= 0 {
+			if yields < maxYields {
+				yields++
+				runtime.Gosched()
+				continue
+			}
 			return true
 		}
 		timer.Reset(b.cfg.MaxDelay)
@@ -191,7 +210,7 @@ func (b *Batcher) run(batch []*unit) {
 		var culprit *unit
 		err := b.db.InTx(ctx, func(tx *sqldb.Tx) error {
 			for _, u := range live {
-				u.err = tx.Savepoint(ctx, func() error { return b.call(u, tx) })
+				u.err = tx.Unit(ctx, func() error { return b.call(u, tx) })
 				if isTxFatal(u.err) {
 					culprit = u
 					return u.err
