@@ -1,0 +1,450 @@
+package inbox
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"mercato/internal/event"
+	"mercato/internal/platform/bus"
+	"mercato/internal/platform/sqldb"
+)
+
+// item is one delivery of a batch and what became of it.
+type item struct {
+	d     bus.Delivery
+	e     event.Envelope
+	bad   error         // the message is not an envelope
+	nak   bool          // settle with Nak(delay) rather than Ack
+	delay time.Duration // for nak
+}
+
+type aggKey struct{ typ, id string }
+
+func keyOf(e event.Envelope) aggKey { return aggKey{e.AggregateType, e.AggregateID} }
+
+// batchResult is what a committed batch changed, for metrics.
+type batchResult struct {
+	processed, failed, parked int
+	lastOccurred              time.Time
+}
+
+// handle applies one batch of deliveries in one transaction, then settles
+// them. It is the bus.Subscriber callback.
+func (w *worker) handle(ctx context.Context, ds []bus.Delivery) {
+	items := make([]*item, len(ds))
+	for i, d := range ds {
+		it := &item{d: d}
+		if err := json.Unmarshal(d.Message().Data, &it.e); err != nil {
+			it.bad = err
+		} else if it.e.ID == "" || it.e.AggregateType == "" || it.e.AggregateID == "" {
+			it.bad = errors.New("envelope lacks id or aggregate")
+		}
+		items[i] = it
+	}
+	// Apply each aggregate's events in sequence order, whatever order the
+	// bus delivered them in; aggregates are independent of each other.
+	slices.SortStableFunc(items, func(a, b *item) int {
+		if a.bad != nil || b.bad != nil {
+			return cmp.Compare(boolInt(a.bad == nil), boolInt(b.bad == nil))
+		}
+		return cmp.Or(cmp.Compare(a.e.AggregateType, b.e.AggregateType),
+			cmp.Compare(a.e.AggregateID, b.e.AggregateID), cmp.Compare(a.e.Sequence, b.e.Sequence))
+	})
+	// Let a batch in flight commit when the Runner stops.
+	dbctx := context.WithoutCancel(ctx)
+	var res batchResult
+	err := w.r.db.InTx(dbctx, func(tx *sqldb.Tx) error {
+		res = batchResult{}
+		return w.apply(dbctx, tx, items, &res)
+	})
+	if err != nil {
+		// Nothing was recorded: every delivery comes back, none counts as a
+		// failure of its handler.
+		w.r.cfg.Logger.Error("inbox: batch", "consumer", w.c.Name, "events", len(items), "err", err)
+		for _, it := range items {
+			it.d.Nak(w.r.cfg.RetryBase)
+		}
+		return
+	}
+	for _, it := range items {
+		var err error
+		if it.nak {
+			err = it.d.Nak(it.delay)
+		} else {
+			err = it.d.Ack()
+		}
+		if err != nil {
+			w.r.cfg.Logger.Warn("inbox: settle", "consumer", w.c.Name, "err", err)
+		}
+	}
+	w.m.observe(res)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// apply runs the batch inside tx, deciding every item's settlement.
+func (w *worker) apply(ctx context.Context, tx *sqldb.Tx, items []*item, res *batchResult) error {
+	var ids []string
+	var aggs []aggKey
+	seenAgg := map[aggKey]bool{}
+	for _, it := range items {
+		it.nak, it.delay = false, 0
+		if it.bad != nil {
+			continue
+		}
+		ids = append(ids, it.e.ID)
+		if k := keyOf(it.e); !seenAgg[k] {
+			seenAgg[k] = true
+			aggs = append(aggs, k)
+		}
+	}
+	done, err := w.inboxed(ctx, tx, ids)
+	if err != nil {
+		return fmt.Errorf("inbox lookup: %w", err)
+	}
+	pos, err := w.positions(ctx, tx, aggs)
+	if err != nil {
+		return fmt.Errorf("positions lookup: %w", err)
+	}
+	attempts, failing, err := w.failures(ctx, tx, aggs)
+	if err != nil {
+		return fmt.Errorf("failures lookup: %w", err)
+	}
+	moved := map[aggKey]int64{}
+	var applied []string
+	for _, it := range items {
+		if it.bad != nil {
+			if err := w.parkMalformed(ctx, tx, it); err != nil {
+				return err
+			}
+			res.parked++
+			continue
+		}
+		e, k := it.e, keyOf(it.e)
+		last, known := pos[k]
+		switch {
+		case done[e.ID] || e.Sequence <= last:
+			continue // duplicate: ack, no effect
+		case e.Sequence > last+1:
+			if known || failing[k] || it.d.Attempt() < w.r.cfg.GapPatience {
+				it.nak, it.delay = true, w.gapDelay(it.d.Attempt())
+				continue
+			}
+			w.r.cfg.Logger.Warn("inbox: predecessors never arrived; starting the aggregate here",
+				"consumer", w.c.Name, "aggregate_type", k.typ, "aggregate_id", k.id, "sequence", e.Sequence)
+		}
+		herr := tx.Savepoint(ctx, func() error { return call(ctx, w.c.Handle, tx, e) })
+		if herr == nil {
+			pos[k], moved[k] = e.Sequence, e.Sequence
+			applied = append(applied, e.ID)
+			res.processed++
+			if e.OccurredAt.After(res.lastOccurred) {
+				res.lastOccurred = e.OccurredAt
+			}
+			if _, ok := attempts[e.ID]; ok {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM consumer_failures WHERE consumer = $1 AND event_id = $2`,
+					w.c.Name, e.ID); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		res.failed++
+		n := attempts[e.ID] + 1
+		if n >= w.c.MaxAttempts {
+			if err := w.park(ctx, tx, it, n, herr); err != nil {
+				return err
+			}
+			pos[k], moved[k] = e.Sequence, e.Sequence
+			res.parked++
+			continue
+		}
+		if err := w.recordFailure(ctx, tx, e, n, herr); err != nil {
+			return err
+		}
+		failing[k] = true
+		it.nak, it.delay = true, w.backoff(n)
+		w.r.cfg.Logger.Warn("inbox: handler failed; will retry", "consumer", w.c.Name, "event_id", e.ID,
+			"type", e.Type, "attempt", n, "retry_in", it.delay, "err", herr)
+	}
+	if err := w.writeInbox(ctx, tx, applied); err != nil {
+		return fmt.Errorf("inbox insert: %w", err)
+	}
+	if err := w.writePositions(ctx, tx, moved); err != nil {
+		return fmt.Errorf("positions: %w", err)
+	}
+	return w.writeStats(ctx, tx, res)
+}
+
+// call runs h, turning a panic into an error so that only its savepoint is
+// rolled back.
+func call(ctx context.Context, h Handler, tx *sqldb.Tx, e event.Envelope) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	return h(ctx, tx, e)
+}
+
+// backoff is the delay before the attempt after the nth failure:
+// RetryBase·2^(n-1) capped at RetryCap, minus up to a quarter of jitter (so
+// that successive delays still grow).
+func (w *worker) backoff(n int) time.Duration {
+	d := w.r.cfg.RetryCap
+	if n-1 < 40 {
+		d = min(d, w.r.cfg.RetryBase<<(n-1))
+	}
+	return d - time.Duration(rand.Int64N(int64(d)/4+1))
+}
+
+// gapDelay is how long a delivery waits for its predecessor, growing with
+// its delivery count.
+func (w *worker) gapDelay(attempt int) time.Duration {
+	return w.r.cfg.GapDelay * time.Duration(min(max(attempt, 1), 20))
+}
+
+// maxErrText bounds the error text kept for operators.
+const maxErrText = 2000
+
+func errText(err error) string {
+	s := err.Error()
+	if len(s) > maxErrText {
+		s = s[:maxErrText]
+	}
+	return s
+}
+
+func (w *worker) recordFailure(ctx context.Context, tx *sqldb.Tx, e event.Envelope, n int, herr error) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO consumer_failures (consumer, event_id, aggregate_type, aggregate_id,
+			sequence, attempts, last_error, first_failed_at, last_failed_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+		ON CONFLICT (consumer, event_id) DO UPDATE SET attempts = excluded.attempts,
+			last_error = excluded.last_error, last_failed_at = excluded.last_failed_at`,
+		w.c.Name, e.ID, e.AggregateType, e.AggregateID, e.Sequence, n, errText(herr), sqldb.Micros(tx.Now))
+	if err != nil {
+		return fmt.Errorf("record failure: %w", err)
+	}
+	return nil
+}
+
+// park moves an event that failed its last attempt to the dead letters.
+func (w *worker) park(ctx context.Context, tx *sqldb.Tx, it *item, n int, herr error) error {
+	if err := insertDeadLetter(ctx, tx, w.c.Name, it.e.ID, it.d.Message().Data, n, errText(herr)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM consumer_failures WHERE consumer = $1 AND event_id = $2`,
+		w.c.Name, it.e.ID); err != nil {
+		return fmt.Errorf("park: %w", err)
+	}
+	w.r.cfg.Logger.Error("inbox: event parked in dead letters", "consumer", w.c.Name, "event_id", it.e.ID,
+		"type", it.e.Type, "attempts", n, "err", herr)
+	return nil
+}
+
+// parkMalformed parks a message that is not an envelope: no handler can
+// ever apply it.
+func (w *worker) parkMalformed(ctx context.Context, tx *sqldb.Tx, it *item) error {
+	w.r.cfg.Logger.Error("inbox: malformed message parked", "consumer", w.c.Name, "id", it.d.Message().ID, "err", it.bad)
+	return insertDeadLetter(ctx, tx, w.c.Name, it.d.Message().ID, it.d.Message().Data, 1, "malformed envelope: "+errText(it.bad))
+}
+
+func insertDeadLetter(ctx context.Context, tx *sqldb.Tx, consumer, eventID string, envelope []byte, attempts int, lastErr string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO dead_letters (consumer, event_id, envelope, attempts, last_error, parked_at)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (consumer, event_id) DO NOTHING`,
+		consumer, eventID, string(envelope), attempts, lastErr, sqldb.Micros(tx.Now))
+	if err != nil {
+		return fmt.Errorf("park: %w", err)
+	}
+	return nil
+}
+
+// inClause appends "($n, …)" for vals starting at placeholder n.
+func inClause(b *strings.Builder, n, count int) {
+	b.WriteString("(")
+	for i := range count {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(b, "$%d", n+i)
+	}
+	b.WriteString(")")
+}
+
+// aggValues appends "(VALUES ($n, $n+1), …)" for aggs.
+func aggValues(b *strings.Builder, n int, aggs []aggKey, args []any) []any {
+	b.WriteString("(VALUES ")
+	for i, k := range aggs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(b, "($%d, $%d)", n+2*i, n+2*i+1)
+		args = append(args, k.typ, k.id)
+	}
+	b.WriteString(")")
+	return args
+}
+
+// inboxed returns which of ids the consumer has applied.
+func (w *worker) inboxed(ctx context.Context, tx *sqldb.Tx, ids []string) (map[string]bool, error) {
+	done := map[string]bool{}
+	if len(ids) == 0 {
+		return done, nil
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT event_id FROM inbox WHERE consumer = $1 AND event_id IN `)
+	inClause(&b, 2, len(ids))
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, w.c.Name)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := tx.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		done[id] = true
+	}
+	return done, rows.Err()
+}
+
+// positions returns the consumer's last sequence of each of aggs it has a
+// position for.
+func (w *worker) positions(ctx context.Context, tx *sqldb.Tx, aggs []aggKey) (map[aggKey]int64, error) {
+	pos := map[aggKey]int64{}
+	if len(aggs) == 0 {
+		return pos, nil
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT aggregate_type, aggregate_id, last_sequence FROM consumer_positions
+		WHERE consumer = $1 AND (aggregate_type, aggregate_id) IN `)
+	args := aggValues(&b, 2, aggs, []any{w.c.Name})
+	rows, err := tx.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k aggKey
+		var last int64
+		if err := rows.Scan(&k.typ, &k.id, &last); err != nil {
+			return nil, err
+		}
+		pos[k] = last
+	}
+	return pos, rows.Err()
+}
+
+// failures returns the recorded failed attempts of the retrying events of
+// aggs, and which of aggs have one.
+func (w *worker) failures(ctx context.Context, tx *sqldb.Tx, aggs []aggKey) (map[string]int, map[aggKey]bool, error) {
+	attempts, failing := map[string]int{}, map[aggKey]bool{}
+	if len(aggs) == 0 {
+		return attempts, failing, nil
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT event_id, aggregate_type, aggregate_id, attempts FROM consumer_failures
+		WHERE consumer = $1 AND (aggregate_type, aggregate_id) IN `)
+	args := aggValues(&b, 2, aggs, []any{w.c.Name})
+	rows, err := tx.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var k aggKey
+		var n int
+		if err := rows.Scan(&id, &k.typ, &k.id, &n); err != nil {
+			return nil, nil, err
+		}
+		attempts[id], failing[k] = n, true
+	}
+	return attempts, failing, rows.Err()
+}
+
+// writeInbox records ids as applied.
+func (w *worker) writeInbox(ctx context.Context, tx *sqldb.Tx, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO inbox (consumer, event_id, processed_at) VALUES `)
+	args := make([]any, 0, len(ids)+2)
+	args = append(args, w.c.Name, sqldb.Micros(tx.Now))
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "($1, $%d, $2)", i+3)
+		args = append(args, id)
+	}
+	_, err := tx.ExecContext(ctx, b.String(), args...)
+	return err
+}
+
+// writePositions moves the consumer's positions forward (never back).
+func (w *worker) writePositions(ctx context.Context, tx *sqldb.Tx, moved map[aggKey]int64) error {
+	if len(moved) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO consumer_positions (consumer, aggregate_type, aggregate_id, last_sequence) VALUES `)
+	args := make([]any, 0, 3*len(moved)+1)
+	args = append(args, w.c.Name)
+	i := 0
+	for k, seq := range moved {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		n := 2 + 3*i
+		fmt.Fprintf(&b, "($1, $%d, $%d, $%d)", n, n+1, n+2)
+		args = append(args, k.typ, k.id, seq)
+		i++
+	}
+	b.WriteString(` ON CONFLICT (consumer, aggregate_type, aggregate_id) DO UPDATE
+		SET last_sequence = excluded.last_sequence
+		WHERE consumer_positions.last_sequence < excluded.last_sequence`)
+	_, err := tx.ExecContext(ctx, b.String(), args...)
+	return err
+}
+
+// writeStats adds the batch's counts to the consumer's stats row.
+func (w *worker) writeStats(ctx context.Context, tx *sqldb.Tx, res *batchResult) error {
+	if res.processed == 0 && res.failed == 0 {
+		return nil
+	}
+	var lastAt, lastOcc any
+	if res.processed > 0 {
+		lastAt, lastOcc = sqldb.Micros(tx.Now), sqldb.Micros(res.lastOccurred)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO consumer_stats (consumer, processed, failed, last_processed_at, last_occurred_at)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (consumer) DO UPDATE SET processed = consumer_stats.processed + excluded.processed,
+			failed = consumer_stats.failed + excluded.failed,
+			last_processed_at = COALESCE(excluded.last_processed_at, consumer_stats.last_processed_at),
+			last_occurred_at = COALESCE(excluded.last_occurred_at, consumer_stats.last_occurred_at)`,
+		w.c.Name, res.processed, res.failed, lastAt, lastOcc)
+	if err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,302 @@
+// Package inbox runs mercato's event consumers with exactly-once effect.
+//
+// A Consumer subscribes durably to every event of some aggregate types. The
+// Runner hands it deliveries in batches; each batch is ONE transaction in
+// which, per event and in aggregate-sequence order:
+//
+//   - an event already in the consumer's inbox, or with a sequence at or
+//     below the consumer's position for its aggregate, is a duplicate: it is
+//     acknowledged with no effect;
+//   - an event whose predecessor is not applied yet (it is retrying, or is
+//     in flight on another replica) is sent back for a short while, not
+//     counted as a failure;
+//   - otherwise the handler runs inside its own savepoint; on success the
+//     event's inbox row and the new position are written; on failure the
+//     savepoint is rolled back, the failure recorded (attempts, error text
+//     for operators) and the event retried with exponential backoff and
+//     jitter; after MaxAttempts failures it is parked in the dead-letter
+//     list and the position moves past it, so the aggregate's later events
+//     flow again.
+//
+// The transaction commits once, then the batch is acknowledged. An effect,
+// its inbox row and its position commit together or not at all, so a
+// redelivered event (lost ack, restart, re-published outbox tail) has no
+// second effect. One aggregate's failures never hold up other aggregates.
+//
+// The inbox and position lookups of a batch are done with one query each
+// before the handlers run, and the rows written with one statement each
+// after them, inside the same transaction: the effect is the same as doing
+// them per event inside its savepoint, for a fraction of the statements.
+//
+// Parked events are listed and replayed through DeadLetters; Monitor reports
+// the sync status (per-consumer counts, outbox backlog, dead letters) and
+// works in a process that runs no consumer.
+package inbox
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"mercato/internal/event"
+	"mercato/internal/platform/bus"
+	"mercato/internal/platform/migrate"
+	"mercato/internal/platform/sqldb"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Migrations returns the inbox tables' migrations.
+func Migrations() migrate.Source {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	return migrate.Source{Module: "inbox", FS: sub}
+}
+
+// Handler applies one event inside the batch transaction tx (within a
+// savepoint of its own). It must write its effects through tx only, and
+// return nil for event types it does not care about: that still counts as
+// applied and advances the ordering. A returned error (or a panic) rolls
+// back what it wrote and retries the event later. ctx is not cancelled when
+// the Runner stops, so that an in-flight batch can commit.
+type Handler func(ctx context.Context, tx *sqldb.Tx, e event.Envelope) error
+
+// Consumer is one durable event consumer.
+type Consumer struct {
+	// Name identifies the consumer: its durable bus subscription and its
+	// rows. Renaming a consumer starts it afresh.
+	Name string
+	// AggregateTypes are the aggregates whose every event it receives
+	// (subjects mercato.<aggregate_type>.>).
+	AggregateTypes []string
+	// Handle applies an event.
+	Handle Handler
+	// MaxAttempts is how many failures park an event (default 8).
+	MaxAttempts int
+}
+
+// RunnerConfig tunes a Runner. Zero values take the defaults.
+type RunnerConfig struct {
+	// BatchSize caps the deliveries applied in one transaction (default 256).
+	BatchSize int
+	// AckWait is how long the bus waits for a batch's settlement before it
+	// redelivers (default 30s).
+	AckWait time.Duration
+	// MaxAckPending caps the unsettled deliveries of a consumer, retrying
+	// and waiting ones included (default 20,000).
+	MaxAckPending int
+	// RetryBase and RetryCap shape a failing event's backoff: about
+	// RetryBase·2^(attempt-1), at most RetryCap, minus up to a quarter of
+	// jitter (defaults 100ms and 30s).
+	RetryBase, RetryCap time.Duration
+	// GapDelay is how long an event whose predecessor is not applied yet
+	// waits before it comes back, growing with its deliveries up to
+	// 20·GapDelay (default 50ms).
+	GapDelay time.Duration
+	// GapPatience is how many deliveries an aggregate's first-seen event
+	// waits for missing predecessors before it is taken as the aggregate's
+	// start — they may have aged out of the bus before the consumer existed.
+	// Never while a predecessor is known to be retrying (default 10).
+	GapPatience int
+	// InboxRetention is how long inbox rows are kept (default 7 days);
+	// positions keep de-duplicating older redeliveries.
+	InboxRetention time.Duration
+	// Logger receives failures and parking (default slog.Default()).
+	Logger *slog.Logger
+	// Registerer, when set, gets the consumers' metrics.
+	Registerer prometheus.Registerer
+}
+
+func (c RunnerConfig) withDefaults() RunnerConfig {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 256
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 20000
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = 100 * time.Millisecond
+	}
+	if c.RetryCap <= 0 {
+		c.RetryCap = 30 * time.Second
+	}
+	if c.GapDelay <= 0 {
+		c.GapDelay = 50 * time.Millisecond
+	}
+	if c.GapPatience <= 0 {
+		c.GapPatience = 10
+	}
+	if c.InboxRetention <= 0 {
+		c.InboxRetention = 7 * 24 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Runner runs consumers against one database and bus.
+type Runner struct {
+	db        *sqldb.DB
+	sub       bus.Subscriber
+	cfg       RunnerConfig
+	consumers []Consumer
+	metrics   *consumerMetrics
+	monitor   *Monitor
+	dead      *DeadLetters
+}
+
+// NewRunner returns a Runner of consumers. It panics when a consumer has no
+// name, no aggregate type or no handler, or when two share a name: those are
+// wiring mistakes.
+func NewRunner(db *sqldb.DB, sub bus.Subscriber, cfg RunnerConfig, consumers ...Consumer) *Runner {
+	cfg = cfg.withDefaults()
+	seen := map[string]bool{}
+	for i, c := range consumers {
+		if c.Name == "" || len(c.AggregateTypes) == 0 || c.Handle == nil {
+			panic(fmt.Sprintf("inbox: consumer %d (%q) needs a name, aggregate types and a handler", i, c.Name))
+		}
+		if seen[c.Name] {
+			panic(fmt.Sprintf("inbox: two consumers named %q", c.Name))
+		}
+		seen[c.Name] = true
+		if c.MaxAttempts <= 0 {
+			consumers[i].MaxAttempts = 8
+		}
+	}
+	names := make([]string, len(consumers))
+	for i, c := range consumers {
+		names[i] = c.Name
+	}
+	return &Runner{db: db, sub: sub, cfg: cfg, consumers: consumers,
+		metrics: newConsumerMetrics(cfg.Registerer, sub, names),
+		monitor: NewMonitor(db, sub), dead: NewDeadLetters(db, consumers...)}
+}
+
+// Status reports the sync status (see Monitor.Status).
+func (r *Runner) Status(ctx context.Context) (SyncStatus, error) { return r.monitor.Status(ctx) }
+
+// DeadLetters returns the dead-letter list, able to replay the events of
+// this Runner's consumers.
+func (r *Runner) DeadLetters() *DeadLetters { return r.dead }
+
+// Run runs every consumer until ctx ends, then returns nil once the batches
+// in flight have committed and been settled. Bus and database errors are
+// logged and retried; Run returns an error only when it cannot register the
+// consumers at start.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := r.register(ctx); err != nil {
+		return fmt.Errorf("inbox: register consumers: %w", err)
+	}
+	var wg sync.WaitGroup
+	for _, c := range r.consumers {
+		w := &worker{r: r, c: c, m: r.metrics.with(c.Name)}
+		wg.Go(func() { w.run(ctx) })
+	}
+	wg.Go(func() { r.pruneLoop(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// register creates the consumers' stats rows, so that the sync monitor lists
+// them before their first event.
+func (r *Runner) register(ctx context.Context) error {
+	return r.db.InTx(ctx, func(tx *sqldb.Tx) error {
+		for _, c := range r.consumers {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO consumer_stats (consumer, processed, failed)
+				VALUES ($1, 0, 0) ON CONFLICT (consumer) DO NOTHING`, c.Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// pruneEvery is how often old inbox rows are deleted; pruneChunk bounds one
+// DELETE so the SQLite writer is never held long.
+const (
+	pruneEvery = 10 * time.Minute
+	pruneChunk = 5000
+)
+
+func (r *Runner) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := r.prune(ctx); err != nil && ctx.Err() == nil {
+			r.cfg.Logger.Error("inbox: prune", "err", err)
+		}
+	}
+}
+
+// prune deletes inbox rows older than InboxRetention and reports how many.
+func (r *Runner) prune(ctx context.Context) (int64, error) {
+	cutoff := sqldb.Micros(r.db.Now().Add(-r.cfg.InboxRetention))
+	var total int64
+	for {
+		var n int64
+		err := r.db.InTx(ctx, func(tx *sqldb.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM inbox WHERE (consumer, event_id) IN (
+				SELECT consumer, event_id FROM inbox WHERE processed_at < $1 LIMIT $2)`, cutoff, pruneChunk)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		total += n
+		if err != nil || n < pruneChunk {
+			return total, err
+		}
+	}
+}
+
+// worker runs one consumer.
+type worker struct {
+	r *Runner
+	c Consumer
+	m *workerMetrics
+}
+
+// run consumes until ctx ends, re-subscribing after transport errors.
+func (w *worker) run(ctx context.Context) {
+	subjects := make([]string, len(w.c.AggregateTypes))
+	for i, t := range w.c.AggregateTypes {
+		subjects[i] = event.SubjectPrefix + t + ".>"
+	}
+	cfg := bus.ConsumerConfig{Durable: w.c.Name, Subjects: subjects,
+		AckWait: w.r.cfg.AckWait, MaxAckPending: w.r.cfg.MaxAckPending}
+	backoff := w.r.cfg.RetryBase
+	for {
+		err := w.r.sub.Consume(ctx, cfg, w.r.cfg.BatchSize, w.handle)
+		if ctx.Err() != nil {
+			return
+		}
+		w.r.cfg.Logger.Error("inbox: consume", "consumer", w.c.Name, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
