@@ -94,7 +94,20 @@ func JSON(w http.ResponseWriter, status int, v any) {
 		WriteProblem(w, ProblemOf(err))
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	writeBody(w, status, contentTypeJSON, b)
+}
+
+// The content types mercato answers with.
+const (
+	contentTypeJSON    = "application/json"
+	contentTypeProblem = "application/problem+json"
+)
+
+// writeBody writes b with status, content type ct (none when empty) and its length.
+func writeBody(w http.ResponseWriter, status int, ct string, b []byte) {
+	if ct != "" {
+		w.Header().Set("Content-Type", ct)
+	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)

@@ -3,7 +3,6 @@ package web
 import (
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strconv"
 
@@ -75,7 +74,7 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	p := ProblemOf(err)
 	p.Instance = RequestID(r.Context())
 	if p.Status >= 500 {
-		slog.ErrorContext(r.Context(), "request failed", "err", err, "request_id", p.Instance,
+		loggerFrom(r.Context()).ErrorContext(r.Context(), "request failed", "err", err, "request_id", p.Instance,
 			"method", r.Method, "path", r.URL.Path)
 	}
 	var e *errs.Error
@@ -88,8 +87,5 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 // WriteProblem writes p with its status and the problem+json content type.
 func WriteProblem(w http.ResponseWriter, p Problem) {
 	b, _ := json.Marshal(p)
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(p.Status)
-	w.Write(b)
+	writeBody(w, p.Status, contentTypeProblem, b)
 }

@@ -97,6 +97,8 @@ const (
 	keyRequestID
 	keyBody
 	keyRoute
+	keyInfo   // *requestInfo, shared with the outer middleware
+	keyLogger // the router's *slog.Logger
 )
 
 // WithPrincipal returns ctx carrying p (the router does this after
