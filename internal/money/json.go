@@ -26,6 +26,20 @@ func (m Money) MarshalJSON() ([]byte, error) {
 	return b, nil
 }
 
+// JSONSchema is the JSON Schema (2020-12) of Money's JSON form, for the
+// OpenAPI document (web.Schemer).
+func (Money) JSONSchema() map[string]any {
+	return map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"amount":   map[string]any{"type": "integer", "format": "int64", "description": "minor units of the currency"},
+			"currency": map[string]any{"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"},
+		},
+		"required":             []any{"amount", "currency"},
+		"additionalProperties": false,
+	}
+}
+
 var (
 	amountType   = reflect.TypeFor[int64]()
 	currencyType = reflect.TypeFor[string]()

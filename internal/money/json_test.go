@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/web"
 )
@@ -149,4 +151,46 @@ func TestJSONThroughWebDecode(t *testing.T) {
 			t.Fatalf("Decode = %v, %v", body.Price, err)
 		}
 	})
+}
+
+// TestJSONSchemaDescribesMarshal checks that the schema the OpenAPI document
+// shows matches what MarshalJSON writes, using the project's validator.
+func TestJSONSchemaDescribesMarshal(t *testing.T) {
+	schema := MustNew(1, "EUR").JSONSchema()
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("money.json", schema); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile("money.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		doc string
+		ok  bool
+	}{
+		{string(must(json.Marshal(MustNew(-1999, "KWD")))), true},
+		{`{"amount":12.5,"currency":"EUR"}`, false},
+		{`{"amount":12,"currency":"eur"}`, false},
+		{`{"amount":12}`, false},
+		{`{"amount":12,"currency":"EUR","x":1}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.doc, func(t *testing.T) {
+			v, err := jsonschema.UnmarshalJSON(strings.NewReader(tt.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sch.Validate(v); (err == nil) != tt.ok {
+				t.Fatalf("Validate = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
