@@ -304,7 +304,11 @@ func (r *Relay) pass(ctx context.Context, maxID int64) (int, error) {
 			return 0, errFault{err}
 		}
 	}
-	if err := r.mark(ctx, rows); err != nil {
+	// The batch is on the bus: mark it even when ctx ends now, so that a
+	// clean stop does not leave it to be published again.
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.mark(mctx, rows); err != nil {
 		return 0, fmt.Errorf("mark: %w", err)
 	}
 	oldest := rows[0].e.OccurredAt

@@ -1,0 +1,260 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"mercato/internal/event"
+	"mercato/internal/platform/bus"
+	"mercato/internal/platform/sqldb"
+	"mercato/internal/platform/sqldb/sqldbtest"
+)
+
+// recorder is a bus.Publisher that keeps what it was given and signals each
+// call.
+type recorder struct {
+	mu     sync.Mutex
+	msgs   []bus.Message
+	signal chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{signal: make(chan struct{}, 1)} }
+
+func (p *recorder) Publish(ctx context.Context, msgs []bus.Message) error {
+	p.mu.Lock()
+	p.msgs = append(p.msgs, msgs...)
+	p.mu.Unlock()
+	select {
+	case p.signal <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (p *recorder) ids() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, len(p.msgs))
+	for i, m := range p.msgs {
+		out[i] = m.ID
+	}
+	return out
+}
+
+// waitIDs waits until the recorder has published exactly want (in order).
+func (p *recorder) waitIDs(t *testing.T, want []string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if got := p.ids(); slices.Equal(got, want) {
+			return
+		} else if len(got) > len(want) {
+			t.Fatalf("published %v, want %v", got, want)
+		}
+		select {
+		case <-p.signal:
+		case <-deadline:
+			t.Fatalf("published %v, want %v", p.ids(), want)
+		}
+	}
+}
+
+// appendEvents appends one event per aggregate id given, in one transaction.
+func appendEvents(t *testing.T, db *sqldb.DB, aggIDs ...string) []*event.Envelope {
+	t.Helper()
+	var evs []*event.Envelope
+	err := db.InTx(context.Background(), func(tx *sqldb.Tx) error {
+		for _, id := range aggIDs {
+			e, err := event.New(event.OrderPlaced, "order", id, time.Time{}, map[string]string{"order": id})
+			if err != nil {
+				return err
+			}
+			evs = append(evs, &e)
+		}
+		return Append(context.Background(), tx, evs...)
+	})
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	return evs
+}
+
+func idsOf(evs ...[]*event.Envelope) []string {
+	var out []string
+	for _, es := range evs {
+		for _, e := range es {
+			out = append(out, e.ID)
+		}
+	}
+	return out
+}
+
+func pending(t *testing.T, db *sqldb.DB) int64 {
+	t.Helper()
+	n, err := Pending(context.Background(), db)
+	if err != nil {
+		t.Fatalf("pending: %v", err)
+	}
+	return n
+}
+
+func TestAppend(t *testing.T) {
+	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		t.Run("sequences per aggregate", func(t *testing.T) {
+			first := appendEvents(t, db, "a", "a", "b", "a")
+			second := appendEvents(t, db, "b", "a")
+			var got []string
+			for _, e := range append(first, second...) {
+				got = append(got, fmt.Sprintf("%s%d", e.AggregateID, e.Sequence))
+			}
+			if want := []string{"a1", "a2", "b1", "a3", "b2", "a4"}; !slices.Equal(got, want) {
+				t.Fatalf("sequences %v, want %v", got, want)
+			}
+			rows, err := db.Reader().QueryContext(ctx, `SELECT aggregate_id, sequence FROM outbox ORDER BY id`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var stored []string
+			for rows.Next() {
+				var id string
+				var seq int64
+				if err := rows.Scan(&id, &seq); err != nil {
+					t.Fatal(err)
+				}
+				stored = append(stored, fmt.Sprintf("%s%d", id, seq))
+			}
+			if !slices.Equal(stored, got) {
+				t.Fatalf("stored in id order %v, want %v", stored, got)
+			}
+		})
+		t.Run("fills id, time and data", func(t *testing.T) {
+			at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+			db.SetClock(func() time.Time { return at })
+			defer db.SetClock(time.Now)
+			e := &event.Envelope{Type: event.ProductCreated, AggregateType: "product", AggregateID: "p1"}
+			if err := db.InTx(ctx, func(tx *sqldb.Tx) error { return Append(ctx, tx, e) }); err != nil {
+				t.Fatal(err)
+			}
+			if e.ID == "" || !e.OccurredAt.Equal(at) || string(e.Data) != "{}" || e.Sequence != 1 {
+				t.Fatalf("envelope not filled: %+v", e)
+			}
+		})
+		t.Run("rollback leaves nothing", func(t *testing.T) {
+			before := pending(t, db)
+			boom := errors.New("boom")
+			err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+				e, _ := event.New(event.OrderPaid, "order", "rb", time.Time{}, nil)
+				if err := Append(ctx, tx, &e); err != nil {
+					return err
+				}
+				return boom
+			})
+			if !errors.Is(err, boom) {
+				t.Fatalf("InTx: %v", err)
+			}
+			if n := pending(t, db); n != before {
+				t.Fatalf("pending %d after rollback, want %d", n, before)
+			}
+			if e := appendEvents(t, db, "rb"); e[0].Sequence != 1 {
+				t.Fatalf("sequence after a rolled-back append = %d, want 1", e[0].Sequence)
+			}
+		})
+		t.Run("rejects invalid events", func(t *testing.T) {
+			cases := map[string]*event.Envelope{
+				"no type":      {AggregateType: "order", AggregateID: "x"},
+				"no aggregate": {Type: event.OrderPaid, AggregateID: "x"},
+				"no id":        {Type: event.OrderPaid, AggregateType: "order"},
+				"bad data":     {Type: event.OrderPaid, AggregateType: "order", AggregateID: "x", Data: json.RawMessage("{")},
+			}
+			for name, e := range cases {
+				t.Run(name, func(t *testing.T) {
+					err := db.InTx(ctx, func(tx *sqldb.Tx) error { return Append(ctx, tx, e) })
+					if err == nil {
+						t.Fatal("Append accepted an invalid event")
+					}
+				})
+			}
+		})
+		t.Run("wakes the waker after commit only", func(t *testing.T) {
+			w := &countWaker{}
+			wctx := WithWaker(ctx, w)
+			db.InTx(wctx, func(tx *sqldb.Tx) error {
+				e, _ := event.New(event.OrderPaid, "order", "w", time.Time{}, nil)
+				Append(wctx, tx, &e)
+				return errors.New("roll back")
+			})
+			if w.n != 0 {
+				t.Fatalf("woken %d times by a rolled-back append", w.n)
+			}
+			db.InTx(wctx, func(tx *sqldb.Tx) error {
+				e, _ := event.New(event.OrderPaid, "order", "w", time.Time{}, nil)
+				return Append(wctx, tx, &e)
+			})
+			if w.n != 1 {
+				t.Fatalf("woken %d times by a committed append, want 1", w.n)
+			}
+		})
+	}, Migrations())
+}
+
+type countWaker struct{ n int }
+
+func (w *countWaker) Wake() { w.n++ }
+
+func TestFlushAndPrune(t *testing.T) {
+	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		evs := appendEvents(t, db, "f1", "f2", "f1")
+		p := newRecorder()
+		r := NewRelay(db, p, RelayConfig{BatchSize: 2, Retention: time.Hour})
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		p.waitIDs(t, idsOf(evs))
+		if n := pending(t, db); n != 0 {
+			t.Fatalf("pending %d after flush", n)
+		}
+		var m event.Envelope
+		if err := json.Unmarshal(p.msgs[2].Data, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.ID != evs[2].ID || m.Sequence != 2 || m.AggregateID != "f1" || p.msgs[2].Subject != "mercato.order.placed" ||
+			string(m.Data) != `{"order":"f1"}` {
+			t.Fatalf("message %+v / %s, want the envelope of %+v", p.msgs[2], m.Data, evs[2])
+		}
+		// Two of the three were published two hours ago: past retention.
+		old := sqldb.Micros(time.Now().Add(-2 * time.Hour))
+		if _, err := db.Writer().ExecContext(ctx, `UPDATE outbox SET published_at = $1 WHERE event_id IN ($2, $3)`,
+			old, evs[0].ID, evs[1].ID); err != nil {
+			t.Fatal(err)
+		}
+		unpublished := appendEvents(t, db, "f3")
+		n, err := r.prune(ctx)
+		if err != nil || n != 2 {
+			t.Fatalf("prune = %d, %v; want 2", n, err)
+		}
+		var left []string
+		rows, _ := db.Reader().QueryContext(ctx, `SELECT event_id FROM outbox ORDER BY id`)
+		for rows.Next() {
+			var id string
+			rows.Scan(&id)
+			left = append(left, id)
+		}
+		rows.Close()
+		if want := []string{evs[2].ID, unpublished[0].ID}; !slices.Equal(left, want) {
+			t.Fatalf("rows left %v, want %v", left, want)
+		}
+		// Sequences survive pruning.
+		if e := appendEvents(t, db, "f1"); e[0].Sequence != 3 {
+			t.Fatalf("sequence after prune = %d, want 3", e[0].Sequence)
+		}
+	}, Migrations())
+}
