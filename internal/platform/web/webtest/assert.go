@@ -83,7 +83,13 @@ type Spec struct {
 // compiles as JSON Schema 2020-12. The returned Spec validates answers.
 func CheckOpenAPI(t testing.TB, rt *web.Router) *Spec {
 	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(rt.OpenAPI()))
+	return CheckDocument(t, rt.OpenAPI(), rt.Routes())
+}
+
+// CheckDocument is CheckOpenAPI for a document and the routes it must describe.
+func CheckDocument(t testing.TB, openapi []byte, routes []web.Route) *Spec {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(openapi))
 	if err != nil {
 		t.Fatalf("the OpenAPI document is not JSON: %v", err)
 	}
@@ -92,7 +98,7 @@ func CheckOpenAPI(t testing.TB, rt *web.Router) *Spec {
 		t.Errorf("openapi = %v, want 3.1.0", root["openapi"])
 	}
 	paths, _ := root["paths"].(map[string]any)
-	for _, r := range rt.Routes() {
+	for _, r := range routes {
 		path := openAPIPath(r.Path)
 		item, _ := paths[path].(map[string]any)
 		op, ok := item[strings.ToLower(r.Method)].(map[string]any)
