@@ -1,0 +1,287 @@
+package accounts
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/sqldb"
+)
+
+// maxAddresses bounds one customer's address book.
+const maxAddresses = 50
+
+// Address is an entry of a customer's address book; its fields are those of
+// API.md's shipping_address. Exactly one address of a non-empty book is the
+// default.
+type Address struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Line1      string    `json:"line1"`
+	Line2      string    `json:"line2,omitempty"`
+	City       string    `json:"city"`
+	Region     string    `json:"region"`
+	PostalCode string    `json:"postal_code"`
+	Country    string    `json:"country"` // ISO 3166-1 alpha-2, upper-case
+	Phone      string    `json:"phone,omitempty"`
+	IsDefault  bool      `json:"is_default"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// AddressRequest is the body of POST /api/v1/me/addresses.
+type AddressRequest struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2,omitempty"`
+	City       string `json:"city"`
+	Region     string `json:"region"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
+	Phone      string `json:"phone,omitempty"`
+	IsDefault  bool   `json:"is_default,omitempty"`
+}
+
+// AddressPatch is the body of PATCH /api/v1/me/addresses/{id}: absent
+// fields stay as they are. is_default true makes the address the default;
+// false is refused on the default (make another one the default instead).
+type AddressPatch struct {
+	Name       *string `json:"name,omitempty"`
+	Line1      *string `json:"line1,omitempty"`
+	Line2      *string `json:"line2,omitempty"`
+	City       *string `json:"city,omitempty"`
+	Region     *string `json:"region,omitempty"`
+	PostalCode *string `json:"postal_code,omitempty"`
+	Country    *string `json:"country,omitempty"`
+	Phone      *string `json:"phone,omitempty"`
+	IsDefault  *bool   `json:"is_default,omitempty"`
+}
+
+// normalize trims every field and upper-cases the country.
+func (a *Address) normalize() {
+	for _, f := range []*string{&a.Name, &a.Line1, &a.Line2, &a.City, &a.Region, &a.PostalCode, &a.Phone} {
+		*f = strings.TrimSpace(*f)
+	}
+	a.Country = strings.ToUpper(strings.TrimSpace(a.Country))
+}
+
+// validate records every problem with a (normalised).
+func (a Address) validate(v *errs.Validation) {
+	text := func(field, val string, required bool, maxLen int) {
+		switch {
+		case val == "" && required:
+			v.Add(field, "is required")
+		case utf8.RuneCountInString(val) > maxLen:
+			v.Add(field, "is too long")
+		case strings.ContainsFunc(val, unicode.IsControl):
+			v.Add(field, "must not contain control characters")
+		}
+	}
+	text("name", a.Name, true, 200)
+	text("line1", a.Line1, true, 200)
+	text("line2", a.Line2, false, 200)
+	text("city", a.City, true, 100)
+	text("region", a.Region, true, 100)
+	text("postal_code", a.PostalCode, true, 20)
+	v.Check(isCountry(a.Country), "country", "must be an ISO 3166-1 alpha-2 code, e.g. DE or CN")
+	v.Check(validPhone(a.Phone), "phone", "must be a phone number (digits, spaces, ()-. and a leading +)")
+}
+
+func validPhone(p string) bool {
+	if p == "" {
+		return true
+	}
+	digits := 0
+	for i, r := range p {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case r == '+' && i == 0, r == ' ', r == '-', r == '(', r == ')', r == '.':
+		default:
+			return false
+		}
+	}
+	return digits >= 4 && digits <= 20
+}
+
+const addressColumns = `id, name, line1, line2, city, region, postal_code, country, phone, is_default, created_at, updated_at`
+
+func scanAddress(sc scanner) (Address, error) {
+	var a Address
+	var def int
+	var created, updated int64
+	err := sc.Scan(&a.ID, &a.Name, &a.Line1, &a.Line2, &a.City, &a.Region, &a.PostalCode, &a.Country, &a.Phone,
+		&def, &created, &updated)
+	a.IsDefault, a.CreatedAt, a.UpdatedAt = def != 0, sqldb.FromMicros(created), sqldb.FromMicros(updated)
+	return a, err
+}
+
+// listAddresses returns userID's addresses, the default first, then newest first.
+func listAddresses(ctx context.Context, q querier, userID string) ([]Address, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+addressColumns+` FROM accounts_addresses
+		WHERE user_id = $1 ORDER BY is_default DESC, id DESC`, userID)
+	if err != nil {
+		return nil, errs.E("accounts.listAddresses", errs.Internal, err)
+	}
+	defer rows.Close()
+	out := []Address{}
+	for rows.Next() {
+		a, err := scanAddress(rows)
+		if err != nil {
+			return nil, errs.E("accounts.listAddresses", errs.Internal, err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errs.E("accounts.listAddresses", errs.Internal, err)
+	}
+	return out, nil
+}
+
+var errAddressNotFound = errs.E("accounts", errs.NotFound, "the address does not exist")
+
+// addressOf loads address id of userID; NotFound for another's address.
+func addressOf(ctx context.Context, q querier, userID, id string) (Address, error) {
+	a, err := scanAddress(q.QueryRowContext(ctx, `SELECT `+addressColumns+` FROM accounts_addresses
+		WHERE id = $1 AND user_id = $2`, id, userID))
+	if isNoRows(err) {
+		return Address{}, errAddressNotFound
+	}
+	if err != nil {
+		return Address{}, errs.E("accounts.address", errs.Internal, err)
+	}
+	return a, nil
+}
+
+// makeDefault makes address id userID's only default, in tx.
+func makeDefault(ctx context.Context, tx *sqldb.Tx, userID, id string) error {
+	const op = "accounts.makeDefault"
+	if _, err := exec(ctx, tx, op, `UPDATE accounts_addresses SET is_default = 0 WHERE user_id = $1 AND is_default = 1 AND id <> $2`, userID, id); err != nil {
+		return err
+	}
+	_, err := exec(ctx, tx, op, `UPDATE accounts_addresses SET is_default = 1 WHERE id = $1 AND user_id = $2`, id, userID)
+	return err
+}
+
+// addAddress adds an address to userID's book; the first address, or one
+// with IsDefault, becomes the default. Invalid for bad fields or a full book.
+func (s *Service) addAddress(ctx context.Context, tx *sqldb.Tx, userID string, in AddressRequest) (Address, error) {
+	const op = "accounts.addAddress"
+	a := Address{ID: newID(), Name: in.Name, Line1: in.Line1, Line2: in.Line2, City: in.City, Region: in.Region,
+		PostalCode: in.PostalCode, Country: in.Country, Phone: in.Phone, CreatedAt: tx.Now, UpdatedAt: tx.Now}
+	a.normalize()
+	var v errs.Validation
+	a.validate(&v)
+	if err := v.Err(op); err != nil {
+		return Address{}, err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM accounts_addresses WHERE user_id = $1`, userID).Scan(&n); err != nil {
+		return Address{}, errs.E(op, errs.Internal, err)
+	}
+	if n >= maxAddresses {
+		return Address{}, errs.E(op, errs.Invalid, errs.CodeLimitExceeded, "the address book is full (50 addresses)")
+	}
+	if _, err := exec(ctx, tx, op, `INSERT INTO accounts_addresses (`+addressColumns+`, user_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10, $11)`, a.ID, a.Name, a.Line1, a.Line2, a.City,
+		a.Region, a.PostalCode, a.Country, a.Phone, sqldb.Micros(tx.Now), userID); err != nil {
+		return Address{}, err
+	}
+	if n == 0 || in.IsDefault {
+		if err := makeDefault(ctx, tx, userID, a.ID); err != nil {
+			return Address{}, err
+		}
+		a.IsDefault = true
+	}
+	return a, nil
+}
+
+// updateAddress applies p to userID's address id. NotFound for another's.
+func (s *Service) updateAddress(ctx context.Context, tx *sqldb.Tx, userID, id string, p AddressPatch) (Address, error) {
+	const op = "accounts.updateAddress"
+	a, err := addressOf(ctx, tx, userID, id)
+	if err != nil {
+		return Address{}, err
+	}
+	set := func(dst *string, src *string) {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	set(&a.Name, p.Name)
+	set(&a.Line1, p.Line1)
+	set(&a.Line2, p.Line2)
+	set(&a.City, p.City)
+	set(&a.Region, p.Region)
+	set(&a.PostalCode, p.PostalCode)
+	set(&a.Country, p.Country)
+	set(&a.Phone, p.Phone)
+	a.normalize()
+	var v errs.Validation
+	a.validate(&v)
+	v.Check(p.IsDefault == nil || *p.IsDefault || !a.IsDefault, "is_default", "make another address the default instead")
+	if err := v.Err(op); err != nil {
+		return Address{}, err
+	}
+	a.UpdatedAt = tx.Now
+	if _, err := exec(ctx, tx, op, `UPDATE accounts_addresses SET name = $1, line1 = $2, line2 = $3, city = $4,
+		region = $5, postal_code = $6, country = $7, phone = $8, updated_at = $9 WHERE id = $10 AND user_id = $11`,
+		a.Name, a.Line1, a.Line2, a.City, a.Region, a.PostalCode, a.Country, a.Phone, sqldb.Micros(tx.Now), id, userID); err != nil {
+		return Address{}, err
+	}
+	if p.IsDefault != nil && *p.IsDefault && !a.IsDefault {
+		if err := makeDefault(ctx, tx, userID, id); err != nil {
+			return Address{}, err
+		}
+		a.IsDefault = true
+	}
+	return a, nil
+}
+
+// deleteAddress removes userID's address id; when it was the default, the
+// newest remaining address becomes the default. NotFound for another's.
+func (s *Service) deleteAddress(ctx context.Context, tx *sqldb.Tx, userID, id string) error {
+	const op = "accounts.deleteAddress"
+	a, err := addressOf(ctx, tx, userID, id)
+	if err != nil {
+		return err
+	}
+	if _, err := exec(ctx, tx, op, `DELETE FROM accounts_addresses WHERE id = $1 AND user_id = $2`, id, userID); err != nil {
+		return err
+	}
+	if !a.IsDefault {
+		return nil
+	}
+	var next string
+	err = tx.QueryRowContext(ctx, `SELECT id FROM accounts_addresses WHERE user_id = $1 ORDER BY id DESC LIMIT 1`, userID).Scan(&next)
+	if isNoRows(err) {
+		return nil
+	}
+	if err != nil {
+		return errs.E(op, errs.Internal, err)
+	}
+	return makeDefault(ctx, tx, userID, next)
+}
+
+// isoCountries holds the 249 officially assigned ISO 3166-1 alpha-2 codes.
+const isoCountries = `
+AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ
+CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR
+GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO
+JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR
+MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO
+RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV
+TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW`
+
+var countries = sync.OnceValue(func() []string { return strings.Fields(isoCountries) })
+
+// isCountry reports whether c (upper-case) is an assigned alpha-2 code.
+func isCountry(c string) bool {
+	_, ok := slices.BinarySearch(countries(), c)
+	return ok
+}

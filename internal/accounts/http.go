@@ -1,0 +1,258 @@
+package accounts
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/sqldb"
+	"mercato/internal/platform/web"
+)
+
+// handlers serve the accounts routes; every POST runs through idem.
+type handlers struct {
+	s    *Service
+	idem *web.Idempotency
+}
+
+// clientIP is the address a request came from (the peer of the
+// connection; a trusted proxy's header is the router's business).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// self is the signed-in user behind r. Channel tokens have no user: 403.
+func self(r *http.Request) (actor, string, error) {
+	p, ok := web.PrincipalFrom(r.Context())
+	if !ok {
+		return actor{}, "", errs.E("accounts", errs.Unauthorized, "authentication is required")
+	}
+	if p.Channel != "" {
+		return actor{}, "", errs.E("accounts", errs.Forbidden, "a channel token has no user account")
+	}
+	return actor{ID: p.UserID, IP: clientIP(r)}, p.SessionID, nil
+}
+
+// decodeSelf decodes r's body into v and returns the caller.
+func decodeSelf(r *http.Request, v any) (actor, string, error) {
+	if v != nil {
+		if err := web.Decode(r, v); err != nil {
+			return actor{}, "", err
+		}
+	}
+	return self(r)
+}
+
+// run runs a POST's mutation through the idempotency layer.
+func (h handlers) run(w http.ResponseWriter, r *http.Request, prepare func(ctx context.Context) error,
+	commit func(ctx context.Context, tx *sqldb.Tx) (int, any, error)) {
+	h.idem.Run(w, r, h.s.db, web.Mutation{Prepare: prepare, Commit: commit})
+}
+
+// inTx runs fn in a transaction and writes its answer (PATCH, PUT, DELETE).
+func (h handlers) inTx(w http.ResponseWriter, r *http.Request, status int, fn func(ctx context.Context, tx *sqldb.Tx) (any, error)) {
+	var body any
+	err := h.s.db.InTx(r.Context(), func(tx *sqldb.Tx) error {
+		var err error
+		body, err = fn(r.Context(), tx)
+		return err
+	})
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	web.JSON(w, status, body)
+}
+
+func (h handlers) register(w http.ResponseWriter, r *http.Request) {
+	var in RegisterRequest
+	if err := web.Decode(r, &in); err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	var n preparedUser
+	h.run(w, r, func(ctx context.Context) (err error) {
+		n, err = h.s.prepareRegister(ctx, in)
+		return err
+	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+		res, err := h.s.commitRegister(ctx, tx, n)
+		return http.StatusCreated, res, err
+	})
+}
+
+func (h handlers) login(w http.ResponseWriter, r *http.Request) {
+	var in LoginRequest
+	if err := web.Decode(r, &in); err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	var at loginAttempt
+	h.run(w, r, func(ctx context.Context) (err error) {
+		at, err = h.s.prepareLogin(ctx, in, clientIP(r))
+		return err
+	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+		res, err := h.s.commitLogin(ctx, tx, at)
+		return http.StatusOK, res, err
+	})
+}
+
+func (h handlers) logout(w http.ResponseWriter, r *http.Request) {
+	by, session, err := self(r)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
+		ClearSessionCookie(w, r)
+	}
+	h.run(w, r, nil, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+		return http.StatusNoContent, nil, h.s.commitLogout(ctx, tx, by.ID, session)
+	})
+}
+
+func (h handlers) requestReset(w http.ResponseWriter, r *http.Request) {
+	var in ResetRequest
+	if err := web.Decode(r, &in); err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	email, err := checkResetRequest(in)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	h.run(w, r, nil, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+		return http.StatusAccepted, nil, h.s.commitRequestReset(ctx, tx, email)
+	})
+}
+
+func (h handlers) confirmReset(w http.ResponseWriter, r *http.Request) {
+	var in ResetConfirmRequest
+	if err := web.Decode(r, &in); err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	var hash string
+	h.run(w, r, func(ctx context.Context) (err error) {
+		hash, err = h.s.prepareResetConfirm(ctx, in)
+		return err
+	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+		return http.StatusNoContent, nil, h.s.commitResetConfirm(ctx, tx, clientIP(r), in.Token, hash)
+	})
+}
+
+func (h handlers) me(w http.ResponseWriter, r *http.Request) {
+	by, _, err := self(r)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	u, err := h.s.User(r.Context(), by.ID)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	web.JSON(w, http.StatusOK, u)
+}
+
+func (h handlers) updateMe(w http.ResponseWriter, r *http.Request) {
+	var in ProfileRequest
+	by, _, err := decodeSelf(r, &in)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	h.inTx(w, r, http.StatusOK, func(ctx context.Context, tx *sqldb.Tx) (any, error) {
+		return h.s.updateProfile(ctx, tx, by, in)
+	})
+}
+
+func (h handlers) changePassword(w http.ResponseWriter, r *http.Request) {
+	var in ChangePasswordRequest
+	by, session, err := decodeSelf(r, &in)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	var hash string
+	h.run(w, r, func(ctx context.Context) (err error) {
+		hash, err = h.s.prepareChangePassword(ctx, by, in)
+		return err
+	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+		return http.StatusNoContent, nil, h.s.commitChangePassword(ctx, tx, by, session, hash)
+	})
+}
+
+func (h handlers) enrollMFA(w http.ResponseWriter, r *http.Request) {
+	by, _, err := self(r)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	h.run(w, r, nil, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+		res, err := h.s.commitEnroll(ctx, tx, by)
+		return http.StatusOK, res, err
+	})
+}
+
+func (h handlers) verifyMFA(w http.ResponseWriter, r *http.Request) {
+	var in VerifyMFARequest
+	by, session, err := decodeSelf(r, &in)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	h.run(w, r, nil, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+		res, err := h.s.commitVerifyMFA(ctx, tx, by, session, in.Code)
+		return http.StatusOK, res, err
+	})
+}
+
+func (h handlers) export(w http.ResponseWriter, r *http.Request) {
+	by, _, err := self(r)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	out, err := h.s.Export(r.Context(), by.ID)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	web.JSON(w, http.StatusOK, out)
+}
+
+func (h handlers) erase(w http.ResponseWriter, r *http.Request) {
+	var in EraseRequest
+	by, _, err := decodeSelf(r, &in)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	h.run(w, r, func(ctx context.Context) error {
+		return h.s.prepareSelfErase(ctx, by, in)
+	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+		res, err := h.s.commitErase(ctx, tx, by, by.ID)
+		return http.StatusOK, res, err
+	})
+}
+
+// pageQuery reads ?limit= and ?cursor=; a limit that is not a number is 422.
+func pageQuery(r *http.Request) (int, string, error) {
+	limit := 0
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, "", errs.E("accounts.page", errs.Invalid, errs.CodeValidation, "limit must be a positive number",
+				[]errs.FieldError{{Field: "limit", Message: "must be a positive integer (at most 100)"}})
+		}
+		limit = n
+	}
+	return limit, r.URL.Query().Get("cursor"), nil
+}

@@ -1,0 +1,172 @@
+package accounts
+
+import (
+	"context"
+	"time"
+
+	"mercato/internal/event"
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/outbox"
+	"mercato/internal/platform/sqldb"
+)
+
+// Exporter is a module's contribution to a personal-data export: the
+// section name (a top-level key of the export, e.g. "orders") and its data
+// (marshalled as JSON). Implementations must be safe for concurrent use.
+type Exporter interface {
+	ExportPersonalData(ctx context.Context, userID string) (section string, data any, err error)
+}
+
+// RegisterExporter adds e to the exports (call at wiring time). Section
+// names must not collide with each other nor with "profile", "addresses"
+// and "exported_at"; a collision fails the export.
+func (s *Service) RegisterExporter(e Exporter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.exporters = append(s.exporters, e)
+}
+
+// ProfileExport is the profile section of an export.
+type ProfileExport struct {
+	ID         string    `json:"id"`
+	Email      string    `json:"email"`
+	Name       string    `json:"name"`
+	Roles      []string  `json:"roles"`
+	MFAEnabled bool      `json:"mfa_enabled"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// Export returns every piece of personal data mercato holds about userID:
+// {"exported_at", "profile", "addresses", <each exporter's section>}.
+func (s *Service) Export(ctx context.Context, userID string) (map[string]any, error) {
+	const op = "accounts.Export"
+	a, err := userByID(ctx, s.db.Reader(), userID)
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := listAddresses(ctx, s.db.Reader(), userID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{
+		"exported_at": s.db.Now().Truncate(time.Second),
+		"profile": ProfileExport{ID: a.ID, Email: a.Email, Name: a.Name, Roles: a.Roles, MFAEnabled: a.MFASecret != "",
+			CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt},
+		"addresses": addrs,
+	}
+	s.mu.Lock()
+	exporters := append([]Exporter(nil), s.exporters...)
+	s.mu.Unlock()
+	for _, e := range exporters {
+		section, data, err := e.ExportPersonalData(ctx, userID)
+		if err != nil {
+			return nil, errs.E(op, err)
+		}
+		if _, dup := out[section]; dup || section == "" {
+			return nil, errs.E(op, errs.Internal, "export section "+section+" is taken")
+		}
+		out[section] = data
+	}
+	return out, nil
+}
+
+// EraseRequest is the body of POST /api/v1/me/erase: the password confirms.
+type EraseRequest struct {
+	Password string `json:"password"`
+}
+
+// EraseResponse answers an erasure.
+type EraseResponse struct {
+	ID       string    `json:"id"`
+	Erased   bool      `json:"erased"`
+	ErasedAt time.Time `json:"erased_at"`
+}
+
+// erasedEmail is the address an erased account keeps: unique, undeliverable
+// (.invalid is reserved, RFC 2606), and personal to no one.
+func erasedEmail(id string) string { return "erased-" + id + "@invalid" }
+
+// commitErase anonymises the customer userID in tx: e-mail and name
+// replaced, password hash, MFA secrets, addresses, recovery codes, reset
+// tokens, sessions and the login-throttle row removed. The user row and its
+// id stay (orders and payments refer to it). Emits customer.erased; audited
+// when staff erase someone. Erasing an erased customer changes nothing.
+func (s *Service) commitErase(ctx context.Context, tx *sqldb.Tx, by actor, userID string) (EraseResponse, error) {
+	const op = "accounts.erase"
+	a, err := userByID(ctx, tx, userID)
+	if err != nil {
+		return EraseResponse{}, err
+	}
+	if a.erased() {
+		return EraseResponse{ID: a.ID, Erased: true, ErasedAt: a.ErasedAt}, nil
+	}
+	now := sqldb.Micros(tx.Now)
+	if _, err := exec(ctx, tx, op, `UPDATE accounts_users SET email = $1, name = '', password_hash = '',
+		mfa_secret = '', mfa_pending = '', mfa_last_step = 0, disabled = 1,
+		erased_at = $2, updated_at = $2 WHERE id = $3`, erasedEmail(a.ID), now, a.ID); err != nil {
+		return EraseResponse{}, err
+	}
+	for _, q := range []string{
+		`DELETE FROM accounts_addresses WHERE user_id = $1`,
+		`DELETE FROM accounts_recovery_codes WHERE user_id = $1`,
+		`DELETE FROM accounts_password_resets WHERE user_id = $1`,
+		`DELETE FROM accounts_tokens WHERE user_id = $1`,
+	} {
+		if _, err := exec(ctx, tx, op, q, a.ID); err != nil {
+			return EraseResponse{}, err
+		}
+	}
+	if err := resetThrottle(ctx, tx, a.Email); err != nil {
+		return EraseResponse{}, err
+	}
+	ev, err := event.New(event.CustomerErased, "customer", a.ID, tx.Now, map[string]any{"customer_id": a.ID})
+	if err != nil {
+		return EraseResponse{}, errs.E(op, errs.Internal, err)
+	}
+	if err := outbox.Append(ctx, tx, &ev); err != nil {
+		return EraseResponse{}, errs.E(op, err)
+	}
+	if by.ID != a.ID {
+		// The summary names no personal data: the log outlives the erasure.
+		if err := s.audit(ctx, tx, by, "customer.erased", "user", a.ID,
+			map[string]any{"erased": false}, map[string]any{"erased": true}); err != nil {
+			return EraseResponse{}, err
+		}
+	}
+	return EraseResponse{ID: a.ID, Erased: true, ErasedAt: tx.Now}, nil
+}
+
+var errStaffErase = errs.E("accounts.erase", errs.Forbidden,
+	"staff accounts are not erased through self-service; an admin disables them")
+
+// prepareSelfErase checks that the caller is a customer and confirms with
+// the password (a wrong one counts as a failed login).
+func (s *Service) prepareSelfErase(ctx context.Context, by actor, in EraseRequest) error {
+	var v errs.Validation
+	v.Check(in.Password != "", "password", "is required")
+	if err := v.Err("accounts.erase"); err != nil {
+		return err
+	}
+	a, err := s.checkOwnPassword(ctx, by, "password", in.Password)
+	if err != nil {
+		return err
+	}
+	if a.staff() {
+		return errStaffErase
+	}
+	return nil
+}
+
+// commitStaffErase erases the customer id on a staff member's request.
+// NotFound when id is not a customer.
+func (s *Service) commitStaffErase(ctx context.Context, tx *sqldb.Tx, by actor, id string) (EraseResponse, error) {
+	a, err := userByID(ctx, tx, id)
+	if err != nil {
+		return EraseResponse{}, err
+	}
+	if a.staff() {
+		return EraseResponse{}, errUserNotFound
+	}
+	return s.commitErase(ctx, tx, by, id)
+}

@@ -1,0 +1,229 @@
+package accounts
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"mercato/internal/audit"
+	"mercato/internal/event"
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/outbox"
+	"mercato/internal/platform/sqldb"
+)
+
+// Config tunes the accounts module; zero fields take the defaults noted.
+type Config struct {
+	CustomerTokenTTL time.Duration // customer sessions; default 30 days
+	StaffTokenTTL    time.Duration // staff sessions; default 12 hours
+	MFASetupTokenTTL time.Duration // MFA-enrolment-only sessions; default 15 minutes
+	ResetTokenTTL    time.Duration // password reset tokens; default 1 hour
+
+	// StaffMFARequired (MERCATO_STAFF_MFA=required): a staff member without
+	// active MFA gets, on login, a token that can only enrol MFA (see doc.go).
+	StaffMFARequired bool
+	// Issuer names the service in authenticator apps; default "mercato".
+	Issuer string
+	// ResetURL, when set, is the link in reset e-mails; the token is
+	// appended (e.g. "https://shop.example/reset?token=").
+	ResetURL string
+
+	// Hash sets argon2id's cost (default DefaultHashParams); tests that are
+	// not about hashing pass cheaper ones. HashSlots caps concurrent hashes
+	// (default GOMAXPROCS).
+	Hash      HashParams
+	HashSlots int
+
+	Throttle ThrottleConfig
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.CustomerTokenTTL, 30*24*time.Hour)
+	def(&c.StaffTokenTTL, 12*time.Hour)
+	def(&c.MFASetupTokenTTL, 15*time.Minute)
+	def(&c.ResetTokenTTL, time.Hour)
+	if c.Issuer == "" {
+		c.Issuer = "mercato"
+	}
+	c.Throttle = c.Throttle.withDefaults()
+	return c
+}
+
+// Service is the accounts module: its use cases (Go API and HTTP routes)
+// and the web.Authenticator. Safe for concurrent use.
+type Service struct {
+	db     *sqldb.DB
+	cfg    Config
+	hash   *hasher
+	mailer Mailer
+	log    *slog.Logger
+	ips    *ipThrottle
+
+	mu        sync.Mutex
+	exporters []Exporter // guarded by mu
+}
+
+// New returns the accounts service over db (migrated with Migrations,
+// audit.Migrations and outbox.Migrations). A nil mailer logs e-mails
+// instead of sending them; a nil logger is slog.Default().
+func New(db *sqldb.DB, mailer Mailer, logger *slog.Logger, cfg Config) *Service {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if mailer == nil {
+		mailer = LogMailer{Logger: logger}
+	}
+	cfg = cfg.withDefaults()
+	return &Service{db: db, cfg: cfg, hash: newHasher(cfg.Hash, cfg.HashSlots), mailer: mailer,
+		log: logger, ips: newIPThrottle(cfg.Throttle)}
+}
+
+// actor is who performs a state change, for the audit log.
+type actor struct {
+	ID string // user id, or "system" for the command line and start-up
+	IP string
+}
+
+var systemActor = actor{ID: "system"}
+
+// audit records a staff action in tx (the same transaction as the change).
+func (s *Service) audit(ctx context.Context, tx *sqldb.Tx, by actor, action, targetType, targetID string, before, after any) error {
+	err := audit.Record(ctx, tx, audit.Entry{ActorID: by.ID, Action: action, TargetType: targetType,
+		TargetID: targetID, IP: by.IP, Before: before, After: after})
+	if err != nil {
+		return errs.E("accounts.audit", err)
+	}
+	return nil
+}
+
+// User returns the user with id (erased users included, anonymised);
+// NotFound when there is none. Other modules use it for contact details,
+// which events deliberately do not carry (erasure, see doc.go).
+func (s *Service) User(ctx context.Context, id string) (User, error) {
+	a, err := userByID(ctx, s.db.Reader(), id)
+	return a.User, err
+}
+
+// CreateUser creates a user with roles (the customer role alone, or staff
+// roles) for `mercato admin create-user`. The password must pass the
+// policy; the e-mail must be free (email_taken). Audited as by "system".
+func (s *Service) CreateUser(ctx context.Context, email, password, name string, roles []string) (User, error) {
+	n, err := s.prepareUser(ctx, newUserInput{Email: email, Password: password, Name: name, Roles: roles}, false)
+	if err != nil {
+		return User{}, err
+	}
+	err = s.db.InTx(ctx, func(tx *sqldb.Tx) error { return s.commitUser(ctx, tx, n, systemActor) })
+	return n.User, err
+}
+
+// BootstrapAdmin creates an admin with email and password when no user
+// holds the admin role yet, and reports whether it did. It is safe to call
+// at every start-up, also from replicas starting together (the e-mail's
+// uniqueness lets one win).
+func (s *Service) BootstrapAdmin(ctx context.Context, email, password string) (bool, error) {
+	has, err := s.adminExists(ctx, s.db.Reader())
+	if err != nil || has {
+		return false, err
+	}
+	n, err := s.prepareUser(ctx, newUserInput{Email: email, Password: password, Name: "Administrator", Roles: []string{RoleAdmin}}, false)
+	if err != nil {
+		return false, err
+	}
+	created := false
+	err = s.db.InTx(ctx, func(tx *sqldb.Tx) error {
+		if has, err := s.adminExists(ctx, tx); err != nil || has {
+			return err
+		}
+		if err := s.commitUser(ctx, tx, n, systemActor); err != nil {
+			return err
+		}
+		created = true
+		return nil
+	})
+	if errs.CodeOf(err) == errs.CodeEmailTaken {
+		return false, nil // a racing replica created it
+	}
+	return created, err
+}
+
+func (s *Service) adminExists(ctx context.Context, q querier) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM accounts_users
+		WHERE (' ' || roles || ' ') LIKE '% admin %'`).Scan(&n)
+	if err != nil {
+		return false, errs.E("accounts.adminExists", errs.Internal, err)
+	}
+	return n > 0, nil
+}
+
+// newUserInput is a user to create (registration, staff creation, CLI).
+type newUserInput struct {
+	Email    string   `json:"email"`
+	Password string   `json:"password"`
+	Name     string   `json:"name"`
+	Roles    []string `json:"roles"`
+}
+
+// preparedUser is a validated new user with its password hashed.
+type preparedUser struct {
+	account
+}
+
+// prepareUser validates in and hashes its password (outside any
+// transaction: hashing is the slow part). A customer's name may be empty
+// only when nameOptional.
+func (s *Service) prepareUser(ctx context.Context, in newUserInput, nameOptional bool) (preparedUser, error) {
+	const op = "accounts.prepareUser"
+	email, name := NormalizeEmail(in.Email), strings.TrimSpace(in.Name)
+	var v errs.Validation
+	checkEmail(&v, "email", email)
+	checkName(&v, "name", name, !nameOptional)
+	checkPassword(&v, "password", in.Password)
+	roles, ok := normalizeRoles(in.Roles)
+	v.Check(ok, "roles", "must be [\"customer\"] or staff roles (admin, operator, customer_service)")
+	if err := v.Err(op); err != nil {
+		return preparedUser{}, err
+	}
+	h, err := s.hash.Hash(ctx, in.Password)
+	if err != nil {
+		return preparedUser{}, err
+	}
+	return preparedUser{account{User: User{ID: newID(), Email: email, Name: name, Roles: roles}, PasswordHash: h}}, nil
+}
+
+// commitUser stores n in tx: a customer emits customer.registered, staff
+// creation is audited.
+func (s *Service) commitUser(ctx context.Context, tx *sqldb.Tx, n preparedUser, by actor) error {
+	if err := insertUser(ctx, tx, n.account); err != nil {
+		return err
+	}
+	if !n.staff() {
+		// Only the id: contact data stays in this module, so erasure can
+		// remove it (consumers ask Service.User).
+		ev, err := event.New(event.CustomerRegistered, "customer", n.ID, tx.Now, map[string]any{"customer_id": n.ID})
+		if err != nil {
+			return errs.E("accounts.register", errs.Internal, err)
+		}
+		if err := outbox.Append(ctx, tx, &ev); err != nil {
+			return errs.E("accounts.register", err)
+		}
+		return nil
+	}
+	return s.audit(ctx, tx, by, "staff.created", "user", n.ID, nil,
+		map[string]any{"email": n.Email, "name": n.Name, "roles": n.Roles})
+}
+
+// tokenTTL is the session lifetime for a user with roles.
+func (s *Service) tokenTTL(roles []string) time.Duration {
+	if isStaff(roles) {
+		return s.cfg.StaffTokenTTL
+	}
+	return s.cfg.CustomerTokenTTL
+}
