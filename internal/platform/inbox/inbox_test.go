@@ -1,0 +1,240 @@
+package inbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"mercato/internal/event"
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/sqldb"
+)
+
+func TestRedeliveryAppliedOnce(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		b := openBus(t)
+		p := newProbe("once")
+		x1, x2 := envelope("x", 1), envelope("x", 2)
+		publish(t, b, x1, x2)
+		_, stop := runRunner(t, db, b, RunnerConfig{}, p.consumer("order"))
+		p.waitApplied(t, 2)
+		// The same events again, as a lost ack or a re-published outbox tail
+		// would bring them: by position, and by inbox when the position is
+		// gone.
+		publishAs(t, b, x1.ID+"-again", x1)
+		publishAs(t, b, x2.ID+"-again", x2)
+		waitPending(t, b, "once", 0)
+		stop()
+		if _, err := db.Writer().Exec(`DELETE FROM consumer_positions`); err != nil {
+			t.Fatal(err)
+		}
+		_, stop = runRunner(t, db, b, RunnerConfig{}, p.consumer("order"))
+		publishAs(t, b, x1.ID+"-third", x1)
+		waitPending(t, b, "once", 0)
+		stop()
+		for _, e := range []event.Envelope{x1, x2} {
+			if n := effects(t, db, "once", e.ID); n != 1 {
+				t.Fatalf("event %d applied %d times", e.Sequence, n)
+			}
+		}
+		if want := []string{"x:1", "x:2"}; !slices.Equal(p.applied, want) {
+			t.Fatalf("applied %v, want %v", p.applied, want)
+		}
+	})
+}
+
+func TestOutOfOrderArrivalAppliedInSequence(t *testing.T) {
+	for _, batch := range []int{1, 256} {
+		t.Run(map[int]string{1: "one per batch", 256: "one batch"}[batch], func(t *testing.T) {
+			forEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+				b := openBus(t)
+				p := newProbe("ooo")
+				y := []event.Envelope{envelope("y", 1), envelope("y", 2), envelope("y", 3), envelope("y", 4)}
+				publish(t, b, y[3], y[1], envelope("z", 1), y[2], y[0])
+				runRunner(t, db, b, RunnerConfig{BatchSize: batch}, p.consumer("order"))
+				p.waitApplied(t, 5)
+				var ys []string
+				for _, a := range p.applied {
+					if strings.HasPrefix(a, "y:") {
+						ys = append(ys, a)
+					}
+				}
+				if want := []string{"y:1", "y:2", "y:3", "y:4"}; !slices.Equal(ys, want) {
+					t.Fatalf("applied %v, want %v", ys, want)
+				}
+			})
+		})
+	}
+}
+
+func TestFailingHandlerRetriedWithBackoff(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		b := openBus(t)
+		p := newProbe("retry")
+		x1, x2 := envelope("x", 1), envelope("x", 2)
+		p.fail = func(e event.Envelope, call int) error {
+			if e.ID == x1.ID && call <= 3 {
+				return errors.New("downstream unavailable")
+			}
+			return nil
+		}
+		publish(t, b, x1, x2)
+		r, _ := runRunner(t, db, b, RunnerConfig{RetryBase: 40 * time.Millisecond}, p.consumer("order"))
+		p.waitApplied(t, 2)
+		calls := p.calls[x1.ID]
+		if len(calls) != 4 {
+			t.Fatalf("handler called %d times for the failing event, want 4", len(calls))
+		}
+		var gaps []time.Duration
+		for i := 1; i < len(calls); i++ {
+			gaps = append(gaps, calls[i].Sub(calls[i-1]))
+		}
+		if gaps[0] < 30*time.Millisecond || gaps[1] <= gaps[0] || gaps[2] <= gaps[1] {
+			t.Fatalf("retry gaps %v: want at least 30ms, growing", gaps)
+		}
+		if want := []string{"x:1", "x:2"}; !slices.Equal(p.applied, want) {
+			t.Fatalf("applied %v, want %v", p.applied, want)
+		}
+		if n := effects(t, db, "retry", x1.ID); n != 1 {
+			t.Fatalf("failing-then-succeeding event applied %d times", n)
+		}
+		st, err := r.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := st.Consumers[0]; c.Name != "retry" || c.Processed != 2 || c.Failed != 3 || c.LastProcessedAt == nil {
+			t.Fatalf("status %+v, want 2 processed, 3 failed", c)
+		}
+		var left int
+		db.Reader().QueryRow(`SELECT COUNT(*) FROM consumer_failures`).Scan(&left)
+		if left != 0 {
+			t.Fatalf("%d failure rows left after success", left)
+		}
+	})
+}
+
+func TestPoisonEventParkedWhileOthersFlow(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		b := openBus(t)
+		p := newProbe("park")
+		bad1, bad2 := envelope("bad", 1), envelope("bad", 2)
+		p.fail = func(e event.Envelope, _ int) error {
+			if e.ID == bad1.ID {
+				return errors.New("cannot apply: SELECT secret FROM internals")
+			}
+			return nil
+		}
+		goods := []event.Envelope{envelope("g1", 1), envelope("g2", 1), envelope("g1", 2)}
+		publish(t, b, bad1, bad2)
+		publish(t, b, goods...)
+		c := p.consumer("order")
+		c.MaxAttempts = 4
+		r, _ := runRunner(t, db, b, RunnerConfig{RetryBase: 40 * time.Millisecond}, c)
+		p.waitFor(t, "bad:2 applied", func() bool { return slices.Contains(p.applied, "bad:2") })
+
+		calls := p.calls[bad1.ID]
+		if len(calls) != 4 {
+			t.Fatalf("poison event tried %d times, want 4", len(calls))
+		}
+		for _, g := range goods {
+			if !p.at[g.ID].Before(calls[3]) {
+				t.Fatalf("event %s:%d was applied at %v, not before the poison event's last try at %v",
+					g.AggregateID, g.Sequence, p.at[g.ID], calls[3])
+			}
+		}
+		if !p.at[bad2.ID].After(calls[3]) {
+			t.Fatal("the poisoned aggregate's next event was applied before its predecessor was parked")
+		}
+		if n := effects(t, db, "park", bad1.ID); n != 0 {
+			t.Fatalf("parked event left %d effects", n)
+		}
+		dls, next, err := r.DeadLetters().List(context.Background(), 10, "")
+		if err != nil || next != "" || len(dls) != 1 {
+			t.Fatalf("dead letters %+v, %q, %v; want one", dls, next, err)
+		}
+		dl := dls[0]
+		if dl.Consumer != "park" || dl.Event.ID != bad1.ID || dl.Event.Sequence != 1 || dl.Attempts != 4 ||
+			!strings.Contains(dl.LastError, "cannot apply") {
+			t.Fatalf("dead letter %+v", dl)
+		}
+		if js, _ := json.Marshal(dl); strings.Contains(string(js), "secret") {
+			t.Fatalf("dead letter JSON shows the error text: %s", js)
+		}
+		st, err := r.Status(context.Background())
+		if err != nil || st.DeadLetters != 1 || st.Consumers[0].Failed != 4 || st.Consumers[0].Processed != 4 {
+			t.Fatalf("status %+v, %v", st, err)
+		}
+	})
+}
+
+func TestDeadLetterReplay(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		b := openBus(t)
+		p := newProbe("replay")
+		var broken atomic.Bool
+		broken.Store(true)
+		p.fail = func(event.Envelope, int) error {
+			if broken.Load() {
+				return errors.New("broken")
+			}
+			return nil
+		}
+		c := p.consumer("order")
+		c.MaxAttempts = 2
+		x1 := envelope("x", 1)
+		publish(t, b, x1)
+		r, _ := runRunner(t, db, b, RunnerConfig{}, c)
+		p.waitFor(t, "two tries", func() bool { return len(p.calls[x1.ID]) == 2 })
+		waitPending(t, b, "replay", 0)
+		dls, _, err := r.DeadLetters().List(ctx, 0, "")
+		if err != nil || len(dls) != 1 {
+			t.Fatalf("dead letters %+v, %v", dls, err)
+		}
+		id := dls[0].ID
+
+		t.Run("failing again keeps it parked", func(t *testing.T) {
+			err := r.DeadLetters().Replay(ctx, id)
+			if !errs.Is(err, errs.Conflict) {
+				t.Fatalf("Replay = %v, want Conflict", err)
+			}
+			dls, _, _ := r.DeadLetters().List(ctx, 0, "")
+			if len(dls) != 1 || dls[0].Attempts != 3 {
+				t.Fatalf("dead letters %+v, want one with 3 attempts", dls)
+			}
+		})
+		t.Run("applies once", func(t *testing.T) {
+			broken.Store(false)
+			if err := r.DeadLetters().Replay(ctx, id); err != nil {
+				t.Fatalf("Replay: %v", err)
+			}
+			if err := r.DeadLetters().Replay(ctx, id); !errs.Is(err, errs.NotFound) {
+				t.Fatalf("second Replay = %v, want NotFound", err)
+			}
+			publishAs(t, b, x1.ID+"-again", x1)
+			waitPending(t, b, "replay", 0)
+			if n := effects(t, db, "replay", x1.ID); n != 1 {
+				t.Fatalf("replayed event applied %d times", n)
+			}
+			dls, next, err := r.DeadLetters().List(ctx, 0, "")
+			if err != nil || dls == nil || len(dls) != 0 || next != "" {
+				t.Fatalf("dead letters after replay %v, %q, %v; want []", dls, next, err)
+			}
+		})
+		t.Run("a consumer not running here cannot replay", func(t *testing.T) {
+			if _, err := db.Writer().Exec(`INSERT INTO dead_letters (consumer, event_id, envelope, attempts, last_error, parked_at)
+				VALUES ('elsewhere', 'e1', '{}', 1, 'x', 1)`); err != nil {
+				t.Fatal(err)
+			}
+			dls, _, _ := r.DeadLetters().List(ctx, 0, "")
+			if err := r.DeadLetters().Replay(ctx, dls[0].ID); !errs.Is(err, errs.Unavailable) {
+				t.Fatalf("Replay = %v, want Unavailable", err)
+			}
+		})
+	})
+}
