@@ -76,8 +76,8 @@ func (g *schemaGen) schemaOf(t reflect.Type) map[string]any {
 	case reflect.String:
 		return map[string]any{"type": "string"}
 	case reflect.Slice:
-		if t.Elem().Kind() == reflect.Uint8 {
-			return map[string]any{"type": "string", "contentEncoding": "base64"}
+		if t.Elem().Kind() == reflect.Uint8 { // base64; a nil []byte encodes as null
+			return map[string]any{"type": []string{"string", "null"}, "contentEncoding": "base64"}
 		}
 		// A nil slice encodes as null; mercato never sends one (API.md: an
 		// empty list is [], never null), so the schema says array.
@@ -145,11 +145,12 @@ func (g *schemaGen) nameFor(t reflect.Type) string {
 
 // object is the schema of struct t: its JSON fields (embedded structs'
 // fields promoted, as encoding/json does), required unless tagged omitempty
-// or omitzero. A pointer field without omitempty may be null.
+// or omitzero or promoted through an embedded pointer (absent when it is
+// nil). A pointer field without omitempty may be null.
 func (g *schemaGen) object(t reflect.Type) map[string]any {
 	props := map[string]any{}
 	required := []string{}
-	g.fields(t, props, &required)
+	g.fields(t, props, &required, false)
 	s := map[string]any{"type": "object", "properties": props}
 	if len(required) > 0 {
 		s["required"] = required
@@ -157,8 +158,12 @@ func (g *schemaGen) object(t reflect.Type) map[string]any {
 	return s
 }
 
-func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]string) {
-	var embedded []reflect.Type
+func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]string, optional bool) {
+	type embed struct {
+		t   reflect.Type
+		ptr bool
+	}
+	var embedded []embed
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := f.Tag.Get("json")
@@ -168,11 +173,13 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]str
 		name, opts, _ := strings.Cut(tag, ",")
 		ft := f.Type
 		if f.Anonymous && name == "" {
-			if ft.Kind() == reflect.Pointer {
-				ft = ft.Elem()
+			et := ft
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
 			}
-			if ft.Kind() == reflect.Struct {
-				embedded = append(embedded, ft) // promoted after the outer fields, which win
+			if et.Kind() == reflect.Struct {
+				// promoted after the outer fields, which win
+				embedded = append(embedded, embed{et, ft.Kind() == reflect.Pointer})
 				continue
 			}
 		}
@@ -185,23 +192,23 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]str
 		if _, dup := props[name]; dup {
 			continue
 		}
-		optional := hasOpt(opts, "omitempty") || hasOpt(opts, "omitzero")
+		omit := optional || hasOpt(opts, "omitempty") || hasOpt(opts, "omitzero")
 		var fs map[string]any
 		if hasOpt(opts, "string") {
 			fs = map[string]any{"type": "string"}
 		} else {
 			fs = g.schemaOf(ft)
 		}
-		if ft.Kind() == reflect.Pointer && !optional {
+		if ft.Kind() == reflect.Pointer && !hasOpt(opts, "omitempty") && !hasOpt(opts, "omitzero") {
 			fs = nullable(fs)
 		}
 		props[name] = fs
-		if !optional {
+		if !omit {
 			*required = append(*required, name)
 		}
 	}
-	for _, et := range embedded {
-		g.fields(et, props, required)
+	for _, e := range embedded {
+		g.fields(e.t, props, required, optional || e.ptr)
 	}
 }
 

@@ -117,6 +117,7 @@ func CheckDocument(t testing.TB, openapi []byte, routes []web.Route) *Spec {
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat() // date-time and friends are checked, not only annotated
 	if err := c.AddResource("openapi.json", doc); err != nil {
 		t.Fatalf("OpenAPI document: %v", err)
 	}
