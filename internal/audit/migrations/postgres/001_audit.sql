@@ -1,7 +1,7 @@
 -- The audit log of staff actions. Append-only: the triggers refuse every
 -- UPDATE, DELETE and TRUNCATE (the package offers none of them).
 CREATE TABLE audit_log (
-    id          TEXT PRIMARY KEY,      -- UUIDv7
+    id          TEXT COLLATE "C" PRIMARY KEY, -- UUIDv7; byte order, so ties in created_at page by id
     actor_id    TEXT NOT NULL,         -- user id, or "system"
     action      TEXT NOT NULL,         -- e.g. user.mfa_enabled
     target_type TEXT NOT NULL,
