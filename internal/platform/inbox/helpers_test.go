@@ -12,6 +12,7 @@ import (
 
 	"mercato/internal/event"
 	"mercato/internal/platform/bus"
+	"mercato/internal/platform/bus/natsbus"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/sqldb/sqldbtest"
@@ -20,7 +21,15 @@ import (
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // openBus starts an embedded bus for one test.
-func openBus(t testing.TB) *memBus { return newMemBus() }
+func openBus(t testing.TB) *natsbus.Bus {
+	t.Helper()
+	b, err := natsbus.Open(context.Background(), natsbus.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("natsbus: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
 
 // forEachEngine runs fn on both engines with the inbox and outbox tables
 // and a test effects table.
