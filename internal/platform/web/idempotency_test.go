@@ -1,0 +1,552 @@
+package web_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/groupcommit"
+	"mercato/internal/platform/migrate"
+	"mercato/internal/platform/sqldb"
+	"mercato/internal/platform/sqldb/sqldbtest"
+	"mercato/internal/platform/web"
+	"mercato/internal/platform/web/webtest"
+)
+
+// idemIn is the body of the test mutation. Outcome steers it: "" succeeds
+// (201), "conflict" is a 409 from Commit, "invalid" a 422 from Commit,
+// "unrecorded" a 422 that Commit returns as a status without an error,
+// "internal" a 500, "panic" a panic in Commit, "declined" a 402 from Prepare.
+type idemIn struct {
+	Item    string `json:"item"`
+	Outcome string `json:"outcome,omitempty"`
+}
+
+type idemOut struct {
+	ID   string `json:"id"`
+	Item string `json:"item"`
+	User string `json:"user"`
+}
+
+// idemEnv counts what the mutation did, per item: Prepare and Commit calls
+// in memory, effects in the effects table (rolled-back ones vanish).
+type idemEnv struct {
+	db  *sqldb.DB
+	seq atomic.Int64
+
+	mu       sync.Mutex
+	prepares map[string]int
+	commits  map[string]int
+	onArrive func(idemIn) // called before Run; guarded by mu
+	inCommit func(idemIn) // called inside Commit after the effect; guarded by mu
+}
+
+func newIdemEnv(t *testing.T, db *sqldb.DB) *idemEnv {
+	t.Helper()
+	if _, err := db.Writer().Exec(`CREATE TABLE effects (item TEXT NOT NULL, n BIGINT NOT NULL)`); err != nil {
+		t.Fatalf("create effects: %v", err)
+	}
+	return &idemEnv{db: db, prepares: map[string]int{}, commits: map[string]int{}}
+}
+
+func (e *idemEnv) hooks(arrive, commit func(idemIn)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.onArrive, e.inCommit = arrive, commit
+}
+
+func (e *idemEnv) calls(item string) (prepares, commits int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.prepares[item], e.commits[item]
+}
+
+func (e *idemEnv) effects(t *testing.T, item string) int {
+	t.Helper()
+	return countRows(t, e.db, `SELECT count(*) FROM effects WHERE item = $1`, item)
+}
+
+func countRows(t *testing.T, db *sqldb.DB, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.Reader().QueryRow(query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// serve starts a server whose POST /api/v1/orders and /api/v1/register run
+// the test mutation through idem and c (db when c is nil).
+func (e *idemEnv) serve(t *testing.T, db *sqldb.DB, c sqldb.Committer, cfg web.IdempotencyConfig) *webtest.Client {
+	t.Helper()
+	idem := web.NewIdempotency(db, cfg)
+	t.Cleanup(func() { idem.Close() })
+	if c == nil {
+		c = db
+	}
+	rt := web.NewRouter(web.Config{Logger: slogJSON(io.Discard), Registerer: prometheus.NewRegistry(), Auth: fakeAuth{}})
+	h := func(w http.ResponseWriter, r *http.Request) {
+		var in idemIn
+		if err := web.Decode(r, &in); err != nil {
+			web.Error(w, r, err)
+			return
+		}
+		e.mu.Lock()
+		arrive, inCommit := e.onArrive, e.inCommit
+		e.mu.Unlock()
+		if arrive != nil {
+			arrive(in)
+		}
+		p, _ := web.PrincipalFrom(r.Context())
+		idem.Run(w, r, c, web.Mutation{
+			Prepare: func(ctx context.Context) error {
+				e.mu.Lock()
+				e.prepares[in.Item]++
+				e.mu.Unlock()
+				if in.Outcome == "declined" {
+					return errs.E("test.Prepare", errs.PaymentDeclined, "the card was declined")
+				}
+				return nil
+			},
+			Commit: func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+				e.mu.Lock()
+				e.commits[in.Item]++
+				e.mu.Unlock()
+				n := e.seq.Add(1)
+				if _, err := tx.ExecContext(ctx, `INSERT INTO effects (item, n) VALUES ($1, $2)`, in.Item, n); err != nil {
+					return 0, nil, err
+				}
+				if inCommit != nil {
+					inCommit(in)
+				}
+				switch in.Outcome {
+				case "conflict":
+					return 0, nil, errs.E("test.Commit", errs.Conflict, errs.CodeOutOfStock, "the item is out of stock")
+				case "invalid":
+					return 0, nil, errs.E("test.Commit", errs.Invalid, "the item is invalid",
+						[]errs.FieldError{{Field: "item", Message: "is invalid"}})
+				case "unrecorded":
+					return http.StatusUnprocessableEntity, map[string]string{"why": "no"}, nil
+				case "internal":
+					return 0, nil, errors.New("sql: database disk image is malformed")
+				case "panic":
+					panic("commit exploded")
+				}
+				return http.StatusCreated, idemOut{ID: fmt.Sprintf("ord-%d", n), Item: in.Item, User: p.UserID}, nil
+			},
+		})
+	}
+	rt.Handle(web.Route{Method: "POST", Path: "/api/v1/orders", Request: idemIn{}, Response: idemOut{}, Handler: h})
+	rt.Handle(web.Route{Method: "POST", Path: "/api/v1/register", Request: idemIn{}, Response: idemOut{}, Handler: h})
+	return webtest.Start(t, rt)
+}
+
+func key(k string) string { return web.HeaderIdempotencyKey + ": " + k }
+
+const replayed = web.HeaderReplayed
+
+// sameAnswer fails unless b replays a: same status and body bytes, marked replayed.
+func sameAnswer(t *testing.T, a, b *webtest.Response) {
+	t.Helper()
+	if a.Status != b.Status || string(a.Body) != string(b.Body) {
+		t.Errorf("replay differs:\n first %d %s\n again %d %s", a.Status, a.Body, b.Status, b.Body)
+	}
+	if a.Header.Get("Content-Type") != b.Header.Get("Content-Type") {
+		t.Errorf("content type %q, replayed as %q", a.Header.Get("Content-Type"), b.Header.Get("Content-Type"))
+	}
+	if b.Header.Get(replayed) != "true" {
+		t.Errorf("the replay is not marked %s", replayed)
+	}
+}
+
+func TestIdempotency(t *testing.T) {
+	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		committers := []struct {
+			name string
+			c    func(t *testing.T) sqldb.Committer
+		}{
+			{"intx", func(*testing.T) sqldb.Committer { return db }},
+			{"groupcommit", func(t *testing.T) sqldb.Committer {
+				b := groupcommit.New(db, groupcommit.Config{})
+				t.Cleanup(b.Close)
+				return b
+			}},
+		}
+		env := newIdemEnv(t, db)
+		for _, cm := range committers {
+			t.Run(cm.name, func(t *testing.T) {
+				c := cm.c(t)
+				cl := env.serve(t, db, c, web.IdempotencyConfig{})
+				for _, sc := range idemScenarios {
+					t.Run(sc.name, func(t *testing.T) {
+						env.hooks(nil, nil)
+						// Items and keys are unique per engine, committer and scenario.
+						sc.run(t, &idemCase{env: env, cl: cl, db: db, c: c, ns: cm.name + "/" + sc.name + "/"})
+					})
+				}
+			})
+		}
+	}, web.Migrations())
+}
+
+// idemCase is one scenario's view: ns prefixes its items and keys.
+type idemCase struct {
+	env *idemEnv
+	cl  *webtest.Client
+	db  *sqldb.DB
+	c   sqldb.Committer
+	ns  string
+}
+
+func (ic *idemCase) item(s string) string { return ic.ns + s }
+func (ic *idemCase) key(s string) string  { return key(ic.ns + s) }
+
+func (ic *idemCase) keys(t *testing.T, k string) int {
+	return countRows(t, ic.db, `SELECT count(*) FROM idempotency_keys WHERE key = $1`, ic.ns+k)
+}
+
+func (ic *idemCase) wantCounts(t *testing.T, item string, prepares, commits, effects int) {
+	t.Helper()
+	p, c := ic.env.calls(ic.item(item))
+	if p != prepares || c != commits {
+		t.Errorf("%s: %d prepares and %d commits, want %d and %d", item, p, c, prepares, commits)
+	}
+	if n := ic.env.effects(t, ic.item(item)); n != effects {
+		t.Errorf("%s: %d effects, want %d", item, n, effects)
+	}
+}
+
+var idemScenarios = []struct {
+	name string
+	run  func(t *testing.T, ic *idemCase)
+}{
+	{"replay runs nothing", func(t *testing.T, ic *idemCase) {
+		body := idemIn{Item: ic.item("a")}
+		first := ic.cl.Do("POST", "/api/v1/orders", body, ic.key("k"))
+		first.WantStatus(t, 201)
+		if first.Header.Get(replayed) != "" {
+			t.Errorf("the first answer is marked replayed")
+		}
+		again := ic.cl.Do("POST", "/api/v1/orders", body, ic.key("k"))
+		sameAnswer(t, first, again)
+		ic.wantCounts(t, "a", 1, 1, 1)
+	}},
+	{"another body is 422 key reused", func(t *testing.T, ic *idemCase) {
+		ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a")}, ic.key("k")).WantStatus(t, 201)
+		res := ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("b")}, ic.key("k"))
+		webtest.AssertProblem(t, res, 422, "idempotency_key_reused")
+		// Anonymous on another route: another scope, so the key is fresh there.
+		ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("a")}, ic.key("k")).WantStatus(t, 201)
+		ic.wantCounts(t, "a", 2, 2, 2)
+		ic.wantCounts(t, "b", 0, 0, 0)
+	}},
+	{"no key runs every time", func(t *testing.T, ic *idemCase) {
+		a := ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a")})
+		b := ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a")})
+		a.WantStatus(t, 201)
+		b.WantStatus(t, 201)
+		if a.Field("id") == b.Field("id") {
+			t.Errorf("two requests without a key got one answer %v", a.Field("id"))
+		}
+		ic.wantCounts(t, "a", 2, 2, 2)
+	}},
+	{"422 from Commit leaves no effect and no key", func(t *testing.T, ic *idemCase) {
+		res := ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a"), Outcome: "invalid"}, ic.key("k"))
+		webtest.AssertFieldError(t, webtest.AssertProblem(t, res, 422, "validation_failed"), "item")
+		ic.wantCounts(t, "a", 1, 1, 0)
+		if n := ic.keys(t, "k"); n != 0 {
+			t.Fatalf("%d records for the key, want none", n)
+		}
+		// The key is free: a corrected request with it runs.
+		ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a")}, ic.key("k")).WantStatus(t, 201)
+		ic.wantCounts(t, "a", 2, 2, 1)
+	}},
+	{"422 returned as a status is not recorded either", func(t *testing.T, ic *idemCase) {
+		res := ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a"), Outcome: "unrecorded"}, ic.key("k"))
+		res.WantStatus(t, 422)
+		if res.Field("why") != "no" {
+			t.Errorf("body %s", res.Body)
+		}
+		ic.wantCounts(t, "a", 1, 1, 0)
+		if n := ic.keys(t, "k"); n != 0 {
+			t.Errorf("%d records for the key, want none", n)
+		}
+	}},
+	{"409 from Commit is recorded and replayed", func(t *testing.T, ic *idemCase) {
+		body := idemIn{Item: ic.item("a"), Outcome: "conflict"}
+		first := ic.cl.Do("POST", "/api/v1/orders", body, ic.key("k"))
+		webtest.AssertProblem(t, first, 409, "out_of_stock")
+		again := ic.cl.Do("POST", "/api/v1/orders", body, ic.key("k"))
+		sameAnswer(t, first, again)
+		ic.wantCounts(t, "a", 1, 1, 0) // the savepoint rolled the effect back
+		if n := ic.keys(t, "k"); n != 1 {
+			t.Errorf("%d records for the key, want 1", n)
+		}
+	}},
+	{"402 from Prepare is recorded and replayed", func(t *testing.T, ic *idemCase) {
+		body := idemIn{Item: ic.item("a"), Outcome: "declined"}
+		first := ic.cl.Do("POST", "/api/v1/orders", body, ic.key("k"))
+		webtest.AssertProblem(t, first, 402, "payment_declined")
+		sameAnswer(t, first, ic.cl.Do("POST", "/api/v1/orders", body, ic.key("k")))
+		ic.wantCounts(t, "a", 1, 0, 0)
+	}},
+	{"500 is not recorded", func(t *testing.T, ic *idemCase) {
+		body := idemIn{Item: ic.item("a"), Outcome: "internal"}
+		webtest.AssertProblem(t, ic.cl.Do("POST", "/api/v1/orders", body, ic.key("k")), 500, "internal_error")
+		webtest.AssertProblem(t, ic.cl.Do("POST", "/api/v1/orders", body, ic.key("k")), 500, "internal_error")
+		ic.wantCounts(t, "a", 2, 2, 0)
+		if n := ic.keys(t, "k"); n != 0 {
+			t.Errorf("%d records for the key, want none", n)
+		}
+	}},
+	{"a panic in Commit frees the key", func(t *testing.T, ic *idemCase) {
+		res := ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a"), Outcome: "panic"}, ic.key("k"))
+		webtest.AssertProblem(t, res, 500, "internal_error")
+		ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a")}, ic.key("k")).WantStatus(t, 201)
+		ic.wantCounts(t, "a", 2, 2, 1)
+	}},
+	{"scopes: users and anonymous callers do not meet", func(t *testing.T, ic *idemCase) {
+		body := idemIn{Item: ic.item("a")}
+		c1 := ic.cl.WithToken("customer")
+		c2 := ic.cl.WithToken("customer2")
+		r1 := c1.Do("POST", "/api/v1/orders", body, ic.key("k"))
+		r2 := c2.Do("POST", "/api/v1/orders", body, ic.key("k"))
+		r3 := ic.cl.Do("POST", "/api/v1/orders", body, ic.key("k"))
+		for i, r := range []*webtest.Response{r1, r2, r3} {
+			r.WantStatus(t, 201)
+			if r.Header.Get(replayed) != "" {
+				t.Errorf("caller %d got another caller's answer: %s", i+1, r.Body)
+			}
+		}
+		if r1.Field("user") != "u-customer" || r2.Field("user") != "u-customer2" || r3.Field("user") != "" {
+			t.Errorf("answers for the wrong users: %s %s %s", r1.Body, r2.Body, r3.Body)
+		}
+		sameAnswer(t, r1, c1.Do("POST", "/api/v1/orders", body, ic.key("k")))
+		sameAnswer(t, r2, c2.Do("POST", "/api/v1/orders", body, ic.key("k")))
+		ic.wantCounts(t, "a", 3, 3, 3)
+	}},
+	{"anonymous callers share a scope per route", func(t *testing.T, ic *idemCase) {
+		first := ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("a")}, ic.key("k"))
+		first.WantStatus(t, 201)
+		sameAnswer(t, first, ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("a")}, ic.key("k")))
+		webtest.AssertProblem(t, ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("b")}, ic.key("k")),
+			422, "idempotency_key_reused")
+		ic.wantCounts(t, "a", 1, 1, 1)
+	}},
+	{"malformed keys are 400", func(t *testing.T, ic *idemCase) {
+		for _, k := range []string{strings.Repeat("k", 256), "clé"} {
+			res := ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a")}, key(k))
+			webtest.AssertProblem(t, res, 400, "malformed_request")
+		}
+		ic.wantCounts(t, "a", 0, 0, 0)
+		longest := ic.ns + strings.Repeat("k", web.MaxIdempotencyKey-len(ic.ns))
+		ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("b")}, key(longest)).WantStatus(t, 201)
+	}},
+	{"ten racing duplicates run once", func(t *testing.T, ic *idemCase) {
+		raceDuplicates(t, ic.env, []*webtest.Client{ic.cl}, idemIn{Item: ic.item("a")}, ic.key("k"))
+		ic.wantCounts(t, "a", 1, 1, 1)
+	}},
+	{"a duplicate of a running request waits, then gets 409 in use", func(t *testing.T, ic *idemCase) {
+		cl := ic.env.serve(t, ic.db, ic.c, web.IdempotencyConfig{WaitTimeout: 200 * time.Millisecond})
+		entered, release := make(chan struct{}), make(chan struct{})
+		ic.env.hooks(nil, func(in idemIn) {
+			if in.Item == ic.item("a") {
+				close(entered)
+				<-release
+			}
+		})
+		body := idemIn{Item: ic.item("a")}
+		firstDone := make(chan *webtest.Response)
+		go func() { firstDone <- cl.Do("POST", "/api/v1/orders", body, ic.key("k")) }()
+		<-entered
+		webtest.AssertProblem(t, cl.Do("POST", "/api/v1/orders", body, ic.key("k")), 409, "idempotency_key_in_use")
+		close(release)
+		first := <-firstDone
+		first.WantStatus(t, 201)
+		sameAnswer(t, first, cl.Do("POST", "/api/v1/orders", body, ic.key("k")))
+		ic.wantCounts(t, "a", 1, 1, 1)
+	}},
+}
+
+// raceDuplicates sends ten requests with one key at once, spread over the
+// clients (replicas), while the first to commit holds its transaction open
+// until all ten have arrived; all ten must get the same answer.
+func raceDuplicates(t *testing.T, env *idemEnv, clients []*webtest.Client, body idemIn, hdr string) []*webtest.Response {
+	t.Helper()
+	const n = 10
+	var arrived atomic.Int32
+	all := make(chan struct{})
+	env.hooks(func(in idemIn) {
+		if in.Item == body.Item && arrived.Add(1) == n {
+			close(all)
+		}
+	}, func(in idemIn) {
+		if in.Item == body.Item {
+			<-all
+		}
+	})
+	start := make(chan struct{})
+	answers := make([]*webtest.Response, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			answers[i] = clients[i%len(clients)].Do("POST", "/api/v1/orders", body, hdr)
+		})
+	}
+	close(start)
+	wg.Wait()
+	fresh := 0
+	for i, a := range answers {
+		if a.Status != 201 || string(a.Body) != string(answers[0].Body) {
+			t.Errorf("answer %d: %d %s; answer 0: %d %s", i, a.Status, a.Body, answers[0].Status, answers[0].Body)
+		}
+		if a.Header.Get(replayed) == "" {
+			fresh++
+		}
+	}
+	if fresh != 1 {
+		t.Errorf("%d answers were not replays, want 1", fresh)
+	}
+	return answers
+}
+
+// TestIdempotencyReplicas races one key over two replicas: two servers, each
+// with its own Idempotency and its own connections to one database.
+func TestIdempotencyReplicas(t *testing.T) {
+	for _, engine := range []sqldb.Engine{sqldb.SQLite, sqldb.Postgres} {
+		t.Run(string(engine), func(t *testing.T) {
+			cfg := sqldbtest.Config(t, engine)
+			db1, db2 := openDB(t, cfg), openDB(t, cfg)
+			env := newIdemEnv(t, db1)
+			clients := []*webtest.Client{
+				env.serve(t, db1, nil, web.IdempotencyConfig{}),
+				env.serve(t, db2, nil, web.IdempotencyConfig{}),
+			}
+			raceDuplicates(t, env, clients, idemIn{Item: "replicated"}, key("k-replicas"))
+			if n := env.effects(t, "replicated"); n != 1 {
+				t.Errorf("%d effects, want 1", n)
+			}
+			prepares, commits := env.calls("replicated")
+			// PostgreSQL replicas serialise on the advisory lock, so the work
+			// runs once. SQLite has no cross-process lock: a second process
+			// may run the work, but its effect is rolled back with the
+			// record's insert, which the primary key refuses.
+			if engine == sqldb.Postgres && (prepares != 1 || commits != 1) {
+				t.Errorf("%d prepares and %d commits, want 1 each", prepares, commits)
+			}
+		})
+	}
+}
+
+// TestIdempotencyRestart: a recorded answer survives closing and reopening
+// the database; a new Idempotency replays it.
+func TestIdempotencyRestart(t *testing.T) {
+	for _, engine := range []sqldb.Engine{sqldb.SQLite, sqldb.Postgres} {
+		t.Run(string(engine), func(t *testing.T) {
+			cfg := sqldbtest.Config(t, engine)
+			db := openDB(t, cfg)
+			env := newIdemEnv(t, db)
+			body := idemIn{Item: "restart"}
+			first := env.serve(t, db, nil, web.IdempotencyConfig{}).Do("POST", "/api/v1/orders", body, key("k-restart"))
+			first.WantStatus(t, 201)
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db = openDB(t, cfg)
+			env.db = db
+			again := env.serve(t, db, nil, web.IdempotencyConfig{}).Do("POST", "/api/v1/orders", body, key("k-restart"))
+			sameAnswer(t, first, again)
+			env.db = db
+			if _, commits := env.calls("restart"); commits != 1 || env.effects(t, "restart") != 1 {
+				t.Errorf("%d commits, %d effects after the restart, want 1 each", commits, env.effects(t, "restart"))
+			}
+		})
+	}
+}
+
+func TestIdempotencyPrune(t *testing.T) {
+	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+		var clock atomic.Pointer[time.Time]
+		setClock := func(t time.Time) { clock.Store(&t) }
+		setClock(t0)
+		db.SetClock(func() time.Time { return *clock.Load() })
+		env := newIdemEnv(t, db)
+		cl := env.serve(t, db, nil, web.IdempotencyConfig{Retention: time.Hour}) // raised to 24h
+		idem := web.NewIdempotency(db, web.IdempotencyConfig{Retention: time.Hour})
+		defer idem.Close()
+
+		cl.Do("POST", "/api/v1/orders", idemIn{Item: "old"}, key("k-old")).WantStatus(t, 201)
+		setClock(t0.Add(2 * time.Hour))
+		cl.Do("POST", "/api/v1/orders", idemIn{Item: "young"}, key("k-young")).WantStatus(t, 201)
+
+		steps := []struct {
+			at      time.Duration
+			deleted int64
+			left    int
+		}{
+			{23 * time.Hour, 0, 2},             // the minimum retention is 24h, not the 1h asked
+			{24*time.Hour + time.Second, 1, 1}, // the old key is past 24h
+			{26*time.Hour + time.Second, 1, 0},
+		}
+		for _, s := range steps {
+			t.Run(fmt.Sprintf("after %v", s.at), func(t *testing.T) {
+				setClock(t0.Add(s.at))
+				n, err := idem.Prune(context.Background())
+				if err != nil || n != s.deleted {
+					t.Errorf("Prune = %d, %v; want %d deleted", n, err, s.deleted)
+				}
+				if left := countRows(t, db, `SELECT count(*) FROM idempotency_keys`); left != s.left {
+					t.Errorf("%d keys left, want %d", left, s.left)
+				}
+			})
+		}
+		// A pruned key is free again.
+		res := cl.Do("POST", "/api/v1/orders", idemIn{Item: "other"}, key("k-old"))
+		res.WantStatus(t, 201)
+		if res.Header.Get(replayed) != "" {
+			t.Errorf("a pruned key was replayed")
+		}
+	}, web.Migrations())
+}
+
+func TestRunPrunerStopsWithContext(t *testing.T) {
+	db := sqldbtest.Open(t, sqldb.SQLite, web.Migrations())
+	idem := web.NewIdempotency(db, web.IdempotencyConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		idem.RunPruner(ctx, time.Hour)
+		close(done)
+	}()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunPruner did not return after its context ended")
+	}
+}
+
+func openDB(t *testing.T, cfg sqldb.Config) *sqldb.DB {
+	t.Helper()
+	db, err := sqldb.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := migrate.Up(context.Background(), db, web.Migrations()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
