@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -9,8 +10,9 @@ import (
 )
 
 // Body returns r's body, read at most once and kept (the router buffers it
-// so that Decode and the idempotency fingerprint see the same bytes). A body
-// over the route's limit is a TooLarge error.
+// so that Decode and the idempotency fingerprint see the same bytes; outside
+// the router r.Body is replaced by a reader over the bytes read, so a second
+// call sees them too). A body over the route's limit is a TooLarge error.
 func Body(r *http.Request) ([]byte, error) {
 	if b, ok := r.Context().Value(keyBody).(*[]byte); ok && *b != nil {
 		return *b, nil
@@ -29,6 +31,8 @@ func Body(r *http.Request) ([]byte, error) {
 	}
 	if p, ok := r.Context().Value(keyBody).(*[]byte); ok {
 		*p = b
+	} else {
+		r.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	return b, nil
 }

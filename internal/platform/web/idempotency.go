@@ -178,7 +178,8 @@ func (s *Idempotency) Run(w http.ResponseWriter, r *http.Request, c sqldb.Commit
 	}
 }
 
-// runPlain runs m without a key.
+// runPlain runs m without a key. As with a key, an answer that would not be
+// recorded (a status outside 2xx, 402 and 409) rolls Commit's effect back.
 func (s *Idempotency) runPlain(w http.ResponseWriter, r *http.Request, c sqldb.Committer, m Mutation) {
 	if m.Prepare != nil {
 		if err := m.Prepare(r.Context()); err != nil {
@@ -193,10 +194,15 @@ func (s *Idempotency) runPlain(w http.ResponseWriter, r *http.Request, c sqldb.C
 		if err != nil {
 			return err
 		}
-		resp, err = encodeAnswer(status, body)
-		return err
+		if resp, err = encodeAnswer(status, body); err != nil {
+			return err
+		}
+		if !recorded(status) {
+			return errNotRecorded
+		}
+		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errNotRecorded) {
 		Error(w, r, err)
 		return
 	}
@@ -236,7 +242,7 @@ func (s *Idempotency) execute(r *http.Request, c sqldb.Committer, m Mutation, sc
 			if resp, err = encodeAnswer(status, body); err != nil {
 				return err
 			}
-		case errors.Is(err, errNotRecorded):
+		case err == errNotRecorded: // the savepoint rolled the effect back
 			if resp, err = encodeAnswer(status, body); err != nil {
 				return err
 			}

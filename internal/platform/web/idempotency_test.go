@@ -281,6 +281,9 @@ var idemScenarios = []struct {
 		if n := ic.keys(t, "k"); n != 0 {
 			t.Errorf("%d records for the key, want none", n)
 		}
+		// Without a key the effect is rolled back too.
+		ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a"), Outcome: "unrecorded"}).WantStatus(t, 422)
+		ic.wantCounts(t, "a", 2, 2, 0)
 	}},
 	{"409 from Commit is recorded and replayed", func(t *testing.T, ic *idemCase) {
 		body := idemIn{Item: ic.item("a"), Outcome: "conflict"}

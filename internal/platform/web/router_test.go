@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -431,4 +432,41 @@ func TestNoAuthenticator(t *testing.T) {
 	c := webtest.Start(t, rt)
 	c.Do("GET", "/open", nil, "Authorization: Bearer x").WantStatus(t, 200)
 	webtest.AssertProblem(t, c.Do("GET", "/closed", nil, "Authorization: Bearer x"), 401, "unauthorized")
+}
+
+// TestAbortHandler: http.ErrAbortHandler still aborts the response (net/http
+// handles it), and the request is logged as aborted.
+func TestAbortHandler(t *testing.T) {
+	rt, logs, _ := testRouter(t, nil)
+	rt.Handle(web.Route{Method: "GET", Path: "/api/v1/abort",
+		Handler: func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) }})
+	c := webtest.Start(t, rt)
+	req, _ := http.NewRequest("GET", c.URL()+"/api/v1/abort", nil)
+	req.Header.Set("X-Request-Id", "abort-1")
+	res, err := http.DefaultClient.Do(req)
+	if err == nil {
+		res.Body.Close()
+		t.Fatalf("the aborted request got an answer: %d", res.StatusCode)
+	}
+	lines := logs.lines(t, `"request_id":"abort-1"`)
+	if len(lines) != 1 || lines[0]["aborted"] != true {
+		t.Errorf("access log for the aborted request: %v", lines)
+	}
+	if len(logs.lines(t, "panic serving request")) != 0 {
+		t.Errorf("an abort was logged as a panic:\n%s", logs)
+	}
+}
+
+// TestBodyOutsideRouter: Body and Decode see the same bytes also when the
+// router did not buffer the body (a handler called directly).
+func TestBodyOutsideRouter(t *testing.T) {
+	r := httptest.NewRequest("POST", "/x", strings.NewReader(`{"name":"a","qty":2}`))
+	var in thingIn
+	if err := web.Decode(r, &in); err != nil || in.Qty != 2 {
+		t.Fatalf("Decode = %+v, %v", in, err)
+	}
+	b, err := web.Body(r)
+	if err != nil || string(b) != `{"name":"a","qty":2}` {
+		t.Errorf("Body after Decode = %q, %v", b, err)
+	}
 }
