@@ -146,29 +146,33 @@ func (rt *Router) finish(w *statusWriter, r *http.Request, req *requestInfo) {
 // limit) so that Decode and the idempotency fingerprint see the same bytes.
 func (rt *Router) wrap(route *Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		req, _ := ctx.Value(keyInfo).(*requestInfo)
+		req, _ := r.Context().Value(keyInfo).(*requestInfo)
 		if req != nil {
 			req.route = route.Path
 		}
-		ctx = context.WithValue(ctx, keyRoute, route)
-		p, ok, err := rt.authenticate(r.WithContext(ctx), route)
+		// The Authenticator sees the request as it came (with its id and logger).
+		p, ok, err := rt.authenticate(r, route)
 		if err != nil {
 			if errs.Is(err, errs.Unauthorized) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="mercato"`)
 			}
-			Error(w, r.WithContext(ctx), err)
+			Error(w, r, err)
 			return
 		}
+		ctx := context.WithValue(r.Context(), keyRoute, route)
 		if ok {
 			ctx = WithPrincipal(ctx, p)
 			if req != nil {
 				req.userID = p.UserID
 			}
 		}
+		var buf []byte
+		if hasBody(r.Method) {
+			ctx = context.WithValue(ctx, keyBody, &buf)
+		}
 		r = r.WithContext(ctx)
 		if hasBody(r.Method) {
-			if r, err = bufferBody(w, r, route); err != nil {
+			if err := bufferBody(w, r, route); err != nil {
 				Error(w, r, err)
 				return
 			}
@@ -215,28 +219,26 @@ func hasBody(method string) bool {
 	return false
 }
 
-// bufferBody reads r's body once into the slot that Body reads from and
-// returns r with that slot in its context and a Body over the same bytes.
-func bufferBody(w http.ResponseWriter, r *http.Request, route *Route) (*http.Request, error) {
+// bufferBody reads r's body once into the slot in r's context that Body
+// reads from, and replaces r.Body with a reader over the same bytes.
+func bufferBody(w http.ResponseWriter, r *http.Request, route *Route) error {
 	limit := int64(DefaultMaxBody)
 	if route.MaxBody > 0 {
 		limit = route.MaxBody
 	}
 	if r.ContentLength > limit {
 		w.Header().Set("Connection", "close") // the body is not read
-		return r, errs.E("web.Body", errs.TooLarge, "the request body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes")
+		return errs.E("web.Body", errs.TooLarge, "the request body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes")
 	}
-	var buf []byte
-	r = r.WithContext(context.WithValue(r.Context(), keyBody, &buf))
 	b, err := Body(r)
 	if err != nil {
 		if errs.Is(err, errs.TooLarge) {
 			w.Header().Set("Connection", "close") // the rest of the body is not read
 		}
-		return r, err
+		return err
 	}
 	r.Body = io.NopCloser(bytes.NewReader(b))
-	return r, nil
+	return nil
 }
 
 // loggerFrom returns the router's logger carried by ctx, or slog.Default.
