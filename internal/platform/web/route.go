@@ -20,7 +20,7 @@ const (
 )
 
 // The access levels. Every route declares one; /api/v1/admin/ routes must
-// declare a Permission (a test enforces it).
+// declare a Permission (Router.Handle enforces it).
 var (
 	// Public routes need no credentials (a token, when sent, is still read).
 	Public = Access{kind: accessPublic}
