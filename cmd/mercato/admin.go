@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"mercato/internal/accounts"
+)
+
+func cmdAdmin(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const groupUsage = `Usage: mercato admin <command> [flags]
+
+Commands:
+  create-user   create a user with roles (e.g. the first admin)
+`
+	if len(args) == 0 {
+		fmt.Fprint(stderr, groupUsage)
+		return fmt.Errorf("%w: admin needs a command", errUsage)
+	}
+	switch args[0] {
+	case "create-user":
+		return cmdCreateUser(ctx, args[1:], getenv, stdout)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, groupUsage)
+		return nil
+	}
+	fmt.Fprint(stderr, groupUsage)
+	return fmt.Errorf("%w: unknown admin command %q", errUsage, args[0])
+}
+
+func cmdCreateUser(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("admin create-user --email E --password P --role R [flags]",
+		"Create a user. Roles: customer, admin, operator, customer_service (comma-separated).\nWorks while a server runs on the same data.")
+	var st storeFlags
+	st.register(fs)
+	var email, password, name, roles string
+	fs.StringVar(&email, "email", "", "e-mail address (required)")
+	fs.StringVar(&password, "password", "", "password, at least 10 characters (required)")
+	fs.StringVar(&name, "name", "", "display name")
+	fs.StringVar(&roles, "role", "customer", "role(s), comma-separated")
+	if done, err := helpOK(parse(fs, args, getenv, stdout)); done {
+		return err
+	}
+	if email == "" || password == "" {
+		return fmt.Errorf("%w: --email and --password are required", errUsage)
+	}
+	db, err := st.open(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	acc := accounts.New(db, accounts.LogMailer{Logger: slog.Default()}, slog.Default(), accounts.Config{})
+	u, err := acc.CreateUser(ctx, email, password, name, strings.Split(roles, ","))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "created user %s <%s> with roles %s\n", u.ID, u.Email, strings.Join(u.Roles, ","))
+	return nil
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+// errUsage marks a command-line mistake (exit status 2).
+var errUsage = errors.New("usage")
+
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `mercato — e-commerce platform with an order synchronization engine
+
+Usage:
+  mercato serve [flags]          run the shop (HTTP API, web UI, relay, consumers)
+  mercato migrate [flags]        apply database migrations and exit
+  mercato admin create-user ...  create a user (e.g. the first admin)
+  mercato version                print the version
+
+Every flag can also be set in the environment as MERCATO_<FLAG>
+(e.g. --data-dir is MERCATO_DATA_DIR). Run "mercato <command> --help" for its flags.
+`
+
+// run is the whole program: it parses args (flags with MERCATO_* fallbacks
+// from getenv), runs the sub-command and returns its error. Tests call it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, rest, getenv, stdout, stderr)
+	case "admin":
+		return cmdAdmin(ctx, rest, getenv, stdout, stderr)
+	case "debug":
+		return cmdDebug(ctx, rest, getenv, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "mercato %s\n", version)
+		return nil
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+}
+
+// parse parses args into fs, then fills every flag not given on the
+// command line from the environment variable MERCATO_<FLAG> (upper case,
+// dashes as underscores). --help prints the flags and returns flag.ErrHelp.
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs.SetOutput(stdout)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		name := EnvName(f.Name)
+		if v := getenv(name); v != "" {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%w: %s=%q: %v", errUsage, name, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// EnvName is the environment variable of a flag: MERCATO_ + upper snake case.
+func EnvName(flagName string) string {
+	return "MERCATO_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// newFlagSet returns a FlagSet whose usage text names the command and says
+// how the environment maps to it.
+func newFlagSet(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: mercato %s\n\n%s\n\nFlags (each also read from MERCATO_<FLAG>):\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// helpOK turns a --help request into success (exit 0).
+func helpOK(err error) (bool, error) {
+	if errors.Is(err, flag.ErrHelp) {
+		return true, nil
+	}
+	return err != nil, err
+}
