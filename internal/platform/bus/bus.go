@@ -28,15 +28,19 @@ type Publisher interface {
 	Publish(ctx context.Context, msgs []Message) error
 }
 
-// Delivery is a message handed to a subscriber. Exactly one of Ack, Nak or
-// Term must be called for it (several deliveries may be settled together).
+// Delivery is a message handed to a subscriber. At most one of Ack or Nak
+// may be called for it (a second call returns an error); a delivery left
+// unsettled is redelivered after the consumer's AckWait. A message may be
+// delivered more than once (after a Nak, an AckWait expiry, a lost ack or a
+// re-publish), so handlers must be idempotent (the inbox).
 type Delivery interface {
 	Message() Message
-	// Attempt is the delivery count of this message, starting at 1.
+	// Attempt is the delivery count of this message to this consumer,
+	// starting at 1.
 	Attempt() int
 	// Ack settles the delivery: it will not be delivered again.
 	Ack() error
-	// Nak asks for redelivery after delay.
+	// Nak asks for redelivery after delay (at once when delay <= 0).
 	Nak(delay time.Duration) error
 }
 
@@ -55,9 +59,16 @@ type ConsumerConfig struct {
 
 // Subscriber hands durable consumers their messages in batches.
 type Subscriber interface {
-	// Consume delivers batches of at most batch messages to fn, in stream
-	// order within a batch, until ctx ends; it returns ctx's error or a
-	// fatal transport error. fn runs on one goroutine at a time per call.
+	// Consume creates the durable consumer cfg.Durable if needed (or
+	// updates it to cfg) and delivers batches of 1..batch messages to fn, in
+	// stream order within a batch, until ctx ends; it returns ctx's error or
+	// a fatal transport error (such as the bus being closed), and rides out
+	// transient ones. fn runs on one goroutine at a time per call and
+	// receives ctx; a batch being handled when ctx ends is finished first
+	// (Consume returns after fn does). Consume calls with the same Durable,
+	// in one process or several, share the messages: each goes to one of them
+	// at a time. Messages of one subject arrive in publication order unless
+	// redelivered.
 	Consume(ctx context.Context, cfg ConsumerConfig, batch int, fn func(ctx context.Context, ds []Delivery)) error
 	// Pending reports how many messages the durable consumer has not yet
 	// settled (waiting plus unacknowledged). A consumer that does not exist

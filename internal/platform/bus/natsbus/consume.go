@@ -34,7 +34,9 @@ const (
 //
 // fn receives ctx and runs on the calling goroutine; when ctx ends while fn
 // runs, Consume waits for fn to return, then returns ctx's error. Deliveries
-// not settled by fn are redelivered after AckWait. Consume rides out
+// not settled by fn are redelivered after AckWait; a batch fetched just as
+// ctx ends is not handed to fn but nak'ed for prompt redelivery (a delivery
+// attempt is counted either way). Consume rides out
 // transient transport errors (it retries with backoff and re-creates a
 // deleted consumer); it returns an error when the connection is closed.
 //
@@ -55,6 +57,13 @@ func (b *Bus) Consume(ctx context.Context, cfg bus.ConsumerConfig, batch int, fn
 			return err
 		}
 		ds, err := b.fetch(ctx, cons, batch)
+		if len(ds) > 0 && ctx.Err() != nil {
+			// Fetched as ctx ended: hand them back for another consumer.
+			for _, d := range ds {
+				_ = d.Nak(0)
+			}
+			return ctx.Err()
+		}
 		if len(ds) > 0 {
 			pause = 0
 			fn(ctx, ds)
