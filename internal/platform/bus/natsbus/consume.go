@@ -24,7 +24,8 @@ const (
 
 // Consume creates (or updates) the durable pull consumer cfg.Durable on the
 // stream — explicit acks, unlimited redeliveries, starting from the first
-// message — and hands fn batches of up to batch messages until ctx ends.
+// message; AckWait 0 means 30s, MaxAckPending 0 the server's default (1000)
+// — and hands fn batches of up to batch messages until ctx ends.
 //
 // A batch is what the consumer has available, up to batch, taken in one
 // request; when nothing is available Consume waits (a long-poll pull) for the
