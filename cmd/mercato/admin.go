@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 
 	"mercato/internal/accounts"
+	"mercato/internal/platform/errs"
 )
 
 func cmdAdmin(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -39,13 +41,16 @@ func cmdCreateUser(ctx context.Context, args []string, getenv func(string) strin
 	var email, password, name, roles string
 	fs.StringVar(&email, "email", "", "e-mail address (required)")
 	fs.StringVar(&password, "password", "", "password, at least 10 characters (required)")
-	fs.StringVar(&name, "name", "", "display name")
+	fs.StringVar(&name, "name", "", "display name (default: the part of the e-mail before @)")
 	fs.StringVar(&roles, "role", "customer", "role(s), comma-separated")
 	if done, err := helpOK(parse(fs, args, getenv, stdout)); done {
 		return err
 	}
 	if email == "" || password == "" {
 		return fmt.Errorf("%w: --email and --password are required", errUsage)
+	}
+	if name == "" {
+		name, _, _ = strings.Cut(email, "@")
 	}
 	db, err := st.open(ctx, nil)
 	if err != nil {
@@ -55,8 +60,21 @@ func cmdCreateUser(ctx context.Context, args []string, getenv func(string) strin
 	acc := accounts.New(db, accounts.LogMailer{Logger: slog.Default()}, slog.Default(), accounts.Config{})
 	u, err := acc.CreateUser(ctx, email, password, name, strings.Split(roles, ","))
 	if err != nil {
-		return err
+		return describe(err)
 	}
 	fmt.Fprintf(stdout, "created user %s <%s> with roles %s\n", u.ID, u.Email, strings.Join(u.Roles, ","))
 	return nil
+}
+
+// describe turns a validation error into a message naming every field.
+func describe(err error) error {
+	var e *errs.Error
+	if !errors.As(err, &e) || len(e.Fields) == 0 {
+		return err
+	}
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = f.Field + ": " + f.Message
+	}
+	return fmt.Errorf("%s (%s)", e.Msg, strings.Join(parts, "; "))
 }

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mercato/internal/platform/sqldb"
+	"mercato/internal/platform/sqldb/sqldbtest"
+	"mercato/internal/platform/web/webtest"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+var listenRE = regexp.MustCompile(`listening on (http://[^ ]+)`)
+
+// startInProcess runs `mercato serve` through run() with args and env, and
+// returns a client for it; the server stops (and must exit cleanly) when the
+// test ends.
+func startInProcess(t *testing.T, env map[string]string, args ...string) (*webtest.Client, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	getenv := func(k string) string { return env[k] }
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "error"}, args...), getenv, out, &syncBuffer{})
+	}()
+	var base string
+	deadline := time.Now().Add(30 * time.Second)
+	for base == "" {
+		if m := listenRE.FindStringSubmatch(out.String()); m != nil {
+			base = m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited early: %v\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve did not stop cleanly: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	return webtest.NewClient(t, base), out
+}
+
+// engines returns the serve arguments for each storage engine under test.
+func engines(t *testing.T) map[string]func(t *testing.T) []string {
+	return map[string]func(t *testing.T) []string{
+		"sqlite": func(t *testing.T) []string { return []string{"--data-dir", t.TempDir()} },
+		"postgres": func(t *testing.T) []string {
+			return []string{"--data-dir", t.TempDir(), "--database-url", sqldbtest.PostgresURL(t)}
+		},
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		wantOut string
+	}{
+		{"version", []string{"version"}, false, "mercato "},
+		{"help", []string{"--help"}, false, "Usage:"},
+		{"serve help", []string{"serve", "--help"}, false, "MERCATO_<FLAG>"},
+		{"migrate help", []string{"migrate", "--help"}, false, "-database-url"},
+		{"admin help", []string{"admin", "--help"}, false, "create-user"},
+		{"create-user help", []string{"admin", "create-user", "--help"}, false, "-role"},
+		{"no command", nil, true, ""},
+		{"unknown command", []string{"frobnicate"}, true, ""},
+		{"unknown flag", []string{"serve", "--no-such-flag"}, true, ""},
+		{"bad mfa mode", []string{"serve", "--staff-mfa", "sometimes"}, true, ""},
+		{"create-user without email", []string{"admin", "create-user", "--password", "x"}, true, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut syncBuffer
+			err := run(ctx, tc.args, func(string) string { return "" }, &out, &errOut)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if tc.wantErr && exitCode(err) != 2 {
+				t.Errorf("exit code %d, want 2 for a usage error", exitCode(err))
+			}
+			if !strings.Contains(out.String(), tc.wantOut) {
+				t.Errorf("output %q does not contain %q", out.String(), tc.wantOut)
+			}
+		})
+	}
+}
+
+func TestMigrateAndCreateUserFromEnvironment(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	env := map[string]string{"MERCATO_DATA_DIR": dir}
+	getenv := func(k string) string { return env[k] }
+	var out syncBuffer
+	if err := run(ctx, []string{"migrate"}, getenv, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "migrated accounts") {
+		t.Fatalf("migrate output: %s", out.String())
+	}
+	out = syncBuffer{}
+	if err := run(ctx, []string{"migrate"}, getenv, &out, &out); err != nil || strings.Contains(out.String(), "migrated ") {
+		t.Fatalf("second migrate: %v %s", err, out.String())
+	}
+	// create-user works while a server runs on the same SQLite data.
+	c, _ := startInProcess(t, env)
+	err := run(ctx, []string{"admin", "create-user", "--email", "Boss@Example.com", "--password", "Zebra-Quartz-Lamp-91", "--role", "admin"}, getenv, &out, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "boss@example.com", "password": "Zebra-Quartz-Lamp-91"})
+	login.WantStatus(t, http.StatusOK)
+	if roles := login.Field("user.roles.0"); roles != "admin" {
+		t.Fatalf("roles = %v", login.Field("user.roles"))
+	}
+	// A weak password is refused with a clear error and nothing created.
+	err = run(ctx, []string{"admin", "create-user", "--email", "weak@example.com", "--password", "short"}, getenv, &out, &out)
+	if err == nil {
+		t.Fatal("weak password accepted")
+	}
+	c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "weak@example.com", "password": "short"}).WantStatus(t, http.StatusUnauthorized)
+}
+
+// TestStaffRoutesNeedStaff walks every registered /api/v1/admin/ route: each
+// declares a permission, anonymous callers get 401, customers 403.
+func TestStaffRoutesNeedStaff(t *testing.T) {
+	for name, args := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			env := map[string]string{
+				"MERCATO_BOOTSTRAP_ADMIN_EMAIL":    "root@example.com",
+				"MERCATO_BOOTSTRAP_ADMIN_PASSWORD": "a very long admin password",
+			}
+			c, _ := startInProcess(t, env, args(t)...)
+			reg := c.Do("POST", "/api/v1/auth/register", map[string]string{"email": "cust@example.com", "password": "customer password 1", "name": "C"})
+			reg.WantStatus(t, http.StatusCreated)
+			customer := c.WithToken(reg.Field("token").(string))
+			adminLogin := c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "root@example.com", "password": "a very long admin password"})
+			adminLogin.WantStatus(t, http.StatusOK)
+			admin := c.WithToken(adminLogin.Field("token").(string))
+
+			doc := c.Do("GET", "/api/v1/openapi.json", nil)
+			doc.WantStatus(t, http.StatusOK)
+			paths, _ := doc.Field("paths").(map[string]any)
+			n := 0
+			for path, item := range paths {
+				if !strings.HasPrefix(path, "/api/v1/admin/") {
+					continue
+				}
+				for method, op := range item.(map[string]any) {
+					if method == "parameters" {
+						continue
+					}
+					perm, _ := op.(map[string]any)["x-permission"].(string)
+					if perm == "" {
+						t.Errorf("%s %s declares no permission", method, path)
+					}
+					concrete := regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(path, "x")
+					m := strings.ToUpper(method)
+					webtest.AssertProblem(t, c.Do(m, concrete, nil), http.StatusUnauthorized, "unauthorized")
+					webtest.AssertProblem(t, customer.Do(m, concrete, nil), http.StatusForbidden, "forbidden")
+					n++
+				}
+			}
+			if n < 5 {
+				t.Fatalf("only %d admin operations found", n)
+			}
+			sync := admin.Do("GET", "/api/v1/admin/sync", nil)
+			sync.WantStatus(t, http.StatusOK)
+			if _, ok := sync.Field("consumers").([]any); !ok {
+				t.Errorf("sync consumers is not a list: %s", sync.Body)
+			}
+			if sync.Field("outbox_pending") == nil || sync.Field("dead_letters") == nil {
+				t.Errorf("sync figures missing: %s", sync.Body)
+			}
+		})
+	}
+}
+
+func TestOpenAPIListsEveryRoute(t *testing.T) {
+	dir := t.TempDir()
+	a, err := newApp(context.Background(), serveConfig{storeFlags: storeFlags{dataDir: dir}, staffMFA: "optional"},
+		newLogger(&syncBuffer{}, "error"), &syncBuffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	webtest.CheckOpenAPI(t, a.router)
+}
+
+func TestServeStopsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir}, func(string) string { return "" }, out, &syncBuffer{}) }()
+	waitFor(t, 30*time.Second, "listening", func() bool { return listenRE.MatchString(out.String()) })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	// The stores are closed and the database is consistent: it reopens.
+	db, err := sqldb.Open(context.Background(), sqldb.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	var _ = errors.New
+}
