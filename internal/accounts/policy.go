@@ -117,13 +117,17 @@ func isCommonPassword(pw string) bool {
 	if commonFull[lower] || commonFull[leet.Replace(lower)] {
 		return true
 	}
-	// Strip the digits and symbols people put before and after a word.
-	core := strings.TrimFunc(lower, func(r rune) bool { return !unicode.IsLetter(r) })
-	if core == "" || commonBase[core] || commonFull[core] {
-		return true // all digits/symbols, or a common word dressed up
+	// Strip the digits and symbols people put before and after a word, and
+	// undo leetspeak, in either order.
+	trim := func(x string) string { return strings.TrimFunc(x, func(r rune) bool { return !unicode.IsLetter(r) }) }
+	core := trim(lower)
+	if core == "" {
+		return true // digits and symbols only
 	}
-	if deleet := strings.TrimFunc(leet.Replace(lower), func(r rune) bool { return !unicode.IsLetter(r) }); commonBase[deleet] || commonFull[deleet] {
-		return true
+	for _, c := range []string{core, leet.Replace(core), trim(leet.Replace(lower))} {
+		if commonBase[c] || commonFull[c] {
+			return true
+		}
 	}
 	// A common word repeated ("passwordpassword") or one character repeated.
 	for w := range commonBase {
