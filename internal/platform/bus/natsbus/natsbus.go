@@ -11,6 +11,9 @@
 // lost. The outbox is the record: the relay re-publishes the tail younger
 // than SyncInterval at start-up, and message-id de-duplication plus the
 // consumers' inboxes absorb the repeats.
+//
+// External servers from 2.9 on work, except that a consumer filtering on
+// several subjects needs 2.10 (Consume refuses it on older servers).
 package natsbus
 
 import (
