@@ -52,11 +52,11 @@ func (c ThrottleConfig) lockFor(failures, threshold int) time.Duration {
 	if failures < threshold {
 		return 0
 	}
-	exp := failures - threshold
-	if exp > 30 {
-		return c.Max
+	d := c.Base
+	for i := threshold; i < failures && d < c.Max; i++ {
+		d *= 2
 	}
-	return min(c.Base*time.Duration(1<<exp), c.Max)
+	return min(d, c.Max)
 }
 
 // rateLimited is the 429 answer, telling the client to retry after until.
