@@ -55,7 +55,7 @@ func (m mailbox) Send(_ context.Context, msg Message) error {
 
 // env is one accounts service behind a real HTTP server.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	db     *sqldb.DB
 	svc    *Service
 	router *web.Router
@@ -66,7 +66,7 @@ type env struct {
 
 // newEnv serves a Service over db (migrated with sources()) with cfg
 // (cheap hashing unless cfg.Hash is set).
-func newEnv(t *testing.T, db *sqldb.DB, cfg Config) *env {
+func newEnv(t testing.TB, db *sqldb.DB, cfg Config) *env {
 	t.Helper()
 	if cfg.Hash.MemoryKiB == 0 {
 		cfg.Hash = testHash
