@@ -17,9 +17,8 @@ type handlers struct {
 	idem *web.Idempotency
 }
 
-// clientIP is the address a request came from (the peer of the
-// connection; a trusted proxy's header is the router's business).
-func clientIP(r *http.Request) string {
+// peerIP is the address of the connection's peer (Config.ClientIP's default).
+func peerIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -28,7 +27,7 @@ func clientIP(r *http.Request) string {
 }
 
 // self is the signed-in user behind r. Channel tokens have no user: 403.
-func self(r *http.Request) (actor, string, error) {
+func (h handlers) self(r *http.Request) (actor, string, error) {
 	p, ok := web.PrincipalFrom(r.Context())
 	if !ok {
 		return actor{}, "", errs.E("accounts", errs.Unauthorized, "authentication is required")
@@ -36,17 +35,17 @@ func self(r *http.Request) (actor, string, error) {
 	if p.Channel != "" {
 		return actor{}, "", errs.E("accounts", errs.Forbidden, "a channel token has no user account")
 	}
-	return actor{ID: p.UserID, IP: clientIP(r)}, p.SessionID, nil
+	return actor{ID: p.UserID, IP: h.s.cfg.ClientIP(r)}, p.SessionID, nil
 }
 
 // decodeSelf decodes r's body into v and returns the caller.
-func decodeSelf(r *http.Request, v any) (actor, string, error) {
+func (h handlers) decodeSelf(r *http.Request, v any) (actor, string, error) {
 	if v != nil {
 		if err := web.Decode(r, v); err != nil {
 			return actor{}, "", err
 		}
 	}
-	return self(r)
+	return h.self(r)
 }
 
 // run runs a POST's mutation through the idempotency layer.
@@ -94,7 +93,7 @@ func (h handlers) login(w http.ResponseWriter, r *http.Request) {
 	}
 	var at loginAttempt
 	h.run(w, r, func(ctx context.Context) (err error) {
-		at, err = h.s.prepareLogin(ctx, in, clientIP(r))
+		at, err = h.s.prepareLogin(ctx, in, h.s.cfg.ClientIP(r))
 		return err
 	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
 		res, err := h.s.commitLogin(ctx, tx, at)
@@ -103,7 +102,7 @@ func (h handlers) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) logout(w http.ResponseWriter, r *http.Request) {
-	by, session, err := self(r)
+	by, session, err := h.self(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -143,12 +142,12 @@ func (h handlers) confirmReset(w http.ResponseWriter, r *http.Request) {
 		hash, err = h.s.prepareResetConfirm(ctx, in)
 		return err
 	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
-		return http.StatusNoContent, nil, h.s.commitResetConfirm(ctx, tx, clientIP(r), in.Token, hash)
+		return http.StatusNoContent, nil, h.s.commitResetConfirm(ctx, tx, h.s.cfg.ClientIP(r), in.Token, hash)
 	})
 }
 
 func (h handlers) me(w http.ResponseWriter, r *http.Request) {
-	by, _, err := self(r)
+	by, _, err := h.self(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -163,7 +162,7 @@ func (h handlers) me(w http.ResponseWriter, r *http.Request) {
 
 func (h handlers) updateMe(w http.ResponseWriter, r *http.Request) {
 	var in ProfileRequest
-	by, _, err := decodeSelf(r, &in)
+	by, _, err := h.decodeSelf(r, &in)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -175,7 +174,7 @@ func (h handlers) updateMe(w http.ResponseWriter, r *http.Request) {
 
 func (h handlers) changePassword(w http.ResponseWriter, r *http.Request) {
 	var in ChangePasswordRequest
-	by, session, err := decodeSelf(r, &in)
+	by, session, err := h.decodeSelf(r, &in)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -190,7 +189,7 @@ func (h handlers) changePassword(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) enrollMFA(w http.ResponseWriter, r *http.Request) {
-	by, _, err := self(r)
+	by, _, err := h.self(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -203,7 +202,7 @@ func (h handlers) enrollMFA(w http.ResponseWriter, r *http.Request) {
 
 func (h handlers) verifyMFA(w http.ResponseWriter, r *http.Request) {
 	var in VerifyMFARequest
-	by, session, err := decodeSelf(r, &in)
+	by, session, err := h.decodeSelf(r, &in)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -215,7 +214,7 @@ func (h handlers) verifyMFA(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) export(w http.ResponseWriter, r *http.Request) {
-	by, _, err := self(r)
+	by, _, err := h.self(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -230,7 +229,7 @@ func (h handlers) export(w http.ResponseWriter, r *http.Request) {
 
 func (h handlers) erase(w http.ResponseWriter, r *http.Request) {
 	var in EraseRequest
-	by, _, err := decodeSelf(r, &in)
+	by, _, err := h.decodeSelf(r, &in)
 	if err != nil {
 		web.Error(w, r, err)
 		return

@@ -68,7 +68,7 @@ func (s *Service) Routes(idem *web.Idempotency) []web.Route {
 }
 
 func (h handlers) addresses(w http.ResponseWriter, r *http.Request) {
-	by, _, err := self(r)
+	by, _, err := h.self(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -83,7 +83,7 @@ func (h handlers) addresses(w http.ResponseWriter, r *http.Request) {
 
 func (h handlers) addAddress(w http.ResponseWriter, r *http.Request) {
 	var in AddressRequest
-	by, _, err := decodeSelf(r, &in)
+	by, _, err := h.decodeSelf(r, &in)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -96,7 +96,7 @@ func (h handlers) addAddress(w http.ResponseWriter, r *http.Request) {
 
 func (h handlers) updateAddress(w http.ResponseWriter, r *http.Request) {
 	var in AddressPatch
-	by, _, err := decodeSelf(r, &in)
+	by, _, err := h.decodeSelf(r, &in)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -107,7 +107,7 @@ func (h handlers) updateAddress(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) deleteAddress(w http.ResponseWriter, r *http.Request) {
-	by, _, err := self(r)
+	by, _, err := h.self(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -131,7 +131,7 @@ func (h handlers) listStaff(w http.ResponseWriter, r *http.Request) {
 
 func (h handlers) createStaff(w http.ResponseWriter, r *http.Request) {
 	var in CreateStaffRequest
-	by, _, err := decodeSelf(r, &in)
+	by, _, err := h.decodeSelf(r, &in)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -149,7 +149,7 @@ func (h handlers) createStaff(w http.ResponseWriter, r *http.Request) {
 
 func (h handlers) setDisabled(disabled bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		by, _, err := self(r)
+		by, _, err := h.self(r)
 		if err != nil {
 			web.Error(w, r, err)
 			return
@@ -163,7 +163,7 @@ func (h handlers) setDisabled(disabled bool) http.HandlerFunc {
 
 func (h handlers) setRoles(w http.ResponseWriter, r *http.Request) {
 	var in RolesRequest
-	by, _, err := decodeSelf(r, &in)
+	by, _, err := h.decodeSelf(r, &in)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -195,7 +195,7 @@ func (h handlers) customer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) staffErase(w http.ResponseWriter, r *http.Request) {
-	by, _, err := self(r)
+	by, _, err := h.self(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return

@@ -3,6 +3,7 @@ package accounts
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,11 @@ type Config struct {
 	StaffMFARequired bool
 	// Issuer names the service in authenticator apps; default "mercato".
 	Issuer string
+	// ClientIP returns a request's client address for the per-address
+	// throttle and the audit log. Nil: the connection's peer address. Behind
+	// a reverse proxy, set it to read the proxy's header, or every client
+	// shares the proxy's address (and its throttle).
+	ClientIP func(r *http.Request) string
 	// ResetURL, when set, is the link in reset e-mails; the token is
 	// appended (e.g. "https://shop.example/reset?token=").
 	ResetURL string
@@ -49,6 +55,9 @@ func (c Config) withDefaults() Config {
 	def(&c.StaffTokenTTL, 12*time.Hour)
 	def(&c.MFASetupTokenTTL, 15*time.Minute)
 	def(&c.ResetTokenTTL, time.Hour)
+	if c.ClientIP == nil {
+		c.ClientIP = peerIP
+	}
 	if c.Issuer == "" {
 		c.Issuer = "mercato"
 	}
@@ -148,7 +157,11 @@ func (s *Service) BootstrapAdmin(ctx context.Context, email, password string) (b
 		return nil
 	})
 	if errs.CodeOf(err) == errs.CodeEmailTaken {
-		return false, nil // a racing replica created it
+		// A racing replica created it — or the address belongs to a user who
+		// is no admin, which must not pass silently.
+		if has, herr := s.adminExists(ctx, s.db.Reader()); herr != nil || has {
+			return false, herr
+		}
 	}
 	return created, err
 }
@@ -226,4 +239,33 @@ func (s *Service) tokenTTL(roles []string) time.Duration {
 		return s.cfg.StaffTokenTTL
 	}
 	return s.cfg.CustomerTokenTTL
+}
+
+// Prune deletes what no longer matters: tokens that expired or were revoked
+// more than a day ago, used or expired reset tokens, and login-throttle rows
+// idle for longer than Throttle.Forget. Run it periodically (hourly is
+// plenty); it reports how many rows it deleted.
+func (s *Service) Prune(ctx context.Context) (int64, error) {
+	var total int64
+	err := s.db.InTx(ctx, func(tx *sqldb.Tx) error {
+		now := sqldb.Micros(tx.Now)
+		dayAgo := sqldb.Micros(tx.Now.Add(-24 * time.Hour))
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`DELETE FROM accounts_tokens WHERE (expires_at <> 0 AND expires_at < $1) OR (revoked_at <> 0 AND revoked_at < $1)`, []any{dayAgo}},
+			{`DELETE FROM accounts_password_resets WHERE used_at <> 0 OR expires_at < $1`, []any{now}},
+			{`DELETE FROM accounts_login_throttle WHERE last_failure_at < $1 AND locked_until < $2`,
+				[]any{sqldb.Micros(tx.Now.Add(-s.cfg.Throttle.Forget)), now}},
+		} {
+			n, err := exec(ctx, tx, "accounts.Prune", q.sql, q.args...)
+			if err != nil {
+				return err
+			}
+			total += n
+		}
+		return nil
+	})
+	return total, err
 }

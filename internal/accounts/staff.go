@@ -128,12 +128,30 @@ func staffByID(ctx context.Context, tx *sqldb.Tx, id string) (account, error) {
 
 var errLastAdmin = errs.E("accounts.staff", errs.Conflict, "at least one enabled admin must remain")
 
-// otherAdmins counts enabled admins other than id.
+// otherAdmins counts enabled admins other than id. On PostgreSQL it locks
+// their rows, so that two admins disabling each other at once cannot both
+// pass the check (SQLite's single writer serialises them anyway).
 func otherAdmins(ctx context.Context, tx *sqldb.Tx, id string) (int, error) {
-	var n int
-	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM accounts_users
-		WHERE id <> $1 AND disabled = 0 AND erased_at = 0 AND (' ' || roles || ' ') LIKE '% admin %'`, id).Scan(&n)
+	q := `SELECT id FROM accounts_users WHERE disabled = 0 AND erased_at = 0 AND (' ' || roles || ' ') LIKE '% admin %' ORDER BY id`
+	if tx.Engine() == sqldb.Postgres {
+		q += ` FOR UPDATE`
+	}
+	rows, err := tx.QueryContext(ctx, q)
 	if err != nil {
+		return 0, errs.E("accounts.otherAdmins", errs.Internal, err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var other string
+		if err := rows.Scan(&other); err != nil {
+			return 0, errs.E("accounts.otherAdmins", errs.Internal, err)
+		}
+		if other != id {
+			n++
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return 0, errs.E("accounts.otherAdmins", errs.Internal, err)
 	}
 	return n, nil

@@ -6,8 +6,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web/webtest"
 )
 
@@ -304,4 +308,76 @@ func TestCustomerList(t *testing.T) {
 
 func urlQuery(s string) string {
 	return strings.NewReplacer("%", "%25", " ", "+", "_", "%5F").Replace(s)
+}
+
+// Two admins disabling each other at once: exactly one wins, one admin stays.
+func TestLastAdminRace(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		aID, aTok := e.staff("ada@example.com", RoleAdmin)
+		bID, bTok := e.staff("bea@example.com", RoleAdmin)
+		for round := range 5 {
+			statuses := make(chan int, 2)
+			var wg sync.WaitGroup
+			for _, p := range [][2]string{{aTok, bID}, {bTok, aID}} {
+				wg.Go(func() { statuses <- e.as(p[0]).Do("POST", "/api/v1/admin/staff/"+p[1]+"/disable", nil).Status })
+			}
+			wg.Wait()
+			close(statuses)
+			got := map[int]int{}
+			for s := range statuses {
+				got[s]++
+			}
+			// The loser is 409 (it saw no other admin) or 401 (its own token
+			// was revoked by the winner before it was read).
+			if got[200] != 1 || got[409]+got[401] != 1 {
+				t.Fatalf("round %d: statuses %v, want one 200 and one 409 or 401", round, got)
+			}
+			if n := e.count("accounts_users", "disabled = 0 AND roles = 'admin'"); n != 1 {
+				t.Fatalf("round %d: %d enabled admins, want 1", round, n)
+			}
+			// Re-enable the loser's victim and sign both in again.
+			if err := e.db.InTx(t.Context(), func(tx *sqldb.Tx) error {
+				_, err := tx.ExecContext(t.Context(), `UPDATE accounts_users SET disabled = 0`)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			aTok, bTok = e.login("ada@example.com", goodPassword), e.login("bea@example.com", goodPassword)
+		}
+	})
+}
+
+func TestBootstrapAdminOverACustomer(t *testing.T) {
+	e := sqliteEnv(t, Config{})
+	e.register("owner@example.com")
+	created, err := e.svc.BootstrapAdmin(t.Context(), "OWNER@example.com", goodPassword)
+	if created || errs.CodeOf(err) != errs.CodeEmailTaken {
+		t.Errorf("BootstrapAdmin over a customer's address = %v, %v; want email_taken", created, err)
+	}
+	if _, err := e.svc.BootstrapAdmin(t.Context(), "root@example.com", "short"); !errs.Is(err, errs.Invalid) {
+		t.Errorf("BootstrapAdmin with a weak password = %v, want Invalid", err)
+	}
+}
+
+func TestPrune(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		_, tok := e.register("pru@example.com")
+		e.login("pru@example.com", goodPassword)
+		e.as(tok).Do("POST", "/api/v1/auth/logout", nil).WantStatus(t, http.StatusNoContent)
+		e.loginAttempt("ghost@example.com", "wrong-password-1")
+		e.resetMail("pru@example.com")
+		if n, err := e.svc.Prune(t.Context()); err != nil || n != 0 {
+			t.Fatalf("Prune at once = %d, %v; want nothing", n, err)
+		}
+		e.clock.Advance(25 * time.Hour)
+		n, err := e.svc.Prune(t.Context())
+		// the revoked token, the expired reset, the idle throttle row; the
+		// live session (30 days) stays
+		if err != nil || n != 3 {
+			t.Errorf("Prune after 25 h = %d, %v; want 3", n, err)
+		}
+		if e.count("accounts_tokens", "") != 1 {
+			t.Errorf("the live session was pruned")
+		}
+	})
 }
