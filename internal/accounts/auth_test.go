@@ -217,3 +217,58 @@ func TestSessionCookie(t *testing.T) {
 		})
 	}
 }
+
+// Every route that is not public answers 401 without a token, and every
+// admin route 403 to a customer, with nothing written.
+func TestEveryRouteGuarded(t *testing.T) {
+	e := sqliteEnv(t, Config{})
+	_, tok := e.register("guard@example.com")
+	for _, r := range e.svc.Routes(nil) {
+		if r.Access.IsPublic() {
+			continue
+		}
+		path := strings.ReplaceAll(r.Path, "{id}", "x")
+		t.Run(r.Pattern(), func(t *testing.T) {
+			before := e.snapshot()
+			webtest.AssertProblem(t, e.c.Do(r.Method, path, "{}"), 401, "unauthorized")
+			if r.Access.Perm() != "" {
+				webtest.AssertProblem(t, e.as(tok).Do(r.Method, path, "{}"), 403, "forbidden")
+			}
+			e.assertUnchanged(before)
+		})
+	}
+}
+
+func TestProfile(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		_, tok := e.register("pat@example.com")
+		pat := e.as(tok)
+		r := pat.Do("PATCH", "/api/v1/me", map[string]string{"name": "  Pat Doe "})
+		r.WantStatus(t, http.StatusOK)
+		if r.Field("name") != "Pat Doe" || r.Field("email") != "pat@example.com" {
+			t.Errorf("PATCH /me = %s", r.Body)
+		}
+		pat.Do("PATCH", "/api/v1/me", map[string]string{}).WantStatus(t, http.StatusOK) // nothing to change
+		failures := []struct {
+			name   string
+			body   any
+			status int
+			code   string
+		}{
+			{"name too long", map[string]string{"name": strings.Repeat("n", 201)}, 422, "validation_failed"},
+			{"control characters", map[string]string{"name": "Pat\x00Doe"}, 422, "validation_failed"},
+			{"e-mail is not editable here", map[string]string{"email": "x@example.com"}, 400, "malformed_request"},
+			{"wrong type", map[string]any{"name": 42}, 422, "validation_failed"},
+		}
+		for _, tc := range failures {
+			t.Run(tc.name, func(t *testing.T) {
+				before := e.snapshot()
+				webtest.AssertProblem(t, pat.Do("PATCH", "/api/v1/me", tc.body), tc.status, tc.code)
+				e.assertUnchanged(before)
+			})
+		}
+		if got := pat.Do("GET", "/api/v1/me", nil).Field("name"); got != "Pat Doe" {
+			t.Errorf("name after failed updates = %v", got)
+		}
+	})
+}

@@ -45,7 +45,20 @@
 // See ThrottleConfig: after 10 failures in a row for one e-mail (known or
 // not) or 50 from one client address, login answers 429 rate_limited with
 // Retry-After for 30 s, doubling per further failure up to 15 min. Only
-// failures count; during the window even the right password gets 429.
+// failures count; during the window even the right password gets 429. A
+// wrong current password on /me/password or /me/erase counts too. The
+// client address is Config.ClientIP(r): the connection's peer unless the
+// wiring reads a trusted proxy's header.
+//
+// # Housekeeping
+//
+// Service.Prune deletes expired and revoked tokens (a day after), used or
+// expired reset tokens and idle throttle rows; the process runs it
+// periodically. Password reset e-mails go to the Mailer given to New
+// (LogMailer until SMTP exists: it logs the link, for development only);
+// a reset request with a malformed address is 422, any other is 202 whether
+// or not the address has an account, and at most one mail a minute goes to
+// one account.
 //
 // # Two-factor sign-in
 //
