@@ -3,11 +3,13 @@ package inbox
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,10 +62,24 @@ func (w *worker) handle(ctx context.Context, ds []bus.Delivery) {
 	// Let a batch in flight commit when the Runner stops.
 	dbctx := context.WithoutCancel(ctx)
 	var res batchResult
-	err := w.r.db.InTx(dbctx, func(tx *sqldb.Tx) error {
-		res = batchResult{}
-		return w.apply(dbctx, tx, items, &res)
-	})
+	run := func(careful bool) error {
+		return w.r.db.InTx(dbctx, func(tx *sqldb.Tx) error {
+			res = batchResult{}
+			return w.apply(dbctx, tx, items, &res, careful)
+		})
+	}
+	// A batch of first deliveries runs its handlers without savepoints
+	// (two statements fewer per event); if one fails, the whole batch is
+	// rolled back and run again with every handler in its own savepoint,
+	// which is how a batch that may hold retries runs from the start.
+	careful := len(items) == 1
+	for _, it := range items {
+		careful = careful || it.d.Attempt() > 1
+	}
+	err := run(careful)
+	if errors.Is(err, errCareful) {
+		err = run(true)
+	}
 	if err != nil {
 		// Nothing was recorded: every delivery comes back, none counts as a
 		// failure of its handler.
@@ -94,8 +110,13 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// apply runs the batch inside tx, deciding every item's settlement.
-func (w *worker) apply(ctx context.Context, tx *sqldb.Tx, items []*item, res *batchResult) error {
+// errCareful aborts a batch run without savepoints when a handler fails.
+var errCareful = errors.New("inbox: a handler failed; run the batch with savepoints")
+
+// apply runs the batch inside tx, deciding every item's settlement. Unless
+// careful, handlers run without savepoints and the first failure returns
+// errCareful.
+func (w *worker) apply(ctx context.Context, tx *sqldb.Tx, items []*item, res *batchResult, careful bool) error {
 	var ids []string
 	var aggs []aggKey
 	seenAgg := map[aggKey]bool{}
@@ -145,7 +166,12 @@ func (w *worker) apply(ctx context.Context, tx *sqldb.Tx, items []*item, res *ba
 			w.r.cfg.Logger.Warn("inbox: predecessors never arrived; starting the aggregate here",
 				"consumer", w.c.Name, "aggregate_type", k.typ, "aggregate_id", k.id, "sequence", e.Sequence)
 		}
-		herr := tx.Savepoint(ctx, func() error { return call(ctx, w.c.Handle, tx, e) })
+		var herr error
+		if careful {
+			herr = tx.Savepoint(ctx, func() error { return call(ctx, w.c.Handle, tx, e) })
+		} else if herr = call(ctx, w.c.Handle, tx, e); herr != nil {
+			return errCareful
+		}
 		if herr == nil {
 			pos[k], moved[k] = e.Sequence, e.Sequence
 			applied = append(applied, e.ID)
@@ -271,30 +297,59 @@ func insertDeadLetter(ctx context.Context, tx *sqldb.Tx, consumer, eventID strin
 	return nil
 }
 
-// inClause appends "($n, …)" for vals starting at placeholder n.
-func inClause(b *strings.Builder, n, count int) {
-	b.WriteString("(")
-	for i := range count {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(b, "$%d", n+i)
-	}
-	b.WriteString(")")
+// stmt builds one statement with many parameters. SQLite keeps the names of
+// "$n" placeholders in a list searched linearly when parsing and again when
+// binding (quadratic in a long statement), so there placeholders are written
+// "?", bound by position; PostgreSQL gets "$n".
+type stmt struct {
+	strings.Builder
+	sqlite bool
+	args   []any
 }
 
-// aggValues appends "(VALUES ($n, $n+1), …)" for aggs.
-func aggValues(b *strings.Builder, n int, aggs []aggKey, args []any) []any {
-	b.WriteString("(VALUES ")
+func newStmt(tx *sqldb.Tx, sql string) *stmt {
+	s := &stmt{sqlite: tx.Engine() == sqldb.SQLite}
+	s.WriteString(sql)
+	return s
+}
+
+// arg adds v and writes its placeholder.
+func (s *stmt) arg(v any) *stmt {
+	s.args = append(s.args, v)
+	if s.sqlite {
+		s.WriteByte('?')
+		return s
+	}
+	s.WriteByte('$')
+	s.WriteString(strconv.Itoa(len(s.args)))
+	return s
+}
+
+// sql writes text.
+func (s *stmt) sql(text string) *stmt {
+	s.WriteString(text)
+	return s
+}
+
+// aggs writes "(VALUES (type, id), …)".
+func (s *stmt) aggs(aggs []aggKey) *stmt {
+	s.sql("(VALUES ")
 	for i, k := range aggs {
 		if i > 0 {
-			b.WriteString(", ")
+			s.sql(", ")
 		}
-		fmt.Fprintf(b, "($%d, $%d)", n+2*i, n+2*i+1)
-		args = append(args, k.typ, k.id)
+		s.sql("(").arg(k.typ).sql(", ").arg(k.id).sql(")")
 	}
-	b.WriteString(")")
-	return args
+	return s.sql(")")
+}
+
+func (s *stmt) query(ctx context.Context, tx *sqldb.Tx) (*sql.Rows, error) {
+	return tx.QueryContext(ctx, s.String(), s.args...)
+}
+
+func (s *stmt) exec(ctx context.Context, tx *sqldb.Tx) error {
+	_, err := tx.ExecContext(ctx, s.String(), s.args...)
+	return err
 }
 
 // inboxed returns which of ids the consumer has applied.
@@ -303,15 +358,14 @@ func (w *worker) inboxed(ctx context.Context, tx *sqldb.Tx, ids []string) (map[s
 	if len(ids) == 0 {
 		return done, nil
 	}
-	var b strings.Builder
-	b.WriteString(`SELECT event_id FROM inbox WHERE consumer = $1 AND event_id IN `)
-	inClause(&b, 2, len(ids))
-	args := make([]any, 0, len(ids)+1)
-	args = append(args, w.c.Name)
-	for _, id := range ids {
-		args = append(args, id)
+	s := newStmt(tx, `SELECT event_id FROM inbox WHERE consumer = `).arg(w.c.Name).sql(` AND event_id IN (`)
+	for i, id := range ids {
+		if i > 0 {
+			s.sql(", ")
+		}
+		s.arg(id)
 	}
-	rows, err := tx.QueryContext(ctx, b.String(), args...)
+	rows, err := s.sql(")").query(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -333,11 +387,8 @@ func (w *worker) positions(ctx context.Context, tx *sqldb.Tx, aggs []aggKey) (ma
 	if len(aggs) == 0 {
 		return pos, nil
 	}
-	var b strings.Builder
-	b.WriteString(`SELECT aggregate_type, aggregate_id, last_sequence FROM consumer_positions
-		WHERE consumer = $1 AND (aggregate_type, aggregate_id) IN `)
-	args := aggValues(&b, 2, aggs, []any{w.c.Name})
-	rows, err := tx.QueryContext(ctx, b.String(), args...)
+	rows, err := newStmt(tx, `SELECT aggregate_type, aggregate_id, last_sequence FROM consumer_positions WHERE consumer = `).
+		arg(w.c.Name).sql(` AND (aggregate_type, aggregate_id) IN `).aggs(aggs).query(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -360,11 +411,8 @@ func (w *worker) failures(ctx context.Context, tx *sqldb.Tx, aggs []aggKey) (map
 	if len(aggs) == 0 {
 		return attempts, failing, nil
 	}
-	var b strings.Builder
-	b.WriteString(`SELECT event_id, aggregate_type, aggregate_id, attempts FROM consumer_failures
-		WHERE consumer = $1 AND (aggregate_type, aggregate_id) IN `)
-	args := aggValues(&b, 2, aggs, []any{w.c.Name})
-	rows, err := tx.QueryContext(ctx, b.String(), args...)
+	rows, err := newStmt(tx, `SELECT event_id, aggregate_type, aggregate_id, attempts FROM consumer_failures WHERE consumer = `).
+		arg(w.c.Name).sql(` AND (aggregate_type, aggregate_id) IN `).aggs(aggs).query(ctx, tx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -386,19 +434,15 @@ func (w *worker) writeInbox(ctx context.Context, tx *sqldb.Tx, ids []string) err
 	if len(ids) == 0 {
 		return nil
 	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO inbox (consumer, event_id, processed_at) VALUES `)
-	args := make([]any, 0, len(ids)+2)
-	args = append(args, w.c.Name, sqldb.Micros(tx.Now))
+	at := sqldb.Micros(tx.Now)
+	s := newStmt(tx, `INSERT INTO inbox (consumer, event_id, processed_at) VALUES `)
 	for i, id := range ids {
 		if i > 0 {
-			b.WriteString(", ")
+			s.sql(", ")
 		}
-		fmt.Fprintf(&b, "($1, $%d, $2)", i+3)
-		args = append(args, id)
+		s.sql("(").arg(w.c.Name).sql(", ").arg(id).sql(", ").arg(at).sql(")")
 	}
-	_, err := tx.ExecContext(ctx, b.String(), args...)
-	return err
+	return s.exec(ctx, tx)
 }
 
 // writePositions moves the consumer's positions forward (never back).
@@ -406,25 +450,18 @@ func (w *worker) writePositions(ctx context.Context, tx *sqldb.Tx, moved map[agg
 	if len(moved) == 0 {
 		return nil
 	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO consumer_positions (consumer, aggregate_type, aggregate_id, last_sequence) VALUES `)
-	args := make([]any, 0, 3*len(moved)+1)
-	args = append(args, w.c.Name)
+	s := newStmt(tx, `INSERT INTO consumer_positions (consumer, aggregate_type, aggregate_id, last_sequence) VALUES `)
 	i := 0
 	for k, seq := range moved {
 		if i > 0 {
-			b.WriteString(", ")
+			s.sql(", ")
 		}
-		n := 2 + 3*i
-		fmt.Fprintf(&b, "($1, $%d, $%d, $%d)", n, n+1, n+2)
-		args = append(args, k.typ, k.id, seq)
+		s.sql("(").arg(w.c.Name).sql(", ").arg(k.typ).sql(", ").arg(k.id).sql(", ").arg(seq).sql(")")
 		i++
 	}
-	b.WriteString(` ON CONFLICT (consumer, aggregate_type, aggregate_id) DO UPDATE
+	return s.sql(` ON CONFLICT (consumer, aggregate_type, aggregate_id) DO UPDATE
 		SET last_sequence = excluded.last_sequence
-		WHERE consumer_positions.last_sequence < excluded.last_sequence`)
-	_, err := tx.ExecContext(ctx, b.String(), args...)
-	return err
+		WHERE consumer_positions.last_sequence < excluded.last_sequence`).exec(ctx, tx)
 }
 
 // writeStats adds the batch's counts to the consumer's stats row.

@@ -27,6 +27,11 @@
 // before the handlers run, and the rows written with one statement each
 // after them, inside the same transaction: the effect is the same as doing
 // them per event inside its savepoint, for a fraction of the statements.
+// Likewise a batch of first deliveries runs its handlers without
+// savepoints; when one fails, the transaction is rolled back and the batch
+// runs again at once with each handler in its own savepoint (so a failing
+// handler may be called twice for one attempt; handlers write only through
+// tx, so nothing of the first call remains).
 //
 // Parked events are listed and replayed through DeadLetters; Monitor reports
 // the sync status (per-consumer counts, outbox backlog, dead letters) and
@@ -86,7 +91,7 @@ type Consumer struct {
 
 // RunnerConfig tunes a Runner. Zero values take the defaults.
 type RunnerConfig struct {
-	// BatchSize caps the deliveries applied in one transaction (default 256).
+	// BatchSize caps the deliveries applied in one transaction (default 512).
 	BatchSize int
 	// AckWait is how long the bus waits for a batch's settlement before it
 	// redelivers (default 30s).
@@ -118,7 +123,7 @@ type RunnerConfig struct {
 
 func (c RunnerConfig) withDefaults() RunnerConfig {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 256
+		c.BatchSize = 512
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
@@ -198,6 +203,9 @@ func (r *Runner) DeadLetters() *DeadLetters { return r.dead }
 // consumers at start.
 func (r *Runner) Run(ctx context.Context) error {
 	if err := r.register(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("inbox: register consumers: %w", err)
 	}
 	var wg sync.WaitGroup

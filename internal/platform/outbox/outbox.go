@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strconv"
 	"strings"
 
 	"mercato/internal/event"
@@ -71,11 +72,12 @@ func wakerFrom(ctx context.Context) Waker {
 // current schema, computed by the server so that Append needs no state.
 const notifySQL = `SELECT pg_notify('mercato_outbox.' || current_schema(), '')`
 
-const seqSQL = `INSERT INTO outbox_sequences (aggregate_type, aggregate_id, last_sequence)
-VALUES ($1, $2, $3)
-ON CONFLICT (aggregate_type, aggregate_id)
+// seqUpsert ends the sequence upsert: each row's count is added to the
+// aggregate's last sequence, which the statement returns. On PostgreSQL the
+// rows are locked in VALUES order (sorted), until the transaction ends.
+const seqUpsert = ` ON CONFLICT (aggregate_type, aggregate_id)
 DO UPDATE SET last_sequence = outbox_sequences.last_sequence + excluded.last_sequence
-RETURNING last_sequence`
+RETURNING aggregate_type, aggregate_id, last_sequence`
 
 // insertChunk bounds the rows of one INSERT (7 parameters each), well
 // under both engines' parameter limits.
@@ -132,12 +134,45 @@ func Append(ctx context.Context, tx *sqldb.Tx, events ...*event.Envelope) error 
 		return keys[i].id < keys[j].id
 	})
 	next := make(map[aggKey]int64, len(keys))
-	for _, k := range keys {
-		var last int64
-		if err := tx.QueryRowContext(ctx, seqSQL, k.typ, k.id, counts[k]).Scan(&last); err != nil {
+	for start := 0; start < len(keys); start += insertChunk {
+		chunk := keys[start:min(start+insertChunk, len(keys))]
+		var b strings.Builder
+		b.WriteString(`INSERT INTO outbox_sequences (aggregate_type, aggregate_id, last_sequence) VALUES `)
+		args := make([]any, 0, 3*len(chunk))
+		ph := placeholder(tx.Engine())
+		for i, k := range chunk {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('(')
+			ph(&b, 3*i+1)
+			b.WriteString(", ")
+			ph(&b, 3*i+2)
+			b.WriteString(", ")
+			ph(&b, 3*i+3)
+			b.WriteByte(')')
+			args = append(args, k.typ, k.id, counts[k])
+		}
+		b.WriteString(seqUpsert)
+		rows, err := tx.QueryContext(ctx, b.String(), args...)
+		if err != nil {
 			return errs.E(op, fmt.Errorf("sequence: %w", err))
 		}
-		next[k] = last - counts[k] + 1
+		for rows.Next() {
+			var k aggKey
+			var last int64
+			if err := rows.Scan(&k.typ, &k.id, &last); err != nil {
+				rows.Close()
+				return errs.E(op, fmt.Errorf("sequence: %w", err))
+			}
+			next[k] = last - counts[k] + 1
+		}
+		if err := rows.Close(); err != nil {
+			return errs.E(op, fmt.Errorf("sequence: %w", err))
+		}
+		if len(next) != start+len(chunk) {
+			return errs.E(op, fmt.Errorf("sequence: %d rows returned for %d aggregates", len(next)-start, len(chunk)))
+		}
 	}
 	for _, e := range events {
 		k := aggKey{e.AggregateType, e.AggregateID}
@@ -166,12 +201,19 @@ func insertRows(ctx context.Context, tx *sqldb.Tx, events []*event.Envelope) err
 	var b strings.Builder
 	b.WriteString(`INSERT INTO outbox (event_id, type, aggregate_type, aggregate_id, sequence, occurred_at, data) VALUES `)
 	args := make([]any, 0, 7*len(events))
+	ph := placeholder(tx.Engine())
 	for i, e := range events {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		n := 7 * i
-		fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+		b.WriteByte('(')
+		for j := range 7 {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			ph(&b, 7*i+j+1)
+		}
+		b.WriteByte(')')
 		args = append(args, e.ID, e.Type, e.AggregateType, e.AggregateID, e.Sequence,
 			sqldb.Micros(e.OccurredAt), string(e.Data))
 	}
@@ -179,6 +221,21 @@ func insertRows(ctx context.Context, tx *sqldb.Tx, events []*event.Envelope) err
 		return fmt.Errorf("insert: %w", err)
 	}
 	return nil
+}
+
+// placeholder returns the writer of the nth placeholder of a long
+// statement. SQLite keeps the names of "$n" and "?n" placeholders in a list
+// searched linearly when parsing and again when binding (quadratic in a long
+// statement), so there it is written "?", bound by position; PostgreSQL gets
+// "$n". Placeholders must be written in argument order.
+func placeholder(e sqldb.Engine) func(b *strings.Builder, n int) {
+	if e == sqldb.SQLite {
+		return func(b *strings.Builder, _ int) { b.WriteByte('?') }
+	}
+	return func(b *strings.Builder, n int) {
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(n))
+	}
 }
 
 // Pending reports how many committed events are not yet published.

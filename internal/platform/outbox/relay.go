@@ -327,13 +327,16 @@ func (r *Relay) pass(ctx context.Context, maxID int64) (int, error) {
 // a row with an id in between may have committed since it was read).
 func (r *Relay) mark(ctx context.Context, rows []row) error {
 	var b strings.Builder
-	b.WriteString(`UPDATE outbox SET published_at = $1 WHERE id IN (`)
+	ph := placeholder(r.db.Engine())
+	b.WriteString(`UPDATE outbox SET published_at = `)
+	ph(&b, 1)
+	b.WriteString(` WHERE id IN (`)
 	args := make([]any, 1, len(rows)+1)
 	for i, x := range rows {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "$%d", i+2)
+		ph(&b, i+2)
 		args = append(args, x.id)
 	}
 	b.WriteString(")")

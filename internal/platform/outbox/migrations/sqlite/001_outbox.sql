@@ -9,8 +9,7 @@ CREATE TABLE outbox (
     sequence       BIGINT  NOT NULL,
     occurred_at    BIGINT  NOT NULL,
     data           TEXT    NOT NULL,
-    published_at   BIGINT,
-    UNIQUE (aggregate_type, aggregate_id, sequence)
+    published_at   BIGINT
 );
 -- What the relay reads: unpublished rows in id order.
 CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
