@@ -3,7 +3,10 @@ package inbox
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"mercato/internal/platform/bus"
 	"mercato/internal/platform/errs"
@@ -79,4 +82,97 @@ func (m *Monitor) Status(ctx context.Context) (SyncStatus, error) {
 		return st, errs.E(op, err)
 	}
 	return st, nil
+}
+
+// consumerMetrics are the consumers' Prometheus metrics, labelled by
+// consumer name.
+type consumerMetrics struct {
+	processed, failed, parked *prometheus.CounterVec
+	lag                       *prometheus.GaugeVec
+}
+
+// workerMetrics are one consumer's series.
+type workerMetrics struct {
+	processed, failed, parked prometheus.Counter
+	lag                       prometheus.Gauge
+}
+
+// newConsumerMetrics builds the metrics and registers them on reg (nil: not
+// registered), with a collector that asks sub for each consumer's backlog
+// when scraped. Collectors already registered are reused.
+func newConsumerMetrics(reg prometheus.Registerer, sub bus.Subscriber, names []string) *consumerMetrics {
+	labels := []string{"consumer"}
+	m := &consumerMetrics{
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mercato_consumer_processed_total", Help: "Events applied by a consumer."}, labels),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mercato_consumer_failed_total", Help: "Failed handler attempts of a consumer."}, labels),
+		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mercato_consumer_dead_lettered_total", Help: "Events a consumer parked in the dead letters."}, labels),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mercato_consumer_lag_seconds",
+			Help: "Time from the occurrence of a consumer's last applied event to its application."}, labels),
+	}
+	if reg != nil {
+		m.processed = register(reg, m.processed)
+		m.failed = register(reg, m.failed)
+		m.parked = register(reg, m.parked)
+		m.lag = register(reg, m.lag)
+		register(reg, prometheus.Collector(&pendingCollector{sub: sub, names: names}))
+	}
+	return m
+}
+
+func (m *consumerMetrics) with(name string) *workerMetrics {
+	return &workerMetrics{processed: m.processed.WithLabelValues(name), failed: m.failed.WithLabelValues(name),
+		parked: m.parked.WithLabelValues(name), lag: m.lag.WithLabelValues(name)}
+}
+
+// observe records a committed batch.
+func (m *workerMetrics) observe(res batchResult) {
+	m.processed.Add(float64(res.processed))
+	m.failed.Add(float64(res.failed))
+	m.parked.Add(float64(res.parked))
+	if res.processed > 0 {
+		m.lag.Set(max(0, time.Since(res.lastOccurred).Seconds()))
+	}
+}
+
+var pendingDesc = prometheus.NewDesc("mercato_consumer_pending",
+	"Events a consumer has not applied yet (retrying included).", []string{"consumer"}, nil)
+
+// pendingCollector reports each registered consumer's bus backlog when
+// scraped.
+type pendingCollector struct {
+	sub   bus.Subscriber
+	names []string
+}
+
+func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- pendingDesc }
+
+func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, name := range c.names {
+		n, err := c.sub.Pending(ctx, name)
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n), name)
+	}
+}
+
+// register registers c on reg, or returns the collector already registered
+// under the same description.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err) // a clash of metric names is a programming error
+	}
+	return c
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"mercato/internal/event"
 	"mercato/internal/platform/bus"
 	"mercato/internal/platform/outbox"
@@ -90,7 +92,8 @@ func TestMonitorStatus(t *testing.T) {
 		})
 		t.Run("consumers elsewhere", func(t *testing.T) {
 			p, idle := newProbe("mon"), newProbe("idle")
-			_, stop := runRunner(t, db, b, RunnerConfig{}, p.consumer("order"), idle.consumer("product"))
+			reg := prometheus.NewRegistry()
+			_, stop := runRunner(t, db, b, RunnerConfig{Registerer: reg}, p.consumer("order"), idle.consumer("product"))
 			publish(t, b, envelope("m1", 1))
 			p.waitApplied(t, 1)
 			waitPending(t, b, "mon", 0)
@@ -110,6 +113,24 @@ func TestMonitorStatus(t *testing.T) {
 			}
 			if mon.Name != "mon" || mon.Processed != 1 || mon.Failed != 0 || mon.Pending != 2 || mon.LastProcessedAt == nil {
 				t.Fatalf("consumer %+v, want 1 processed and 2 pending", mon)
+			}
+			metrics := map[string]float64{}
+			families, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range families {
+				for _, m := range f.GetMetric() {
+					if m.GetLabel()[0].GetValue() == "mon" {
+						metrics[f.GetName()] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+					}
+				}
+			}
+			if metrics["mercato_consumer_processed_total"] != 1 || metrics["mercato_consumer_pending"] != 2 {
+				t.Fatalf("metrics %v, want 1 processed and 2 pending", metrics)
+			}
+			if _, ok := metrics["mercato_consumer_lag_seconds"]; !ok {
+				t.Fatalf("metrics %v lack the lag", metrics)
 			}
 			js, _ := json.Marshal(mon)
 			for _, f := range []string{`"name":`, `"pending":`, `"processed":`, `"failed":`, `"last_processed_at":"`} {
