@@ -258,3 +258,24 @@ func TestDeadLetterReplay(t *testing.T) {
 		})
 	})
 }
+
+func TestInboxPrune(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		old, recent := sqldb.Micros(time.Now().Add(-48*time.Hour)), sqldb.Micros(time.Now())
+		for i, at := range []int64{old, old, recent} {
+			if _, err := db.Writer().Exec(`INSERT INTO inbox (consumer, event_id, processed_at) VALUES ('c', $1, $2)`,
+				string(rune('a'+i)), at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := NewRunner(db, openBus(t), RunnerConfig{InboxRetention: 24 * time.Hour})
+		n, err := r.prune(context.Background())
+		if err != nil || n != 2 {
+			t.Fatalf("prune = %d, %v; want 2", n, err)
+		}
+		var left string
+		if err := db.Reader().QueryRow(`SELECT event_id FROM inbox`).Scan(&left); err != nil || left != "c" {
+			t.Fatalf("left %q, %v; want the recent row", left, err)
+		}
+	})
+}
