@@ -87,18 +87,19 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 // app is one running mercato process: its stores, bus, background workers
 // and HTTP server, wired in one readable place.
 type app struct {
-	cfg     serveConfig
-	log     *slog.Logger
-	out     io.Writer
-	db      *sqldb.DB
-	bus     *natsbus.Bus
-	relay   *outbox.Relay
-	runner  *inbox.Runner
-	monitor *inbox.Monitor
-	batcher *groupcommit.Batcher
-	idem    *web.Idempotency
-	router  *web.Router
-	handler http.Handler
+	cfg      serveConfig
+	log      *slog.Logger
+	out      io.Writer
+	db       *sqldb.DB
+	bus      *natsbus.Bus
+	relay    *outbox.Relay
+	runner   *inbox.Runner
+	monitor  *inbox.Monitor
+	batcher  *groupcommit.Batcher
+	idem     *web.Idempotency
+	router   *web.Router
+	accounts *accounts.Service
+	handler  http.Handler
 }
 
 func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writer) (a *app, err error) {
@@ -136,6 +137,7 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	acc := accounts.New(a.db, accounts.LogMailer{Logger: logger}, logger, accounts.Config{
 		StaffMFARequired: c.staffMFA == "required",
 	})
+	a.accounts = acc
 	if c.bootstrapEmail != "" {
 		created, err := acc.BootstrapAdmin(ctx, c.bootstrapEmail, c.bootstrapPassword)
 		if err != nil {
@@ -199,7 +201,8 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	fmt.Fprintf(a.out, "mercato %s listening on http://%s (%s, %s)\n", version, ln.Addr(), a.db.Engine(), busKind(a.cfg.natsURL))
 
-	bg, stopBG := context.WithCancel(context.Background())
+	// Events appended by consumers and background jobs wake the relay too.
+	bg, stopBG := context.WithCancel(outbox.WithWaker(context.Background(), a.relay))
 	relayCtx, stopRelay := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -215,6 +218,7 @@ func (a *app) serve(ctx context.Context) error {
 		}
 	}()
 	wg.Go(func() { a.idem.RunPruner(bg, time.Hour) })
+	wg.Go(func() { every(bg, time.Hour, "accounts prune", a.log, a.accounts.Prune) })
 
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
@@ -260,4 +264,22 @@ func busKind(natsURL string) string {
 		return "embedded NATS JetStream"
 	}
 	return "NATS " + strings.SplitN(natsURL, "@", 2)[len(strings.SplitN(natsURL, "@", 2))-1]
+}
+
+// every runs job each period until ctx ends, logging its failures.
+func every(ctx context.Context, period time.Duration, name string, log *slog.Logger, job func(context.Context) (int64, error)) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := job(ctx); err != nil {
+				log.Error(name, "err", err)
+			} else if n > 0 {
+				log.Info(name, "removed", n)
+			}
+		}
+	}
 }

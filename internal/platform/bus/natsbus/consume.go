@@ -16,7 +16,11 @@ import (
 
 // Consume tuning.
 const (
-	idleWait       = 30 * time.Second      // a waiting pull request's expiry
+	// idleWait is a waiting pull request's expiry. It is short because a
+	// request whose client has gone (Consume cancelled) stays registered on
+	// the server until it expires, and a message handed to it then waits for
+	// AckWait before redelivery: the window is at most idleWait.
+	idleWait       = time.Second
 	retryMin       = 50 * time.Millisecond // first pause after a transient error
 	retryMax       = 5 * time.Second       // longest pause between retries
 	defaultAckWait = 30 * time.Second      // AckWait when the config has none
