@@ -1,7 +1,10 @@
 // Package groupcommit batches concurrent units of database work into shared
 // transactions, so that many callers pay for one durable commit.
 //
-// A unit is a func(*sqldb.Tx) error. Units that arrive while a batch is
+// A unit is a func(*sqldb.Tx) error. It may run more than once (a batch in
+// which a unit fails is rolled back and run again with savepoints), so it
+// must have no effect outside tx other than setting its own results; the
+// outcome its caller sees is that of the run that committed. Units that arrive while a batch is
 // being committed, or within MaxDelay of the first unit of a batch, run in
 // one transaction, each inside its own savepoint: a unit that fails is rolled
 // back alone and its caller gets its error, while the others commit. Every
@@ -20,6 +23,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mercato/internal/platform/errs"
@@ -40,7 +44,8 @@ type Config struct {
 	MaxDelay time.Duration
 	// Workers is the number of batches in flight at once (default 1 on
 	// SQLite, where there is one writer and more would only queue behind it;
-	// 4 on PostgreSQL, where batches commit in parallel).
+	// 2 on PostgreSQL, where batches commit in parallel; measured best on 2
+	// cores — raise it with the core count).
 	Workers int
 	Logger  *slog.Logger
 }
@@ -49,6 +54,10 @@ type Config struct {
 // maxYields is how often a worker without MaxDelay yields the processor to
 // let runnable callers enqueue before it commits what it has.
 const maxYields = 3
+
+// carefulBatches is how many batches run guarded after an optimistic
+// batch failed.
+const carefulBatches = 16
 
 var ErrClosed = errors.New("groupcommit: batcher closed")
 
@@ -66,6 +75,9 @@ type Batcher struct {
 	queue chan *unit
 	wg    sync.WaitGroup
 
+	// careful counts the batches still to run guarded after a failure.
+	careful atomic.Int32
+
 	mu     sync.RWMutex // guards closed against sends on queue
 	closed bool
 }
@@ -82,7 +94,7 @@ func New(db *sqldb.DB, cfg Config) *Batcher {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1
 		if pg {
-			cfg.Workers = 4
+			cfg.Workers = 2
 		}
 	}
 	if cfg.Logger == nil {
@@ -203,9 +215,47 @@ func (b *Batcher) run(batch []*unit) {
 	if len(live) == 0 {
 		return
 	}
-	// A unit that breaks the transaction itself (its savepoint cannot be
-	// rolled back) fails alone: the batch is run again without it.
 	ctx := context.Background()
+	if b.careful.Load() > 0 {
+		b.careful.Add(-1)
+	} else if b.optimistic(ctx, live) {
+		return
+	}
+	b.guarded(ctx, live)
+}
+
+// optimistic runs the batch without savepoints, which saves a statement per
+// unit. It reports false, having rolled everything back and answered no
+// one, when a unit failed: the batch must then run guarded. After such a
+// failure the next batches run guarded straight away (failures come in runs,
+// e.g. a sold-out SKU), so a unit's function runs at most twice.
+func (b *Batcher) optimistic(ctx context.Context, live []*unit) bool {
+	failed := false
+	err := b.db.InTx(ctx, func(tx *sqldb.Tx) error {
+		for _, u := range live {
+			if err := b.call(u, tx); err != nil {
+				failed = true
+				return err
+			}
+		}
+		return nil
+	})
+	if failed {
+		b.careful.Store(carefulBatches)
+		return false
+	}
+	for _, u := range live {
+		u.err = err
+		close(u.done)
+	}
+	return true
+}
+
+// guarded runs the batch with a savepoint per unit, so a failing unit is
+// rolled back alone. A unit that breaks the transaction itself (its
+// savepoint cannot be rolled back) fails alone: the batch runs again
+// without it.
+func (b *Batcher) guarded(ctx context.Context, live []*unit) {
 	for len(live) > 0 {
 		var culprit *unit
 		err := b.db.InTx(ctx, func(tx *sqldb.Tx) error {
