@@ -202,6 +202,31 @@ func TestBatcher(t *testing.T) {
 				t.Fatalf("available = %d", n)
 			}
 		})
+		t.Run("a failing unit runs at most twice, later batches guarded", func(t *testing.T) {
+			b := groupcommit.New(db, groupcommit.Config{})
+			defer b.Close()
+			boom := errors.New("boom")
+			calls := 0
+			err := b.Do(ctx, func(tx *sqldb.Tx) error {
+				calls++
+				if err := insertUnit(ctx, tx, "twice"); err != nil {
+					return err
+				}
+				return boom
+			})
+			if !errors.Is(err, boom) || calls != 2 {
+				t.Fatalf("err=%v calls=%d, want boom after an optimistic and a guarded run", err, calls)
+			}
+			// The next batch runs guarded straight away: a failure costs one run.
+			calls = 0
+			err = b.Do(ctx, func(tx *sqldb.Tx) error { calls++; return boom })
+			if !errors.Is(err, boom) || calls != 1 {
+				t.Fatalf("err=%v calls=%d, want one guarded run", err, calls)
+			}
+			if n := count(t, db, `SELECT count(*) FROM units WHERE name = 'twice'`); n != 0 {
+				t.Fatal("failed unit kept its rows")
+			}
+		})
 		t.Run("cancelled before batching never runs", func(t *testing.T) {
 			b := groupcommit.New(db, groupcommit.Config{})
 			defer b.Close()

@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -189,19 +191,19 @@ func (s *Idempotency) runPlain(w http.ResponseWriter, r *http.Request, c sqldb.C
 	}
 	ctx := context.WithoutCancel(r.Context())
 	var resp stored
+	var outcome error
 	err := c.Do(ctx, func(tx *sqldb.Tx) error {
-		status, body, err := m.Commit(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if resp, err = encodeAnswer(status, body); err != nil {
-			return err
-		}
-		if !recorded(status) {
-			return errNotRecorded
-		}
-		return nil
+		var uerr error
+		resp, outcome, uerr = commitAnswer(ctx, r, tx, m)
+		return uerr
 	})
+	if err == nil && outcome != nil && !errors.Is(outcome, errNotRecorded) {
+		if errors.Is(outcome, errRecordedProblem) {
+			writeBody(w, resp.status, resp.contentType, resp.body)
+			return
+		}
+		err = outcome
+	}
 	if err != nil && !errors.Is(err, errNotRecorded) {
 		Error(w, r, err)
 		return
@@ -226,35 +228,65 @@ func (s *Idempotency) execute(r *http.Request, c sqldb.Committer, m Mutation, sc
 	}
 	ctx := context.WithoutCancel(r.Context())
 	var resp stored
+	var outcome error
 	err := c.Do(ctx, func(tx *sqldb.Tx) error {
-		var status int
-		var body any
-		var cerr error
-		err := tx.Savepoint(ctx, func() error {
-			status, body, cerr = m.Commit(ctx, tx)
-			if cerr == nil && !recorded(status) {
-				return errNotRecorded
-			}
-			return cerr
-		})
-		switch {
-		case err == nil:
-			if resp, err = encodeAnswer(status, body); err != nil {
-				return err
-			}
-		case err == errNotRecorded: // the savepoint rolled the effect back
-			if resp, err = encodeAnswer(status, body); err != nil {
-				return err
-			}
-			return errNotRecorded
-		case err == cerr && recorded(StatusOf(errs.KindOf(cerr))):
-			resp = problemAnswer(r, cerr) // the savepoint rolled the effect back
-		default:
-			return err // not recorded, or the savepoint broke: the unit rolls back
+		var uerr error
+		resp, outcome, uerr = commitAnswer(ctx, r, tx, m)
+		if uerr != nil || (outcome != nil && !errors.Is(outcome, errRecordedProblem)) {
+			return uerr // a recorded answer only gets its key row
 		}
+		outcome = nil
 		return insertKey(ctx, tx, scope, key, fp, resp)
 	})
+	if err == nil {
+		err = outcome
+	}
 	return resp, err
+}
+
+// errRecordedProblem marks an error answer that is recorded under the key.
+var errRecordedProblem = errors.New("recorded problem")
+
+// commitAnswer runs m.Commit inside a savepoint of tx and returns the
+// answer. outcome is nil for a success that is recorded, errRecordedProblem
+// for a recorded error answer (402, 409), errNotRecorded for a success status
+// that is not recorded, or Commit's own error when it is not recorded; in the
+// last three cases Commit's effect is already rolled back, so the unit itself
+// succeeds and the group-commit batch around it is not disturbed. uerr is
+// set only when the transaction itself broke: then the unit must fail.
+func commitAnswer(ctx context.Context, r *http.Request, tx *sqldb.Tx, m Mutation) (resp stored, outcome, uerr error) {
+	var status int
+	var body any
+	var cerr error
+	err := tx.Savepoint(ctx, func() (err error) {
+		defer func() {
+			// A panic in Commit (a bug) fails this answer alone: the
+			// savepoint rolls its effect back and the batch goes on.
+			if p := recover(); p != nil {
+				loggerFrom(ctx).Error("panic in Commit", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				cerr = errs.E("web.Commit", errs.Internal, fmt.Errorf("panic: %v", p))
+				err = cerr
+			}
+		}()
+		status, body, cerr = m.Commit(ctx, tx)
+		if cerr == nil && !recorded(status) {
+			return errNotRecorded
+		}
+		return cerr
+	})
+	switch {
+	case err == nil:
+		resp, uerr = encodeAnswer(status, body)
+		return resp, nil, uerr
+	case err == errNotRecorded:
+		resp, uerr = encodeAnswer(status, body)
+		return resp, errNotRecorded, uerr
+	case errors.Is(err, sqldb.ErrSavepoint):
+		return stored{}, nil, err
+	case err == cerr && recorded(StatusOf(errs.KindOf(cerr))):
+		return problemAnswer(r, cerr), errRecordedProblem, nil
+	}
+	return stored{}, err, nil
 }
 
 // replayed writes the record of (scope, key) if there is one and reports
