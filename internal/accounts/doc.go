@@ -93,7 +93,6 @@ package accounts
 
 import (
 	"embed"
-	"io/fs"
 
 	"mercato/internal/platform/migrate"
 )
@@ -102,10 +101,4 @@ import (
 var migrations embed.FS
 
 // Migrations returns the accounts tables' migrations.
-func Migrations() migrate.Source {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded tree is fixed at build time
-	}
-	return migrate.Source{Module: "accounts", FS: sub}
-}
+func Migrations() migrate.Source { return migrate.Embedded("accounts", migrations) }

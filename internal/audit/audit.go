@@ -16,7 +16,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -33,13 +32,7 @@ import (
 var migrations embed.FS
 
 // Migrations returns the audit module's schema migrations.
-func Migrations() migrate.Source {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the directory is embedded above
-	}
-	return migrate.Source{Module: "audit", FS: sub}
-}
+func Migrations() migrate.Source { return migrate.Embedded("audit", migrations) }
 
 // Entry is one staff action to record.
 type Entry struct {

@@ -42,7 +42,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"sync"
 	"time"
@@ -59,13 +58,7 @@ import (
 var migrations embed.FS
 
 // Migrations returns the inbox tables' migrations.
-func Migrations() migrate.Source {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded tree is fixed at build time
-	}
-	return migrate.Source{Module: "inbox", FS: sub}
-}
+func Migrations() migrate.Source { return migrate.Embedded("inbox", migrations) }
 
 // Handler applies one event inside the batch transaction tx (within a
 // savepoint of its own). It must write its effects through tx only, and

@@ -3,7 +3,7 @@ package inbox
 import (
 	"context"
 	"database/sql"
-	"errors"
+	"mercato/internal/platform/metrics"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -114,11 +114,11 @@ func newConsumerMetrics(reg prometheus.Registerer, sub bus.Subscriber, names []s
 			Help: "Time from the occurrence of a consumer's last applied event to its application."}, labels),
 	}
 	if reg != nil {
-		m.processed = register(reg, m.processed)
-		m.failed = register(reg, m.failed)
-		m.parked = register(reg, m.parked)
-		m.lag = register(reg, m.lag)
-		register(reg, prometheus.Collector(&pendingCollector{sub: sub, names: names}))
+		m.processed = metrics.Register(reg, m.processed)
+		m.failed = metrics.Register(reg, m.failed)
+		m.parked = metrics.Register(reg, m.parked)
+		m.lag = metrics.Register(reg, m.lag)
+		metrics.Register(reg, prometheus.Collector(&pendingCollector{sub: sub, names: names}))
 	}
 	return m
 }
@@ -160,19 +160,4 @@ func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(n), name)
 	}
-}
-
-// register registers c on reg, or returns the collector already registered
-// under the same description.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err) // a clash of metric names is a programming error
-	}
-	return c
 }

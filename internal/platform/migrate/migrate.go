@@ -30,6 +30,20 @@ type Source struct {
 	FS     fs.FS // holds sqlite/NNN_*.sql and postgres/NNN_*.sql
 }
 
+// Embedded is the Source of a module that embeds its migrations as
+//
+//	//go:embed migrations
+//	var migrations embed.FS
+//
+// (the directory holding sqlite/ and postgres/).
+func Embedded(module string, fsys fs.FS) Source {
+	sub, err := fs.Sub(fsys, "migrations")
+	if err != nil {
+		panic(err) // fs.Sub fails only on an invalid path; "migrations" is valid
+	}
+	return Source{Module: module, FS: sub}
+}
+
 // Applied is one migration that Up applied.
 type Applied struct {
 	Module  string

@@ -26,7 +26,6 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,13 +40,7 @@ import (
 var migrations embed.FS
 
 // Migrations returns the outbox tables' migrations.
-func Migrations() migrate.Source {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded tree is fixed at build time
-	}
-	return migrate.Source{Module: "outbox", FS: sub}
-}
+func Migrations() migrate.Source { return migrate.Embedded("outbox", migrations) }
 
 // Waker is told that events were committed. *Relay is one. Wake must not
 // block.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mercato/internal/platform/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -465,25 +466,10 @@ func newRelayMetrics(reg prometheus.Registerer) *relayMetrics {
 		}),
 	}
 	if reg != nil {
-		m.published = register(reg, m.published)
-		m.lag = register(reg, m.lag)
-		m.batch = register(reg, m.batch)
-		m.leader = register(reg, m.leader)
+		m.published = metrics.Register(reg, m.published)
+		m.lag = metrics.Register(reg, m.lag)
+		m.batch = metrics.Register(reg, m.batch)
+		m.leader = metrics.Register(reg, m.leader)
 	}
 	return m
-}
-
-// register registers c on reg, or returns the collector already registered
-// under the same description.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err) // a clash of metric names is a programming error
-	}
-	return c
 }

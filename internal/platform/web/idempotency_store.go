@@ -4,7 +4,6 @@ import (
 	"context"
 	"embed"
 	"errors"
-	"io/fs"
 	"strconv"
 	"time"
 
@@ -19,13 +18,7 @@ import (
 var migrations embed.FS
 
 // Migrations is the schema of the idempotency_keys table (module "web").
-func Migrations() migrate.Source {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the directory is embedded: cannot happen
-	}
-	return migrate.Source{Module: "web", FS: sub}
-}
+func Migrations() migrate.Source { return migrate.Embedded("web", migrations) }
 
 // lock takes (scope, key) for the running request and returns the function
 // that gives it back. It waits at most WaitTimeout for a request holding the
