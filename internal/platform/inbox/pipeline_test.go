@@ -99,6 +99,8 @@ func TestMonitorStatus(t *testing.T) {
 			waitPending(t, b, "mon", 0)
 			stop()
 			publish(t, b, envelope("m1", 2), envelope("m2", 1))
+			// The bus counts new messages for a consumer asynchronously.
+			waitPending(t, b, "mon", 2)
 
 			st, err := m.Status(ctx)
 			if err != nil {
