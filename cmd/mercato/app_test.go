@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -246,5 +245,4 @@ func TestServeStopsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	var _ = errors.New
 }

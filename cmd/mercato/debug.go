@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 
@@ -65,5 +64,3 @@ func cmdDebug(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	return nil
 }
-
-var _ = flag.ErrHelp
