@@ -197,14 +197,11 @@ func (s *Idempotency) runPlain(w http.ResponseWriter, r *http.Request, c sqldb.C
 		resp, outcome, uerr = commitAnswer(ctx, r, tx, m)
 		return uerr
 	})
-	if err == nil && outcome != nil && !errors.Is(outcome, errNotRecorded) {
-		if errors.Is(outcome, errRecordedProblem) {
-			writeBody(w, resp.status, resp.contentType, resp.body)
-			return
-		}
+	if err == nil {
 		err = outcome
 	}
-	if err != nil && !errors.Is(err, errNotRecorded) {
+	// resp holds the answer unless Commit failed with an error to report.
+	if err != nil && !errors.Is(err, errNotRecorded) && !errors.Is(err, errRecordedProblem) {
 		Error(w, r, err)
 		return
 	}
