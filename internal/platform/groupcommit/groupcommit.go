@@ -133,6 +133,21 @@ func (b *Batcher) Do(ctx context.Context, fn func(*sqldb.Tx) error) error {
 	return u.err
 }
 
+// Run runs u as one unit of a group commit (see sqldb.Unit): its caller gets
+// u's error after the batch committed, with OnFail's writes committed.
+func (b *Batcher) Run(ctx context.Context, u sqldb.Unit) error {
+	var outcome error
+	err := b.Do(ctx, func(tx *sqldb.Tx) error {
+		var err error
+		outcome, err = u.Apply(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return outcome
+}
+
 // Close stops accepting units, finishes the queued ones and stops the workers.
 func (b *Batcher) Close() {
 	b.mu.Lock()

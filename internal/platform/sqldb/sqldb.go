@@ -303,11 +303,73 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) (err error) {
 // callers can take either as a Committer.
 func (db *DB) Do(ctx context.Context, fn func(*Tx) error) error { return db.InTx(ctx, fn) }
 
+// Run runs u in a transaction of its own (see Unit).
+func (db *DB) Run(ctx context.Context, u Unit) error {
+	var outcome error
+	err := db.InTx(ctx, func(tx *Tx) error {
+		var err error
+		outcome, err = u.apply(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return outcome
+}
+
+// Unit is one unit of work on the write path: a use case's writes, and
+// optionally what must commit when they fail.
+type Unit struct {
+	// Run does the unit's work in tx. When it returns an error, everything it
+	// wrote is rolled back (and only that: other units of a batch commit).
+	// Run may be called more than once for one unit (a batch that is run
+	// again); only its effect through tx may count.
+	Run func(tx *Tx) error
+	// OnFail, when set, runs after Run failed and its writes were rolled
+	// back, in the same transaction, with Run's error. What it writes commits
+	// (e.g. the failure's recorded idempotent answer); the caller still gets
+	// Run's error. When OnFail fails too, its writes are rolled back and the
+	// caller gets both errors.
+	OnFail func(tx *Tx, err error) error
+}
+
+// apply runs u in tx: outcome is what u's caller is told; err (a broken
+// savepoint) fails the transaction.
+func (u Unit) apply(ctx context.Context, tx *Tx) (outcome, err error) {
+	if u.OnFail == nil {
+		return nil, u.Run(tx)
+	}
+	runErr := tx.Savepoint(ctx, func() error { return u.Run(tx) })
+	if runErr == nil {
+		return nil, nil
+	}
+	if errors.Is(runErr, ErrSavepoint) {
+		return nil, runErr
+	}
+	ferr := tx.Savepoint(ctx, func() error { return u.OnFail(tx, runErr) })
+	if errors.Is(ferr, ErrSavepoint) {
+		return nil, ferr
+	}
+	if ferr != nil {
+		return errors.Join(runErr, ferr), nil
+	}
+	return runErr, nil
+}
+
+// Apply runs u inside tx, for write paths that run units in a transaction
+// of their own making (the group-commit batcher): outcome is what u's
+// caller is told; err means tx is broken and must be rolled back.
+func (u Unit) Apply(ctx context.Context, tx *Tx) (outcome, err error) { return u.apply(ctx, tx) }
+
 // Committer runs units of work in a committed transaction: *DB (one
 // transaction per call) and the group-commit batcher (many calls per
 // transaction, each in its own savepoint) both are.
 type Committer interface {
+	// Do runs fn as a Unit without OnFail.
 	Do(ctx context.Context, fn func(*Tx) error) error
+	// Run runs u and returns after its transaction committed: nil, or u's
+	// error (its writes rolled back, OnFail's committed), or the commit's.
+	Run(ctx context.Context, u Unit) error
 }
 
 // Micros converts t to the stored form of a time: unix microseconds.
