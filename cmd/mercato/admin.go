@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"strings"
 
-	"mercato/internal/accounts"
+	"mercato/internal/platform/module"
 	"mercato/internal/platform/errs"
 )
 
@@ -57,8 +57,11 @@ func cmdCreateUser(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	defer db.Close()
-	acc := accounts.New(db, accounts.LogMailer{Logger: slog.Default()}, slog.Default(), accounts.Config{})
-	u, err := acc.CreateUser(ctx, email, password, name, strings.Split(roles, ","))
+	sh, err := newShop(module.Platform{DB: db, Write: db, Logger: slog.Default()}, nil, shopConfig{})
+	if err != nil {
+		return err
+	}
+	u, err := sh.accounts.CreateUser(ctx, email, password, name, strings.Split(roles, ","))
 	if err != nil {
 		return describe(err)
 	}

@@ -6,34 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"mercato/internal/accounts"
 	"mercato/internal/platform/errs"
-	"mercato/internal/platform/inbox"
-	"mercato/internal/platform/web"
 )
-
-// syncRoute serves the sync monitor's figures (API.md "Event stream").
-func syncRoute(m *inbox.Monitor) web.Route {
-	return web.Route{
-		Method: "GET", Path: "/api/v1/admin/sync", Tag: "sync",
-		Summary:  "Sync status: per-consumer pending/processed/failed, outbox backlog, dead letters",
-		Access:   web.Permission("sync.read"),
-		Response: inbox.SyncStatus{},
-		Handler: func(w http.ResponseWriter, r *http.Request) {
-			st, err := m.Status(r.Context())
-			if err != nil {
-				web.Error(w, r, err)
-				return
-			}
-			web.JSON(w, http.StatusOK, st)
-		},
-	}
-}
 
 // redisPing returns a readiness check that sends PING over RESP.
 func redisPing(rawURL string) func(context.Context) error {

@@ -17,11 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"mercato/internal/accounts"
-	"mercato/internal/audit"
 	"mercato/internal/platform/bus/natsbus"
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/groupcommit"
 	"mercato/internal/platform/inbox"
+	"mercato/internal/platform/module"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
@@ -40,6 +40,7 @@ type serveConfig struct {
 	staffMFA            string
 	shutdownTimeout     time.Duration
 	relayPoll           time.Duration
+	modules             string
 
 	bootstrapEmail, bootstrapPassword string
 }
@@ -58,6 +59,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&c.staffMFA, "staff-mfa", "optional", "staff multi-factor authentication: optional or required")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a clean stop may take to drain requests")
 	fs.DurationVar(&c.relayPoll, "relay-poll", time.Second, "outbox relay fallback polling interval")
+	fs.StringVar(&c.modules, "modules", "", "comma-separated modules to run (their API, consumers and jobs); empty runs all: "+strings.Join(moduleNames(), ","))
 	if done, err := helpOK(parse(fs, args, getenv, stdout)); done {
 		return err
 	}
@@ -98,6 +100,7 @@ type app struct {
 	batcher  *groupcommit.Batcher
 	idem     *web.Idempotency
 	router   *web.Router
+	jobs     []module.Job // the periodic jobs of the modules this process runs
 	accounts *accounts.Service
 	handler  http.Handler
 }
@@ -128,15 +131,20 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 		Logger:       logger,
 		Registerer:   reg,
 	})
-	consumers := []inbox.Consumer{} // the modules' consumers join here as they land
-	a.runner = inbox.NewRunner(a.db, a.bus, inbox.RunnerConfig{Logger: logger, Registerer: reg}, consumers...)
 	a.monitor = inbox.NewMonitor(a.db, a.bus)
 	a.batcher = groupcommit.New(a.db, groupcommit.Config{Logger: logger})
 	a.idem = web.NewIdempotency(a.db, web.IdempotencyConfig{})
 
-	acc := accounts.New(a.db, accounts.LogMailer{Logger: logger}, logger, accounts.Config{
-		StaffMFARequired: c.staffMFA == "required",
-	})
+	p := module.Platform{DB: a.db, Write: a.batcher, Idem: a.idem, Logger: logger, Registerer: reg}
+	sh, err := newShop(p, a.monitor, shopConfig{staffMFARequired: c.staffMFA == "required"})
+	if err != nil {
+		return nil, err
+	}
+	run, err := module.Select(sh.modules, parseModules(c.modules))
+	if err != nil {
+		return nil, fmt.Errorf("%w: --modules: %v", errUsage, err)
+	}
+	acc := sh.accounts
 	a.accounts = acc
 	if c.bootstrapEmail != "" {
 		created, err := acc.BootstrapAdmin(ctx, c.bootstrapEmail, c.bootstrapPassword)
@@ -147,6 +155,12 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 			logger.Info("bootstrap admin created", "email", c.bootstrapEmail)
 		}
 	}
+	var consumers []inbox.Consumer
+	for _, m := range run {
+		consumers = append(consumers, m.Consumers...)
+		a.jobs = append(a.jobs, m.Jobs...)
+	}
+	a.runner = inbox.NewRunner(a.db, a.bus, inbox.RunnerConfig{Logger: logger, Registerer: reg}, consumers...)
 	if c.demo {
 		if err := seedDemo(ctx, acc, out); err != nil {
 			return nil, fmt.Errorf("demo: %w", err)
@@ -155,13 +169,11 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 
 	a.router = web.NewRouter(web.Config{Logger: logger, Registerer: reg, Gatherer: reg, Auth: acc,
 		Service: "mercato", Version: version})
-	for _, r := range acc.Routes(a.idem) {
-		a.router.Handle(r)
+	for _, m := range run {
+		for _, r := range m.Routes {
+			a.router.Handle(r)
+		}
 	}
-	for _, r := range audit.Routes(audit.NewLog(a.db)) {
-		a.router.Handle(r)
-	}
-	a.router.Handle(syncRoute(a.monitor))
 	checks := map[string]func(context.Context) error{
 		"database": a.db.Ping,
 		"bus":      a.bus.Ping,
@@ -218,7 +230,9 @@ func (a *app) serve(ctx context.Context) error {
 		}
 	}()
 	wg.Go(func() { a.idem.RunPruner(bg, time.Hour) })
-	wg.Go(func() { every(bg, time.Hour, "accounts prune", a.log, a.accounts.Prune) })
+	for _, j := range a.jobs {
+		wg.Go(func() { every(bg, j.Every, j.Name, a.log, j.Run) })
+	}
 
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()

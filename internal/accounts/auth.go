@@ -36,19 +36,43 @@ type AuthResponse struct {
 // password, and a disabled or erased account.
 var errBadCredentials = errs.E("accounts.login", errs.Unauthorized, "the e-mail address or password is wrong")
 
-// prepareRegister validates a registration and hashes its password.
-func (s *Service) prepareRegister(ctx context.Context, in RegisterRequest) (preparedUser, error) {
-	return s.prepareUser(ctx, newUserInput{Email: in.Email, Password: in.Password, Name: in.Name,
-		Roles: []string{RoleCustomer}}, true)
+// Registration is a validated registration whose password is hashed:
+// what RegisterTx stores. Made by NewRegistration.
+type Registration struct {
+	user preparedUser
 }
 
-// commitRegister stores the customer, emits customer.registered and opens
-// a session, all in tx. email_taken when the address is registered.
-func (s *Service) commitRegister(ctx context.Context, tx *sqldb.Tx, n preparedUser) (AuthResponse, error) {
-	if err := s.commitUser(ctx, tx, n, actor{}); err != nil {
+// NewRegistration validates in and hashes its password — the slow part,
+// done outside any transaction (at most Config.HashSlots at a time).
+// validation_failed names each bad field.
+func (s *Service) NewRegistration(ctx context.Context, in RegisterRequest) (Registration, error) {
+	n, err := s.prepareUser(ctx, newUserInput{Email: in.Email, Password: in.Password, Name: in.Name,
+		Roles: []string{RoleCustomer}}, true)
+	return Registration{user: n}, err
+}
+
+// RegisterTx stores the customer of reg, emits customer.registered and
+// opens a session, all in tx. email_taken when the address is registered.
+func (s *Service) RegisterTx(ctx context.Context, tx *sqldb.Tx, reg Registration) (AuthResponse, error) {
+	if err := s.commitUser(ctx, tx, reg.user, Actor{}); err != nil {
 		return AuthResponse{}, err
 	}
-	return s.openSession(ctx, tx, n.account, scopeFull)
+	return s.openSession(ctx, tx, reg.user.account, scopeFull)
+}
+
+// Register registers a customer: NewRegistration, then RegisterTx as one
+// unit of the write path.
+func (s *Service) Register(ctx context.Context, in RegisterRequest) (AuthResponse, error) {
+	reg, err := s.NewRegistration(ctx, in)
+	if err != nil {
+		return AuthResponse{}, err
+	}
+	var res AuthResponse
+	err = s.write.Do(ctx, func(tx *sqldb.Tx) (err error) {
+		res, err = s.RegisterTx(ctx, tx, reg)
+		return err
+	})
+	return res, err
 }
 
 // openSession issues a session token for a in tx.
@@ -65,86 +89,102 @@ func (s *Service) openSession(ctx context.Context, tx *sqldb.Tx, a account, scop
 		MFASetupRequired: scope == scopeMFASetup}, nil
 }
 
-// loginAttempt is a login whose credentials checked out; commitLogin
-// turns it into a session.
-type loginAttempt struct {
+// LoginGrant is a login whose credentials checked out: what LoginTx turns
+// into a session. Made by CheckLogin.
+type LoginGrant struct {
 	acct  account
 	email string
 	ip    string
 	mfa   secondFactor
 }
 
-// prepareLogin checks a login outside any transaction: the throttle (429),
-// then the password (argon2id; an unknown address is checked against a
-// dummy hash so that it takes as long), then the second factor. A failure
-// is counted (in its own transaction) before the 401 is returned.
-func (s *Service) prepareLogin(ctx context.Context, in LoginRequest, ip string) (loginAttempt, error) {
+// CheckLogin checks a login from client address ip outside any
+// transaction: the throttle (429), then the password (argon2id; an unknown
+// address is checked against a dummy hash so that it takes as long), then
+// the second factor. A failure is counted (a unit of its own on the write
+// path) before the 401 is returned.
+func (s *Service) CheckLogin(ctx context.Context, in LoginRequest, ip string) (LoginGrant, error) {
 	email := NormalizeEmail(in.Email)
 	var v errs.Validation
 	v.Check(email != "", "email", "is required")
 	v.Check(in.Password != "", "password", "is required")
 	v.Check(len(in.Password) <= maxPasswordLen, "password", "must be at most 256 bytes")
 	if err := v.Err("accounts.login"); err != nil {
-		return loginAttempt{}, err
+		return LoginGrant{}, err
 	}
 	if err := s.checkThrottle(ctx, email, ip); err != nil {
-		return loginAttempt{}, err
+		return LoginGrant{}, err
 	}
 	a, err := userByEmail(ctx, s.db.Reader(), email)
 	if err != nil && !errs.Is(err, errs.NotFound) {
-		return loginAttempt{}, err
+		return LoginGrant{}, err
 	}
 	ok, err := s.hash.Verify(ctx, in.Password, a.PasswordHash) // "" → dummy hash
 	if err != nil {
-		return loginAttempt{}, err
+		return LoginGrant{}, err
 	}
 	if !ok {
 		if err := s.recordFailure(ctx, email, ip); err != nil {
-			return loginAttempt{}, err
+			return LoginGrant{}, err
 		}
-		return loginAttempt{}, errBadCredentials
+		return LoginGrant{}, errBadCredentials
 	}
 	if a.Disabled || a.erased() {
-		return loginAttempt{}, errBadCredentials
+		return LoginGrant{}, errBadCredentials
 	}
 	f, err := s.checkSecondFactor(ctx, a, in.OTP)
 	if err != nil {
 		if errs.Is(err, errs.Unauthorized) && in.OTP != "" {
 			if ferr := s.recordFailure(ctx, email, ip); ferr != nil {
-				return loginAttempt{}, ferr
+				return LoginGrant{}, ferr
 			}
 		}
-		return loginAttempt{}, err
+		return LoginGrant{}, err
 	}
-	return loginAttempt{acct: a, email: email, ip: ip, mfa: f}, nil
+	return LoginGrant{acct: a, email: email, ip: ip, mfa: f}, nil
 }
 
-// commitLogin resets the account's failure count, uses up the second
-// factor, and opens a session, in tx. Staff logins are audited.
-func (s *Service) commitLogin(ctx context.Context, tx *sqldb.Tx, at loginAttempt) (AuthResponse, error) {
-	if err := resetThrottle(ctx, tx, at.email); err != nil {
+// LoginTx resets the account's failure count, uses up the second factor,
+// and opens a session, in tx. Staff logins are audited.
+func (s *Service) LoginTx(ctx context.Context, tx *sqldb.Tx, g LoginGrant) (AuthResponse, error) {
+	if err := resetThrottle(ctx, tx, g.email); err != nil {
 		return AuthResponse{}, err
 	}
-	if err := s.useSecondFactor(ctx, tx, at.acct.ID, at.mfa); err != nil {
+	if err := s.useSecondFactor(ctx, tx, g.acct.ID, g.mfa); err != nil {
 		return AuthResponse{}, err
 	}
 	scope := scopeFull
-	if s.cfg.StaffMFARequired && at.acct.staff() && at.acct.MFASecret == "" {
+	if s.cfg.StaffMFARequired && g.acct.staff() && g.acct.MFASecret == "" {
 		scope = scopeMFASetup
 	}
-	res, err := s.openSession(ctx, tx, at.acct, scope)
+	res, err := s.openSession(ctx, tx, g.acct, scope)
 	if err != nil {
 		return AuthResponse{}, err
 	}
-	if at.acct.staff() {
-		err = s.audit(ctx, tx, actor{at.acct.ID, at.ip}, "user.logged_in", "user", at.acct.ID, nil,
-			map[string]any{"mfa": at.mfa.kind, "scope": scope})
+	if g.acct.staff() {
+		err = s.audit(ctx, tx, Actor{g.acct.ID, g.ip}, "user.logged_in", "user", g.acct.ID, nil,
+			map[string]any{"mfa": g.mfa.kind, "scope": scope})
 	}
 	return res, err
 }
 
-// commitLogout revokes the session sessionID of userID, in tx.
-func (s *Service) commitLogout(ctx context.Context, tx *sqldb.Tx, userID, sessionID string) error {
+// Login logs in from client address ip: CheckLogin, then LoginTx as one
+// unit of the write path.
+func (s *Service) Login(ctx context.Context, in LoginRequest, ip string) (AuthResponse, error) {
+	g, err := s.CheckLogin(ctx, in, ip)
+	if err != nil {
+		return AuthResponse{}, err
+	}
+	var res AuthResponse
+	err = s.write.Do(ctx, func(tx *sqldb.Tx) (err error) {
+		res, err = s.LoginTx(ctx, tx, g)
+		return err
+	})
+	return res, err
+}
+
+// LogoutTx revokes the session sessionID of userID, in tx.
+func (s *Service) LogoutTx(ctx context.Context, tx *sqldb.Tx, userID, sessionID string) error {
 	_, err := exec(ctx, tx, "accounts.logout", `UPDATE accounts_tokens SET revoked_at = $1
 		WHERE id = $2 AND user_id = $3 AND revoked_at = 0`, sqldb.Micros(tx.Now), sessionID, userID)
 	return err

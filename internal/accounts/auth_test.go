@@ -223,7 +223,7 @@ func TestSessionCookie(t *testing.T) {
 func TestEveryRouteGuarded(t *testing.T) {
 	e := sqliteEnv(t, Config{})
 	_, tok := e.register("guard@example.com")
-	for _, r := range e.svc.Routes(nil) {
+	for _, r := range e.svc.Routes() {
 		if r.Access.IsPublic() {
 			continue
 		}

@@ -85,10 +85,10 @@ func (s *Service) checkThrottle(ctx context.Context, email, ip string) error {
 	return nil
 }
 
-// recordFailure counts a failed attempt for email from ip, in its own
-// transaction (it must persist although the request fails).
+// recordFailure counts a failed attempt for email from ip, in a unit of
+// its own on the write path (it must persist although the request fails).
 func (s *Service) recordFailure(ctx context.Context, email, ip string) error {
-	err := s.db.InTx(ctx, func(tx *sqldb.Tx) error {
+	err := s.write.Do(ctx, func(tx *sqldb.Tx) error {
 		now := sqldb.Micros(tx.Now)
 		var failures int
 		err := tx.QueryRowContext(ctx, `INSERT INTO accounts_login_throttle (email, failures, last_failure_at, locked_until)

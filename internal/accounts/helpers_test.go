@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"mercato/internal/audit"
+	"mercato/internal/platform/groupcommit"
 	"mercato/internal/platform/migrate"
+	"mercato/internal/platform/module"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/sqldb/sqldbtest"
@@ -75,11 +77,13 @@ func newEnv(t testing.TB, db *sqldb.DB, cfg Config) *env {
 	db.SetClock(clk.Now)
 	mail := mailbox{ch: make(chan Message, 16)}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := New(db, mail, logger, cfg)
-	router := web.NewRouter(web.Config{Logger: logger, Auth: svc})
 	idem := web.NewIdempotency(db, web.IdempotencyConfig{Logger: logger})
 	t.Cleanup(func() { idem.Close() })
-	for _, r := range svc.Routes(idem) {
+	write := groupcommit.New(db, groupcommit.Config{Logger: logger})
+	t.Cleanup(write.Close)
+	svc := New(module.Platform{DB: db, Write: write, Idem: idem, Logger: logger}, mail, cfg)
+	router := web.NewRouter(web.Config{Logger: logger, Auth: svc})
+	for _, r := range svc.Routes() {
 		router.Handle(r)
 	}
 	return &env{t: t, db: db, svc: svc, router: router, c: webtest.Start(t, router), clock: clk, mail: mail}

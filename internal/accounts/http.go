@@ -11,10 +11,10 @@ import (
 	"mercato/internal/platform/web"
 )
 
-// handlers serve the accounts routes; every POST runs through idem.
+// handlers serve the accounts routes; every POST runs through the
+// service's idempotency, every change on its write path.
 type handlers struct {
-	s    *Service
-	idem *web.Idempotency
+	s *Service
 }
 
 // peerIP is the address of the connection's peer (Config.ClientIP's default).
@@ -27,22 +27,22 @@ func peerIP(r *http.Request) string {
 }
 
 // self is the signed-in user behind r. Channel tokens have no user: 403.
-func (h handlers) self(r *http.Request) (actor, string, error) {
+func (h handlers) self(r *http.Request) (Actor, string, error) {
 	p, ok := web.PrincipalFrom(r.Context())
 	if !ok {
-		return actor{}, "", errs.E("accounts", errs.Unauthorized, "authentication is required")
+		return Actor{}, "", errs.E("accounts", errs.Unauthorized, "authentication is required")
 	}
 	if p.Channel != "" {
-		return actor{}, "", errs.E("accounts", errs.Forbidden, "a channel token has no user account")
+		return Actor{}, "", errs.E("accounts", errs.Forbidden, "a channel token has no user account")
 	}
-	return actor{ID: p.UserID, IP: h.s.cfg.ClientIP(r)}, p.SessionID, nil
+	return Actor{ID: p.UserID, IP: h.s.cfg.ClientIP(r)}, p.SessionID, nil
 }
 
 // decodeSelf decodes r's body into v and returns the caller.
-func (h handlers) decodeSelf(r *http.Request, v any) (actor, string, error) {
+func (h handlers) decodeSelf(r *http.Request, v any) (Actor, string, error) {
 	if v != nil {
 		if err := web.Decode(r, v); err != nil {
-			return actor{}, "", err
+			return Actor{}, "", err
 		}
 	}
 	return h.self(r)
@@ -51,13 +51,14 @@ func (h handlers) decodeSelf(r *http.Request, v any) (actor, string, error) {
 // run runs a POST's mutation through the idempotency layer.
 func (h handlers) run(w http.ResponseWriter, r *http.Request, prepare func(ctx context.Context) error,
 	commit func(ctx context.Context, tx *sqldb.Tx) (int, any, error)) {
-	h.idem.Run(w, r, h.s.db, web.Mutation{Prepare: prepare, Commit: commit})
+	h.s.idem.Run(w, r, h.s.write, web.Mutation{Prepare: prepare, Commit: commit})
 }
 
-// inTx runs fn in a transaction and writes its answer (PATCH, PUT, DELETE).
+// inTx runs fn as one unit of the write path and writes its answer (PATCH,
+// PUT, DELETE).
 func (h handlers) inTx(w http.ResponseWriter, r *http.Request, status int, fn func(ctx context.Context, tx *sqldb.Tx) (any, error)) {
 	var body any
-	err := h.s.db.InTx(r.Context(), func(tx *sqldb.Tx) error {
+	err := h.s.write.Do(r.Context(), func(tx *sqldb.Tx) error {
 		var err error
 		body, err = fn(r.Context(), tx)
 		return err
@@ -75,12 +76,12 @@ func (h handlers) register(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, err)
 		return
 	}
-	var n preparedUser
+	var reg Registration
 	h.run(w, r, func(ctx context.Context) (err error) {
-		n, err = h.s.prepareRegister(ctx, in)
+		reg, err = h.s.NewRegistration(ctx, in)
 		return err
 	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
-		res, err := h.s.commitRegister(ctx, tx, n)
+		res, err := h.s.RegisterTx(ctx, tx, reg)
 		return http.StatusCreated, res, err
 	})
 }
@@ -91,12 +92,12 @@ func (h handlers) login(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, err)
 		return
 	}
-	var at loginAttempt
+	var g LoginGrant
 	h.run(w, r, func(ctx context.Context) (err error) {
-		at, err = h.s.prepareLogin(ctx, in, h.s.cfg.ClientIP(r))
+		g, err = h.s.CheckLogin(ctx, in, h.s.cfg.ClientIP(r))
 		return err
 	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
-		res, err := h.s.commitLogin(ctx, tx, at)
+		res, err := h.s.LoginTx(ctx, tx, g)
 		return http.StatusOK, res, err
 	})
 }
@@ -111,7 +112,7 @@ func (h handlers) logout(w http.ResponseWriter, r *http.Request) {
 		ClearSessionCookie(w, r)
 	}
 	h.run(w, r, nil, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
-		return http.StatusNoContent, nil, h.s.commitLogout(ctx, tx, by.ID, session)
+		return http.StatusNoContent, nil, h.s.LogoutTx(ctx, tx, by.ID, session)
 	})
 }
 
@@ -179,12 +180,12 @@ func (h handlers) changePassword(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, err)
 		return
 	}
-	var hash string
+	var pc PasswordChange
 	h.run(w, r, func(ctx context.Context) (err error) {
-		hash, err = h.s.prepareChangePassword(ctx, by, in)
+		pc, err = h.s.NewPasswordChange(ctx, by, session, in)
 		return err
 	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
-		return http.StatusNoContent, nil, h.s.commitChangePassword(ctx, tx, by, session, hash)
+		return http.StatusNoContent, nil, h.s.ChangePasswordTx(ctx, tx, pc)
 	})
 }
 
@@ -195,7 +196,7 @@ func (h handlers) enrollMFA(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.run(w, r, nil, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
-		res, err := h.s.commitEnroll(ctx, tx, by)
+		res, err := h.s.EnrollMFATx(ctx, tx, by)
 		return http.StatusOK, res, err
 	})
 }
@@ -208,7 +209,7 @@ func (h handlers) verifyMFA(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.run(w, r, nil, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
-		res, err := h.s.commitVerifyMFA(ctx, tx, by, session, in.Code)
+		res, err := h.s.VerifyMFATx(ctx, tx, by, session, in.Code)
 		return http.StatusOK, res, err
 	})
 }
@@ -235,9 +236,9 @@ func (h handlers) erase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.run(w, r, func(ctx context.Context) error {
-		return h.s.prepareSelfErase(ctx, by, in)
+		return h.s.CheckSelfErase(ctx, by, in)
 	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
-		res, err := h.s.commitErase(ctx, tx, by, by.ID)
+		res, err := h.s.EraseTx(ctx, tx, by, by.ID)
 		return http.StatusOK, res, err
 	})
 }

@@ -111,9 +111,20 @@ func (s *Service) useSecondFactor(ctx context.Context, tx *sqldb.Tx, userID stri
 	return err
 }
 
-// commitEnroll starts MFA enrolment for the caller: a new secret is kept
-// as pending until verified. Conflict when MFA is already active.
-func (s *Service) commitEnroll(ctx context.Context, tx *sqldb.Tx, by actor) (EnrollResponse, error) {
+// EnrollMFA starts MFA enrolment for the caller (EnrollMFATx as one unit
+// of the write path).
+func (s *Service) EnrollMFA(ctx context.Context, by Actor) (EnrollResponse, error) {
+	var res EnrollResponse
+	err := s.write.Do(ctx, func(tx *sqldb.Tx) (err error) {
+		res, err = s.EnrollMFATx(ctx, tx, by)
+		return err
+	})
+	return res, err
+}
+
+// EnrollMFATx starts MFA enrolment for the caller in tx: a new secret is
+// kept as pending until verified. Conflict when MFA is already active.
+func (s *Service) EnrollMFATx(ctx context.Context, tx *sqldb.Tx, by Actor) (EnrollResponse, error) {
 	const op = "accounts.enrollMFA"
 	a, err := userByID(ctx, tx, by.ID)
 	if err != nil {
@@ -133,11 +144,22 @@ func (s *Service) commitEnroll(ctx context.Context, tx *sqldb.Tx, by actor) (Enr
 	return EnrollResponse{Secret: secret, OTPAuthURL: totp.URL(s.cfg.Issuer, a.Email, secret)}, nil
 }
 
-// commitVerifyMFA activates the pending secret when code matches it,
+// VerifyMFA activates the caller's pending MFA secret (VerifyMFATx as one
+// unit of the write path).
+func (s *Service) VerifyMFA(ctx context.Context, by Actor, sessionID, code string) (VerifyMFAResponse, error) {
+	var res VerifyMFAResponse
+	err := s.write.Do(ctx, func(tx *sqldb.Tx) (err error) {
+		res, err = s.VerifyMFATx(ctx, tx, by, sessionID, code)
+		return err
+	})
+	return res, err
+}
+
+// VerifyMFATx activates the pending secret when code matches it,
 // replaces the recovery codes, and lifts the caller's session (sessionID)
 // out of the MFA-setup scope. Conflict when nothing is pending; Invalid
 // when the code does not match.
-func (s *Service) commitVerifyMFA(ctx context.Context, tx *sqldb.Tx, by actor, sessionID, code string) (VerifyMFAResponse, error) {
+func (s *Service) VerifyMFATx(ctx context.Context, tx *sqldb.Tx, by Actor, sessionID, code string) (VerifyMFAResponse, error) {
 	const op = "accounts.verifyMFA"
 	a, err := userByID(ctx, tx, by.ID)
 	if err != nil {

@@ -3,6 +3,8 @@ package accounts
 import (
 	"slices"
 	"strings"
+
+	"mercato/internal/platform/module"
 )
 
 // The roles. A user has either the customer role or one or more staff
@@ -15,63 +17,57 @@ const (
 	RoleChannel         = "channel"
 )
 
-// The permissions staff routes declare with web.Permission.
+// The permissions the accounts module defines. Every other module defines
+// its own in its Module value; New receives them all (Config.Permissions).
 const (
 	PermStaffManage    = "staff.manage"
 	PermCustomersRead  = "customers.read"
 	PermCustomersWrite = "customers.write"
-	PermAuditRead      = "audit.read"
-	PermSyncRead       = "sync.read"
-	PermCatalogWrite   = "catalog.write"
-	PermInventoryWrite = "inventory.write"
-	PermOrdersRead     = "orders.read"
-	PermOrdersWrite    = "orders.write"
-	PermOrdersRefund   = "orders.refund"
-	PermShipmentsWrite = "shipments.write"
-	PermReturnsWrite   = "returns.write"
-	PermChannelsManage = "channels.manage"
-	PermWebhooksManage = "webhooks.manage"
-	PermAnalyticsRead  = "analytics.read"
 )
 
-// Permissions lists every permission; the admin role holds them all.
-var Permissions = []string{
-	PermStaffManage, PermCustomersRead, PermCustomersWrite, PermAuditRead, PermSyncRead,
-	PermCatalogWrite, PermInventoryWrite, PermOrdersRead, PermOrdersWrite, PermOrdersRefund,
-	PermShipmentsWrite, PermReturnsWrite, PermChannelsManage, PermWebhooksManage, PermAnalyticsRead,
+// Permissions are the accounts module's own permissions and the staff roles
+// that hold them besides admin (who holds every permission of every module).
+var Permissions = []module.Permission{
+	{Name: PermStaffManage, Doc: "create, disable and enable staff, set their roles"},
+	{Name: PermCustomersRead, Doc: "list, search and read customers", Roles: []string{RoleOperator, RoleCustomerService}},
+	{Name: PermCustomersWrite, Doc: "erase a customer's personal data", Roles: []string{RoleCustomerService}},
 }
 
-// rolePermissions is the one table of what each role may do. Customers and
-// channel tokens hold no staff permission: their routes check ownership
+// roleTable is what each role may do: admin holds every permission, other
+// staff roles those whose definitions name them. Customers and channel
+// tokens hold no staff permission: their routes check ownership
 // (customers) or the bound channel code (channels) instead.
-var rolePermissions = map[string][]string{
-	RoleAdmin: Permissions,
-	RoleOperator: {
-		PermCatalogWrite, PermInventoryWrite, PermOrdersRead, PermOrdersWrite,
-		PermShipmentsWrite, PermSyncRead, PermAnalyticsRead, PermCustomersRead,
-	},
-	RoleCustomerService: {
-		PermOrdersRead, PermOrdersRefund, PermReturnsWrite, PermCustomersRead, PermCustomersWrite,
-	},
-	RoleCustomer: nil,
-	RoleChannel:  nil,
+type roleTable map[string]map[string]bool
+
+func newRoleTable(perms []module.Permission) roleTable {
+	t := roleTable{RoleAdmin: {}}
+	for _, p := range perms {
+		t[RoleAdmin][p.Name] = true
+		for _, r := range p.Roles {
+			if r == RoleAdmin || !slices.Contains(StaffRoles, r) {
+				continue // only staff roles hold permissions
+			}
+			if t[r] == nil {
+				t[r] = map[string]bool{}
+			}
+			t[r][p.Name] = true
+		}
+	}
+	return t
 }
 
-// StaffRoles are the roles a staff member may hold.
-var StaffRoles = []string{RoleAdmin, RoleOperator, RoleCustomerService}
-
-// RoleAllows reports whether role grants perm.
-func RoleAllows(role, perm string) bool { return slices.Contains(rolePermissions[role], perm) }
-
-// rolesAllow reports whether any of roles grants perm.
-func rolesAllow(roles []string, perm string) bool {
+// allows reports whether any of roles grants perm.
+func (t roleTable) allows(roles []string, perm string) bool {
 	for _, r := range roles {
-		if RoleAllows(r, perm) {
+		if t[r][perm] {
 			return true
 		}
 	}
 	return false
 }
+
+// StaffRoles are the roles a staff member may hold.
+var StaffRoles = []string{RoleAdmin, RoleOperator, RoleCustomerService}
 
 // isStaff reports whether roles hold a staff role.
 func isStaff(roles []string) bool {

@@ -10,22 +10,6 @@ import (
 	"mercato/internal/platform/sqldb"
 )
 
-// Exporter is a module's contribution to a personal-data export: the
-// section name (a top-level key of the export, e.g. "orders") and its data
-// (marshalled as JSON). Implementations must be safe for concurrent use.
-type Exporter interface {
-	ExportPersonalData(ctx context.Context, userID string) (section string, data any, err error)
-}
-
-// RegisterExporter adds e to the exports (call at wiring time). Section
-// names must not collide with each other nor with "profile", "addresses"
-// and "exported_at"; a collision fails the export.
-func (s *Service) RegisterExporter(e Exporter) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.exporters = append(s.exporters, e)
-}
-
 // ProfileExport is the profile section of an export.
 type ProfileExport struct {
 	ID         string    `json:"id"`
@@ -38,7 +22,8 @@ type ProfileExport struct {
 }
 
 // Export returns every piece of personal data mercato holds about userID:
-// {"exported_at", "profile", "addresses", <each exporter's section>}.
+// {"exported_at", "profile", "addresses", <each module's section>} (the
+// modules' parts are given with UsePrivacy).
 func (s *Service) Export(ctx context.Context, userID string) (map[string]any, error) {
 	const op = "accounts.Export"
 	a, err := userByID(ctx, s.db.Reader(), userID)
@@ -55,18 +40,18 @@ func (s *Service) Export(ctx context.Context, userID string) (map[string]any, er
 			CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt},
 		"addresses": addrs,
 	}
-	s.mu.Lock()
-	exporters := append([]Exporter(nil), s.exporters...)
-	s.mu.Unlock()
-	for _, e := range exporters {
-		section, data, err := e.ExportPersonalData(ctx, userID)
+	for _, p := range s.privacyParts() {
+		if p.Export == nil {
+			continue
+		}
+		data, err := p.Export(ctx, userID)
 		if err != nil {
 			return nil, errs.E(op, err)
 		}
-		if _, dup := out[section]; dup || section == "" {
-			return nil, errs.E(op, errs.Internal, "export section "+section+" is taken")
+		if _, dup := out[p.Section]; dup || p.Section == "" {
+			return nil, errs.E(op, errs.Internal, "export section "+p.Section+" is taken")
 		}
-		out[section] = data
+		out[p.Section] = data
 	}
 	return out, nil
 }
@@ -87,12 +72,14 @@ type EraseResponse struct {
 // (.invalid is reserved, RFC 2606), and personal to no one.
 func erasedEmail(id string) string { return "erased-" + id + "@invalid" }
 
-// commitErase anonymises the customer userID in tx: e-mail and name
+// EraseTx anonymises the customer userID in tx: e-mail and name
 // replaced, password hash, MFA secrets, addresses, recovery codes, reset
-// tokens, sessions and the login-throttle row removed. The user row and its
-// id stay (orders and payments refer to it). Emits customer.erased; audited
-// when staff erase someone. Erasing an erased customer changes nothing.
-func (s *Service) commitErase(ctx context.Context, tx *sqldb.Tx, by actor, userID string) (EraseResponse, error) {
+// tokens, sessions and the login-throttle row removed, and every other
+// module's personal data of the customer erased in the same unit (their
+// Privacy.Erase). The user row and its id stay (orders and payments refer
+// to it). Emits customer.erased; audited when staff erase someone. Erasing
+// an erased customer changes nothing.
+func (s *Service) EraseTx(ctx context.Context, tx *sqldb.Tx, by Actor, userID string) (EraseResponse, error) {
 	const op = "accounts.erase"
 	a, err := userByID(ctx, tx, userID)
 	if err != nil {
@@ -120,6 +107,13 @@ func (s *Service) commitErase(ctx context.Context, tx *sqldb.Tx, by actor, userI
 	if err := resetThrottle(ctx, tx, a.Email); err != nil {
 		return EraseResponse{}, err
 	}
+	for _, p := range s.privacyParts() {
+		if p.Erase != nil {
+			if err := p.Erase(ctx, tx, a.ID); err != nil {
+				return EraseResponse{}, errs.E(op, err)
+			}
+		}
+	}
 	ev, err := event.New(event.CustomerErased, "customer", a.ID, tx.Now, map[string]any{"customer_id": a.ID})
 	if err != nil {
 		return EraseResponse{}, errs.E(op, errs.Internal, err)
@@ -140,9 +134,10 @@ func (s *Service) commitErase(ctx context.Context, tx *sqldb.Tx, by actor, userI
 var errStaffErase = errs.E("accounts.erase", errs.Forbidden,
 	"staff accounts are not erased through self-service; an admin disables them")
 
-// prepareSelfErase checks that the caller is a customer and confirms with
-// the password (a wrong one counts as a failed login).
-func (s *Service) prepareSelfErase(ctx context.Context, by actor, in EraseRequest) error {
+// CheckSelfErase checks, outside any transaction, that the caller is a
+// customer and confirms with the password (a wrong one counts as a failed
+// login); then EraseTx(by, by.ID) erases.
+func (s *Service) CheckSelfErase(ctx context.Context, by Actor, in EraseRequest) error {
 	var v errs.Validation
 	v.Check(in.Password != "", "password", "is required")
 	if err := v.Err("accounts.erase"); err != nil {
@@ -158,9 +153,9 @@ func (s *Service) prepareSelfErase(ctx context.Context, by actor, in EraseReques
 	return nil
 }
 
-// commitStaffErase erases the customer id on a staff member's request.
-// NotFound when id is not a customer.
-func (s *Service) commitStaffErase(ctx context.Context, tx *sqldb.Tx, by actor, id string) (EraseResponse, error) {
+// EraseCustomerTx erases the customer id on a staff member's request, in
+// tx. NotFound when id is not a customer.
+func (s *Service) EraseCustomerTx(ctx context.Context, tx *sqldb.Tx, by Actor, id string) (EraseResponse, error) {
 	a, err := userByID(ctx, tx, id)
 	if err != nil {
 		return EraseResponse{}, err
@@ -168,5 +163,15 @@ func (s *Service) commitStaffErase(ctx context.Context, tx *sqldb.Tx, by actor, 
 	if a.staff() {
 		return EraseResponse{}, errUserNotFound
 	}
-	return s.commitErase(ctx, tx, by, id)
+	return s.EraseTx(ctx, tx, by, id)
+}
+
+// EraseCustomer is EraseCustomerTx as one unit of the write path.
+func (s *Service) EraseCustomer(ctx context.Context, by Actor, id string) (EraseResponse, error) {
+	var res EraseResponse
+	err := s.write.Do(ctx, func(tx *sqldb.Tx) (err error) {
+		res, err = s.EraseCustomerTx(ctx, tx, by, id)
+		return err
+	})
+	return res, err
 }

@@ -3,17 +3,41 @@ package accounts
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"mercato/internal/platform/module"
+	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web/webtest"
 )
 
-type fakeOrders struct{}
+// fakeOrders is another module's privacy part: it exports one order and
+// records the erasures it was asked for (with the unit's tx).
+type fakeOrders struct {
+	mu     sync.Mutex
+	erased []string
+}
 
-func (fakeOrders) ExportPersonalData(_ context.Context, userID string) (string, any, error) {
-	return "orders", []map[string]string{{"id": "o1", "customer_id": userID}}, nil
+func (f *fakeOrders) privacy() module.Privacy {
+	return module.Privacy{
+		Section: "orders",
+		Export: func(_ context.Context, userID string) (any, error) {
+			return []map[string]string{{"id": "o1", "customer_id": userID}}, nil
+		},
+		Erase: func(_ context.Context, tx *sqldb.Tx, userID string) error {
+			if tx == nil {
+				return errors.New("no unit transaction")
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.erased = append(f.erased, userID)
+			return nil
+		},
+	}
 }
 
 // personalFragments fails the test when any text column of any accounts
@@ -49,7 +73,9 @@ func (e *env) assertNoneHolds(frags ...string) {
 
 func TestExportAndErase(t *testing.T) {
 	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
-		e.svc.RegisterExporter(fakeOrders{})
+		orders := &fakeOrders{}
+		p := orders.privacy()
+		e.svc.UseModules([]module.Module{e.svc.Module(), {Name: "orders", Privacy: &p}})
 		id, tok := e.register("dana.privacy@example.com")
 		dana := e.as(tok)
 		dana.Do("PATCH", "/api/v1/me", map[string]string{"name": "Dana Quintessa"}).WantStatus(t, http.StatusOK)
@@ -78,6 +104,9 @@ func TestExportAndErase(t *testing.T) {
 			if e.count("accounts_users", "erased_at = 0") != users || e.count("outbox", "type = 'customer.erased'") != 0 {
 				t.Errorf("a refused erasure changed something")
 			}
+			if len(orders.erased) != 0 {
+				t.Errorf("a refused erasure erased the orders module's data: %v", orders.erased)
+			}
 		})
 		t.Run("staff cannot erase themselves", func(t *testing.T) {
 			_, staffTok := e.staff("stella@example.com", RoleOperator)
@@ -89,6 +118,11 @@ func TestExportAndErase(t *testing.T) {
 			if r.Field("id") != id || r.Field("erased") != true {
 				t.Errorf("erase = %s", r.Body)
 			}
+			orders.mu.Lock()
+			if !slices.Equal(orders.erased, []string{id}) {
+				t.Errorf("the orders module was asked to erase %v, want [%s]", orders.erased, id)
+			}
+			orders.mu.Unlock()
 			e.assertNoneHolds("dana", "quintessa", "privacy@")
 			var email, name, hash, secret, pending string
 			if err := e.db.Reader().QueryRow(`SELECT email, name, password_hash, mfa_secret, mfa_pending FROM accounts_users WHERE id = $1`, id).

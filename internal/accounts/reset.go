@@ -54,7 +54,7 @@ type ResetConfirmRequest struct {
 // checkOwnPassword verifies the signed-in user's password (password change,
 // erasure). A wrong one counts as a failed login for the account (so a
 // stolen session cannot guess it quickly) and is a 422 on field.
-func (s *Service) checkOwnPassword(ctx context.Context, by actor, field, password string) (account, error) {
+func (s *Service) checkOwnPassword(ctx context.Context, by Actor, field, password string) (account, error) {
 	a, err := userByID(ctx, s.db.Reader(), by.ID)
 	if err != nil {
 		return account{}, err
@@ -76,40 +76,61 @@ func (s *Service) checkOwnPassword(ctx context.Context, by actor, field, passwor
 	return a, nil
 }
 
-// prepareChangePassword checks the current password and the new one and
-// hashes the new one; it returns the new hash.
-func (s *Service) prepareChangePassword(ctx context.Context, by actor, in ChangePasswordRequest) (string, error) {
+// PasswordChange is a checked password change with the new password
+// hashed: what ChangePasswordTx stores. Made by NewPasswordChange.
+type PasswordChange struct {
+	by          Actor
+	keepSession string
+	hash        string
+}
+
+// NewPasswordChange checks the caller's current password (a wrong one
+// counts as a failed login) and the new one against the policy, and hashes
+// the new one, outside any transaction. session is the caller's session,
+// which the change keeps; every other session of the user is revoked.
+func (s *Service) NewPasswordChange(ctx context.Context, by Actor, session string, in ChangePasswordRequest) (PasswordChange, error) {
 	var v errs.Validation
 	v.Check(in.CurrentPassword != "", "current_password", "is required")
 	checkPassword(&v, "new_password", in.NewPassword)
 	if err := v.Err("accounts.changePassword"); err != nil {
-		return "", err
+		return PasswordChange{}, err
 	}
 	if _, err := s.checkOwnPassword(ctx, by, "current_password", in.CurrentPassword); err != nil {
-		return "", err
+		return PasswordChange{}, err
 	}
-	return s.hash.Hash(ctx, in.NewPassword)
+	h, err := s.hash.Hash(ctx, in.NewPassword)
+	return PasswordChange{by: by, keepSession: session, hash: h}, err
 }
 
-// commitChangePassword stores the new hash and revokes every other session
-// of the user (keepSession stays), in tx.
-func (s *Service) commitChangePassword(ctx context.Context, tx *sqldb.Tx, by actor, keepSession, hash string) error {
+// ChangePasswordTx stores the new hash and revokes every other session of
+// the user, in tx. Staff changes are audited.
+func (s *Service) ChangePasswordTx(ctx context.Context, tx *sqldb.Tx, pc PasswordChange) error {
 	const op = "accounts.changePassword"
-	a, err := userByID(ctx, tx, by.ID)
+	a, err := userByID(ctx, tx, pc.by.ID)
 	if err != nil {
 		return err
 	}
 	if _, err := exec(ctx, tx, op, `UPDATE accounts_users SET password_hash = $1, updated_at = $2 WHERE id = $3`,
-		hash, sqldb.Micros(tx.Now), a.ID); err != nil {
+		pc.hash, sqldb.Micros(tx.Now), a.ID); err != nil {
 		return err
 	}
-	if err := revokeUserTokens(ctx, tx, a.ID, keepSession); err != nil {
+	if err := revokeUserTokens(ctx, tx, a.ID, pc.keepSession); err != nil {
 		return err
 	}
 	if a.staff() {
-		return s.audit(ctx, tx, by, "user.password_changed", "user", a.ID, nil, map[string]any{"other_sessions_revoked": true})
+		return s.audit(ctx, tx, pc.by, "user.password_changed", "user", a.ID, nil, map[string]any{"other_sessions_revoked": true})
 	}
 	return nil
+}
+
+// ChangePassword is NewPasswordChange, then ChangePasswordTx as one unit
+// of the write path.
+func (s *Service) ChangePassword(ctx context.Context, by Actor, session string, in ChangePasswordRequest) error {
+	pc, err := s.NewPasswordChange(ctx, by, session, in)
+	if err != nil {
+		return err
+	}
+	return s.write.Do(ctx, func(tx *sqldb.Tx) error { return s.ChangePasswordTx(ctx, tx, pc) })
 }
 
 // checkResetRequest validates a reset request's address.
@@ -216,7 +237,7 @@ func (s *Service) commitResetConfirm(ctx context.Context, tx *sqldb.Tx, ip, toke
 		return err
 	}
 	if a.staff() {
-		return s.audit(ctx, tx, actor{ID: a.ID, IP: ip}, "user.password_reset", "user", a.ID, nil, map[string]any{"sessions_revoked": true})
+		return s.audit(ctx, tx, Actor{ID: a.ID, IP: ip}, "user.password_reset", "user", a.ID, nil, map[string]any{"sessions_revoked": true})
 	}
 	return nil
 }

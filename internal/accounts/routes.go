@@ -9,9 +9,9 @@ import (
 )
 
 // Routes returns the accounts module's HTTP routes (API.md "Accounts" and
-// the routes doc.go lists); every POST runs through idem.
-func (s *Service) Routes(idem *web.Idempotency) []web.Route {
-	h := handlers{s: s, idem: idem}
+// the routes doc.go lists); every POST is idempotent.
+func (s *Service) Routes() []web.Route {
+	h := handlers{s: s}
 	const tag = "accounts"
 	auth, staff := web.Authenticated, web.Permission(PermStaffManage)
 	return []web.Route{
@@ -201,7 +201,7 @@ func (h handlers) staffErase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.run(w, r, nil, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
-		res, err := h.s.commitStaffErase(ctx, tx, by, r.PathValue("id"))
+		res, err := h.s.EraseCustomerTx(ctx, tx, by, r.PathValue("id"))
 		return http.StatusOK, res, err
 	})
 }

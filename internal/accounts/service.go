@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -11,8 +12,10 @@ import (
 	"mercato/internal/audit"
 	"mercato/internal/event"
 	"mercato/internal/platform/errs"
+	"mercato/internal/platform/module"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
+	"mercato/internal/platform/web"
 )
 
 // Config tunes the accounts module; zero fields take the defaults noted.
@@ -69,41 +72,78 @@ func (c Config) withDefaults() Config {
 // and the web.Authenticator. Safe for concurrent use.
 type Service struct {
 	db     *sqldb.DB
+	write  sqldb.Committer
+	idem   *web.Idempotency
 	cfg    Config
 	hash   *hasher
 	mailer Mailer
 	log    *slog.Logger
 	ips    *ipThrottle
 
-	mu        sync.Mutex
-	exporters []Exporter // guarded by mu
+	mu      sync.Mutex
+	roles   roleTable        // from every module's permissions; guarded by mu
+	privacy []module.Privacy // the other modules' parts; guarded by mu
 }
 
-// New returns the accounts service over db (migrated with Migrations,
-// audit.Migrations and outbox.Migrations). A nil mailer logs e-mails
-// instead of sending them; a nil logger is slog.Default().
-func New(db *sqldb.DB, mailer Mailer, logger *slog.Logger, cfg Config) *Service {
+// New returns the accounts service on p (its database migrated with
+// Migrations, audit's, outbox's and web's). A nil mailer logs that a mail
+// was not sent.
+func New(p module.Platform, mailer Mailer, cfg Config) *Service {
+	logger := p.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
 	if mailer == nil {
 		mailer = LogMailer{Logger: logger}
 	}
+	write := p.Write
+	if write == nil {
+		write = p.DB
+	}
 	cfg = cfg.withDefaults()
-	return &Service{db: db, cfg: cfg, hash: newHasher(cfg.Hash, cfg.HashSlots), mailer: mailer,
-		log: logger, ips: newIPThrottle(cfg.Throttle)}
+	return &Service{db: p.DB, write: write, idem: p.Idem, cfg: cfg, roles: newRoleTable(Permissions),
+		hash: newHasher(cfg.Hash, cfg.HashSlots), mailer: mailer, log: logger, ips: newIPThrottle(cfg.Throttle)}
 }
 
-// actor is who performs a state change, for the audit log.
-type actor struct {
-	ID string // user id, or "system" for the command line and start-up
+// UseModules hands the accounts module what it needs of every module of
+// the process (itself included): the permissions they define, from which
+// the role table is built, and their privacy parts, which export and
+// erasure run besides its own. Call it once at wiring time, before serving.
+func (s *Service) UseModules(mods []module.Module) {
+	perms := module.Permissions(mods)
+	if !slices.ContainsFunc(perms, func(p module.Permission) bool { return p.Name == PermStaffManage }) {
+		perms = append(perms, Permissions...)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.roles = newRoleTable(perms)
+	s.privacy = module.Privacies(mods)
+}
+
+func (s *Service) privacyParts() []module.Privacy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.privacy
+}
+
+func (s *Service) roleTable() roleTable {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.roles
+}
+
+// Actor is who performs a state change, for the audit log and ownership:
+// a user id ("system" for the command line and start-up) and the client
+// address.
+type Actor struct {
+	ID string
 	IP string
 }
 
-var systemActor = actor{ID: "system"}
+var systemActor = Actor{ID: "system"}
 
 // audit records a staff action in tx (the same transaction as the change).
-func (s *Service) audit(ctx context.Context, tx *sqldb.Tx, by actor, action, targetType, targetID string, before, after any) error {
+func (s *Service) audit(ctx context.Context, tx *sqldb.Tx, by Actor, action, targetType, targetID string, before, after any) error {
 	err := audit.Record(ctx, tx, audit.Entry{ActorID: by.ID, Action: action, TargetType: targetType,
 		TargetID: targetID, IP: by.IP, Before: before, After: after})
 	if err != nil {
@@ -128,7 +168,7 @@ func (s *Service) CreateUser(ctx context.Context, email, password, name string, 
 	if err != nil {
 		return User{}, err
 	}
-	err = s.db.InTx(ctx, func(tx *sqldb.Tx) error { return s.commitUser(ctx, tx, n, systemActor) })
+	err = s.write.Do(ctx, func(tx *sqldb.Tx) error { return s.commitUser(ctx, tx, n, systemActor) })
 	return n.User, err
 }
 
@@ -146,7 +186,7 @@ func (s *Service) BootstrapAdmin(ctx context.Context, email, password string) (b
 		return false, err
 	}
 	created := false
-	err = s.db.InTx(ctx, func(tx *sqldb.Tx) error {
+	err = s.write.Do(ctx, func(tx *sqldb.Tx) error {
 		if has, err := s.adminExists(ctx, tx); err != nil || has {
 			return err
 		}
@@ -213,7 +253,7 @@ func (s *Service) prepareUser(ctx context.Context, in newUserInput, nameOptional
 
 // commitUser stores n in tx: a customer emits customer.registered, staff
 // creation is audited.
-func (s *Service) commitUser(ctx context.Context, tx *sqldb.Tx, n preparedUser, by actor) error {
+func (s *Service) commitUser(ctx context.Context, tx *sqldb.Tx, n preparedUser, by Actor) error {
 	if err := insertUser(ctx, tx, n.account); err != nil {
 		return err
 	}
@@ -247,7 +287,7 @@ func (s *Service) tokenTTL(roles []string) time.Duration {
 // plenty); it reports how many rows it deleted.
 func (s *Service) Prune(ctx context.Context) (int64, error) {
 	var total int64
-	err := s.db.InTx(ctx, func(tx *sqldb.Tx) error {
+	err := s.write.Do(ctx, func(tx *sqldb.Tx) error {
 		now := sqldb.Micros(tx.Now)
 		dayAgo := sqldb.Micros(tx.Now.Add(-24 * time.Hour))
 		for _, q := range []struct {

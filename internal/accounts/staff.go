@@ -159,7 +159,7 @@ func otherAdmins(ctx context.Context, tx *sqldb.Tx, id string) (int, error) {
 
 // setDisabled disables or enables staff member id, in tx. Disabling revokes
 // the member's sessions and is refused for the last enabled admin.
-func (s *Service) setDisabled(ctx context.Context, tx *sqldb.Tx, by actor, id string, disabled bool) (StaffUser, error) {
+func (s *Service) setDisabled(ctx context.Context, tx *sqldb.Tx, by Actor, id string, disabled bool) (StaffUser, error) {
 	const op = "accounts.setDisabled"
 	a, err := staffByID(ctx, tx, id)
 	if err != nil {
@@ -200,7 +200,7 @@ func (s *Service) setDisabled(ctx context.Context, tx *sqldb.Tx, by actor, id st
 
 // setRoles replaces staff member id's roles, in tx. Taking the admin role
 // from the last enabled admin is refused.
-func (s *Service) setRoles(ctx context.Context, tx *sqldb.Tx, by actor, id string, roles []string) (StaffUser, error) {
+func (s *Service) setRoles(ctx context.Context, tx *sqldb.Tx, by Actor, id string, roles []string) (StaffUser, error) {
 	const op = "accounts.setRoles"
 	roles, ok := normalizeRoles(roles)
 	if !ok || !isStaff(roles) {
@@ -244,7 +244,7 @@ type ProfileRequest struct {
 }
 
 // updateProfile changes the caller's name, in tx (audited for staff).
-func (s *Service) updateProfile(ctx context.Context, tx *sqldb.Tx, by actor, in ProfileRequest) (User, error) {
+func (s *Service) updateProfile(ctx context.Context, tx *sqldb.Tx, by Actor, in ProfileRequest) (User, error) {
 	const op = "accounts.updateProfile"
 	a, err := userByID(ctx, tx, by.ID)
 	if err != nil {

@@ -166,7 +166,9 @@ func (s *Service) Authenticate(r *http.Request) (web.Principal, bool, error) {
 }
 
 // Allowed implements web.Authenticator from the permission table.
-func (s *Service) Allowed(p web.Principal, perm string) bool { return rolesAllow(p.Roles, perm) }
+func (s *Service) Allowed(p web.Principal, perm string) bool {
+	return s.roleTable().allows(p.Roles, perm)
+}
 
 // SetSessionCookie sets the session cookie holding token until expires:
 // HttpOnly, SameSite=Lax, Secure when r came over TLS, Path "/".

@@ -6,11 +6,25 @@ import (
 	"time"
 
 	"mercato/internal/platform/errs"
+	"mercato/internal/platform/migrate"
+	"mercato/internal/platform/module"
 	"mercato/internal/platform/web"
 )
 
 // PermRead is the permission that reading the audit log needs.
 const PermRead = "audit.read"
+
+// Module is the audit module's declaration: its table, its permission and
+// its one route. Other modules write the log with Record in their units.
+func (l *Log) Module() module.Module {
+	return module.Module{
+		Name:        "audit",
+		Doc:         "the audit log of staff actions",
+		Migrations:  []migrate.Source{Migrations()},
+		Permissions: []module.Permission{{Name: PermRead, Doc: "read the audit log of staff actions"}},
+		Routes:      Routes(l),
+	}
+}
 
 // Routes returns the audit module's HTTP routes:
 //

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"slices"
+	"strings"
+
+	"mercato/internal/accounts"
+	"mercato/internal/audit"
+	"mercato/internal/platform/inbox"
+	"mercato/internal/platform/migrate"
+	"mercato/internal/platform/module"
+	"mercato/internal/platform/outbox"
+	"mercato/internal/platform/web"
+	"mercato/internal/syncmon"
+)
+
+// shopConfig is what the modules are told by flags and environment.
+type shopConfig struct {
+	staffMFARequired bool
+}
+
+// shop is the process's modules, built over one Platform.
+type shop struct {
+	accounts *accounts.Service // the Authenticator, also when its routes run elsewhere
+	modules  []module.Module   // every module, in dependency order
+}
+
+// newShop builds every module over p, in dependency order. Adding a module
+// is one line here (docs/modules.md). Building is cheap and starts nothing:
+// `migrate` and `admin` build the shop too, for its migrations and use
+// cases.
+func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error) {
+	acc := accounts.New(p, accounts.LogMailer{Logger: p.Logger}, accounts.Config{StaffMFARequired: c.staffMFARequired})
+	mods := []module.Module{
+		acc.Module(),
+		audit.NewLog(p.DB).Module(),
+		syncmon.New(mon).Module(),
+	}
+	if err := module.Check(mods); err != nil {
+		return nil, err
+	}
+	acc.UseModules(mods)
+	return &shop{accounts: acc, modules: mods}, nil
+}
+
+// moduleNames lists the names `serve --modules` accepts.
+func moduleNames() []string {
+	s, err := newShop(module.Platform{}, nil, shopConfig{})
+	if err != nil {
+		panic(err)
+	}
+	return module.Names(s.modules)
+}
+
+// platformSources are the migrations of the platform's own tables, which
+// every module's work relies on.
+func platformSources() []migrate.Source {
+	return []migrate.Source{web.Migrations(), outbox.Migrations(), inbox.Migrations()}
+}
+
+// migrations lists every migration the database needs: the platform's, then
+// every module's (all of them, whichever modules this process runs).
+func (s *shop) migrations() []migrate.Source {
+	return slices.Concat(platformSources(), module.Migrations(s.modules))
+}
+
+// parseModules splits a --modules value ("accounts,audit"); empty is all.
+func parseModules(v string) []string {
+	var out []string
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
