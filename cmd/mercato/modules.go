@@ -52,6 +52,16 @@ func moduleNames() []string {
 	return module.Names(s.modules)
 }
 
+// checkModuleNames refuses names that are no module (before anything opens).
+func checkModuleNames(names []string) error {
+	s, err := newShop(module.Platform{}, nil, shopConfig{})
+	if err != nil {
+		return err
+	}
+	_, err = module.Select(s.modules, names)
+	return err
+}
+
 // platformSources are the migrations of the platform's own tables, which
 // every module's work relies on.
 func platformSources() []migrate.Source {

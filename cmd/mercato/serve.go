@@ -66,6 +66,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if c.staffMFA != "optional" && c.staffMFA != "required" {
 		return fmt.Errorf("%w: --staff-mfa must be optional or required", errUsage)
 	}
+	if err := checkModuleNames(parseModules(c.modules)); err != nil {
+		return fmt.Errorf("%w: --modules: %v", errUsage, err)
+	}
 	c.bootstrapEmail = getenv("MERCATO_BOOTSTRAP_ADMIN_EMAIL")
 	c.bootstrapPassword = getenv("MERCATO_BOOTSTRAP_ADMIN_PASSWORD")
 

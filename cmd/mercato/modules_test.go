@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"mercato/internal/platform/module"
+	"mercato/internal/platform/web"
+	"mercato/internal/platform/web/webtest"
+)
+
+// serve --modules runs the named modules' API only, on the same database.
+func TestServeModulesSubset(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"MERCATO_DATA_DIR": dir}
+	all, _ := startInProcess(t, env, "--data-dir", t.TempDir()) // every module
+	sub, _ := startInProcess(t, nil, "--data-dir", dir, "--modules", "audit,syncmon")
+	register := map[string]string{"email": "mod@example.com", "password": "a long enough password", "name": "M"}
+
+	all.Do("POST", "/api/v1/auth/register", register).WantStatus(t, http.StatusCreated)
+	webtest.AssertProblem(t, sub.Do("POST", "/api/v1/auth/register", register), http.StatusNotFound, "not_found")
+	// The subset's own routes are there (and still guarded by the accounts
+	// module's tokens, which authenticate in every process).
+	webtest.AssertProblem(t, sub.Do("GET", "/api/v1/admin/sync", nil), http.StatusUnauthorized, "unauthorized")
+	webtest.AssertProblem(t, sub.Do("GET", "/api/v1/admin/audit", nil), http.StatusUnauthorized, "unauthorized")
+	paths, _ := sub.Do("GET", "/api/v1/openapi.json", nil).Field("paths").(map[string]any)
+	var api []string
+	for p := range paths {
+		if strings.HasPrefix(p, "/api/v1/") && p != "/api/v1/openapi.json" {
+			api = append(api, p)
+		}
+	}
+	slices.Sort(api)
+	if want := []string{"/api/v1/admin/audit", "/api/v1/admin/sync"}; !slices.Equal(api, want) {
+		t.Errorf("the audit,syncmon subset serves %v, want %v", api, want)
+	}
+}
+
+func TestServeModulesRefusesUnknown(t *testing.T) {
+	var out, errOut syncBuffer
+	err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--modules", "accounts,orderz"},
+		func(string) string { return "" }, &out, &errOut)
+	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "unknown module orderz") {
+		t.Fatalf("err = %v (exit %d), want a usage error naming orderz", err, exitCode(err))
+	}
+}
+
+// The shop's module list is wired consistently: every route's permission is
+// defined, names are unique, and the accounts role table holds every
+// module's permissions.
+func TestShopWiring(t *testing.T) {
+	s, err := newShop(module.Platform{}, nil, shopConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := module.Check(s.modules); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range module.Permissions(s.modules) {
+		if !s.accounts.Allowed(web.Principal{UserID: "u", Roles: []string{"admin"}}, p.Name) {
+			t.Errorf("admin does not hold %s", p.Name)
+		}
+	}
+}
