@@ -233,6 +233,11 @@ func (a *app) serve(ctx context.Context) error {
 		}
 	}()
 	wg.Go(func() { a.idem.RunPruner(bg, time.Hour) })
+	wg.Go(func() {
+		if err := a.accounts.RunInvalidations(bg); err != nil {
+			a.log.Error("token cache invalidations stopped", "err", err)
+		}
+	})
 	for _, j := range a.jobs {
 		wg.Go(func() { every(bg, j.Every, j.Name, a.log, j.Run) })
 	}

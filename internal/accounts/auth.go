@@ -185,6 +185,9 @@ func (s *Service) Login(ctx context.Context, in LoginRequest, ip string) (AuthRe
 
 // LogoutTx revokes the session sessionID of userID, in tx.
 func (s *Service) LogoutTx(ctx context.Context, tx *sqldb.Tx, userID, sessionID string) error {
+	if err := s.forgetUser(ctx, tx, userID); err != nil {
+		return err
+	}
 	_, err := exec(ctx, tx, "accounts.logout", `UPDATE accounts_tokens SET revoked_at = $1
 		WHERE id = $2 AND user_id = $3 AND revoked_at = 0`, sqldb.Micros(tx.Now), sessionID, userID)
 	return err

@@ -82,6 +82,10 @@ func newEnv(t testing.TB, db *sqldb.DB, cfg Config) *env {
 	write := groupcommit.New(db, groupcommit.Config{Logger: logger})
 	t.Cleanup(write.Close)
 	svc := New(module.Platform{DB: db, Write: write, Idem: idem, Logger: logger}, mail, cfg)
+	ctx, stop := context.WithCancel(context.Background())
+	listening := make(chan struct{})
+	go func() { defer close(listening); svc.RunInvalidations(ctx) }()
+	t.Cleanup(func() { stop(); <-listening })
 	router := web.NewRouter(web.Config{Logger: logger, Auth: svc})
 	for _, r := range svc.Routes() {
 		router.Handle(r)

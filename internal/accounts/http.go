@@ -153,7 +153,7 @@ func (h handlers) me(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, err)
 		return
 	}
-	u, err := h.s.User(r.Context(), by.ID)
+	u, err := h.s.currentUser(r, by.ID)
 	if err != nil {
 		web.Error(w, r, err)
 		return

@@ -192,6 +192,9 @@ func (s *Service) VerifyMFATx(ctx context.Context, tx *sqldb.Tx, by Actor, sessi
 			return VerifyMFAResponse{}, err
 		}
 	}
+	if err := s.forgetUser(ctx, tx, a.ID); err != nil {
+		return VerifyMFAResponse{}, err
+	}
 	if _, err := exec(ctx, tx, op, `UPDATE accounts_tokens SET scope = $1, expires_at = $2
 		WHERE id = $3 AND scope = $4`, scopeFull, sqldb.Micros(tx.Now.Add(s.tokenTTL(a.Roles))), sessionID, scopeMFASetup); err != nil {
 		return VerifyMFAResponse{}, err

@@ -88,6 +88,9 @@ func (s *Service) EraseTx(ctx context.Context, tx *sqldb.Tx, by Actor, userID st
 	if a.erased() {
 		return EraseResponse{ID: a.ID, Erased: true, ErasedAt: a.ErasedAt}, nil
 	}
+	if err := s.forgetUser(ctx, tx, a.ID); err != nil {
+		return EraseResponse{}, err
+	}
 	now := sqldb.Micros(tx.Now)
 	if _, err := exec(ctx, tx, op, `UPDATE accounts_users SET email = $1, name = '', password_hash = '',
 		mfa_secret = '', mfa_pending = '', mfa_last_step = 0, disabled = 1,

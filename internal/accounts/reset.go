@@ -114,7 +114,7 @@ func (s *Service) ChangePasswordTx(ctx context.Context, tx *sqldb.Tx, pc Passwor
 		pc.hash, sqldb.Micros(tx.Now), a.ID); err != nil {
 		return err
 	}
-	if err := revokeUserTokens(ctx, tx, a.ID, pc.keepSession); err != nil {
+	if err := s.revokeUserTokens(ctx, tx, a.ID, pc.keepSession); err != nil {
 		return err
 	}
 	if a.staff() {
@@ -230,7 +230,7 @@ func (s *Service) commitResetConfirm(ctx context.Context, tx *sqldb.Tx, ip, toke
 	if _, err := exec(ctx, tx, op, `DELETE FROM accounts_password_resets WHERE user_id = $1 AND used_at = 0`, a.ID); err != nil {
 		return err
 	}
-	if err := revokeUserTokens(ctx, tx, a.ID, ""); err != nil {
+	if err := s.revokeUserTokens(ctx, tx, a.ID, ""); err != nil {
 		return err
 	}
 	if err := resetThrottle(ctx, tx, a.Email); err != nil {

@@ -79,6 +79,7 @@ type Service struct {
 	mailer Mailer
 	log    *slog.Logger
 	ips    *ipThrottle
+	cache  *authCache
 
 	mu      sync.Mutex
 	roles   roleTable        // from every module's permissions; guarded by mu
@@ -101,8 +102,23 @@ func New(p module.Platform, mailer Mailer, cfg Config) *Service {
 		write = p.DB
 	}
 	cfg = cfg.withDefaults()
+	now, trusted := time.Now, true
+	if p.DB != nil {
+		// On PostgreSQL the cache is trusted only while it hears the other
+		// replicas' invalidations (RunInvalidations).
+		now, trusted = p.DB.Now, p.DB.Engine() != sqldb.Postgres
+	}
 	return &Service{db: p.DB, write: write, idem: p.Idem, cfg: cfg, roles: newRoleTable(Permissions),
-		hash: newHasher(cfg.Hash, cfg.HashSlots), mailer: mailer, log: logger, ips: newIPThrottle(cfg.Throttle)}
+		hash: newHasher(cfg.Hash, cfg.HashSlots), mailer: mailer, log: logger, ips: newIPThrottle(cfg.Throttle),
+		cache: newAuthCache(now, trusted)}
+}
+
+// RunInvalidations keeps the token cache in step with the changes other
+// replicas commit, until ctx ends (PostgreSQL; on SQLite it returns nil at
+// once). Every process that authenticates runs it, whichever modules it
+// serves; until it listens, tokens are read from the database each time.
+func (s *Service) RunInvalidations(ctx context.Context) error {
+	return s.listenInvalidations(ctx)
 }
 
 // UseModules hands the accounts module what it needs of every module of

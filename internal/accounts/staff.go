@@ -177,12 +177,15 @@ func (s *Service) setDisabled(ctx context.Context, tx *sqldb.Tx, by Actor, id st
 	if disabled {
 		flag = 1
 	}
+	if err := s.forgetUser(ctx, tx, id); err != nil {
+		return StaffUser{}, err
+	}
 	if _, err := exec(ctx, tx, op, `UPDATE accounts_users SET disabled = $1, updated_at = $2 WHERE id = $3`,
 		flag, sqldb.Micros(tx.Now), id); err != nil {
 		return StaffUser{}, err
 	}
 	if disabled {
-		if err := revokeUserTokens(ctx, tx, id, ""); err != nil {
+		if err := s.revokeUserTokens(ctx, tx, id, ""); err != nil {
 			return StaffUser{}, err
 		}
 	}
@@ -217,6 +220,9 @@ func (s *Service) setRoles(ctx context.Context, tx *sqldb.Tx, by Actor, id strin
 		if n, err := otherAdmins(ctx, tx, id); err != nil || n == 0 {
 			return StaffUser{}, orErr(err, errLastAdmin)
 		}
+	}
+	if err := s.forgetUser(ctx, tx, id); err != nil {
+		return StaffUser{}, err
 	}
 	if _, err := exec(ctx, tx, op, `UPDATE accounts_users SET roles = $1, updated_at = $2 WHERE id = $3`,
 		joinRoles(roles), sqldb.Micros(tx.Now), id); err != nil {
@@ -257,6 +263,9 @@ func (s *Service) updateProfile(ctx context.Context, tx *sqldb.Tx, by Actor, in 
 	var v errs.Validation
 	checkName(&v, "name", name, a.staff())
 	if err := v.Err(op); err != nil {
+		return User{}, err
+	}
+	if err := s.forgetUser(ctx, tx, a.ID); err != nil {
 		return User{}, err
 	}
 	if _, err := exec(ctx, tx, op, `UPDATE accounts_users SET name = $1, updated_at = $2 WHERE id = $3`,

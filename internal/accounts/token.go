@@ -79,6 +79,9 @@ func (s *Service) IssueChannelToken(ctx context.Context, tx *sqldb.Tx, channelCo
 
 // RevokeChannelTokens revokes every token of the channel channelCode, in tx.
 func (s *Service) RevokeChannelTokens(ctx context.Context, tx *sqldb.Tx, channelCode string) error {
+	if err := s.forgetUser(ctx, tx, "channel:"+channelCode); err != nil {
+		return err
+	}
 	_, err := tx.ExecContext(ctx, `UPDATE accounts_tokens SET revoked_at = $1
 		WHERE channel = $2 AND scope = $3 AND revoked_at = 0`, sqldb.Micros(tx.Now), channelCode, scopeChannel)
 	if err != nil {
@@ -88,7 +91,10 @@ func (s *Service) RevokeChannelTokens(ctx context.Context, tx *sqldb.Tx, channel
 }
 
 // revokeUserTokens revokes every live token of userID except keepID.
-func revokeUserTokens(ctx context.Context, tx *sqldb.Tx, userID, keepID string) error {
+func (s *Service) revokeUserTokens(ctx context.Context, tx *sqldb.Tx, userID, keepID string) error {
+	if err := s.forgetUser(ctx, tx, userID); err != nil {
+		return err
+	}
 	_, err := tx.ExecContext(ctx, `UPDATE accounts_tokens SET revoked_at = $1
 		WHERE user_id = $2 AND id <> $3 AND revoked_at = 0`, sqldb.Micros(tx.Now), userID, keepID)
 	if err != nil {
@@ -128,17 +134,23 @@ func (s *Service) Authenticate(r *http.Request) (web.Principal, bool, error) {
 	if !strings.HasPrefix(tok, tokenPrefix) || len(tok) != len(tokenPrefix)+43 {
 		return web.Principal{}, true, errBadToken
 	}
+	h := hashToken(tok)
+	e, ok, epoch := s.cache.get(h)
+	if ok {
+		return e.p, true, nil
+	}
 	var (
 		id, channel, scope string
 		userID, roles      sql.NullString
+		email, name        sql.NullString
 		expires, revoked   int64
 		disabled, erased   sql.NullInt64
 	)
 	err := s.db.Reader().QueryRowContext(r.Context(), `SELECT t.id, t.user_id, t.channel, t.scope, t.expires_at, t.revoked_at,
-			u.roles, u.disabled, u.erased_at
+			u.roles, u.disabled, u.erased_at, u.email, u.name
 		FROM accounts_tokens t LEFT JOIN accounts_users u ON u.id = t.user_id
-		WHERE t.token_hash = $1`, hashToken(tok)).
-		Scan(&id, &userID, &channel, &scope, &expires, &revoked, &roles, &disabled, &erased)
+		WHERE t.token_hash = $1`, h).
+		Scan(&id, &userID, &channel, &scope, &expires, &revoked, &roles, &disabled, &erased, &email, &name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return web.Principal{}, true, errBadToken
 	}
@@ -151,18 +163,24 @@ func (s *Service) Authenticate(r *http.Request) (web.Principal, bool, error) {
 	}
 	switch scope {
 	case scopeChannel:
-		return web.Principal{UserID: "channel:" + channel, Roles: []string{RoleChannel}, Channel: channel, SessionID: id}, true, nil
+		e.p = web.Principal{UserID: "channel:" + channel, Roles: []string{RoleChannel}, Channel: channel, SessionID: id}
 	case scopeFull, scopeMFASetup:
 		if !userID.Valid || disabled.Int64 != 0 || erased.Int64 != 0 {
 			return web.Principal{}, true, errBadToken
 		}
-		p := web.Principal{UserID: userID.String, Roles: splitRoles(roles.String), SessionID: id}
+		e.p = web.Principal{UserID: userID.String, Roles: splitRoles(roles.String), SessionID: id}
+		e.user = User{ID: userID.String, Email: email.String, Name: name.String, Roles: splitRoles(roles.String)}
 		if scope == scopeMFASetup {
-			p.Roles = []string{} // may enrol MFA and read itself; no staff permission
+			e.p.Roles = []string{} // may enrol MFA and read itself; no staff permission
 		}
-		return p, true, nil
+	default:
+		return web.Principal{}, true, errBadToken
 	}
-	return web.Principal{}, true, errBadToken
+	if expires != 0 {
+		e.expires = sqldb.FromMicros(expires)
+	}
+	s.cache.put(h, e, epoch)
+	return e.p, true, nil
 }
 
 // Allowed implements web.Authenticator from the permission table.
