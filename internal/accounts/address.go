@@ -158,6 +158,26 @@ func addressOf(ctx context.Context, q querier, userID, id string) (Address, erro
 	return a, nil
 }
 
+// lockBook serialises the changes of userID's address book: the count cap
+// and the one default are decided by reading the book, so two units that
+// change one book must not read it at once. On PostgreSQL it locks the
+// user's row until tx ends (lock order: the user row, then its addresses);
+// SQLite's one writer serialises every unit already.
+func lockBook(ctx context.Context, tx *sqldb.Tx, userID string) error {
+	if tx.Engine() != sqldb.Postgres {
+		return nil
+	}
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM accounts_users WHERE id = $1 FOR UPDATE`, userID).Scan(&one)
+	if isNoRows(err) {
+		return errUserNotFound
+	}
+	if err != nil {
+		return errs.E("accounts.lockBook", errs.Internal, err)
+	}
+	return nil
+}
+
 // makeDefault makes address id userID's only default, in tx.
 func makeDefault(ctx context.Context, tx *sqldb.Tx, userID, id string) error {
 	const op = "accounts.makeDefault"
@@ -178,6 +198,9 @@ func (s *Service) addAddress(ctx context.Context, tx *sqldb.Tx, userID string, i
 	var v errs.Validation
 	a.validate(&v)
 	if err := v.Err(op); err != nil {
+		return Address{}, err
+	}
+	if err := lockBook(ctx, tx, userID); err != nil {
 		return Address{}, err
 	}
 	var n int
@@ -204,6 +227,9 @@ func (s *Service) addAddress(ctx context.Context, tx *sqldb.Tx, userID string, i
 // updateAddress applies p to userID's address id. NotFound for another's.
 func (s *Service) updateAddress(ctx context.Context, tx *sqldb.Tx, userID, id string, p AddressPatch) (Address, error) {
 	const op = "accounts.updateAddress"
+	if err := lockBook(ctx, tx, userID); err != nil {
+		return Address{}, err
+	}
 	a, err := addressOf(ctx, tx, userID, id)
 	if err != nil {
 		return Address{}, err
@@ -247,6 +273,9 @@ func (s *Service) updateAddress(ctx context.Context, tx *sqldb.Tx, userID, id st
 // newest remaining address becomes the default. NotFound for another's.
 func (s *Service) deleteAddress(ctx context.Context, tx *sqldb.Tx, userID, id string) error {
 	const op = "accounts.deleteAddress"
+	if err := lockBook(ctx, tx, userID); err != nil {
+		return err
+	}
 	a, err := addressOf(ctx, tx, userID, id)
 	if err != nil {
 		return err

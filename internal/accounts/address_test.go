@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"net/http"
+	"sync"
 	"testing"
 
 	"mercato/internal/platform/web/webtest"
@@ -118,5 +119,43 @@ func TestAddressBook(t *testing.T) {
 			ben.Do("POST", "/api/v1/me/addresses", sampleAddress()).WantStatus(t, http.StatusCreated)
 			webtest.AssertProblem(t, ben.Do("POST", "/api/v1/me/addresses", sampleAddress()), 422, "limit_exceeded")
 		})
+	})
+}
+
+// Parallel adds to one address book, on both engines (and on PostgreSQL
+// across group-commit workers): the book never exceeds its cap, exactly one
+// address is the default, and no request fails with a server error.
+func TestAddressBookRace(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		id, tok := e.register("racer@example.com")
+		c := e.as(tok)
+		const n = maxAddresses + 10
+		statuses := make([]int, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				statuses[i] = c.Do("POST", "/api/v1/me/addresses", with(sampleAddress(), "is_default", i%7 == 0)).Status
+			})
+		}
+		wg.Wait()
+		created := 0
+		for i, st := range statuses {
+			switch st {
+			case http.StatusCreated:
+				created++
+			case http.StatusUnprocessableEntity: // the book is full
+			default:
+				t.Errorf("request %d: status %d", i, st)
+			}
+		}
+		if created != maxAddresses {
+			t.Errorf("%d addresses created by %d parallel adds, want the cap %d", created, n, maxAddresses)
+		}
+		if got := e.count("accounts_addresses", "user_id = $1", id); got != maxAddresses {
+			t.Errorf("the book holds %d addresses, want %d", got, maxAddresses)
+		}
+		if got := e.count("accounts_addresses", "user_id = $1 AND is_default = 1", id); got != 1 {
+			t.Errorf("%d default addresses, want 1", got)
+		}
 	})
 }

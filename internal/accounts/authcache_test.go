@@ -13,22 +13,7 @@ import (
 
 // waitTrusted waits until e's token cache hears invalidations (at once on
 // SQLite; on PostgreSQL once its LISTEN connection is up).
-func (e *env) waitTrusted() {
-	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		e.svc.cache.mu.Lock()
-		ok := e.svc.cache.trusted
-		e.svc.cache.mu.Unlock()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatal("the token cache never started listening")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+func (e *env) waitTrusted() { e.t.Helper(); waitTrusted(e.t, e.svc) }
 
 // renameBehindItsBack changes a user's name in the database without the
 // service, so only a cached answer still shows the old one.
