@@ -513,3 +513,49 @@ func TestNewRejectsBadJobs(t *testing.T) {
 		t.Error("default Owner is empty")
 	}
 }
+
+// TestClaimRace: runners that all find a job due claim it at the same
+// instant, skipping the read that normally filters them; the conditional
+// upsert lets exactly one of them run it, for the first run (an INSERT
+// race) and for later ones (an UPDATE race).
+func TestClaimRace(t *testing.T) {
+	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		clk := newClock()
+		const every, contenders, periods = time.Hour, 8, 4
+		var runs atomic.Int64
+		job := Job{Name: "race", Every: every, Run: func(context.Context) (int64, error) {
+			runs.Add(1)
+			return 0, nil
+		}}
+		handles := []*sqldb.DB{db, reopen(t, db)}
+		var runners []*Runner
+		for k := range contenders {
+			runners = append(runners, newRunner(t, handles[k%2], Config{Owner: fmt.Sprintf("r%d", k), Now: clk.Now}, job))
+		}
+		for p := range periods {
+			clk.Set(t0.Add(time.Duration(p) * every))
+			before := runs.Load()
+			gate := make(chan struct{})
+			var won atomic.Int64
+			var wg sync.WaitGroup
+			for _, r := range runners {
+				wg.Go(func() {
+					<-gate
+					_, ran, err := r.attempt(ctx, r.byName["race"], false)
+					if err != nil {
+						t.Errorf("attempt: %v", err)
+					}
+					if ran {
+						won.Add(1)
+					}
+				})
+			}
+			close(gate)
+			wg.Wait()
+			if won.Load() != 1 || runs.Load()-before != 1 {
+				t.Fatalf("period %d: %d claims won, %d runs; want exactly 1", p, won.Load(), runs.Load()-before)
+			}
+		}
+	}, Migrations())
+}
