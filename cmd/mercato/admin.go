@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"strings"
 
-	"mercato/internal/platform/module"
 	"mercato/internal/platform/errs"
+	"mercato/internal/platform/module"
 )
 
 func cmdAdmin(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

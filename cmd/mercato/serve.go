@@ -21,6 +21,7 @@ import (
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/groupcommit"
 	"mercato/internal/platform/inbox"
+	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/module"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
@@ -103,7 +104,7 @@ type app struct {
 	batcher  *groupcommit.Batcher
 	idem     *web.Idempotency
 	router   *web.Router
-	jobs     []module.Job // the periodic jobs of the modules this process runs
+	jobs     *jobs.Runner // the periodic jobs of the modules this process runs
 	accounts *accounts.Service
 	handler  http.Handler
 }
@@ -159,9 +160,13 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 		}
 	}
 	var consumers []inbox.Consumer
+	periodic := []jobs.Job{{Name: "web.idempotency-prune", Every: time.Hour, Run: a.idem.Prune}}
 	for _, m := range run {
 		consumers = append(consumers, m.Consumers...)
-		a.jobs = append(a.jobs, m.Jobs...)
+		periodic = append(periodic, m.Jobs...)
+	}
+	if a.jobs, err = jobs.New(a.db, jobs.Config{Logger: logger, Registerer: reg}, periodic...); err != nil {
+		return nil, err
 	}
 	a.runner = inbox.NewRunner(a.db, a.bus, inbox.RunnerConfig{Logger: logger, Registerer: reg}, consumers...)
 	if c.demo {
@@ -232,15 +237,16 @@ func (a *app) serve(ctx context.Context) error {
 			a.log.Error("relay stopped", "err", err)
 		}
 	}()
-	wg.Go(func() { a.idem.RunPruner(bg, time.Hour) })
 	wg.Go(func() {
 		if err := a.accounts.RunInvalidations(bg); err != nil {
 			a.log.Error("token cache invalidations stopped", "err", err)
 		}
 	})
-	for _, j := range a.jobs {
-		wg.Go(func() { every(bg, j.Every, j.Name, a.log, j.Run) })
-	}
+	wg.Go(func() {
+		if err := a.jobs.Run(bg); err != nil {
+			a.log.Error("periodic jobs stopped", "err", err)
+		}
+	})
 
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
@@ -286,22 +292,4 @@ func busKind(natsURL string) string {
 		return "embedded NATS JetStream"
 	}
 	return "NATS " + strings.SplitN(natsURL, "@", 2)[len(strings.SplitN(natsURL, "@", 2))-1]
-}
-
-// every runs job each period until ctx ends, logging its failures.
-func every(ctx context.Context, period time.Duration, name string, log *slog.Logger, job func(context.Context) (int64, error)) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := job(ctx); err != nil {
-				log.Error(name, "err", err)
-			} else if n > 0 {
-				log.Info(name, "removed", n)
-			}
-		}
-	}
 }

@@ -3,6 +3,7 @@ package accounts
 import (
 	"time"
 
+	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/module"
 )
@@ -16,7 +17,7 @@ func (s *Service) Module() module.Module {
 		Permissions: Permissions,
 		Routes:      s.Routes(),
 		Events:      eventTypes,
-		Jobs:        []module.Job{{Name: "accounts.prune", Every: time.Hour, Run: s.Prune}},
+		Jobs:        []jobs.Job{{Name: "accounts.prune", Every: time.Hour, Run: s.Prune}},
 	}
 }
 

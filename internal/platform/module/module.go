@@ -22,11 +22,11 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"mercato/internal/platform/inbox"
+	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
@@ -63,8 +63,9 @@ type Module struct {
 	Routes []web.Route
 	// Consumers are the module's durable event consumers.
 	Consumers []inbox.Consumer
-	// Jobs are the module's periodic jobs.
-	Jobs []Job
+	// Jobs are the module's periodic jobs (run once per period across
+	// replicas by the job runner).
+	Jobs []jobs.Job
 	// Events lists the event types the module emits.
 	Events []EventType
 	// Privacy exports and erases the module's personal data of a customer.
@@ -91,14 +92,6 @@ type EventType struct {
 // Field is one field of an event payload.
 type Field struct {
 	Name, Type, Doc string
-}
-
-// Job is a periodic job: Run does one round of it and reports how many
-// items it handled.
-type Job struct {
-	Name  string
-	Every time.Duration
-	Run   func(ctx context.Context) (int64, error)
 }
 
 // Privacy is a module's part of the personal-data rights (PIPL / GDPR).
