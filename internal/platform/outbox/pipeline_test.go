@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"mercato/internal/event"
 	"mercato/internal/platform/bus"
 	"mercato/internal/platform/bus/natsbus"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/sqldb/sqldbtest"
 )
@@ -112,7 +112,7 @@ func TestConcurrentAppendsReachTheBusInOrder(t *testing.T) {
 			evs := make([]*event.Envelope, perTx)
 			for j := range evs {
 				agg := fmt.Sprintf("%s%d", set, rand.IntN(aggsPerSet))
-				e, _ := event.New(event.OrderPlaced, "order", agg, time.Time{}, map[string]int{"tx": i, "n": j})
+				e, _ := orderPlaced.New(agg, time.Time{}, orderRef{Order: fmt.Sprintf("%d/%d", i, j)})
 				evs[j] = &e
 			}
 			return evs
