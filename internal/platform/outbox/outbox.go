@@ -9,10 +9,16 @@
 // (outbox_sequences, one upsert per aggregate per call). On PostgreSQL that
 // upsert's row lock serialises the writers of one aggregate, so an
 // aggregate's outbox ids, sequences and commits are in the same order, and a
-// relay that publishes unpublished rows in id order publishes every
-// aggregate's events in sequence. The relay never reads "after the last id it
+// relay that publishes unpublished rows in id order hands every aggregate's
+// events to the bus in sequence. The relay never reads "after the last id it
 // saw", so a transaction that commits after one with a later id is still
 // picked up.
+//
+// The relay's order guarantee stops at the hand-off: it never hands the bus
+// an event while an earlier one of its aggregate is unacknowledged, but a
+// publish that fails partway may leave the bus holding a later event before
+// an earlier one (stored by the retry), and the bus redelivers out of order
+// anyway. Consumers order by sequence (package inbox).
 //
 // Waking the relay: Append wakes the Waker carried by its context (see
 // WithWaker) after the transaction commits; a process wires its Relay once

@@ -70,7 +70,11 @@ func (c RelayConfig) withDefaults() RelayConfig {
 }
 
 // Relay publishes committed outbox rows to the bus, in id order, and marks
-// them published. On PostgreSQL several replicas may each run a Relay: one
+// them published. Every committed event is published at least once; each
+// Publish call holds an aggregate's events in sequence, starting at its
+// earliest event not yet acknowledged (a failed call is repeated from its
+// first row), which is all the order it promises (see the package doc). On
+// PostgreSQL several replicas may each run a Relay: one
 // leads (holds a session advisory lock) and publishes, the others stand by.
 // A Relay is safe for concurrent use; Run must be called at most once at a
 // time.
