@@ -69,9 +69,10 @@ var migrations embed.FS
 func Migrations() migrate.Source { return migrate.Embedded("inbox", migrations) }
 
 // Handler applies one event inside the batch transaction tx (within a
-// savepoint of its own). It must write its effects through tx only, and
-// return nil for event types it does not care about: that still counts as
-// applied and advances the ordering. A returned error (or a panic) rolls
+// savepoint of its own). It must write its effects through tx only. It is
+// called only for the types its Consumer's Events select (decode with the
+// module's event.Kind); returning nil counts the event as applied and
+// advances the ordering. A returned error (or a panic) rolls
 // back what it wrote and retries the event later. ctx is not cancelled when
 // the Runner stops, so that an in-flight batch can commit.
 type Handler func(ctx context.Context, tx *sqldb.Tx, e event.Envelope) error
