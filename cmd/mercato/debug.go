@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"mercato/internal/event"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
 )
@@ -48,7 +48,7 @@ func cmdDebug(ctx context.Context, args []string, getenv func(string) string, st
 			evs := make([]*event.Envelope, n)
 			for i := range n {
 				agg := fmt.Sprintf("%s-%d", prefix, (emitted+i)%aggregates)
-				e, err := event.New("debug.emitted", "debug", agg, tx.Now, map[string]int{"n": emitted + i})
+				e, err := debugEmitted.New(agg, tx.Now, debugPayload{N: emitted + i})
 				if err != nil {
 					return err
 				}
@@ -63,4 +63,12 @@ func cmdDebug(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "emitted %d\n", emitted)
 	}
 	return nil
+}
+
+// debugEmitted is the event type of debug emit-events (test-only).
+var debugEmitted = event.Define[debugPayload]("debug.emitted", 1,
+	"Test-only: appended by `mercato debug emit-events`.")
+
+type debugPayload struct {
+	N int `json:"n"`
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"mercato/internal/event"
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
@@ -117,7 +116,7 @@ func (s *Service) EraseTx(ctx context.Context, tx *sqldb.Tx, by Actor, userID st
 			}
 		}
 	}
-	ev, err := event.New(event.CustomerErased, "customer", a.ID, tx.Now, map[string]any{"customer_id": a.ID})
+	ev, err := CustomerErased.New(a.ID, tx.Now, CustomerRef{CustomerID: a.ID})
 	if err != nil {
 		return EraseResponse{}, errs.E(op, errs.Internal, err)
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"mercato/internal/audit"
-	"mercato/internal/event"
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/module"
 	"mercato/internal/platform/outbox"
@@ -276,7 +275,7 @@ func (s *Service) commitUser(ctx context.Context, tx *sqldb.Tx, n preparedUser, 
 	if !n.staff() {
 		// Only the id: contact data stays in this module, so erasure can
 		// remove it (consumers ask Service.User).
-		ev, err := event.New(event.CustomerRegistered, "customer", n.ID, tx.Now, map[string]any{"customer_id": n.ID})
+		ev, err := CustomerRegistered.New(n.ID, tx.Now, CustomerRef{CustomerID: n.ID})
 		if err != nil {
 			return errs.E("accounts.register", errs.Internal, err)
 		}

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"mercato/internal/event"
 	"mercato/internal/platform/bus"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/sqldb"
 )
 

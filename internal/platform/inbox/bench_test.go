@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"mercato/internal/event"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/sqldb/sqldbtest"
@@ -64,10 +64,17 @@ func newPipeline(b *testing.B, agg func(int) string, done func(i int)) *pipeline
 		return nil
 	}
 	r := NewRunner(db, nb, RunnerConfig{Logger: quiet},
-		Consumer{Name: "bench", AggregateTypes: []string{"order"}, Handle: handle})
+		Consumer{Name: "bench", Events: []string{"order.*"}, Handle: handle})
 	wg.Go(func() { r.Run(ctx) })
 	b.Cleanup(func() { cancel(); wg.Wait() })
 	return p
+}
+
+// benchPlaced is the event type the benchmark appends.
+var benchPlaced = event.Define[benchPayload]("order.placed", 1, "benchmark: an order was placed")
+
+type benchPayload struct {
+	I int `json:"i"`
 }
 
 // appendBatch appends events first..first+n-1 in one transaction; commit is
@@ -75,8 +82,7 @@ func newPipeline(b *testing.B, agg func(int) string, done func(i int)) *pipeline
 func (p *pipeline) appendBatch(first, n int, commit func()) error {
 	evs := make([]*event.Envelope, n)
 	for j := range evs {
-		e, err := event.New(event.OrderPlaced, "order", p.agg(first+j), time.Time{},
-			map[string]int{"i": first + j})
+		e, err := benchPlaced.New(p.agg(first+j), time.Time{}, benchPayload{I: first + j})
 		if err != nil {
 			return err
 		}

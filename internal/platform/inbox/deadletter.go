@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"time"
 
-	"mercato/internal/event"
 	"mercato/internal/platform/errs"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/sqldb"
 )
 

@@ -2,17 +2,20 @@ package inbox
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"mercato/internal/event"
 	"mercato/internal/platform/bus"
 	"mercato/internal/platform/bus/natsbus"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/sqldb/sqldbtest"
@@ -44,31 +47,48 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, db *sqldb.DB)) {
 }
 
 // probe is a handler that writes an effect row per event and records, after
-// commit, what it applied and when each call happened.
+// commit, what it applied. It keeps a logical clock (ticks), not wall-clock
+// times, so that tests assert the order of what happened, never its speed.
 type probe struct {
 	name string
 	fail func(e event.Envelope, try int) error // nil: never fails
 
 	mu      sync.Mutex
-	applied []string               // "aggregate:sequence", in commit order
-	at      map[string]time.Time   // event id → commit time
-	calls   map[string][]time.Time // event id → handler call times
+	tick    int                 // advanced by every call and every commit
+	applied []string            // "aggregate:sequence", in commit order
+	at      map[string]int      // event id → tick of its commit
+	calls   map[string][]called // event id → its handler calls
 	signal  chan struct{}
 }
 
+// called is one handler call: the attempt it belongs to and when.
+type called struct{ try, tick int }
+
 func newProbe(name string) *probe {
-	return &probe{name: name, at: map[string]time.Time{}, calls: map[string][]time.Time{},
+	return &probe{name: name, at: map[string]int{}, calls: map[string][]called{},
 		signal: make(chan struct{}, 1)}
 }
 
-func (p *probe) consumer(aggTypes ...string) Consumer {
-	return Consumer{Name: p.name, AggregateTypes: aggTypes, Handle: p.handle}
+// consumer subscribes the probe to events (types or patterns).
+func (p *probe) consumer(events ...string) Consumer {
+	return Consumer{Name: p.name, Events: events, Handle: p.handle}
 }
 
+// handle numbers its attempt at e from the failures the inbox has recorded
+// for it (1 + recorded failures): a batch of first deliveries that fails is
+// rolled back and run again at once with savepoints (batch.go), so one
+// attempt may call the handler twice, with the same number.
 func (p *probe) handle(ctx context.Context, tx *sqldb.Tx, e event.Envelope) error {
+	var failed int
+	err := tx.QueryRowContext(ctx, `SELECT attempts FROM consumer_failures WHERE consumer = $1 AND event_id = $2`,
+		p.name, e.ID).Scan(&failed)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	try := failed + 1
 	p.mu.Lock()
-	p.calls[e.ID] = append(p.calls[e.ID], time.Now())
-	call := len(p.tries(e.ID))
+	p.tick++
+	p.calls[e.ID] = append(p.calls[e.ID], called{try, p.tick})
 	p.mu.Unlock()
 	p.poke()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO effects (consumer, event_id, aggregate_id, sequence) VALUES ($1, $2, $3, $4)`,
@@ -76,14 +96,15 @@ func (p *probe) handle(ctx context.Context, tx *sqldb.Tx, e event.Envelope) erro
 		return err
 	}
 	if p.fail != nil {
-		if err := p.fail(e, call); err != nil {
+		if err := p.fail(e, try); err != nil {
 			return err
 		}
 	}
 	tx.AfterCommit(func() {
 		p.mu.Lock()
+		p.tick++
 		p.applied = append(p.applied, fmt.Sprintf("%s:%d", e.AggregateID, e.Sequence))
-		p.at[e.ID] = time.Now()
+		p.at[e.ID] = p.tick
 		p.mu.Unlock()
 		p.poke()
 	})
@@ -118,16 +139,13 @@ func (p *probe) waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// sameTry is the longest gap between two handler calls of one attempt: a
-// batch of first deliveries runs without savepoints and, when a handler
-// fails, runs again at once with them (batch.go), calling it twice.
-const sameTry = 25 * time.Millisecond
-
-// tries returns the start of each attempt at event id (call under p.mu).
-func (p *probe) tries(id string) []time.Time {
-	var out []time.Time
+// tries returns each attempt at event id — its try number and the tick of
+// its first call — in order (call under p.mu). Consecutive calls with the
+// same number are one attempt; a replay starts again at 1.
+func (p *probe) tries(id string) []called {
+	var out []called
 	for _, c := range p.calls[id] {
-		if len(out) == 0 || c.Sub(out[len(out)-1]) > sameTry {
+		if len(out) == 0 || c.try != out[len(out)-1].try {
 			out = append(out, c)
 		}
 	}
@@ -137,6 +155,56 @@ func (p *probe) tries(id string) []time.Time {
 func (p *probe) waitApplied(t testing.TB, n int) {
 	t.Helper()
 	p.waitFor(t, fmt.Sprintf("%d applied", n), func() bool { return len(p.applied) >= n })
+}
+
+// recording is a bus.Subscriber that passes everything through and records,
+// per message id, the attempt of each delivery handed to the consumer and
+// the delay of each Nak: what the inbox asked of the bus, whatever the
+// machine's speed. That the bus honours Nak delays is bustest's to prove.
+type recording struct {
+	bus.Subscriber
+
+	mu       sync.Mutex
+	attempts map[string][]int
+	naks     map[string][]time.Duration
+}
+
+func record(sub bus.Subscriber) *recording {
+	return &recording{Subscriber: sub, attempts: map[string][]int{}, naks: map[string][]time.Duration{}}
+}
+
+func (r *recording) Consume(ctx context.Context, cfg bus.ConsumerConfig, batch int, fn func(context.Context, []bus.Delivery)) error {
+	return r.Subscriber.Consume(ctx, cfg, batch, func(ctx context.Context, ds []bus.Delivery) {
+		wrapped := make([]bus.Delivery, len(ds))
+		r.mu.Lock()
+		for i, d := range ds {
+			id := d.Message().ID
+			r.attempts[id] = append(r.attempts[id], d.Attempt())
+			wrapped[i] = recorded{d, r}
+		}
+		r.mu.Unlock()
+		fn(ctx, wrapped)
+	})
+}
+
+// of returns the recorded attempts and Nak delays of message id.
+func (r *recording) of(id string) ([]int, []time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.attempts[id]), slices.Clone(r.naks[id])
+}
+
+type recorded struct {
+	bus.Delivery
+	r *recording
+}
+
+func (d recorded) Nak(delay time.Duration) error {
+	d.r.mu.Lock()
+	id := d.Message().ID
+	d.r.naks[id] = append(d.r.naks[id], delay)
+	d.r.mu.Unlock()
+	return d.Delivery.Nak(delay)
 }
 
 // effects counts the effect rows of event id (the handler's committed work).
@@ -150,9 +218,24 @@ func effects(t testing.TB, db *sqldb.DB, consumer, id string) int {
 	return n
 }
 
-// envelope builds event seq of aggregate ("order", aggID).
-func envelope(aggID string, seq int64) event.Envelope {
-	e, _ := event.New(event.OrderPaid, "order", aggID, time.Now(), map[string]any{"seq": seq})
+// The event types the inbox tests publish.
+var (
+	orderPlaced    = event.Define[seqPayload]("order.placed", 1, "test: an order was placed")
+	orderPaid      = event.Define[seqPayload]("order.paid", 1, "test: an order was paid")
+	orderCancelled = event.Define[seqPayload]("order.cancelled", 1, "test: an order was cancelled")
+	productCreated = event.Define[seqPayload]("product.created", 1, "test: a product was created")
+)
+
+type seqPayload struct {
+	Seq int64 `json:"seq"`
+}
+
+// envelope builds event seq of aggregate ("order", aggID), an order.paid.
+func envelope(aggID string, seq int64) event.Envelope { return envelopeOf(orderPaid, aggID, seq) }
+
+// envelopeOf builds event seq of kind k about aggregate aggID.
+func envelopeOf(k event.Kind[seqPayload], aggID string, seq int64) event.Envelope {
+	e, _ := k.New(aggID, time.Now(), seqPayload{Seq: seq})
 	e.Sequence = seq
 	return e
 }

@@ -1,7 +1,14 @@
 // Package inbox runs mercato's event consumers with exactly-once effect.
 //
-// A Consumer subscribes durably to every event of some aggregate types. The
-// Runner hands it deliveries in batches; each batch is ONE transaction in
+// A Consumer subscribes durably to event types and patterns (order.paid,
+// order.*, *.created; see event.Pattern). Its handler is called for those
+// types only, but per-aggregate order needs every sequence number of an
+// aggregate, so the bus subscription covers the whole aggregates its
+// patterns name (mercato.order.* for order.paid; every aggregate for a
+// pattern like *.created) and the other events of those aggregates are
+// applied with no effect: they only move the consumer's position.
+//
+// The Runner hands a consumer its deliveries in batches; each batch is ONE transaction in
 // which, per event and in aggregate-sequence order:
 //
 //   - an event already in the consumer's inbox, or with a sequence at or
@@ -43,13 +50,14 @@ import (
 	"embed"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"mercato/internal/event"
 	"mercato/internal/platform/bus"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/sqldb"
 )
@@ -61,9 +69,10 @@ var migrations embed.FS
 func Migrations() migrate.Source { return migrate.Embedded("inbox", migrations) }
 
 // Handler applies one event inside the batch transaction tx (within a
-// savepoint of its own). It must write its effects through tx only, and
-// return nil for event types it does not care about: that still counts as
-// applied and advances the ordering. A returned error (or a panic) rolls
+// savepoint of its own). It must write its effects through tx only. It is
+// called only for the types its Consumer's Events select (decode with the
+// module's event.Kind); returning nil counts the event as applied and
+// advances the ordering. A returned error (or a panic) rolls
 // back what it wrote and retries the event later. ctx is not cancelled when
 // the Runner stops, so that an in-flight batch can commit.
 type Handler func(ctx context.Context, tx *sqldb.Tx, e event.Envelope) error
@@ -73,10 +82,11 @@ type Consumer struct {
 	// Name identifies the consumer: its durable bus subscription and its
 	// rows. Renaming a consumer starts it afresh.
 	Name string
-	// AggregateTypes are the aggregates whose every event it receives
-	// (subjects mercato.<aggregate_type>.>).
-	AggregateTypes []string
-	// Handle applies an event.
+	// Events are the event types and patterns it handles (see
+	// event.Pattern): "order.paid", "order.*", "*.created", "*".
+	Events []string
+	// Handle applies an event of a type that Events selects; it is not
+	// called for the others.
 	Handle Handler
 	// MaxAttempts is how many failures park an event (default 8).
 	MaxAttempts int
@@ -151,25 +161,38 @@ type Runner struct {
 	sub       bus.Subscriber
 	cfg       RunnerConfig
 	consumers []Consumer
+	subjects  map[string][]string // consumer name → bus subject filters
 	metrics   *consumerMetrics
 	monitor   *Monitor
 	dead      *DeadLetters
 }
 
 // NewRunner returns a Runner of consumers. It panics when a consumer has no
-// name, no aggregate type or no handler, or when two share a name: those are
-// wiring mistakes.
+// name, no events or no handler, when one of its Events is not a valid
+// pattern, or when two share a name: those are wiring mistakes.
 func NewRunner(db *sqldb.DB, sub bus.Subscriber, cfg RunnerConfig, consumers ...Consumer) *Runner {
 	cfg = cfg.withDefaults()
+	consumers = slices.Clone(consumers)
+	subjects := make(map[string][]string, len(consumers))
 	seen := map[string]bool{}
 	for i, c := range consumers {
-		if c.Name == "" || len(c.AggregateTypes) == 0 || c.Handle == nil {
-			panic(fmt.Sprintf("inbox: consumer %d (%q) needs a name, aggregate types and a handler", i, c.Name))
+		if c.Name == "" || len(c.Events) == 0 || c.Handle == nil {
+			panic(fmt.Sprintf("inbox: consumer %d (%q) needs a name, events and a handler", i, c.Name))
 		}
 		if seen[c.Name] {
 			panic(fmt.Sprintf("inbox: two consumers named %q", c.Name))
 		}
 		seen[c.Name] = true
+		ps := make([]event.Pattern, len(c.Events))
+		for j, s := range c.Events {
+			p, err := event.ParsePattern(s)
+			if err != nil {
+				panic(fmt.Sprintf("inbox: consumer %q: %v", c.Name, err))
+			}
+			ps[j] = p
+		}
+		subjects[c.Name] = aggregateSubjects(ps)
+		consumers[i].Handle = only(ps, c.Handle)
 		if c.MaxAttempts <= 0 {
 			consumers[i].MaxAttempts = 8
 		}
@@ -178,7 +201,7 @@ func NewRunner(db *sqldb.DB, sub bus.Subscriber, cfg RunnerConfig, consumers ...
 	for i, c := range consumers {
 		names[i] = c.Name
 	}
-	return &Runner{db: db, sub: sub, cfg: cfg, consumers: consumers,
+	return &Runner{db: db, sub: sub, cfg: cfg, consumers: consumers, subjects: subjects,
 		metrics: newConsumerMetrics(cfg.Registerer, sub, names),
 		monitor: NewMonitor(db, sub), dead: NewDeadLetters(db, consumers...)}
 }
@@ -278,11 +301,7 @@ type worker struct {
 
 // run consumes until ctx ends, re-subscribing after transport errors.
 func (w *worker) run(ctx context.Context) {
-	subjects := make([]string, len(w.c.AggregateTypes))
-	for i, t := range w.c.AggregateTypes {
-		subjects[i] = event.SubjectPrefix + t + ".>"
-	}
-	cfg := bus.ConsumerConfig{Durable: w.c.Name, Subjects: subjects,
+	cfg := bus.ConsumerConfig{Durable: w.c.Name, Subjects: w.r.subjects[w.c.Name],
 		AckWait: w.r.cfg.AckWait, MaxAckPending: w.r.cfg.MaxAckPending}
 	backoff := w.r.cfg.RetryBase
 	for {
@@ -299,5 +318,34 @@ func (w *worker) run(ctx context.Context) {
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// aggregateSubjects returns the bus subject filters that carry every event
+// of every aggregate ps may select: one mercato.<noun>.* per noun, sorted,
+// or the single mercato.*.* when a pattern spans every aggregate. The
+// filters never overlap (buses may refuse overlapping filters).
+func aggregateSubjects(ps []event.Pattern) []string {
+	var out []string
+	for _, p := range ps {
+		if p.Noun() == "*" {
+			return []string{event.SubjectPrefix + "*.*"}
+		}
+		out = append(out, event.SubjectPrefix+p.Noun()+".*")
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// only returns a handler that calls h for the event types ps select and
+// applies the others with no effect.
+func only(ps []event.Pattern, h Handler) Handler {
+	return func(ctx context.Context, tx *sqldb.Tx, e event.Envelope) error {
+		for _, p := range ps {
+			if p.Match(e.Type) {
+				return h(ctx, tx, e)
+			}
+		}
+		return nil
 	}
 }

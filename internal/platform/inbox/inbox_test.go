@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"mercato/internal/event"
 	"mercato/internal/platform/errs"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/sqldb"
 )
 
@@ -21,7 +21,7 @@ func TestRedeliveryAppliedOnce(t *testing.T) {
 		p := newProbe("once")
 		x1, x2 := envelope("x", 1), envelope("x", 2)
 		publish(t, b, x1, x2)
-		runRunner(t, db, b, RunnerConfig{}, p.consumer("order"))
+		runRunner(t, db, b, RunnerConfig{}, p.consumer("order.*"))
 		p.waitApplied(t, 2)
 		// The same events again, as a lost ack or a re-published outbox tail
 		// would bring them: caught by the position, and by the inbox when
@@ -55,7 +55,7 @@ func TestOutOfOrderArrivalAppliedInSequence(t *testing.T) {
 				p := newProbe("ooo")
 				y := []event.Envelope{envelope("y", 1), envelope("y", 2), envelope("y", 3), envelope("y", 4)}
 				publish(t, b, y[3], y[1], envelope("z", 1), y[2], y[0])
-				runRunner(t, db, b, RunnerConfig{BatchSize: batch}, p.consumer("order"))
+				runRunner(t, db, b, RunnerConfig{BatchSize: batch}, p.consumer("order.*"))
 				p.waitApplied(t, 5)
 				var ys []string
 				for _, a := range p.applied {
@@ -79,7 +79,7 @@ func TestMissingPredecessorsGiveUpAfterPatience(t *testing.T) {
 		// bus: its first-seen event waits GapPatience deliveries, then
 		// starts the aggregate; the next one follows at once.
 		publish(t, b, envelope("old", 7), envelope("old", 8))
-		runRunner(t, db, b, RunnerConfig{GapPatience: 3, GapDelay: 5 * time.Millisecond}, p.consumer("order"))
+		runRunner(t, db, b, RunnerConfig{GapPatience: 3, GapDelay: 5 * time.Millisecond}, p.consumer("order.*"))
 		p.waitApplied(t, 2)
 		if want := []string{"old:7", "old:8"}; !slices.Equal(p.applied, want) {
 			t.Fatalf("applied %v, want %v", p.applied, want)
@@ -87,9 +87,15 @@ func TestMissingPredecessorsGiveUpAfterPatience(t *testing.T) {
 	})
 }
 
+// TestFailingHandlerRetriedWithBackoff fails an event's first three
+// attempts. It asserts what the inbox decides — four attempts, each failure
+// sent back with the backoff of its attempt (growing), the successor held
+// until the event succeeds, one effect — from counted attempts and the Nak
+// delays requested, never from how long anything took.
 func TestFailingHandlerRetriedWithBackoff(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, db *sqldb.DB) {
 		b := openBus(t)
+		rec := record(b)
 		p := newProbe("retry")
 		x1, x2 := envelope("x", 1), envelope("x", 2)
 		p.fail = func(e event.Envelope, try int) error {
@@ -99,18 +105,36 @@ func TestFailingHandlerRetriedWithBackoff(t *testing.T) {
 			return nil
 		}
 		publish(t, b, x1, x2)
-		r, _ := runRunner(t, db, b, RunnerConfig{RetryBase: 60 * time.Millisecond}, p.consumer("order"))
+		const base = 20 * time.Millisecond
+		r, _ := runRunner(t, db, rec, RunnerConfig{RetryBase: base, RetryCap: time.Hour}, p.consumer("order.*"))
 		p.waitApplied(t, 2)
-		calls := p.tries(x1.ID)
-		if len(calls) != 4 {
-			t.Fatalf("handler called %d times for the failing event, want 4", len(calls))
+		waitPending(t, b, "retry", 0)
+
+		p.mu.Lock()
+		tries := p.tries(x1.ID)
+		p.mu.Unlock()
+		if got := len(tries); got != 4 || tries[3].try != 4 {
+			t.Fatalf("attempts at the failing event %v, want tries 1..4", tries)
 		}
-		var gaps []time.Duration
-		for i := 1; i < len(calls); i++ {
-			gaps = append(gaps, calls[i].Sub(calls[i-1]))
+		attempts, naks := rec.of(x1.ID)
+		if !slices.Equal(attempts, []int{1, 2, 3, 4}) {
+			t.Errorf("deliveries of the failing event: attempts %v, want [1 2 3 4]", attempts)
 		}
-		if gaps[0] < 45*time.Millisecond || gaps[1] <= gaps[0] || gaps[2] <= gaps[1] {
-			t.Fatalf("retry gaps %v: want at least 45ms, growing", gaps)
+		if len(naks) != 3 {
+			t.Fatalf("failing event sent back with delays %v, want 3", naks)
+		}
+		for i, d := range naks {
+			// RetryBase·2^(n-1) minus up to a quarter of jitter.
+			full := base << i
+			if d > full || d < full-full/4 {
+				t.Errorf("retry %d after %v, want in [%v, %v]", i+1, d, full-full/4, full)
+			}
+			if i > 0 && d <= naks[i-1] {
+				t.Errorf("retry delays %v do not grow", naks)
+			}
+		}
+		if _, x2naks := rec.of(x2.ID); len(x2naks) == 0 {
+			t.Error("the successor was never held back while its predecessor retried")
 		}
 		if want := []string{"x:1", "x:2"}; !slices.Equal(p.applied, want) {
 			t.Fatalf("applied %v, want %v", p.applied, want)
@@ -147,7 +171,7 @@ func TestPoisonEventParkedWhileOthersFlow(t *testing.T) {
 		goods := []event.Envelope{envelope("g1", 1), envelope("g2", 1), envelope("g1", 2)}
 		publish(t, b, bad1, bad2)
 		publish(t, b, goods...)
-		c := p.consumer("order")
+		c := p.consumer("order.*")
 		c.MaxAttempts = 4
 		r, _ := runRunner(t, db, b, RunnerConfig{RetryBase: 60 * time.Millisecond}, c)
 		p.waitFor(t, "bad:2 applied", func() bool { return slices.Contains(p.applied, "bad:2") })
@@ -157,12 +181,12 @@ func TestPoisonEventParkedWhileOthersFlow(t *testing.T) {
 			t.Fatalf("poison event tried %d times, want 4", len(calls))
 		}
 		for _, g := range goods {
-			if !p.at[g.ID].Before(calls[3]) {
-				t.Fatalf("event %s:%d was applied at %v, not before the poison event's last try at %v",
-					g.AggregateID, g.Sequence, p.at[g.ID], calls[3])
+			if p.at[g.ID] >= calls[3].tick {
+				t.Fatalf("event %s:%d was applied at tick %d, not before the poison event's last try at %d",
+					g.AggregateID, g.Sequence, p.at[g.ID], calls[3].tick)
 			}
 		}
-		if !p.at[bad2.ID].After(calls[3]) {
+		if p.at[bad2.ID] <= calls[3].tick {
 			t.Fatal("the poisoned aggregate's next event was applied before its predecessor was parked")
 		}
 		if n := effects(t, db, "park", bad1.ID); n != 0 {
@@ -205,7 +229,7 @@ func TestDeadLetterReplay(t *testing.T) {
 			}
 			return nil
 		}
-		c := p.consumer("order")
+		c := p.consumer("order.*")
 		c.MaxAttempts = 2
 		x1 := envelope("x", 1)
 		publish(t, b, x1)
@@ -278,4 +302,107 @@ func TestInboxPrune(t *testing.T) {
 			t.Fatalf("left %q, %v; want the recent row", left, err)
 		}
 	})
+}
+
+// TestSubscriptionByPattern runs consumers on types and patterns: each
+// handler sees exactly its types, each aggregate's in sequence, whatever the
+// arrival order, and the events it does not handle still move its position
+// (so that its own next event is not held for them).
+func TestSubscriptionByPattern(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		b := openBus(t)
+		paid := newProbe("paid-or-cancelled")
+		created := newProbe("created")
+		all := newProbe("everything")
+		o1 := []event.Envelope{envelopeOf(orderPlaced, "o1", 1), envelopeOf(orderPaid, "o1", 2),
+			envelopeOf(orderCancelled, "o1", 3)}
+		publish(t, b, o1[2], envelopeOf(productCreated, "p1", 1), o1[0], envelopeOf(orderPlaced, "o2", 1), o1[1])
+		runRunner(t, db, b, RunnerConfig{}, paid.consumer("order.paid", "order.cancelled"),
+			created.consumer("*.created"), all.consumer("*"))
+		paid.waitApplied(t, 2)
+		created.waitApplied(t, 1)
+		all.waitApplied(t, 5)
+		for _, name := range []string{"paid-or-cancelled", "created", "everything"} {
+			waitPending(t, b, name, 0)
+		}
+		tests := []struct {
+			p    *probe
+			want []string
+		}{
+			{paid, []string{"o1:2", "o1:3"}},
+			{created, []string{"p1:1"}},
+		}
+		for _, tc := range tests {
+			tc.p.mu.Lock()
+			if !slices.Equal(tc.p.applied, tc.want) {
+				t.Errorf("%s applied %v, want %v", tc.p.name, tc.p.applied, tc.want)
+			}
+			tc.p.mu.Unlock()
+		}
+		all.mu.Lock()
+		var o1seen []string
+		for _, a := range all.applied {
+			if strings.HasPrefix(a, "o1:") {
+				o1seen = append(o1seen, a)
+			}
+		}
+		all.mu.Unlock()
+		if want := []string{"o1:1", "o1:2", "o1:3"}; !slices.Equal(o1seen, want) {
+			t.Errorf("everything applied o1 as %v, want %v", o1seen, want)
+		}
+		// The position moved past the unhandled order.placed of o1.
+		var last int64
+		if err := db.Reader().QueryRow(`SELECT last_sequence FROM consumer_positions
+			WHERE consumer = 'paid-or-cancelled' AND aggregate_id = 'o1'`).Scan(&last); err != nil || last != 3 {
+			t.Errorf("position of o1 = %d, %v; want 3", last, err)
+		}
+	})
+}
+
+func TestAggregateSubjects(t *testing.T) {
+	tests := []struct {
+		events []string
+		want   []string
+	}{
+		{[]string{"order.paid"}, []string{"mercato.order.*"}},
+		{[]string{"order.paid", "order.cancelled", "order.*"}, []string{"mercato.order.*"}},
+		{[]string{"payment.captured", "order.paid"}, []string{"mercato.order.*", "mercato.payment.*"}},
+		{[]string{"order.paid", "*.created"}, []string{"mercato.*.*"}},
+		{[]string{"*"}, []string{"mercato.*.*"}},
+	}
+	for _, tc := range tests {
+		c := Consumer{Name: "c", Events: tc.events, Handle: func(context.Context, *sqldb.Tx, event.Envelope) error { return nil }}
+		r := NewRunner(nil, nil, RunnerConfig{}, c)
+		if got := r.subjects["c"]; !slices.Equal(got, tc.want) {
+			t.Errorf("%v subscribes to %v, want %v", tc.events, got, tc.want)
+		}
+	}
+}
+
+func TestNewRunnerRefusesWiringMistakes(t *testing.T) {
+	h := func(context.Context, *sqldb.Tx, event.Envelope) error { return nil }
+	tests := []struct {
+		name      string
+		consumers []Consumer
+		want      string
+	}{
+		{"no name", []Consumer{{Events: []string{"order.paid"}, Handle: h}}, "needs a name"},
+		{"no events", []Consumer{{Name: "c", Handle: h}}, "needs a name, events"},
+		{"no handler", []Consumer{{Name: "c", Events: []string{"order.paid"}}}, "a handler"},
+		{"malformed pattern", []Consumer{{Name: "c", Events: []string{"order.paid", "order.>"}, Handle: h}}, `"order.>"`},
+		{"aggregate type as pattern", []Consumer{{Name: "c", Events: []string{"order"}, Handle: h}}, `"order"`},
+		{"same name twice", []Consumer{{Name: "c", Events: []string{"order.paid"}, Handle: h},
+			{Name: "c", Events: []string{"order.*"}, Handle: h}}, "two consumers"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				p := recover()
+				if msg, _ := p.(string); !strings.Contains(msg, tc.want) {
+					t.Errorf("NewRunner panicked with %v, want a message with %q", p, tc.want)
+				}
+			}()
+			NewRunner(nil, nil, RunnerConfig{}, tc.consumers...)
+		})
+	}
 }

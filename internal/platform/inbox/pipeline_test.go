@@ -10,8 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"mercato/internal/event"
 	"mercato/internal/platform/bus"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
 )
@@ -20,7 +20,7 @@ import (
 // outbox.
 func appendOne(t testing.TB, ctx context.Context, db *sqldb.DB, aggID string) event.Envelope {
 	t.Helper()
-	e, _ := event.New(event.OrderPaid, "order", aggID, time.Time{}, nil)
+	e, _ := orderPaid.New(aggID, time.Time{}, seqPayload{})
 	if err := db.InTx(ctx, func(tx *sqldb.Tx) error { return outbox.Append(ctx, tx, &e) }); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestRelayCrashAppliedOnce(t *testing.T) {
 		ctx := context.Background()
 		b := openBus(t)
 		p := newProbe("crash")
-		runRunner(t, db, b, RunnerConfig{}, p.consumer("order"))
+		runRunner(t, db, b, RunnerConfig{}, p.consumer("order.*"))
 		e := appendOne(t, ctx, db, "c")
 
 		crash := errors.New("crash")
@@ -93,7 +93,7 @@ func TestMonitorStatus(t *testing.T) {
 		t.Run("consumers elsewhere", func(t *testing.T) {
 			p, idle := newProbe("mon"), newProbe("idle")
 			reg := prometheus.NewRegistry()
-			_, stop := runRunner(t, db, b, RunnerConfig{Registerer: reg}, p.consumer("order"), idle.consumer("product"))
+			_, stop := runRunner(t, db, b, RunnerConfig{Registerer: reg}, p.consumer("order.*"), idle.consumer("product.*"))
 			publish(t, b, envelope("m1", 1))
 			p.waitApplied(t, 1)
 			waitPending(t, b, "mon", 0)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/migrate"
@@ -66,8 +67,9 @@ type Module struct {
 	// Jobs are the module's periodic jobs (run once per period across
 	// replicas by the job runner).
 	Jobs []jobs.Job
-	// Events lists the event types the module emits.
-	Events []EventType
+	// Events lists the event types the module emits (docs/events.md is
+	// generated from every module's list).
+	Events []event.TypeInfo
 	// Privacy exports and erases the module's personal data of a customer.
 	Privacy *Privacy
 }
@@ -78,20 +80,6 @@ type Permission struct {
 	Name  string
 	Doc   string
 	Roles []string
-}
-
-// EventType describes an event type a module emits, for docs/events.md.
-type EventType struct {
-	Type    string // noun.verb, past tense; the noun is the aggregate type
-	Version int    // the payload's schema version
-	Doc     string
-	// Fields describe the payload: JSON name → what it holds.
-	Fields []Field
-}
-
-// Field is one field of an event payload.
-type Field struct {
-	Name, Type, Doc string
 }
 
 // Privacy is a module's part of the personal-data rights (PIPL / GDPR).
@@ -113,11 +101,12 @@ var (
 // Check reports every wiring mistake in mods: an empty or malformed name,
 // two modules of one name, a permission defined twice or malformed, a route
 // whose permission no module defines, two privacy sections of one name, and
-// an event type whose noun is not a single word.
+// a malformed event type or one that two modules emit.
 func Check(mods []Module) error {
 	var problems []string
 	names := map[string]bool{}
 	perms := map[string]string{}
+	events := map[string]string{}
 	sections := map[string]string{"profile": "accounts", "addresses": "accounts", "exported_at": "accounts"}
 	for _, m := range mods {
 		if !nameRE.MatchString(m.Name) {
@@ -143,10 +132,13 @@ func Check(mods []Module) error {
 			sections[m.Privacy.Section] = m.Name
 		}
 		for _, e := range m.Events {
-			noun, verb, ok := strings.Cut(e.Type, ".")
-			if !ok || noun == "" || verb == "" || strings.Contains(verb, ".") {
-				problems = append(problems, fmt.Sprintf("%s: event type %q is not noun.verb", m.Name, e.Type))
+			if err := event.CheckType(e.Type); err != nil {
+				problems = append(problems, fmt.Sprintf("%s: event type %q: %v", m.Name, e.Type, err))
 			}
+			if by, dup := events[e.Type]; dup {
+				problems = append(problems, fmt.Sprintf("event type %q emitted by %s and %s", e.Type, by, m.Name))
+			}
+			events[e.Type] = m.Name
 		}
 	}
 	for _, m := range mods {
@@ -215,8 +207,8 @@ func Permissions(mods []Module) []Permission {
 }
 
 // Events lists every event type the modules emit, sorted by type.
-func Events(mods []Module) []EventType {
-	var out []EventType
+func Events(mods []Module) []event.TypeInfo {
+	var out []event.TypeInfo
 	for _, m := range mods {
 		out = append(out, m.Events...)
 	}

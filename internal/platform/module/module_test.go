@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/web"
 )
 
@@ -19,7 +20,7 @@ func TestCheck(t *testing.T) {
 		{"clean", []Module{
 			{Name: "accounts", Permissions: []Permission{{Name: "staff.manage"}}},
 			{Name: "orders", Permissions: []Permission{{Name: "orders.read"}}, Routes: []web.Route{route("staff.manage"), route("orders.read")},
-				Events: []EventType{{Type: "order.placed"}}, Privacy: &Privacy{Section: "orders"}},
+				Events: []event.TypeInfo{{Type: "order.placed"}}, Privacy: &Privacy{Section: "orders"}},
 		}, nil},
 		{"bad and duplicate names", []Module{{Name: "Orders"}, {Name: "x"}, {Name: "x"}},
 			[]string{`module name "Orders"`, `two modules named "x"`}},
@@ -31,8 +32,10 @@ func TestCheck(t *testing.T) {
 			[]string{`needs permission "orders.write", which no module defines`}},
 		{"export section taken", []Module{{Name: "a", Privacy: &Privacy{Section: "profile"}}},
 			[]string{`export section "profile" of a is taken by accounts`}},
-		{"event type not noun.verb", []Module{{Name: "a", Events: []EventType{{Type: "placed"}, {Type: "order.line.added"}}}},
-			[]string{`"placed" is not noun.verb`, `"order.line.added" is not noun.verb`}},
+		{"event type malformed or emitted twice", []Module{
+			{Name: "a", Events: []event.TypeInfo{{Type: "placed"}, {Type: "order.line.added"}, {Type: "order.placed"}}},
+			{Name: "b", Events: []event.TypeInfo{{Type: "order.placed"}}},
+		}, []string{`event type "placed"`, `event type "order.line.added"`, `"order.placed" emitted by a and b`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,10 +9,16 @@
 // (outbox_sequences, one upsert per aggregate per call). On PostgreSQL that
 // upsert's row lock serialises the writers of one aggregate, so an
 // aggregate's outbox ids, sequences and commits are in the same order, and a
-// relay that publishes unpublished rows in id order publishes every
-// aggregate's events in sequence. The relay never reads "after the last id it
+// relay that publishes unpublished rows in id order hands every aggregate's
+// events to the bus in sequence. The relay never reads "after the last id it
 // saw", so a transaction that commits after one with a later id is still
 // picked up.
+//
+// The relay's order guarantee stops at the hand-off: it never hands the bus
+// an event while an earlier one of its aggregate is unacknowledged, but a
+// publish that fails partway may leave the bus holding a later event before
+// an earlier one (stored by the retry), and the bus redelivers out of order
+// anyway. Consumers order by sequence (package inbox).
 //
 // Waking the relay: Append wakes the Waker carried by its context (see
 // WithWaker) after the transaction commits; a process wires its Relay once
@@ -30,8 +36,8 @@ import (
 	"strconv"
 	"strings"
 
-	"mercato/internal/event"
 	"mercato/internal/platform/errs"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/sqldb"
 )
@@ -72,7 +78,7 @@ const seqUpsert = ` ON CONFLICT (aggregate_type, aggregate_id)
 DO UPDATE SET last_sequence = outbox_sequences.last_sequence + excluded.last_sequence
 RETURNING aggregate_type, aggregate_id, last_sequence`
 
-// insertChunk bounds the rows of one INSERT (7 parameters each), well
+// insertChunk bounds the rows of one INSERT (8 parameters each), well
 // under both engines' parameter limits.
 const insertChunk = 500
 
@@ -84,8 +90,11 @@ const insertChunk = 500
 // when they are empty, defaults empty Data to {}, and sets Sequence to the
 // next sequence of its aggregate, in argument order: events of one aggregate
 // get consecutive sequences. The envelopes are changed in place even if the
-// transaction later rolls back. Type, AggregateType and AggregateID are
-// required and Data must be valid JSON.
+// transaction later rolls back. Type (a valid noun.verb), SchemaVersion (1 or
+// more), AggregateType and AggregateID are required, the type's noun must be
+// the aggregate type (order.placed is about an order), and Data must be
+// valid JSON; an event breaking these rules is refused (Internal) and
+// nothing is appended. Envelopes made by an event.Kind satisfy them.
 //
 // Aggregates are locked in a fixed order within one call, so concurrent
 // Appends do not deadlock each other; a transaction that calls Append several
@@ -101,6 +110,16 @@ func Append(ctx context.Context, tx *sqldb.Tx, events ...*event.Envelope) error 
 	for _, e := range events {
 		if e == nil || e.Type == "" || e.AggregateType == "" || e.AggregateID == "" {
 			return errs.E(op, errs.Internal, "event needs a type, aggregate type and aggregate id")
+		}
+		if err := event.CheckType(e.Type); err != nil {
+			return errs.E(op, errs.Internal, err)
+		}
+		if noun := event.Noun(e.Type); noun != e.AggregateType {
+			return errs.E(op, errs.Internal, fmt.Sprintf("event %s names the aggregate type %q, not %q: the noun of a type is its aggregate type",
+				e.Type, noun, e.AggregateType))
+		}
+		if e.SchemaVersion < 1 {
+			return errs.E(op, errs.Internal, fmt.Sprintf("event %s has no schema version", e.Type))
 		}
 		if e.ID == "" {
 			e.ID = event.NewID()
@@ -191,23 +210,24 @@ func Append(ctx context.Context, tx *sqldb.Tx, events ...*event.Envelope) error 
 // insertRows inserts events with one multi-row INSERT, in order, so that on
 // both engines their ids increase in argument order.
 func insertRows(ctx context.Context, tx *sqldb.Tx, events []*event.Envelope) error {
+	const cols = 8
 	var b strings.Builder
-	b.WriteString(`INSERT INTO outbox (event_id, type, aggregate_type, aggregate_id, sequence, occurred_at, data) VALUES `)
-	args := make([]any, 0, 7*len(events))
+	b.WriteString(`INSERT INTO outbox (event_id, type, schema_version, aggregate_type, aggregate_id, sequence, occurred_at, data) VALUES `)
+	args := make([]any, 0, cols*len(events))
 	ph := placeholder(tx.Engine())
 	for i, e := range events {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteByte('(')
-		for j := range 7 {
+		for j := range cols {
 			if j > 0 {
 				b.WriteString(", ")
 			}
-			ph(&b, 7*i+j+1)
+			ph(&b, cols*i+j+1)
 		}
 		b.WriteByte(')')
-		args = append(args, e.ID, e.Type, e.AggregateType, e.AggregateID, e.Sequence,
+		args = append(args, e.ID, e.Type, e.SchemaVersion, e.AggregateType, e.AggregateID, e.Sequence,
 			sqldb.Micros(e.OccurredAt), string(e.Data))
 	}
 	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"mercato/internal/event"
 	"mercato/internal/platform/bus"
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/sqldb/sqldbtest"
 )
@@ -71,7 +73,7 @@ func appendEvents(t *testing.T, db *sqldb.DB, aggIDs ...string) []*event.Envelop
 	var evs []*event.Envelope
 	err := db.InTx(context.Background(), func(tx *sqldb.Tx) error {
 		for _, id := range aggIDs {
-			e, err := event.New(event.OrderPlaced, "order", id, time.Time{}, map[string]string{"order": id})
+			e, err := orderPlaced.New(id, time.Time{}, orderRef{Order: id})
 			if err != nil {
 				return err
 			}
@@ -83,6 +85,16 @@ func appendEvents(t *testing.T, db *sqldb.DB, aggIDs ...string) []*event.Envelop
 		t.Fatalf("append: %v", err)
 	}
 	return evs
+}
+
+// The kinds the outbox tests append.
+var (
+	orderPlaced = event.Define[orderRef]("order.placed", 1, "test: an order was placed")
+	orderPaid   = event.Define[struct{}]("order.paid", 1, "test: an order was paid")
+)
+
+type orderRef struct {
+	Order string `json:"order"`
 }
 
 func idsOf(evs ...[]*event.Envelope) []string {
@@ -139,7 +151,7 @@ func TestAppend(t *testing.T) {
 			at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 			db.SetClock(func() time.Time { return at })
 			defer db.SetClock(time.Now)
-			e := &event.Envelope{Type: event.ProductCreated, AggregateType: "product", AggregateID: "p1"}
+			e := &event.Envelope{Type: "product.created", SchemaVersion: 1, AggregateType: "product", AggregateID: "p1"}
 			if err := db.InTx(ctx, func(tx *sqldb.Tx) error { return Append(ctx, tx, e) }); err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +163,7 @@ func TestAppend(t *testing.T) {
 			before := pending(t, db)
 			boom := errors.New("boom")
 			err := db.InTx(ctx, func(tx *sqldb.Tx) error {
-				e, _ := event.New(event.OrderPaid, "order", "rb", time.Time{}, nil)
+				e, _ := orderPaid.New("rb", time.Time{}, struct{}{})
 				if err := Append(ctx, tx, &e); err != nil {
 					return err
 				}
@@ -168,17 +180,37 @@ func TestAppend(t *testing.T) {
 			}
 		})
 		t.Run("rejects invalid events", func(t *testing.T) {
-			cases := map[string]*event.Envelope{
-				"no type":      {AggregateType: "order", AggregateID: "x"},
-				"no aggregate": {Type: event.OrderPaid, AggregateID: "x"},
-				"no id":        {Type: event.OrderPaid, AggregateType: "order"},
-				"bad data":     {Type: event.OrderPaid, AggregateType: "order", AggregateID: "x", Data: json.RawMessage("{")},
+			valid := func(change func(e *event.Envelope)) *event.Envelope {
+				e, _ := orderPaid.New("x", time.Time{}, struct{}{})
+				change(&e)
+				return &e
 			}
-			for name, e := range cases {
-				t.Run(name, func(t *testing.T) {
-					err := db.InTx(ctx, func(tx *sqldb.Tx) error { return Append(ctx, tx, e) })
-					if err == nil {
-						t.Fatal("Append accepted an invalid event")
+			cases := []struct {
+				name string
+				e    *event.Envelope
+				want string
+			}{
+				{"no type", valid(func(e *event.Envelope) { e.Type = "" }), "needs a type"},
+				{"no aggregate", valid(func(e *event.Envelope) { e.AggregateType = "" }), "aggregate type"},
+				{"no id", valid(func(e *event.Envelope) { e.AggregateID = "" }), "aggregate id"},
+				{"bad data", valid(func(e *event.Envelope) { e.Data = json.RawMessage("{") }), "not valid JSON"},
+				{"malformed type", valid(func(e *event.Envelope) { e.Type = "OrderPaid" }), "not noun.verb"},
+				{"no schema version", valid(func(e *event.Envelope) { e.SchemaVersion = 0 }), "no schema version"},
+				{"noun names another aggregate", valid(func(e *event.Envelope) { e.AggregateType = "payment" }),
+					`aggregate type "order", not "payment"`},
+				{"plural noun", valid(func(e *event.Envelope) { e.AggregateType = "orders" }), `not "orders"`},
+			}
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					before := pending(t, db)
+					good, _ := orderPaid.New("fine", time.Time{}, struct{}{})
+					err := db.InTx(ctx, func(tx *sqldb.Tx) error { return Append(ctx, tx, &good, tc.e) })
+					var e *errs.Error
+					if !errors.As(err, &e) || e.Kind != errs.Internal || !strings.Contains(err.Error(), tc.want) {
+						t.Fatalf("Append = %v, want an Internal error about %q", err, tc.want)
+					}
+					if n := pending(t, db); n != before {
+						t.Fatalf("pending %d after a refused Append, want %d", n, before)
 					}
 				})
 			}
@@ -187,7 +219,7 @@ func TestAppend(t *testing.T) {
 			w := &countWaker{}
 			wctx := WithWaker(ctx, w)
 			db.InTx(wctx, func(tx *sqldb.Tx) error {
-				e, _ := event.New(event.OrderPaid, "order", "w", time.Time{}, nil)
+				e, _ := orderPaid.New("w", time.Time{}, struct{}{})
 				Append(wctx, tx, &e)
 				return errors.New("roll back")
 			})
@@ -195,7 +227,7 @@ func TestAppend(t *testing.T) {
 				t.Fatalf("woken %d times by a rolled-back append", w.n)
 			}
 			db.InTx(wctx, func(tx *sqldb.Tx) error {
-				e, _ := event.New(event.OrderPaid, "order", "w", time.Time{}, nil)
+				e, _ := orderPaid.New("w", time.Time{}, struct{}{})
 				return Append(wctx, tx, &e)
 			})
 			if w.n != 1 {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"mercato/internal/platform/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,8 +16,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"mercato/internal/event"
 	"mercato/internal/platform/bus"
+	"mercato/internal/platform/event"
+	"mercato/internal/platform/metrics"
 	"mercato/internal/platform/sqldb"
 )
 
@@ -70,7 +70,11 @@ func (c RelayConfig) withDefaults() RelayConfig {
 }
 
 // Relay publishes committed outbox rows to the bus, in id order, and marks
-// them published. On PostgreSQL several replicas may each run a Relay: one
+// them published. Every committed event is published at least once; each
+// Publish call holds an aggregate's events in sequence, starting at its
+// earliest event not yet acknowledged (a failed call is repeated from its
+// first row), which is all the order it promises (see the package doc). On
+// PostgreSQL several replicas may each run a Relay: one
 // leads (holds a session advisory lock) and publishes, the others stand by.
 // A Relay is safe for concurrent use; Run must be called at most once at a
 // time.
@@ -207,7 +211,7 @@ func (r *Relay) start(ctx context.Context) error {
 	return nil
 }
 
-const selectCols = `SELECT id, event_id, type, aggregate_type, aggregate_id, sequence, occurred_at, data FROM outbox `
+const selectCols = `SELECT id, event_id, type, schema_version, aggregate_type, aggregate_id, sequence, occurred_at, data FROM outbox `
 
 // republish publishes again, in id order, every row published at or after
 // since. The bus drops those it still holds (message id = event id).
@@ -250,7 +254,7 @@ func (r *Relay) read(ctx context.Context, q string, args ...any) ([]row, error) 
 		var x row
 		var at int64
 		var data string
-		if err := rs.Scan(&x.id, &x.e.ID, &x.e.Type, &x.e.AggregateType, &x.e.AggregateID,
+		if err := rs.Scan(&x.id, &x.e.ID, &x.e.Type, &x.e.SchemaVersion, &x.e.AggregateType, &x.e.AggregateID,
 			&x.e.Sequence, &at, &data); err != nil {
 			return nil, err
 		}

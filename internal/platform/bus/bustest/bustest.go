@@ -7,7 +7,8 @@
 //
 // The suite checks what the relay and the consumers rely on: exactly-once
 // delivery with acks, de-duplication by ID, order within a subject, Nak with
-// delay, redelivery after AckWait, shared durables, subject filters, Pending,
+// delay, redelivery after AckWait, shared durables, subject filters (literal,
+// "*" for one token, ">" for the rest, several at once), Pending,
 // durability of a consumer's position across reopening, and cancellation.
 package bustest
 

@@ -277,13 +277,21 @@ func testShared(t *testing.T, open func(t *testing.T) bus.Bus) {
 	}
 }
 
-// testFilter checks that consumers receive only the subjects they filter on.
+// testFilter checks that consumers receive exactly the subjects they filter
+// on: literal subjects, "*" standing for one token (the noun or the verb of
+// an event type, as inbox subscriptions by pattern use it), ">" for the
+// rest, and several filters at once.
 func testFilter(t *testing.T, open func(t *testing.T) bus.Bus, f Features) {
 	ctx := testContext(t)
 	b := open(t)
-	all := []string{"mercato.order.placed", "mercato.order.paid", "mercato.cart.updated", "mercato.orders.other"}
-	ms := messages("flt", 400, all...) // 100 per subject
-	publish(ctx, t, b, ms, 400)
+	all := []string{"mercato.order.placed", "mercato.order.paid", "mercato.cart.updated", "mercato.orders.other",
+		"mercato.product.created", "mercato.orders.paid"}
+	ms := messages("flt", 100*len(all), all...) // 100 per subject
+	publish(ctx, t, b, ms, 300)
+	every := map[string]bool{}
+	for _, s := range all {
+		every[s] = true
+	}
 
 	tests := []struct {
 		name     string
@@ -293,6 +301,12 @@ func testFilter(t *testing.T, open func(t *testing.T) bus.Bus, f Features) {
 		{"wildcard", []string{"mercato.order.>"}, map[string]bool{"mercato.order.placed": true, "mercato.order.paid": true}},
 		{"one subject", []string{"mercato.cart.updated"}, map[string]bool{"mercato.cart.updated": true}},
 		{"several subjects", []string{"mercato.cart.updated", "mercato.order.paid"}, map[string]bool{"mercato.cart.updated": true, "mercato.order.paid": true}},
+		{"any verb", []string{"mercato.order.*"}, map[string]bool{"mercato.order.placed": true, "mercato.order.paid": true}},
+		{"any noun", []string{"mercato.*.paid"}, map[string]bool{"mercato.order.paid": true, "mercato.orders.paid": true}},
+		{"any noun and verb", []string{"mercato.*.*"}, every},
+		{"several patterns", []string{"mercato.*.created", "mercato.cart.*"}, map[string]bool{"mercato.product.created": true, "mercato.cart.updated": true}},
+		{"several nouns", []string{"mercato.order.*", "mercato.orders.*"}, map[string]bool{"mercato.order.placed": true,
+			"mercato.order.paid": true, "mercato.orders.other": true, "mercato.orders.paid": true}},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -250,8 +250,11 @@ func startServer(cfg Config) (*server.Server, error) {
 // When the connection has too many publishes outstanding (maxAsyncPending),
 // Publish blocks; if that lasts (stallWait), it waits for its own oldest ack
 // before trying again (back-pressure) instead of failing.
-// On error any prefix of msgs may have been stored: callers re-publish the
-// whole batch, and de-duplication absorbs what was stored. Publish is safe
+// On error any subset of msgs may have been stored — not only a prefix: a
+// message lost with a dropped connection or a stream leader change can be
+// followed by stored ones — so callers re-publish the whole batch, and
+// de-duplication absorbs what was stored (a message re-stored after later
+// ones is then out of publication order). Publish is safe
 // for concurrent use; messages of concurrent calls interleave.
 func (b *Bus) Publish(ctx context.Context, msgs []bus.Message) error {
 	const op = "natsbus.Publish"
