@@ -213,7 +213,7 @@ func TestStaffRoutesNeedStaff(t *testing.T) {
 func TestOpenAPIListsEveryRoute(t *testing.T) {
 	dir := t.TempDir()
 	a, err := newApp(context.Background(), serveConfig{storeFlags: storeFlags{dataDir: dir}, staffMFA: "optional"},
-		newLogger(&syncBuffer{}, "error"), &syncBuffer{})
+		newLogger(&syncBuffer{}, "error", "json"), &syncBuffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
