@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -356,11 +357,23 @@ func (a *app) announce(ln, metrics net.Listener) {
 	a.log.Info("listening", attrs...)
 }
 
+// busKind names the bus for messages and logs: the external NATS URLs
+// without their credentials.
 func busKind(natsURL string) string {
 	if natsURL == "" {
 		return "embedded NATS JetStream"
 	}
-	return "NATS " + strings.SplitN(natsURL, "@", 2)[len(strings.SplitN(natsURL, "@", 2))-1]
+	var hosts []string
+	for _, raw := range strings.Split(natsURL, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || u.Host == "" {
+			hosts = append(hosts, "(unparsable URL)")
+			continue
+		}
+		u.User = nil
+		hosts = append(hosts, u.String())
+	}
+	return "NATS " + strings.Join(hosts, ",")
 }
 
 // every runs job each period until ctx ends, logging its failures.
