@@ -19,8 +19,7 @@ Commands:
   create-user   create a user with roles (e.g. the first admin)
 `
 	if len(args) == 0 {
-		fmt.Fprint(stderr, groupUsage)
-		return fmt.Errorf("%w: admin needs a command", errUsage)
+		return textUsage(groupUsage, "admin needs a command")
 	}
 	switch args[0] {
 	case "create-user":
@@ -29,8 +28,7 @@ Commands:
 		fmt.Fprint(stdout, groupUsage)
 		return nil
 	}
-	fmt.Fprint(stderr, groupUsage)
-	return fmt.Errorf("%w: unknown admin command %q", errUsage, args[0])
+	return textUsage(groupUsage, "unknown admin command %q", args[0])
 }
 
 func cmdCreateUser(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -47,7 +45,7 @@ func cmdCreateUser(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	if email == "" || password == "" {
-		return fmt.Errorf("%w: --email and --password are required", errUsage)
+		return usagef(fs, "--email and --password are required")
 	}
 	if name == "" {
 		name, _, _ = strings.Cut(email, "@")

@@ -35,12 +35,20 @@ var listenRE = regexp.MustCompile(`listening on (http://[^ ]+)`)
 // test ends.
 func startInProcess(t *testing.T, env map[string]string, args ...string) (*webtest.Client, *syncBuffer) {
 	t.Helper()
+	c, out, _ := startWithLogs(t, env, args...)
+	return c, out
+}
+
+// startWithLogs is startInProcess that also returns the server's standard
+// error (its log; --log-level error unless args say otherwise).
+func startWithLogs(t *testing.T, env map[string]string, args ...string) (*webtest.Client, *syncBuffer, *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out, logs := &syncBuffer{}, &syncBuffer{}
 	getenv := func(k string) string { return env[k] }
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "error"}, args...), getenv, out, &syncBuffer{})
+		done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "error"}, args...), getenv, out, logs)
 	}()
 	var base string
 	deadline := time.Now().Add(30 * time.Second)
@@ -51,7 +59,7 @@ func startInProcess(t *testing.T, env map[string]string, args ...string) (*webte
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("serve exited early: %v\n%s", err, out.String())
+			t.Fatalf("serve exited early: %v\n%s%s", err, out.String(), logs.String())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -70,7 +78,7 @@ func startInProcess(t *testing.T, env map[string]string, args ...string) (*webte
 			t.Error("serve did not stop")
 		}
 	})
-	return webtest.NewClient(t, base), out
+	return webtest.NewClient(t, base), out, logs
 }
 
 // engines returns the serve arguments for each storage engine under test.
@@ -213,7 +221,7 @@ func TestStaffRoutesNeedStaff(t *testing.T) {
 func TestOpenAPIListsEveryRoute(t *testing.T) {
 	dir := t.TempDir()
 	a, err := newApp(context.Background(), serveConfig{storeFlags: storeFlags{dataDir: dir}, staffMFA: "optional"},
-		newLogger(&syncBuffer{}, "error"), &syncBuffer{})
+		newLogger(&syncBuffer{}, "error", "json"), &syncBuffer{})
 	if err != nil {
 		t.Fatal(err)
 	}

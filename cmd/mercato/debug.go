@@ -19,7 +19,7 @@ import (
 // test uses to feed a running server's relay.
 func cmdDebug(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "emit-events" {
-		return fmt.Errorf("%w: debug emit-events is the only debug command", errUsage)
+		return usagef(nil, "debug emit-events is the only debug command")
 	}
 	fs := newFlagSet("debug emit-events [flags]", "Append test events to the outbox (test-only).")
 	var st storeFlags
@@ -34,7 +34,7 @@ func cmdDebug(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	if count < 0 || aggregates < 1 || batch < 1 {
-		return fmt.Errorf("%w: bad counts", errUsage)
+		return usagef(fs, "--count must be ≥ 0, --aggregates and --batch ≥ 1")
 	}
 	db, err := st.open(ctx, nil)
 	if err != nil {

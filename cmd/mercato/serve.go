@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,12 +34,14 @@ import (
 type serveConfig struct {
 	storeFlags
 	addr                string
+	metricsAddr         string
 	natsURL             string
 	natsListen          string
 	redisURL            string
 	webhookAllowPrivate bool
 	demo                bool
 	logLevel            string
+	logFormat           string
 	staffMFA            string
 	shutdownTimeout     time.Duration
 	relayPoll           time.Duration
@@ -46,34 +50,47 @@ type serveConfig struct {
 	bootstrapEmail, bootstrapPassword string
 }
 
+const serveSynopsis = `Run the shop: the HTTP API, the outbox relay and the event consumers.
+With neither --database-url nor --nats-url everything lives under --data-dir
+(SQLite and NATS JetStream run in-process); one server at a time may use a
+data directory (a second one is refused), while migrate and admin work beside
+it. Stops cleanly on SIGINT/SIGTERM.
+
+Environment only:
+  MERCATO_BOOTSTRAP_ADMIN_EMAIL, MERCATO_BOOTSTRAP_ADMIN_PASSWORD
+        create this admin at start-up when no user holds the admin role yet`
+
 func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve [flags]", "Run the shop: HTTP API, outbox relay and event consumers.\nStops cleanly on SIGINT/SIGTERM.")
+	fs := newFlagSet("serve [flags]", serveSynopsis)
 	var c serveConfig
 	c.storeFlags.register(fs)
-	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "HTTP listen address")
+	logLevel := &choiceFlag{value: "info", choices: []string{"debug", "info", "warn", "error"}}
+	logFormat := &choiceFlag{value: "json", choices: []string{"json", "text"}}
+	staffMFA := &choiceFlag{value: "optional", choices: []string{"optional", "required"}}
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "HTTP listen address of the API")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve GET /metrics (unauthenticated) on this separate address only, e.g. 127.0.0.1:9090;\nempty serves it on --addr")
 	fs.StringVar(&c.natsURL, "nats-url", "", "external NATS URL (nats://…); empty runs NATS JetStream embedded under --data-dir")
 	fs.StringVar(&c.natsListen, "nats-listen", "", "embedded NATS: also listen for NATS clients on this address (none by default)")
-	fs.StringVar(&c.redisURL, "redis-url", "", "Redis URL (redis://…) for a cache shared by replicas; checked by /readyz")
-	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "allow webhook URLs that resolve to loopback, private or link-local addresses")
-	fs.BoolVar(&c.demo, "demo", false, "seed demo data and print the demo logins")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&c.staffMFA, "staff-mfa", "optional", "staff multi-factor authentication: optional or required")
+	fs.StringVar(&c.redisURL, "redis-url", "", "Redis URL (redis://…); only checked by /readyz for now: nothing is kept in Redis yet")
+	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "for webhooks, which are not built yet: accepted and has no effect today")
+	fs.BoolVar(&c.demo, "demo", false, "create demo users (one per role) and print their logins")
+	fs.Var(logLevel, "log-level", "log `level`: debug, info, warn or error")
+	fs.Var(logFormat, "log-format", "log `format` on standard error: json or text")
+	fs.Var(staffMFA, "staff-mfa", "staff multi-factor authentication `mode`: optional or required")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a clean stop may take to drain requests")
 	fs.DurationVar(&c.relayPoll, "relay-poll", time.Second, "outbox relay fallback polling interval")
 	fs.StringVar(&c.modules, "modules", "", "comma-separated modules to run (their API, consumers and jobs); empty runs all: "+strings.Join(moduleNames(), ","))
 	if done, err := helpOK(parse(fs, args, getenv, stdout)); done {
 		return err
 	}
-	if c.staffMFA != "optional" && c.staffMFA != "required" {
-		return fmt.Errorf("%w: --staff-mfa must be optional or required", errUsage)
-	}
+	c.logLevel, c.logFormat, c.staffMFA = logLevel.value, logFormat.value, staffMFA.value
 	if err := checkModuleNames(parseModules(c.modules)); err != nil {
-		return fmt.Errorf("%w: --modules: %v", errUsage, err)
+		return usagef(fs, "--modules: %v", err)
 	}
 	c.bootstrapEmail = getenv("MERCATO_BOOTSTRAP_ADMIN_EMAIL")
 	c.bootstrapPassword = getenv("MERCATO_BOOTSTRAP_ADMIN_PASSWORD")
 
-	logger := newLogger(stderr, c.logLevel)
+	logger := newLogger(stderr, c.logLevel, c.logFormat)
 	slog.SetDefault(logger)
 	a, err := newApp(ctx, c, logger, stdout)
 	if err != nil {
@@ -82,12 +99,40 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	return a.serve(ctx)
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+// choiceFlag is a string flag that accepts only one of its choices, so a
+// mistyped value is refused like any bad flag.
+type choiceFlag struct {
+	value   string
+	choices []string
+}
+
+func (f *choiceFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.value
+}
+
+func (f *choiceFlag) Set(s string) error {
+	if !slices.Contains(f.choices, s) {
+		return fmt.Errorf("want %s", strings.Join(f.choices, ", "))
+	}
+	f.value = s
+	return nil
+}
+
+// newLogger returns the process logger writing to w; level is one of
+// debug, info, warn, error (anything else is info) and format json or text.
+func newLogger(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
 // app is one running mercato process: its stores, bus, background workers
@@ -96,6 +141,7 @@ type app struct {
 	cfg      serveConfig
 	log      *slog.Logger
 	out      io.Writer
+	lock     *dirLock // the data directory's lock; nil when nothing lives there
 	db       *sqldb.DB
 	bus      *natsbus.Bus
 	relay    *outbox.Relay
@@ -107,15 +153,28 @@ type app struct {
 	jobs     *jobs.Runner // the periodic jobs of the modules this process runs
 	accounts *accounts.Service
 	handler  http.Handler
+	metrics  http.Handler // GET /metrics for --metrics-addr; nil without it
 }
 
-func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writer) (a *app, err error) {
-	a = &app{cfg: c, log: logger, out: out}
-	defer func() {
+// newApp opens the stores and the bus and wires the modules. On error it has
+// closed whatever it opened and returns a nil *app.
+func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writer) (_ *app, err error) {
+	a := &app{cfg: c, log: logger, out: out}
+	defer func() { // a, not the result: the result is nil on error
 		if err != nil {
 			a.close()
 		}
 	}()
+	// The data directory is locked first: this process touches nothing under
+	// it (no migration, no JetStream store) before it knows it may run there.
+	if use := c.dataDirUse(); len(use) > 0 {
+		dir := absDir(c.dataDir)
+		if a.lock, err = lockDataDir(dir); err != nil {
+			return nil, err
+		}
+		logger.Info("data directory", "dir", dir, "holds", strings.Join(use, ", "),
+			"reset", "stop the server, then delete the directory")
+	}
 	if a.db, err = c.storeFlags.open(ctx, nil); err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}
@@ -123,8 +182,9 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 		URL:        c.natsURL,
 		DataDir:    filepath.Join(c.dataDir, "nats"),
 		ListenAddr: c.natsListen,
+		Logger:     logger, // the embedded server's warnings and errors
 	}); err != nil {
-		return nil, fmt.Errorf("bus: %w", err)
+		return nil, fmt.Errorf("bus (%s): %w", busKind(c.natsURL), err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -146,7 +206,7 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	}
 	run, err := module.Select(sh.modules, parseModules(c.modules))
 	if err != nil {
-		return nil, fmt.Errorf("%w: --modules: %v", errUsage, err)
+		return nil, fmt.Errorf("--modules: %w", err)
 	}
 	acc := sh.accounts
 	a.accounts = acc
@@ -189,7 +249,12 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	if c.redisURL != "" {
 		checks["redis"] = redisPing(c.redisURL)
 	}
-	a.router.HandleOps(checks)
+	if c.metricsAddr == "" {
+		a.router.HandleOps(checks)
+	} else { // /metrics only on its own listener
+		a.router.HandleProbes(checks)
+		a.metrics = a.router.MetricsHandler()
+	}
 	// Browsers' cross-origin writes are refused (cookie sessions); API clients
 	// that send no Origin/Sec-Fetch-Site headers pass.
 	cop := http.NewCrossOriginProtection()
@@ -207,7 +272,19 @@ func (a *app) serve(ctx context.Context) error {
 	defer a.close()
 	ln, err := net.Listen("tcp", a.cfg.addr)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return fmt.Errorf("--addr: %w", err)
+	}
+	var msrv *http.Server
+	var mln net.Listener
+	if a.metrics != nil {
+		if mln, err = net.Listen("tcp", a.cfg.metricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics)
+		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	}
 	srv := &http.Server{
 		Handler:           a.handler,
@@ -219,7 +296,7 @@ func (a *app) serve(ctx context.Context) error {
 		},
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(a.out, "mercato %s listening on http://%s (%s, %s)\n", version, ln.Addr(), a.db.Engine(), busKind(a.cfg.natsURL))
+	a.announce(ln, mln)
 
 	// Events appended by consumers and background jobs wake the relay too.
 	bg, stopBG := context.WithCancel(outbox.WithWaker(context.Background(), a.relay))
@@ -248,8 +325,11 @@ func (a *app) serve(ctx context.Context) error {
 		}
 	})
 
-	srvErr := make(chan error, 1)
+	srvErr := make(chan error, 2)
 	go func() { srvErr <- srv.Serve(ln) }()
+	if msrv != nil {
+		go func() { srvErr <- msrv.Serve(mln) }()
+	}
 	select {
 	case err = <-srvErr:
 	case <-ctx.Done():
@@ -259,6 +339,9 @@ func (a *app) serve(ctx context.Context) error {
 	defer cancel()
 	if serr := srv.Shutdown(shutCtx); serr != nil {
 		a.log.Warn("drain incomplete", "err", serr)
+	}
+	if msrv != nil {
+		msrv.Close()
 	}
 	stopBG()
 	wg.Wait()
@@ -285,11 +368,38 @@ func (a *app) close() {
 	if a.db != nil {
 		a.db.Close()
 	}
+	a.lock.Release() // last: the stores are closed
 }
 
+// announce prints the human "listening" line on the app's output (tests and
+// scripts wait for it) and logs the same as a structured record.
+func (a *app) announce(ln, metrics net.Listener) {
+	url := "http://" + ln.Addr().String()
+	fmt.Fprintf(a.out, "mercato %s listening on %s (%s, %s)\n", version, url, a.db.Engine(), busKind(a.cfg.natsURL))
+	attrs := []any{"url", url, "version", version, "database", string(a.db.Engine()), "bus", busKind(a.cfg.natsURL)}
+	if metrics != nil {
+		murl := "http://" + metrics.Addr().String() + "/metrics"
+		fmt.Fprintf(a.out, "metrics on %s\n", murl)
+		attrs = append(attrs, "metrics_url", murl)
+	}
+	a.log.Info("listening", attrs...)
+}
+
+// busKind names the bus for messages and logs: the external NATS URLs
+// without their credentials.
 func busKind(natsURL string) string {
 	if natsURL == "" {
 		return "embedded NATS JetStream"
 	}
-	return "NATS " + strings.SplitN(natsURL, "@", 2)[len(strings.SplitN(natsURL, "@", 2))-1]
+	var hosts []string
+	for _, raw := range strings.Split(natsURL, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || u.Host == "" {
+			hosts = append(hosts, "(unparsable URL)")
+			continue
+		}
+		u.User = nil
+		hosts = append(hosts, u.String())
+	}
+	return "NATS " + strings.Join(hosts, ",")
 }

@@ -20,7 +20,7 @@ type storeFlags struct {
 }
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.dataDir, "data-dir", "./data", "directory for the embedded database, bus and index")
+	fs.StringVar(&s.dataDir, "data-dir", "./data", "directory for the embedded SQLite database and NATS JetStream store")
 	fs.StringVar(&s.databaseURL, "database-url", "", "PostgreSQL URL (postgres://…); empty runs on embedded SQLite under --data-dir")
 }
 

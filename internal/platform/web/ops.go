@@ -42,15 +42,26 @@ type NotReady struct {
 //   - GET /metrics: the Prometheus text format of the configured Gatherer;
 //   - GET /api/v1/openapi.json: the OpenAPI document of the routes.
 func (rt *Router) HandleOps(checks map[string]func(context.Context) error) {
+	rt.HandleProbes(checks)
+	rt.Handle(Route{Method: http.MethodGet, Path: "/metrics", Tag: "ops", Access: Public,
+		Summary: "Prometheus metrics (text exposition format)", Handler: rt.MetricsHandler().ServeHTTP})
+}
+
+// MetricsHandler serves the Prometheus text format of the configured
+// Gatherer, unauthenticated: for a separate listener that only operators
+// reach, with HandleProbes on the API's router.
+func (rt *Router) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(rt.gatherer, promhttp.HandlerOpts{})
+}
+
+// HandleProbes registers HandleOps' routes except GET /metrics.
+func (rt *Router) HandleProbes(checks map[string]func(context.Context) error) {
 	rt.Handle(Route{Method: http.MethodGet, Path: "/healthz", Tag: "ops", Access: Public,
 		Summary: "Liveness: the process serves requests", Response: Health{},
 		Handler: func(w http.ResponseWriter, r *http.Request) { JSON(w, http.StatusOK, Health{Status: "ok"}) }})
 	rt.Handle(Route{Method: http.MethodGet, Path: "/readyz", Tag: "ops", Access: Public,
 		Summary: "Readiness: the database and the bus answer", Response: Readiness{},
 		Handler: func(w http.ResponseWriter, r *http.Request) { rt.ready(w, r, checks) }})
-	metrics := promhttp.HandlerFor(rt.gatherer, promhttp.HandlerOpts{})
-	rt.Handle(Route{Method: http.MethodGet, Path: "/metrics", Tag: "ops", Access: Public,
-		Summary: "Prometheus metrics (text exposition format)", Handler: metrics.ServeHTTP})
 	rt.Handle(Route{Method: http.MethodGet, Path: "/api/v1/openapi.json", Tag: "ops", Access: Public,
 		Summary: "This OpenAPI 3.1 document",
 		Handler: func(w http.ResponseWriter, r *http.Request) {
