@@ -13,6 +13,35 @@
 // SQLite runs in WAL mode with synchronous=FULL (a committed transaction is
 // on disk), foreign keys on, one writer connection that begins IMMEDIATE
 // transactions, and a pool of read-only readers.
+//
+// # The write path
+//
+// Every state-changing use case is a Unit run by a Committer: DB.Run (a
+// transaction per unit) or the group-commit batcher (many units per
+// transaction). Both go through RunBatch, the one place that decides what a
+// failing unit rolls back (its writes alone; its OnFail commits), contains
+// panics, and tries a batch again when PostgreSQL reports a deadlock or
+// serialization failure. Units of one transaction share state through
+// Tx.Local, Tx.BeforeCommit and Tx.OnRollback, which is how many
+// reservations of one hot row become one UPDATE (see docs/writepath.md).
+//
+// # Lock order
+//
+// On PostgreSQL two batches commit at once, and each holds the row locks of
+// all its units until COMMIT, so a deadlock needs only two batches that
+// lock two rows in opposite orders. To keep them rare:
+//   - inside a unit, lock rows in the canonical order: module, then table,
+//     then key ascending (outbox.Append sorts aggregates for this reason);
+//   - a row that many units of a batch touch (a hot SKU) is read once per
+//     transaction by the first unit through Tx.Local (FOR UPDATE), and
+//     written once, by a BeforeCommit hook; a module that merges several such
+//     rows writes them in one hook, sorted by key;
+//   - no unit waits for anything outside the database while it holds locks.
+//
+// Units of one batch still take their first locks in arrival order, so the
+// order across a batch cannot be total: a deadlock that happens anyway is
+// retried (Retry), at the cost of PostgreSQL's deadlock_timeout (1 s by
+// default) for the batch that loses.
 package sqldb
 
 import (

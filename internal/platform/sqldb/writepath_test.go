@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"mercato/internal/platform/sqldb"
@@ -154,4 +155,76 @@ func TestRunBatch(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestTxHooks pins down what a rolled-back unit or Savepoint undoes of the
+// per-transaction state.
+func TestTxHooks(t *testing.T) {
+	ctx := context.Background()
+	db := sqldbtest.Open(t, sqldb.SQLite)
+	type key struct{}
+	tests := []struct {
+		name string
+		// units run as one guarded batch; they append what they see to log.
+		units func(log *[]string) []sqldb.Unit
+		want  string
+	}{
+		{"a rolled-back unit's Local value and hooks are forgotten", func(log *[]string) []sqldb.Unit {
+			use := func(tx *sqldb.Tx, who string) {
+				tx.Local(key{}, func() (any, error) {
+					*log = append(*log, "init by "+who)
+					tx.BeforeCommit(func(context.Context) error { *log = append(*log, "before of "+who); return nil })
+					tx.AfterCommit(func() { *log = append(*log, "after of "+who) })
+					return who, nil
+				})
+			}
+			return []sqldb.Unit{
+				{Run: func(tx *sqldb.Tx) error { use(tx, "u0"); return errors.New("no") }},
+				{Run: func(tx *sqldb.Tx) error { use(tx, "u1"); return nil }},
+				{Run: func(tx *sqldb.Tx) error { use(tx, "u2"); return nil }},
+			}
+		}, "init by u0,init by u1,before of u1,after of u1"},
+		{"OnRollback hooks run newest first, then OnFail", func(log *[]string) []sqldb.Unit {
+			return []sqldb.Unit{
+				{Run: func(tx *sqldb.Tx) error {
+					tx.OnRollback(func() { *log = append(*log, "undo a") })
+					tx.OnRollback(func() { *log = append(*log, "undo b") })
+					return errors.New("no")
+				}, OnFail: func(tx *sqldb.Tx, err error) error {
+					*log = append(*log, "onfail")
+					tx.OnRollback(func() { *log = append(*log, "undo onfail") })
+					return errors.New("no again")
+				}},
+				{Run: func(tx *sqldb.Tx) error {
+					tx.OnRollback(func() { *log = append(*log, "undo of a unit that commits") })
+					return nil
+				}},
+			}
+		}, "undo b,undo a,onfail,undo onfail"},
+		{"a failed Savepoint inside a unit undoes only its own", func(log *[]string) []sqldb.Unit {
+			return []sqldb.Unit{{Run: func(tx *sqldb.Tx) error {
+				tx.OnRollback(func() { *log = append(*log, "undo unit") })
+				tx.Savepoint(ctx, func() error {
+					tx.Local(key{}, func() (any, error) { return "inner", nil })
+					tx.OnRollback(func() { *log = append(*log, "undo savepoint") })
+					return errors.New("no")
+				})
+				v, _ := tx.Local(key{}, func() (any, error) { return "outer", nil })
+				*log = append(*log, v.(string))
+				return nil
+			}}}
+		}, "undo savepoint,outer"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var log []string
+			res := db.RunBatch(ctx, sqldb.Batch{Units: tc.units(&log), Guarded: true})
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			if got := strings.Join(log, ","); got != tc.want {
+				t.Fatalf("log %q\nwant %q", got, tc.want)
+			}
+		})
+	}
 }
