@@ -1,15 +1,17 @@
 // Package groupcommit batches concurrent units of database work into shared
 // transactions, so that many callers pay for one durable commit.
 //
-// A unit is a func(*sqldb.Tx) error. It may run more than once (a batch in
-// which a unit fails is rolled back and run again with savepoints), so it
-// must have no effect outside tx other than setting its own results; the
-// outcome its caller sees is that of the run that committed. Units that arrive while a batch is
-// being committed, or within MaxDelay of the first unit of a batch, run in
-// one transaction, each inside its own savepoint: a unit that fails is rolled
-// back alone and its caller gets its error, while the others commit. Every
-// caller learns its own outcome only after the commit, so an acknowledged
-// unit is durable (SQLite synchronous=FULL, PostgreSQL default fsync).
+// A unit is a sqldb.Unit (Do takes its Run alone). Units that arrive while a
+// batch is being committed, or within MaxDelay of the first unit of a batch,
+// run in one transaction by the rules of sqldb.RunBatch: a unit that fails
+// is rolled back alone, its OnFail commits, and its caller gets its error
+// while the others commit; a batch that loses a PostgreSQL conflict
+// (deadlock, serialization failure) is tried again. A unit may therefore run
+// more than once and must have no effect outside tx other than setting its
+// own results; the outcome its caller sees is that of the run that
+// committed. Every caller learns its own outcome only after the commit, so an
+// acknowledged unit is durable (SQLite synchronous=FULL, PostgreSQL default
+// fsync).
 //
 // When the commit itself fails, every unit of the batch gets the error and
 // nothing of the batch is kept.
@@ -18,15 +20,12 @@ package groupcommit
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"mercato/internal/platform/errs"
 	"mercato/internal/platform/sqldb"
 )
 
@@ -47,10 +46,10 @@ type Config struct {
 	// 2 on PostgreSQL, where batches commit in parallel; measured best on 2
 	// cores — raise it with the core count).
 	Workers int
-	Logger  *slog.Logger
+	// Logger receives the panics of units (nil: slog.Default()).
+	Logger *slog.Logger
 }
 
-// ErrClosed is returned by Do after Close.
 // maxYields is how often a worker without MaxDelay yields the processor to
 // let runnable callers enqueue before it commits what it has.
 const maxYields = 3
@@ -59,11 +58,12 @@ const maxYields = 3
 // batch failed.
 const carefulBatches = 16
 
+// ErrClosed is returned by Do and Run after Close.
 var ErrClosed = errors.New("groupcommit: batcher closed")
 
 type unit struct {
 	ctx  context.Context
-	fn   func(*sqldb.Tx) error
+	u    sqldb.Unit
 	err  error
 	done chan struct{}
 }
@@ -108,44 +108,35 @@ func New(db *sqldb.DB, cfg Config) *Batcher {
 	return b
 }
 
-// Do runs fn inside a savepoint of a group-commit transaction and returns
-// after that transaction has committed (nil, or fn's error if fn failed and
-// was rolled back alone) or failed as a whole (the commit's error).
-//
-// If ctx ends before the unit is taken into a batch, Do returns ctx's error
-// and fn never runs; once taken, Do waits for the outcome, so a nil error
-// always means committed. fn must not keep tx after it returns.
+// Do runs fn as a unit of a group commit (see Run).
 func (b *Batcher) Do(ctx context.Context, fn func(*sqldb.Tx) error) error {
-	u := &unit{ctx: ctx, fn: fn, done: make(chan struct{})}
+	return b.Run(ctx, sqldb.Unit{Run: fn})
+}
+
+// Run runs u as one unit of a group commit (see sqldb.Unit) and returns
+// after that transaction has committed (nil, or u's error if it failed and
+// was rolled back alone, with OnFail's writes committed) or failed as a
+// whole (the commit's error).
+//
+// If ctx ends before the unit is taken into a batch, Run returns ctx's error
+// and u never runs; once taken, Run waits for the outcome, so a nil error
+// always means committed. u must not keep tx after it returns.
+func (b *Batcher) Run(ctx context.Context, u sqldb.Unit) error {
+	q := &unit{ctx: ctx, u: u, done: make(chan struct{})}
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
 		return ErrClosed
 	}
 	select {
-	case b.queue <- u:
+	case b.queue <- q:
 		b.mu.RUnlock()
 	case <-ctx.Done():
 		b.mu.RUnlock()
 		return ctx.Err()
 	}
-	<-u.done
-	return u.err
-}
-
-// Run runs u as one unit of a group commit (see sqldb.Unit): its caller gets
-// u's error after the batch committed, with OnFail's writes committed.
-func (b *Batcher) Run(ctx context.Context, u sqldb.Unit) error {
-	var outcome error
-	err := b.Do(ctx, func(tx *sqldb.Tx) error {
-		var err error
-		outcome, err = u.Apply(ctx, tx)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return outcome
+	<-q.done
+	return q.err
 }
 
 // Close stops accepting units, finishes the queued ones and stops the workers.
@@ -216,7 +207,10 @@ func (b *Batcher) gather(batch *[]*unit, timer *time.Timer) bool {
 }
 
 // run executes one batch: units whose context already ended are answered
-// with its error and skipped; the rest run in savepoints of one transaction.
+// with its error and skipped; the rest run in one sqldb.RunBatch. After a
+// batch whose optimistic pass failed, the next carefulBatches run guarded
+// straight away (failures come in runs, e.g. a sold-out SKU), so a unit's
+// function runs at most twice per try.
 func (b *Batcher) run(batch []*unit) {
 	live := batch[:0:0]
 	for _, u := range batch {
@@ -230,91 +224,20 @@ func (b *Batcher) run(batch []*unit) {
 	if len(live) == 0 {
 		return
 	}
-	ctx := context.Background()
-	if b.careful.Load() > 0 {
+	units := make([]sqldb.Unit, len(live))
+	for i, u := range live {
+		units[i] = u.u
+	}
+	guarded := b.careful.Load() > 0
+	if guarded {
 		b.careful.Add(-1)
-	} else if b.optimistic(ctx, live) {
-		return
 	}
-	b.guarded(ctx, live)
-}
-
-// optimistic runs the batch without savepoints, which saves a statement per
-// unit. It reports false, having rolled everything back and answered no
-// one, when a unit failed: the batch must then run guarded. After such a
-// failure the next batches run guarded straight away (failures come in runs,
-// e.g. a sold-out SKU), so a unit's function runs at most twice.
-func (b *Batcher) optimistic(ctx context.Context, live []*unit) bool {
-	failed := false
-	err := b.db.InTx(ctx, func(tx *sqldb.Tx) error {
-		for _, u := range live {
-			if err := b.call(u, tx); err != nil {
-				failed = true
-				return err
-			}
-		}
-		return nil
-	})
-	if failed {
+	res := b.db.RunBatch(context.Background(), sqldb.Batch{Units: units, Guarded: guarded, Logger: b.cfg.Logger})
+	if res.Rerun {
 		b.careful.Store(carefulBatches)
-		return false
 	}
-	for _, u := range live {
-		u.err = err
+	for i, u := range live {
+		u.err = res.Outcomes[i]
 		close(u.done)
 	}
-	return true
 }
-
-// guarded runs the batch with a savepoint per unit, so a failing unit is
-// rolled back alone. A unit that breaks the transaction itself (its
-// savepoint cannot be rolled back) fails alone: the batch runs again
-// without it.
-func (b *Batcher) guarded(ctx context.Context, live []*unit) {
-	for len(live) > 0 {
-		var culprit *unit
-		err := b.db.InTx(ctx, func(tx *sqldb.Tx) error {
-			for _, u := range live {
-				u.err = tx.Unit(ctx, func() error { return b.call(u, tx) })
-				if isTxFatal(u.err) {
-					culprit = u
-					return u.err
-				}
-			}
-			return nil
-		})
-		if culprit != nil {
-			close(culprit.done)
-			rest := live[:0:0]
-			for _, u := range live {
-				if u != culprit {
-					rest = append(rest, u)
-				}
-			}
-			live = rest
-			continue
-		}
-		for _, u := range live {
-			if err != nil {
-				u.err = err
-			}
-			close(u.done)
-		}
-		return
-	}
-}
-
-// call runs u's function, turning a panic into an Internal error for u alone.
-func (b *Batcher) call(u *unit, tx *sqldb.Tx) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			b.cfg.Logger.Error("groupcommit: unit panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			err = errs.E("groupcommit.Do", errs.Internal, fmt.Errorf("panic: %v", p))
-		}
-	}()
-	return u.fn(tx)
-}
-
-// isTxFatal reports whether err means the transaction itself is broken (a
-// savepoint could not be set or rolled back), so the whole batch must fail.
-func isTxFatal(err error) bool { return errors.Is(err, sqldb.ErrSavepoint) }

@@ -18,13 +18,17 @@ import (
 	"mercato/internal/platform/sqldb"
 )
 
-// item is one delivery of a batch and what became of it.
+// item is one delivery of a batch.
 type item struct {
-	d     bus.Delivery
-	e     event.Envelope
-	bad   error         // the message is not an envelope
-	nak   bool          // settle with Nak(delay) rather than Ack
-	delay time.Duration // for nak
+	d   bus.Delivery
+	e   event.Envelope
+	bad error // the message is not an envelope
+}
+
+// settlement is how a delivery is settled: Ack, or Nak(delay).
+type settlement struct {
+	nak   bool
+	delay time.Duration
 }
 
 type aggKey struct{ typ, id string }
@@ -37,8 +41,28 @@ type batchResult struct {
 	lastOccurred              time.Time
 }
 
+// batchState is what one try of a batch's transaction read and decided
+// (sqldb.RunBatch may try a batch more than once; Begin makes it afresh).
+type batchState struct {
+	done     map[string]bool  // event ids already in the inbox
+	pos      map[aggKey]int64 // last applied sequence per aggregate
+	attempts map[string]int   // recorded failed attempts per event
+	failing  map[aggKey]bool  // aggregates with a retrying event
+	moved    map[aggKey]int64 // positions to write
+	applied  []string         // event ids to write to the inbox
+	settled  map[*item]settlement
+	res      batchResult
+}
+
 // handle applies one batch of deliveries in one transaction, then settles
 // them. It is the bus.Subscriber callback.
+//
+// Each delivery is a unit of the write path (sqldb.RunBatch): its handler's
+// writes are rolled back alone when it fails, and the failure (or the
+// parking of its last attempt) is recorded by the unit's OnFail. A batch of
+// first deliveries runs its handlers without savepoints (two statements
+// fewer per event); a batch that may hold retries runs guarded from the
+// start.
 func (w *worker) handle(ctx context.Context, ds []bus.Delivery) {
 	items := make([]*item, len(ds))
 	for i, d := range ds {
@@ -61,29 +85,22 @@ func (w *worker) handle(ctx context.Context, ds []bus.Delivery) {
 	})
 	// Let a batch in flight commit when the Runner stops.
 	dbctx := context.WithoutCancel(ctx)
-	var res batchResult
-	run := func(careful bool) error {
-		return w.r.db.InTx(dbctx, func(tx *sqldb.Tx) error {
-			res = batchResult{}
-			return w.apply(dbctx, tx, items, &res, careful)
+	var st *batchState
+	b := sqldb.Batch{Logger: w.r.cfg.Logger, Begin: func(tx *sqldb.Tx) (err error) {
+		st, err = w.begin(dbctx, tx, items)
+		return err
+	}}
+	for _, it := range items {
+		b.Guarded = b.Guarded || it.d.Attempt() > 1
+		b.Units = append(b.Units, sqldb.Unit{
+			Run:    func(tx *sqldb.Tx) error { return w.apply(dbctx, tx, st, it) },
+			OnFail: func(tx *sqldb.Tx, herr error) error { return w.failed(dbctx, tx, st, it, herr) },
 		})
 	}
-	// A batch of first deliveries runs its handlers without savepoints
-	// (two statements fewer per event); if one fails, the whole batch is
-	// rolled back and run again with every handler in its own savepoint,
-	// which is how a batch that may hold retries runs from the start.
-	careful := len(items) == 1
-	for _, it := range items {
-		careful = careful || it.d.Attempt() > 1
-	}
-	err := run(careful)
-	if errors.Is(err, errCareful) {
-		err = run(true)
-	}
-	if err != nil {
+	if res := w.r.db.RunBatch(dbctx, b); res.Err != nil {
 		// Nothing was recorded: every delivery comes back, none counts as a
 		// failure of its handler.
-		w.r.cfg.Logger.Error("inbox: batch", "consumer", w.c.Name, "events", len(items), "err", err)
+		w.r.cfg.Logger.Error("inbox: batch", "consumer", w.c.Name, "events", len(items), "err", res.Err)
 		for _, it := range items {
 			it.d.Nak(w.r.cfg.RetryBase)
 		}
@@ -91,16 +108,22 @@ func (w *worker) handle(ctx context.Context, ds []bus.Delivery) {
 	}
 	for _, it := range items {
 		var err error
-		if it.nak {
-			err = it.d.Nak(it.delay)
-		} else {
+		// An item the committed try did not settle broke the transaction or
+		// could not record its failure: it comes back.
+		s, ok := st.settled[it]
+		switch {
+		case !ok:
+			err = it.d.Nak(w.r.cfg.RetryBase)
+		case s.nak:
+			err = it.d.Nak(s.delay)
+		default:
 			err = it.d.Ack()
 		}
 		if err != nil {
 			w.r.cfg.Logger.Warn("inbox: settle", "consumer", w.c.Name, "err", err)
 		}
 	}
-	w.m.observe(res)
+	w.m.observe(st.res)
 }
 
 func boolInt(b bool) int {
@@ -110,18 +133,14 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// errCareful aborts a batch run without savepoints when a handler fails.
-var errCareful = errors.New("inbox: a handler failed; run the batch with savepoints")
-
-// apply runs the batch inside tx, deciding every item's settlement. Unless
-// careful, handlers run without savepoints and the first failure returns
-// errCareful.
-func (w *worker) apply(ctx context.Context, tx *sqldb.Tx, items []*item, res *batchResult, careful bool) error {
+// begin reads, in a try's transaction, what the batch's units decide on,
+// and registers the batch's own writes (inbox rows, positions, stats) to
+// run after the last unit.
+func (w *worker) begin(ctx context.Context, tx *sqldb.Tx, items []*item) (*batchState, error) {
 	var ids []string
 	var aggs []aggKey
 	seenAgg := map[aggKey]bool{}
 	for _, it := range items {
-		it.nak, it.delay = false, 0
 		if it.bad != nil {
 			continue
 		}
@@ -131,91 +150,115 @@ func (w *worker) apply(ctx context.Context, tx *sqldb.Tx, items []*item, res *ba
 			aggs = append(aggs, k)
 		}
 	}
-	done, err := w.inboxed(ctx, tx, ids)
-	if err != nil {
-		return fmt.Errorf("inbox lookup: %w", err)
+	st := &batchState{moved: map[aggKey]int64{}, settled: map[*item]settlement{}}
+	var err error
+	if st.done, err = w.inboxed(ctx, tx, ids); err != nil {
+		return nil, fmt.Errorf("inbox lookup: %w", err)
 	}
-	pos, err := w.positions(ctx, tx, aggs)
-	if err != nil {
-		return fmt.Errorf("positions lookup: %w", err)
+	if st.pos, err = w.positions(ctx, tx, aggs); err != nil {
+		return nil, fmt.Errorf("positions lookup: %w", err)
 	}
-	attempts, failing, err := w.failures(ctx, tx, aggs)
-	if err != nil {
-		return fmt.Errorf("failures lookup: %w", err)
+	if st.attempts, st.failing, err = w.failures(ctx, tx, aggs); err != nil {
+		return nil, fmt.Errorf("failures lookup: %w", err)
 	}
-	moved := map[aggKey]int64{}
-	var applied []string
-	for _, it := range items {
-		if it.bad != nil {
-			if err := w.parkMalformed(ctx, tx, it); err != nil {
-				return err
-			}
-			res.parked++
-			continue
+	tx.BeforeCommit(func(ctx context.Context) error {
+		if err := w.writeInbox(ctx, tx, st.applied); err != nil {
+			return fmt.Errorf("inbox insert: %w", err)
 		}
-		e, k := it.e, keyOf(it.e)
-		last, known := pos[k]
-		switch {
-		case done[e.ID] || e.Sequence <= last:
-			continue // duplicate: ack, no effect
-		case e.Sequence > last+1:
-			if known || failing[k] || it.d.Attempt() < w.r.cfg.GapPatience {
-				it.nak, it.delay = true, w.gapDelay(it.d.Attempt())
-				continue
-			}
-			w.r.cfg.Logger.Warn("inbox: predecessors never arrived; starting the aggregate here",
-				"consumer", w.c.Name, "aggregate_type", k.typ, "aggregate_id", k.id, "sequence", e.Sequence)
+		if err := w.writePositions(ctx, tx, st.moved); err != nil {
+			return fmt.Errorf("positions: %w", err)
 		}
-		var herr error
-		if careful {
-			herr = tx.Savepoint(ctx, func() error { return call(ctx, w.c.Handle, tx, e) })
-		} else if herr = call(ctx, w.c.Handle, tx, e); herr != nil {
-			return errCareful
-		}
-		if herr == nil {
-			pos[k], moved[k] = e.Sequence, e.Sequence
-			applied = append(applied, e.ID)
-			res.processed++
-			if e.OccurredAt.After(res.lastOccurred) {
-				res.lastOccurred = e.OccurredAt
-			}
-			if _, ok := attempts[e.ID]; ok {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM consumer_failures WHERE consumer = $1 AND event_id = $2`,
-					w.c.Name, e.ID); err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		res.failed++
-		n := attempts[e.ID] + 1
-		if n >= w.c.MaxAttempts {
-			if err := w.park(ctx, tx, it, n, herr); err != nil {
-				return err
-			}
-			pos[k], moved[k] = e.Sequence, e.Sequence
-			res.parked++
-			continue
-		}
-		if err := w.recordFailure(ctx, tx, e, n, herr); err != nil {
-			return err
-		}
-		failing[k] = true
-		it.nak, it.delay = true, w.backoff(n)
-		w.r.cfg.Logger.Warn("inbox: handler failed; will retry", "consumer", w.c.Name, "event_id", e.ID,
-			"type", e.Type, "attempt", n, "retry_in", it.delay, "err", herr)
-	}
-	if err := w.writeInbox(ctx, tx, applied); err != nil {
-		return fmt.Errorf("inbox insert: %w", err)
-	}
-	if err := w.writePositions(ctx, tx, moved); err != nil {
-		return fmt.Errorf("positions: %w", err)
-	}
-	return w.writeStats(ctx, tx, res)
+		return w.writeStats(ctx, tx, &st.res)
+	})
+	return st, nil
 }
 
-// call runs h, turning a panic into an error so that only its savepoint is
-// rolled back.
+// bookkeepingError is a failure of the inbox's own writes inside a unit: no
+// handler failure is recorded for it and the delivery comes back.
+type bookkeepingError struct{ err error }
+
+func (e bookkeepingError) Error() string { return e.err.Error() }
+func (e bookkeepingError) Unwrap() error { return e.err }
+
+// apply is the Run of an item's unit: it settles a duplicate or early delivery
+// without effect, or runs the handler and marks the event applied. State
+// changes only after every write succeeded, so a rolled-back unit leaves
+// none (no OnRollback needed).
+func (w *worker) apply(ctx context.Context, tx *sqldb.Tx, st *batchState, it *item) error {
+	if it.bad != nil {
+		if err := w.parkMalformed(ctx, tx, it); err != nil {
+			return bookkeepingError{err}
+		}
+		st.res.parked++
+		st.settled[it] = settlement{}
+		return nil
+	}
+	e, k := it.e, keyOf(it.e)
+	last, known := st.pos[k]
+	switch {
+	case st.done[e.ID] || e.Sequence <= last:
+		st.settled[it] = settlement{} // duplicate: ack, no effect
+		return nil
+	case e.Sequence > last+1:
+		if known || st.failing[k] || it.d.Attempt() < w.r.cfg.GapPatience {
+			st.settled[it] = settlement{nak: true, delay: w.gapDelay(it.d.Attempt())}
+			return nil
+		}
+		w.r.cfg.Logger.Warn("inbox: predecessors never arrived; starting the aggregate here",
+			"consumer", w.c.Name, "aggregate_type", k.typ, "aggregate_id", k.id, "sequence", e.Sequence)
+	}
+	if err := call(ctx, w.c.Handle, tx, e); err != nil {
+		return err
+	}
+	if _, ok := st.attempts[e.ID]; ok {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM consumer_failures WHERE consumer = $1 AND event_id = $2`,
+			w.c.Name, e.ID); err != nil {
+			return bookkeepingError{err}
+		}
+	}
+	st.pos[k], st.moved[k] = e.Sequence, e.Sequence
+	st.applied = append(st.applied, e.ID)
+	st.res.processed++
+	if e.OccurredAt.After(st.res.lastOccurred) {
+		st.res.lastOccurred = e.OccurredAt
+	}
+	st.settled[it] = settlement{}
+	return nil
+}
+
+// failed is the OnFail of an item's unit, after the handler's writes were rolled
+// back: it records the failed attempt (the delivery comes back after a
+// backoff) or, at the last attempt, parks the event in the dead letters.
+func (w *worker) failed(ctx context.Context, tx *sqldb.Tx, st *batchState, it *item, herr error) error {
+	if it.bad != nil || errors.As(herr, new(bookkeepingError)) {
+		return nil // unsettled: the delivery comes back
+	}
+	e, k := it.e, keyOf(it.e)
+	n := st.attempts[e.ID] + 1
+	if n >= w.c.MaxAttempts {
+		if err := w.park(ctx, tx, it, n, herr); err != nil {
+			return err
+		}
+		st.pos[k], st.moved[k] = e.Sequence, e.Sequence
+		st.res.failed++
+		st.res.parked++
+		st.settled[it] = settlement{}
+		return nil
+	}
+	if err := w.recordFailure(ctx, tx, e, n, herr); err != nil {
+		return err
+	}
+	st.res.failed++
+	st.failing[k] = true
+	delay := w.backoff(n)
+	st.settled[it] = settlement{nak: true, delay: delay}
+	w.r.cfg.Logger.Warn("inbox: handler failed; will retry", "consumer", w.c.Name, "event_id", e.ID,
+		"type", e.Type, "attempt", n, "retry_in", delay, "err", herr)
+	return nil
+}
+
+// call runs h, turning a panic into an error so that only its own writes
+// are rolled back and the failure is recorded like any other.
 func call(ctx context.Context, h Handler, tx *sqldb.Tx, e event.Envelope) (err error) {
 	defer func() {
 		if p := recover(); p != nil {

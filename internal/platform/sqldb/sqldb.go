@@ -13,6 +13,35 @@
 // SQLite runs in WAL mode with synchronous=FULL (a committed transaction is
 // on disk), foreign keys on, one writer connection that begins IMMEDIATE
 // transactions, and a pool of read-only readers.
+//
+// # The write path
+//
+// Every state-changing use case is a Unit run by a Committer: DB.Run (a
+// transaction per unit) or the group-commit batcher (many units per
+// transaction). Both go through RunBatch, the one place that decides what a
+// failing unit rolls back (its writes alone; its OnFail commits), contains
+// panics, and tries a batch again when PostgreSQL reports a deadlock or
+// serialization failure. Units of one transaction share state through
+// Tx.Local, Tx.BeforeCommit and Tx.OnRollback, which is how many
+// reservations of one hot row become one UPDATE (see docs/writepath.md).
+//
+// # Lock order
+//
+// On PostgreSQL two batches commit at once, and each holds the row locks of
+// all its units until COMMIT, so a deadlock needs only two batches that
+// lock two rows in opposite orders. To keep them rare:
+//   - inside a unit, lock rows in the canonical order: module, then table,
+//     then key ascending (outbox.Append sorts aggregates for this reason);
+//   - a row that many units of a batch touch (a hot SKU) is read once per
+//     transaction by the first unit through Tx.Local (FOR UPDATE), and
+//     written once, by a BeforeCommit hook; a module that merges several such
+//     rows writes them in one hook, sorted by key;
+//   - no unit waits for anything outside the database while it holds locks.
+//
+// Units of one batch still take their first locks in arrival order, so the
+// order across a batch cannot be total: a deadlock that happens anyway is
+// retried (Retry), at the cost of PostgreSQL's deadlock_timeout (1 s by
+// default) for the batch that loses.
 package sqldb
 
 import (
@@ -65,6 +94,7 @@ type DB struct {
 	url    string // PostgreSQL URL (for LISTEN/NOTIFY and advisory-lock connections)
 	path   string // SQLite file
 	now    func() time.Time
+	retry  Retry
 }
 
 // Open opens (creating if needed) the database that cfg names and checks
@@ -186,190 +216,6 @@ func (db *DB) Close() error {
 		err = errors.Join(err, db.r.Close())
 	}
 	return err
-}
-
-// Tx is a database transaction with the fixed time it runs at.
-// A Tx is not safe for concurrent use.
-type Tx struct {
-	*sql.Tx
-	// Now is the one time the whole transaction runs at (UTC).
-	Now    time.Time
-	engine Engine
-	sp     int
-	after  []func()
-}
-
-// Engine reports the engine tx runs on, for the few statements that differ.
-func (tx *Tx) Engine() Engine { return tx.engine }
-
-// AfterCommit registers f to run after tx commits (not if it rolls back),
-// e.g. to wake the outbox relay. f must not block.
-func (tx *Tx) AfterCommit(f func()) { tx.after = append(tx.after, f) }
-
-// ErrSavepoint marks a failure to set, release or roll back a savepoint: the
-// transaction itself is broken and must be rolled back.
-var ErrSavepoint = errors.New("sqldb: savepoint failed")
-
-// Savepoint runs fn inside a savepoint: when fn returns an error, everything
-// it wrote is rolled back and the transaction stays usable; the error is
-// returned. A panic in fn propagates and dooms the whole transaction.
-func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
-	tx.sp++
-	name := fmt.Sprintf("sp%d", tx.sp)
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT "+name); err != nil {
-		return fmt.Errorf("%w: %w", ErrSavepoint, err)
-	}
-	nAfter := len(tx.after)
-	if err := fn(); err != nil {
-		tx.after = tx.after[:nAfter]
-		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+name); rerr != nil {
-			return errors.Join(err, fmt.Errorf("%w: rollback to: %w", ErrSavepoint, rerr))
-		}
-		if _, rerr := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); rerr != nil {
-			return errors.Join(err, fmt.Errorf("%w: release: %w", ErrSavepoint, rerr))
-		}
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+name); err != nil {
-		return fmt.Errorf("%w: release: %w", ErrSavepoint, err)
-	}
-	return nil
-}
-
-// Unit runs fn like Savepoint, but leaves the savepoint in place when fn
-// succeeds instead of releasing it: one statement per unit instead of two,
-// for batchers that run many units back to back (a later SAVEPOINT of the
-// same name shadows it; COMMIT releases them all).
-func (tx *Tx) Unit(ctx context.Context, fn func() error) error {
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT unit"); err != nil {
-		return fmt.Errorf("%w: %w", ErrSavepoint, err)
-	}
-	nAfter := len(tx.after)
-	if err := fn(); err != nil {
-		tx.after = tx.after[:nAfter]
-		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT unit"); rerr != nil {
-			return errors.Join(err, fmt.Errorf("%w: rollback to: %w", ErrSavepoint, rerr))
-		}
-		return err
-	}
-	return nil
-}
-
-// Begin starts a write transaction. Callers must Commit or Rollback it;
-// prefer InTx.
-func (db *DB) Begin(ctx context.Context) (*Tx, error) {
-	t, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("sqldb: begin: %w", err)
-	}
-	return &Tx{Tx: t, Now: db.Now(), engine: db.engine}, nil
-}
-
-// Commit commits tx and then runs its AfterCommit functions.
-func (tx *Tx) Commit() error {
-	if err := tx.Tx.Commit(); err != nil {
-		return err
-	}
-	for _, f := range tx.after {
-		f()
-	}
-	return nil
-}
-
-// InTx runs fn in a write transaction and commits it when fn returns nil;
-// otherwise (or on panic) it rolls back and returns fn's error.
-func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) (err error) {
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			tx.Rollback()
-			panic(p)
-		}
-	}()
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqldb: commit: %w", err)
-	}
-	return nil
-}
-
-// Do is InTx under the name the group-commit batcher also answers to, so
-// callers can take either as a Committer.
-func (db *DB) Do(ctx context.Context, fn func(*Tx) error) error { return db.InTx(ctx, fn) }
-
-// Run runs u in a transaction of its own (see Unit).
-func (db *DB) Run(ctx context.Context, u Unit) error {
-	var outcome error
-	err := db.InTx(ctx, func(tx *Tx) error {
-		var err error
-		outcome, err = u.apply(ctx, tx)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return outcome
-}
-
-// Unit is one unit of work on the write path: a use case's writes, and
-// optionally what must commit when they fail.
-type Unit struct {
-	// Run does the unit's work in tx. When it returns an error, everything it
-	// wrote is rolled back (and only that: other units of a batch commit).
-	// Run may be called more than once for one unit (a batch that is run
-	// again); only its effect through tx may count.
-	Run func(tx *Tx) error
-	// OnFail, when set, runs after Run failed and its writes were rolled
-	// back, in the same transaction, with Run's error. What it writes commits
-	// (e.g. the failure's recorded idempotent answer); the caller still gets
-	// Run's error. When OnFail fails too, its writes are rolled back and the
-	// caller gets both errors.
-	OnFail func(tx *Tx, err error) error
-}
-
-// apply runs u in tx: outcome is what u's caller is told; err (a broken
-// savepoint) fails the transaction.
-func (u Unit) apply(ctx context.Context, tx *Tx) (outcome, err error) {
-	if u.OnFail == nil {
-		return nil, u.Run(tx)
-	}
-	runErr := tx.Savepoint(ctx, func() error { return u.Run(tx) })
-	if runErr == nil {
-		return nil, nil
-	}
-	if errors.Is(runErr, ErrSavepoint) {
-		return nil, runErr
-	}
-	ferr := tx.Savepoint(ctx, func() error { return u.OnFail(tx, runErr) })
-	if errors.Is(ferr, ErrSavepoint) {
-		return nil, ferr
-	}
-	if ferr != nil {
-		return errors.Join(runErr, ferr), nil
-	}
-	return runErr, nil
-}
-
-// Apply runs u inside tx, for write paths that run units in a transaction
-// of their own making (the group-commit batcher): outcome is what u's
-// caller is told; err means tx is broken and must be rolled back.
-func (u Unit) Apply(ctx context.Context, tx *Tx) (outcome, err error) { return u.apply(ctx, tx) }
-
-// Committer runs units of work in a committed transaction: *DB (one
-// transaction per call) and the group-commit batcher (many calls per
-// transaction, each in its own savepoint) both are.
-type Committer interface {
-	// Do runs fn as a Unit without OnFail.
-	Do(ctx context.Context, fn func(*Tx) error) error
-	// Run runs u and returns after its transaction committed: nil, or u's
-	// error (its writes rolled back, OnFail's committed), or the commit's.
-	Run(ctx context.Context, u Unit) error
 }
 
 // Micros converts t to the stored form of a time: unix microseconds.

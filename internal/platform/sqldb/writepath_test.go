@@ -1,0 +1,230 @@
+package sqldb_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"mercato/internal/platform/sqldb"
+	"mercato/internal/platform/sqldb/sqldbtest"
+)
+
+// TestWritePath runs the write-path conformance suite against DB.Run: one
+// transaction per unit.
+func TestWritePath(t *testing.T) {
+	sqldbtest.WritePath(t, func(t *testing.T, db *sqldb.DB) sqldb.Committer { return db })
+}
+
+// oneBatch runs units as one RunBatch, with Begin counting the transactions
+// the batch was tried in and the commits.
+func oneBatch(db *sqldb.DB, guarded bool, units []sqldb.Unit) (res sqldb.BatchResult, begins, commits int) {
+	res = db.RunBatch(context.Background(), sqldb.Batch{Units: units, Guarded: guarded, Begin: func(tx *sqldb.Tx) error {
+		begins++
+		tx.AfterCommit(func() { commits++ })
+		return nil
+	}})
+	return res, begins, commits
+}
+
+func TestRunBatch(t *testing.T) {
+	ctx := context.Background()
+	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		sqldbtest.WritePathTables(t, db)
+		insert := func(tx *sqldb.Tx, name string) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO wp_rows (name) VALUES ($1)`, name)
+			return err
+		}
+		t.Run("one failing unit among 100 in one transaction", func(t *testing.T) {
+			for _, guarded := range []bool{false, true} {
+				declined := errors.New("declined")
+				var runs [100]int
+				fails := 0
+				units := make([]sqldb.Unit, 100)
+				for i := range units {
+					name := fmt.Sprintf("b%v-%03d", guarded, i)
+					units[i] = sqldb.Unit{
+						Run: func(tx *sqldb.Tx) error {
+							runs[i]++
+							if err := insert(tx, name); err != nil {
+								return err
+							}
+							if i == 42 {
+								return declined
+							}
+							return nil
+						},
+						OnFail: func(tx *sqldb.Tx, err error) error { fails++; return insert(tx, name+"-answer") },
+					}
+				}
+				res, begins, commits := oneBatch(db, guarded, units)
+				for i, err := range res.Outcomes {
+					if i == 42 && !errors.Is(err, declined) || i != 42 && err != nil {
+						t.Errorf("guarded=%v unit %d: %v", guarded, i, err)
+					}
+				}
+				// Optimistic: one failed pass, then the guarded one; each unit up
+				// to that failure ran twice. Guarded from the start: once.
+				wantRuns, wantBegins := 2, 2
+				if guarded {
+					wantRuns, wantBegins = 1, 1
+				}
+				if res.Err != nil || res.Rerun == guarded || res.Tries != 1 || begins != wantBegins || commits != 1 ||
+					runs[0] != wantRuns || runs[42] != wantRuns || runs[99] != 1 || fails != 1 {
+					t.Errorf("guarded=%v: %+v begins=%d commits=%d runs[0,42,99]=%d,%d,%d fails=%d", guarded,
+						res, begins, commits, runs[0], runs[42], runs[99], fails)
+				}
+				like := fmt.Sprintf("b%v-%%", guarded)
+				if n := sqldbtest.Count(t, db, `SELECT count(*) FROM wp_rows WHERE name LIKE $1`, like); n != 100 {
+					t.Errorf("guarded=%v: rows %d, want 99 + 1 answer", guarded, n)
+				}
+			}
+		})
+		t.Run("a unit that breaks the transaction is taken out", func(t *testing.T) {
+			units := make([]sqldb.Unit, 5)
+			for i := range units {
+				units[i] = sqldb.Unit{Run: func(tx *sqldb.Tx) error {
+					if err := insert(tx, fmt.Sprintf("brk-%d", i)); err != nil {
+						return err
+					}
+					if i == 2 {
+						tx.ExecContext(ctx, "ROLLBACK") // ends the transaction under the batch
+						return errors.New("gave up")
+					}
+					return nil
+				}}
+			}
+			res, begins, commits := oneBatch(db, true, units)
+			for i, err := range res.Outcomes {
+				if i == 2 && !errors.Is(err, sqldb.ErrSavepoint) || i != 2 && err != nil {
+					t.Errorf("unit %d: %v", i, err)
+				}
+			}
+			if res.Err != nil || begins != 2 || commits != 1 {
+				t.Errorf("%+v begins=%d commits=%d; want a second try without unit 2", res, begins, commits)
+			}
+			if n := sqldbtest.Count(t, db, `SELECT count(*) FROM wp_rows WHERE name LIKE 'brk-%'`); n != 4 {
+				t.Errorf("rows = %d, want 4", n)
+			}
+		})
+		t.Run("merged hot row: declines after taking give their share back", func(t *testing.T) {
+			for _, guarded := range []bool{false, true} {
+				sku := fmt.Sprintf("merge-%v", guarded)
+				sqldbtest.SetStock(t, db, sku, 60)
+				declined := errors.New("declined")
+				var rows []sqldbtest.StockRow
+				units := make([]sqldb.Unit, 100)
+				for i := range units {
+					units[i] = sqldb.Unit{Run: func(tx *sqldb.Tx) error {
+						if err := sqldbtest.Reserve(tx, sku, 1, func(r sqldbtest.StockRow) { rows = append(rows, r) }); err != nil {
+							return err
+						}
+						if i%10 == 0 { // unit 0 also makes the row's state: it must be made afresh
+							return declined
+						}
+						return nil
+					}}
+				}
+				res, _, commits := oneBatch(db, guarded, units)
+				won, out, dec := 0, 0, 0
+				for _, err := range res.Outcomes {
+					switch {
+					case err == nil:
+						won++
+					case errors.Is(err, sqldbtest.ErrOutOfStock):
+						out++
+					case errors.Is(err, declined):
+						dec++
+					default:
+						t.Errorf("unexpected %v", err)
+					}
+				}
+				// Declines (every tenth unit) take and give back, so units 1–66
+				// less the decliners 0…60 win 60; from 67 on every unit is out
+				// of stock, decliners included (they never get to take).
+				if won != 60 || dec != 7 || out != 33 || commits != 1 {
+					t.Errorf("guarded=%v: won %d declined %d out %d commits %d; want 60/7/33/1", guarded, won, dec, out, commits)
+				}
+				if len(rows) != 1 || rows[0].Updates != 1 || rows[0].Taken != 60 || rows[0].Available != 60 {
+					t.Errorf("guarded=%v: committed row states %+v, want one with 60 taken in 1 UPDATE", guarded, rows)
+				}
+				if n := sqldbtest.Count(t, db, `SELECT on_hand - reserved FROM wp_stock WHERE sku = $1`, sku); n != 0 {
+					t.Errorf("guarded=%v: available %d, want 0", guarded, n)
+				}
+			}
+		})
+	})
+}
+
+// TestTxHooks pins down what a rolled-back unit or Savepoint undoes of the
+// per-transaction state.
+func TestTxHooks(t *testing.T) {
+	ctx := context.Background()
+	db := sqldbtest.Open(t, sqldb.SQLite)
+	type key struct{}
+	tests := []struct {
+		name string
+		// units run as one guarded batch; they append what they see to log.
+		units func(log *[]string) []sqldb.Unit
+		want  string
+	}{
+		{"a rolled-back unit's Local value and hooks are forgotten", func(log *[]string) []sqldb.Unit {
+			use := func(tx *sqldb.Tx, who string) {
+				tx.Local(key{}, func() (any, error) {
+					*log = append(*log, "init by "+who)
+					tx.BeforeCommit(func(context.Context) error { *log = append(*log, "before of "+who); return nil })
+					tx.AfterCommit(func() { *log = append(*log, "after of "+who) })
+					return who, nil
+				})
+			}
+			return []sqldb.Unit{
+				{Run: func(tx *sqldb.Tx) error { use(tx, "u0"); return errors.New("no") }},
+				{Run: func(tx *sqldb.Tx) error { use(tx, "u1"); return nil }},
+				{Run: func(tx *sqldb.Tx) error { use(tx, "u2"); return nil }},
+			}
+		}, "init by u0,init by u1,before of u1,after of u1"},
+		{"OnRollback hooks run newest first, then OnFail", func(log *[]string) []sqldb.Unit {
+			return []sqldb.Unit{
+				{Run: func(tx *sqldb.Tx) error {
+					tx.OnRollback(func() { *log = append(*log, "undo a") })
+					tx.OnRollback(func() { *log = append(*log, "undo b") })
+					return errors.New("no")
+				}, OnFail: func(tx *sqldb.Tx, err error) error {
+					*log = append(*log, "onfail")
+					tx.OnRollback(func() { *log = append(*log, "undo onfail") })
+					return errors.New("no again")
+				}},
+				{Run: func(tx *sqldb.Tx) error {
+					tx.OnRollback(func() { *log = append(*log, "undo of a unit that commits") })
+					return nil
+				}},
+			}
+		}, "undo b,undo a,onfail,undo onfail"},
+		{"a failed Savepoint inside a unit undoes only its own", func(log *[]string) []sqldb.Unit {
+			return []sqldb.Unit{{Run: func(tx *sqldb.Tx) error {
+				tx.OnRollback(func() { *log = append(*log, "undo unit") })
+				tx.Savepoint(ctx, func() error {
+					tx.Local(key{}, func() (any, error) { return "inner", nil })
+					tx.OnRollback(func() { *log = append(*log, "undo savepoint") })
+					return errors.New("no")
+				})
+				v, _ := tx.Local(key{}, func() (any, error) { return "outer", nil })
+				*log = append(*log, v.(string))
+				return nil
+			}}}
+		}, "undo savepoint,outer"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var log []string
+			res := db.RunBatch(ctx, sqldb.Batch{Units: tc.units(&log), Guarded: true})
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			if got := strings.Join(log, ","); got != tc.want {
+				t.Fatalf("log %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
