@@ -265,16 +265,3 @@ func IsForeignKeyViolation(err error) bool {
 	return false
 }
 
-// IsSerializationFailure reports whether err is a retryable conflict
-// (PostgreSQL serialization failure or deadlock, SQLite busy).
-func IsSerializationFailure(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code == "40001" || pe.Code == "40P01"
-	}
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return se.Code()&0xff == sqlite3.SQLITE_BUSY
-	}
-	return false
-}
