@@ -28,6 +28,8 @@ func (s *Store) lookup(ctx context.Context, n name) (res Result, found bool, err
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return Result{}, false, nil
+	case err != nil && ctx.Err() != nil:
+		return Result{}, true, errs.E("idem.Do", errs.Unavailable, "the request was cancelled", err)
 	case err != nil:
 		return Result{}, true, errs.E("idem.Do", errs.Internal, err)
 	case !hmac.Equal(fp, n.fp):
