@@ -179,11 +179,16 @@ func (s *Store) plain(ctx context.Context, c sqldb.Committer, req Request, work 
 	}
 	ctx = context.WithoutCancel(ctx)
 	var out Outcome
-	err := c.Run(ctx, sqldb.Unit{Run: func(tx *sqldb.Tx) error {
-		var err error
-		out, err = s.call(ctx, tx, work)
-		return err
-	}})
+	err := c.Run(ctx, sqldb.Unit{
+		Run: func(tx *sqldb.Tx) error {
+			var err error
+			out, err = s.call(ctx, tx, work)
+			return err
+		},
+		// Nothing to record; set so that a failure is rolled back alone (a
+		// savepoint) and a group-commit batch around it is not run again.
+		OnFail: func(*sqldb.Tx, error) error { return nil },
+	})
 	return Result{Outcome: out}, err
 }
 
