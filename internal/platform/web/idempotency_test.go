@@ -1,7 +1,11 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -620,4 +624,101 @@ func openDB(t *testing.T, cfg sqldb.Config) *sqldb.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// TestIdempotencyKeepsNoSecret reads every column of the idempotency table
+// after requests whose answers hold a known token and whose bodies hold a
+// password, and finds neither — nor the keys, the scopes (user id, e-mail
+// address) or an unsalted SHA-256 of a body — raw, hex or base64.
+func TestIdempotencyKeepsNoSecret(t *testing.T) {
+	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		env := newIdemEnv(t, db)
+		cl := env.serve(t, db, nil, web.IdempotencyConfig{})
+		const (
+			token    = "tok_live_9b2f64c0a1d3e5f7"
+			password = "correct horse battery staple"
+			email    = "alice@example.com"
+		)
+		requests := []struct {
+			client *webtest.Client
+			key    string
+			body   string
+			status int
+		}{
+			{cl.WithToken("customer"), "key-signed-in-3f9a", `{"item":"` + token + `","password":"` + password + `"}`, 201},
+			{cl, "key-identity-77c1", `{"item":"` + token + `","identity":"` + email + `","password":"` + password + `"}`, 201},
+			{cl, "key-anonymous-0b5e", `{"item":"` + token + `","password":"` + password + `"}`, 201},
+			{cl, "key-conflict-d41d", `{"item":"` + token + `","outcome":"conflict","password":"` + password + `"}`, 409},
+		}
+		secrets := []string{token, password, email, "u-customer"}
+		var digests [][]byte
+		for _, rq := range requests {
+			res := rq.client.Do("POST", "/api/v1/orders", rq.body, key(rq.key))
+			res.WantStatus(t, rq.status)
+			if rq.status == 201 && !strings.Contains(string(res.Body), token) {
+				t.Fatalf("the answer %s does not hold the token: the test proves nothing", res.Body)
+			}
+			sameAnswer(t, res, rq.client.Do("POST", "/api/v1/orders", rq.body, key(rq.key)))
+			secrets = append(secrets, rq.key)
+			body := sha256.Sum256([]byte(rq.body))
+			answer := sha256.Sum256(res.Body)
+			digests = append(digests, body[:], answer[:])
+			for _, m := range []string{"POST\x00/api/v1/orders\x00" + rq.body, "POST/api/v1/orders" + rq.body} {
+				sum := sha256.Sum256([]byte(m))
+				digests = append(digests, sum[:])
+			}
+		}
+		if n := records(t, db); n != len(requests) {
+			t.Fatalf("%d records, want %d", n, len(requests))
+		}
+		assertNothingAtRest(t, db, secrets, digests)
+	}, sources()...)
+}
+
+// assertNothingAtRest fails if any column of any idempotency record holds
+// one of the strings (raw, hex, base64; any case) or digests (raw, hex).
+func assertNothingAtRest(t *testing.T, db *sqldb.DB, secrets []string, digests [][]byte) {
+	t.Helper()
+	var needles [][]byte
+	for _, s := range secrets {
+		b := []byte(s)
+		needles = append(needles, b, []byte(hex.EncodeToString(b)),
+			[]byte(base64.StdEncoding.EncodeToString(b)), []byte(base64.RawURLEncoding.EncodeToString(b)))
+	}
+	for _, d := range digests {
+		needles = append(needles, d, []byte(hex.EncodeToString(d)))
+	}
+	rows, err := db.Reader().Query(`SELECT * FROM idempotency_records`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range vals {
+			raw, ok := v.([]byte)
+			if !ok {
+				raw = fmt.Append(nil, v)
+			}
+			for _, n := range needles {
+				if bytes.Contains(bytes.ToLower(raw), bytes.ToLower(n)) {
+					t.Errorf("column %s holds %q", cols[i], n)
+				}
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 }
