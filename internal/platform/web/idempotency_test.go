@@ -722,3 +722,49 @@ func assertNothingAtRest(t *testing.T, db *sqldb.DB, secrets []string, digests [
 		t.Fatal(err)
 	}
 }
+
+// crashCommitter runs a unit in a transaction and rolls it back where the
+// commit would be, as a crash between the work and the commit does.
+type crashCommitter struct{ db *sqldb.DB }
+
+func (c crashCommitter) Do(ctx context.Context, fn func(*sqldb.Tx) error) error {
+	return c.Run(ctx, sqldb.Unit{Run: fn})
+}
+
+func (c crashCommitter) Run(ctx context.Context, u sqldb.Unit) error {
+	tx, err := c.db.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := u.Apply(ctx, tx); err != nil {
+		return err
+	}
+	return errors.New("sqldb: commit: simulated crash")
+}
+
+// TestIdempotencyCrashBeforeCommit: a request whose unit never commits
+// leaves neither effect nor record; the retry after the restart runs afresh
+// and is recorded.
+func TestIdempotencyCrashBeforeCommit(t *testing.T) {
+	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		env := newIdemEnv(t, db)
+		body := idemIn{Item: "crash"}
+		crashed := env.serve(t, db, crashCommitter{db}, web.IdempotencyConfig{}).
+			Do("POST", "/api/v1/orders", body, key("k-crash"))
+		webtest.AssertProblem(t, crashed, 500, "internal_error")
+		if n, e := records(t, db), env.effects(t, "crash"); n != 0 || e != 0 {
+			t.Fatalf("%d records and %d effects after the crash, want none", n, e)
+		}
+		cl := env.serve(t, db, nil, web.IdempotencyConfig{})
+		first := cl.Do("POST", "/api/v1/orders", body, key("k-crash"))
+		first.WantStatus(t, 201)
+		if first.Header.Get(replayed) != "" {
+			t.Errorf("the retry after the crash was a replay")
+		}
+		sameAnswer(t, first, cl.Do("POST", "/api/v1/orders", body, key("k-crash")))
+		if _, commits := env.calls("crash"); commits != 2 || env.effects(t, "crash") != 1 || records(t, db) != 1 {
+			t.Errorf("%d commits, %d effects, %d records; want 2, 1, 1", commits, env.effects(t, "crash"), records(t, db))
+		}
+	}, sources()...)
+}
