@@ -85,11 +85,10 @@ func TestLoad(t *testing.T) {
 		}
 
 		// Where it was kept: a 0600 file on SQLite, a row on PostgreSQL.
-		_, statErr := os.Stat(filepath.Join(dir, secret.FileName))
+		st, statErr := os.Stat(filepath.Join(dir, secret.FileName))
 		if db.Engine() == sqldb.SQLite {
-			st, err := os.Stat(filepath.Join(dir, secret.FileName))
-			if err != nil || st.Mode().Perm() != 0o600 {
-				t.Errorf("secret file: %v, %v; want mode 0600", st, err)
+			if statErr != nil || st.Mode().Perm() != 0o600 {
+				t.Errorf("secret file: %v; want mode 0600", statErr)
 			}
 		} else {
 			if statErr == nil {
