@@ -23,6 +23,7 @@ import (
 	"mercato/internal/platform/web"
 	"mercato/internal/platform/web/webtest"
 )
+
 // TestIdempotencyReplicas races one key over two replicas: two servers, each
 // with its own Idempotency and its own connections to one database.
 func TestIdempotencyReplicas(t *testing.T) {
