@@ -59,7 +59,7 @@ func BenchmarkRouter(b *testing.B) {
 // answer recorded with a one-row effect, one durable commit each) and a
 // replay of a recorded key, against the same POST without a key, on SQLite.
 func BenchmarkIdempotentPost(b *testing.B) {
-	db := sqldbtest.Open(b, sqldb.SQLite, web.Migrations())
+	db := sqldbtest.Open(b, sqldb.SQLite, sources()...)
 	if _, err := db.Writer().Exec(`CREATE TABLE effects (item TEXT NOT NULL, n BIGINT NOT NULL)`); err != nil {
 		b.Fatal(err)
 	}

@@ -2,21 +2,27 @@ package web
 
 import (
 	"context"
-	"crypto/sha256"
-	"database/sql"
-	"encoding/hex"
+	"crypto/rand"
+	"embed"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
-	"sync"
 	"time"
 
 	"mercato/internal/platform/errs"
+	"mercato/internal/platform/idem"
+	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/sqldb"
 )
+
+//go:embed migrations
+var migrations embed.FS
+
+// Migrations is module "web"'s schema history: its last step drops the old
+// idempotency_keys table. The records now live in idem.Migrations(), which
+// a process serving Idempotency must apply too.
+func Migrations() migrate.Source { return migrate.Embedded("web", migrations) }
 
 // MaxIdempotencyKey is the longest Idempotency-Key accepted (longer: 400).
 const MaxIdempotencyKey = 255
@@ -33,81 +39,88 @@ const HeaderReplayed = "Idempotent-Replayed"
 type Mutation struct {
 	Prepare func(ctx context.Context) error // optional
 	Commit  func(ctx context.Context, tx *sqldb.Tx) (status int, body any, err error)
+	// Scope, for a route anonymous callers use, names the identity the
+	// request acts for (register, login: the lower-cased e-mail address), so
+	// that its keys are that identity's. Ignored for a signed-in caller. An
+	// anonymous request without one is scoped by its own body (package idem).
+	Scope string
+	// OnReused, when set, runs when the key was already used with another
+	// request, before the 422 idempotency_key_reused is written; an error it
+	// returns is written instead. Login counts this as a failed login, so
+	// that the 422 is no password oracle (and may answer 429).
+	OnReused func(ctx context.Context) error
 }
 
 // IdempotencyConfig configures an Idempotency.
 type IdempotencyConfig struct {
+	// Secret is the server secret (secret.Load), at least idem.MinSecret
+	// bytes. Empty: a random secret for this process alone — its records
+	// are unreachable after a restart or from another replica, so only tests
+	// leave it empty (a warning is logged).
+	Secret []byte
 	// Retention is how long a key is kept (default and minimum 24h).
 	Retention time.Duration
 	// WaitTimeout is how long a duplicate waits for the request holding its
 	// key before it gets 409 idempotency_key_in_use (default 10s).
 	WaitTimeout time.Duration
 	// LockConns caps the PostgreSQL connections that hold advisory locks for
-	// running keyed requests (default 32); they are apart from the DB's pool
-	// so that a request holding a lock can always get a connection for its work.
+	// running keyed requests (default 32).
 	LockConns int
-	// Logger receives the pruner's errors (nil: slog.Default).
+	// Logger receives panics in Commit and the pruner's errors (nil: slog.Default).
 	Logger *slog.Logger
 }
 
-// Idempotency makes POSTs idempotent per API.md: the first answer to a
-// caller's key is recorded in the same transaction as the effect and
-// replayed to every later request with that key and the same fingerprint.
-// Safe for concurrent use; several instances (replicas) may share a
-// database: on PostgreSQL they coordinate through advisory locks.
+// Idempotency makes POSTs idempotent per API.md, through an idem.Store: the
+// first answer to a caller's key is recorded in the same transaction as the
+// effect, sealed, and replayed to every later request with that key and the
+// same method, path and body. Safe for concurrent use; replicas sharing a
+// database and a secret coordinate (package idem).
 type Idempotency struct {
-	db  *sqldb.DB
-	cfg IdempotencyConfig
-
-	mu      sync.Mutex
-	running map[string]chan struct{} // key → closed when its request ends; guarded by mu
-
-	// On PostgreSQL, the connections whose transactions hold advisory locks.
-	lockDB  *sql.DB
-	lockErr error
+	store *idem.Store
 }
 
 // NewIdempotency returns an Idempotency recording keys in db, whose schema
-// must include Migrations(). Close it to release its lock connections.
+// must include idem.Migrations(). Close it to release its lock connections.
+// It panics if cfg.Secret is set but shorter than idem.MinSecret (a
+// programming error: secret.Load returns no such secret).
 func NewIdempotency(db *sqldb.DB, cfg IdempotencyConfig) *Idempotency {
-	if cfg.Retention < 24*time.Hour {
-		cfg.Retention = 24 * time.Hour
-	}
-	if cfg.WaitTimeout <= 0 {
-		cfg.WaitTimeout = 10 * time.Second
-	}
-	if cfg.LockConns <= 0 {
-		cfg.LockConns = 32
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Idempotency{db: db, cfg: cfg, running: map[string]chan struct{}{}}
-	if db.Engine() == sqldb.Postgres {
-		s.lockDB, s.lockErr = sql.Open("pgx", db.URL())
-		if s.lockErr == nil {
-			s.lockDB.SetMaxOpenConns(cfg.LockConns)
-			s.lockDB.SetMaxIdleConns(min(cfg.LockConns, 4))
-			s.lockDB.SetConnMaxIdleTime(time.Minute)
-		}
+	if len(cfg.Secret) == 0 {
+		cfg.Secret = make([]byte, idem.MinSecret)
+		rand.Read(cfg.Secret)
+		cfg.Logger.Warn("web.Idempotency has no server secret: idempotency keys will not survive a restart")
 	}
-	return s
+	s, err := idem.New(db, idem.Config{Secret: cfg.Secret, Retention: cfg.Retention,
+		WaitTimeout: cfg.WaitTimeout, LockConns: cfg.LockConns, Logger: cfg.Logger})
+	if err != nil {
+		panic(err)
+	}
+	return &Idempotency{store: s}
 }
+
+// Store is the idem.Store underneath, for Forget (erasure: the scopes are
+// UserScope and AnonymousScope) and for non-HTTP callers sharing it.
+func (s *Idempotency) Store() *idem.Store { return s.store }
 
 // Close releases the lock connections (PostgreSQL). Run must not be called after.
-func (s *Idempotency) Close() error {
-	if s.lockDB != nil {
-		return s.lockDB.Close()
-	}
-	return nil
+func (s *Idempotency) Close() error { return s.store.Close() }
+
+// Prune deletes the keys older than Retention and reports how many.
+func (s *Idempotency) Prune(ctx context.Context) (int64, error) { return s.store.Prune(ctx) }
+
+// RunPruner prunes now and then every interval until ctx ends.
+func (s *Idempotency) RunPruner(ctx context.Context, every time.Duration) {
+	s.store.RunPruner(ctx, every)
 }
 
-// stored is a response as recorded: what a replay writes back byte for byte.
-type stored struct {
-	status      int
-	contentType string
-	body        []byte
-}
+// UserScope is the idempotency scope of a signed-in user's requests.
+func UserScope(userID string) string { return "u:" + userID }
+
+// AnonymousScope is the scope of anonymous requests that name identity
+// (Mutation.Scope).
+func AnonymousScope(identity string) string { return "anon:" + identity }
 
 // recorded reports whether an answer with status is recorded for its key:
 // success, payment declined and domain conflicts are; every other failure
@@ -116,254 +129,135 @@ func recorded(status int) bool {
 	return status >= 200 && status < 300 || status == http.StatusPaymentRequired || status == http.StatusConflict
 }
 
-// errNotRecorded rolls back the effect of a Commit that answered a status
-// that is not recorded without returning an error.
-var errNotRecorded = errors.New("web: answer is not recorded")
+// unrecorded carries an answer that Commit returned as a status outside
+// recorded(): as an error it rolls the effect back, and it is not recorded.
+type unrecorded struct{ answer idem.Outcome }
+
+func (unrecorded) Error() string { return "web: answer is not recorded" }
 
 // Run executes m for request r and writes the response. Without an
-// Idempotency-Key header it runs Prepare and then Commit (in c.Do). With
-// one, the key is scoped to the caller ("u:"+UserID when authenticated,
-// "anon:"+route pattern otherwise) and the request fingerprinted (sha256 of
-// method, path and the raw body, web.Body):
+// Idempotency-Key header it runs Prepare and then Commit (in one unit of c).
+// With one, the key is scoped to the caller (UserScope when signed in, "c:"
+// + channel for a channel token, AnonymousScope(m.Scope) for an anonymous
+// request naming an identity, else the request itself) and fingerprinted
+// with method, path and raw body (web.Body):
 //   - a record of the key with the same fingerprint is replayed (status,
 //     content type and body as first written, plus Idempotent-Replayed:
-//     true) and nothing runs; another fingerprint is 422 idempotency_key_reused;
+//     true) and nothing runs; another fingerprint is 422
+//     idempotency_key_reused (after m.OnReused);
 //   - while a request with the key runs (in this process, or on PostgreSQL on
 //     any replica) a duplicate waits up to WaitTimeout and then looks again,
 //     or gets 409 idempotency_key_in_use;
 //   - otherwise m runs and its answer is recorded in the transaction of its
-//     effect when it is recorded(): Commit runs in a savepoint, which a
-//     recorded error (402, 409) rolls back before its problem is recorded.
-//     An answer that is not recorded rolls the effect back and frees the key.
+//     effect when it is recorded(); a recorded error (402, 409) rolls the
+//     effect back and records its problem document. An answer that is not
+//     recorded rolls the effect back and frees the key.
 //
 // Once Prepare has succeeded, Commit runs even if the client goes away.
 func (s *Idempotency) Run(w http.ResponseWriter, r *http.Request, c sqldb.Committer, m Mutation) {
 	const op = "web.Idempotency"
 	key := r.Header.Get(HeaderIdempotencyKey)
-	if key == "" {
-		s.runPlain(w, r, c, m)
-		return
-	}
 	if len(key) > MaxIdempotencyKey || !printableASCII(key) {
 		Error(w, r, errs.E(op, errs.Malformed, "the Idempotency-Key header must be 1 to 255 printable ASCII characters",
 			[]errs.FieldError{{Field: HeaderIdempotencyKey, Message: "at most 255 printable ASCII characters"}}))
 		return
 	}
-	body, err := Body(r)
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	scope := scopeOf(r)
-	fp := fingerprint(r.Method, r.URL.Path, body)
-	release, err := s.lock(r.Context(), scope, key)
-	if err != nil {
-		Error(w, r, err)
-		return
-	}
-	defer release()
-	if s.replayed(w, r, scope, key, fp) {
-		return
-	}
-	resp, err := s.execute(r, c, m, scope, key, fp)
-	switch {
-	case err == nil, errors.Is(err, errNotRecorded):
-		writeBody(w, resp.status, resp.contentType, resp.body)
-	case sqldb.IsUniqueViolation(err):
-		// Recorded meanwhile by a process that holds no lock with us (a
-		// second SQLite process); our effect was rolled back with the insert.
-		if !s.replayed(w, r, scope, key, fp) {
-			Error(w, r, errs.E(op, errs.Internal, err))
+	req := idem.Request{Key: key, Prepare: m.Prepare, Record: func(err error) (idem.Outcome, bool) {
+		var u unrecorded
+		if errors.As(err, &u) || !recorded(StatusOf(errs.KindOf(err))) {
+			return idem.Outcome{}, false
 		}
-	default:
-		Error(w, r, err)
-	}
-}
-
-// runPlain runs m without a key. As with a key, an answer that would not be
-// recorded (a status outside 2xx, 402 and 409) rolls Commit's effect back.
-func (s *Idempotency) runPlain(w http.ResponseWriter, r *http.Request, c sqldb.Committer, m Mutation) {
-	if m.Prepare != nil {
-		if err := m.Prepare(r.Context()); err != nil {
+		return problemAnswer(r, err), true
+	}}
+	if key != "" {
+		body, err := Body(r)
+		if err != nil {
 			Error(w, r, err)
 			return
 		}
+		req.Scope = scopeOf(r, m)
+		req.Material = material(r.Method, r.URL.Path, body)
 	}
-	ctx := context.WithoutCancel(r.Context())
-	var resp stored
-	var outcome error
-	err := c.Do(ctx, func(tx *sqldb.Tx) error {
-		var uerr error
-		resp, outcome, uerr = commitAnswer(ctx, r, tx, m)
-		return uerr
-	})
-	if err == nil {
-		err = outcome
-	}
-	// resp holds the answer unless Commit failed with an error to report.
-	if err != nil && !errors.Is(err, errNotRecorded) && !errors.Is(err, errRecordedProblem) {
-		Error(w, r, err)
-		return
-	}
-	writeBody(w, resp.status, resp.contentType, resp.body)
-}
-
-// execute runs m and, in the same transaction as Commit's effect, records
-// the answer under (scope, key) when it is recorded(). It returns the answer
-// to write; errNotRecorded with an answer that was not recorded; or an error
-// to report (nothing persisted).
-func (s *Idempotency) execute(r *http.Request, c sqldb.Committer, m Mutation, scope, key, fp string) (stored, error) {
-	if m.Prepare != nil {
-		if err := m.Prepare(r.Context()); err != nil {
-			p := problemAnswer(r, err)
-			if !recorded(p.status) {
-				return stored{}, err
-			}
-			ctx := context.WithoutCancel(r.Context())
-			return p, c.Do(ctx, func(tx *sqldb.Tx) error { return insertKey(ctx, tx, scope, key, fp, p) })
+	res, err := s.store.Do(r.Context(), c, req, func(ctx context.Context, tx *sqldb.Tx) (idem.Outcome, error) {
+		status, body, err := m.Commit(ctx, tx)
+		if err != nil {
+			return idem.Outcome{}, err
 		}
-	}
-	ctx := context.WithoutCancel(r.Context())
-	var resp stored
-	var outcome error
-	err := c.Do(ctx, func(tx *sqldb.Tx) error {
-		var uerr error
-		resp, outcome, uerr = commitAnswer(ctx, r, tx, m)
-		if uerr != nil || (outcome != nil && !errors.Is(outcome, errRecordedProblem)) {
-			return uerr // a recorded answer only gets its key row
+		a, err := encodeAnswer(status, body)
+		if err == nil && !recorded(status) {
+			err = unrecorded{a}
 		}
-		outcome = nil
-		return insertKey(ctx, tx, scope, key, fp, resp)
+		return a, err
 	})
-	if err == nil {
-		err = outcome
-	}
-	return resp, err
-}
-
-// errRecordedProblem marks an error answer that is recorded under the key.
-var errRecordedProblem = errors.New("recorded problem")
-
-// commitAnswer runs m.Commit inside a savepoint of tx and returns the
-// answer. outcome is nil for a success that is recorded, errRecordedProblem
-// for a recorded error answer (402, 409), errNotRecorded for a success status
-// that is not recorded, or Commit's own error when it is not recorded; in the
-// last three cases Commit's effect is already rolled back, so the unit itself
-// succeeds and the group-commit batch around it is not disturbed. uerr is
-// set only when the transaction itself broke: then the unit must fail.
-func commitAnswer(ctx context.Context, r *http.Request, tx *sqldb.Tx, m Mutation) (resp stored, outcome, uerr error) {
-	var status int
-	var body any
-	var cerr error
-	err := tx.Savepoint(ctx, func() (err error) {
-		defer func() {
-			// A panic in Commit (a bug) fails this answer alone: the
-			// savepoint rolls its effect back and the batch goes on.
-			if p := recover(); p != nil {
-				loggerFrom(ctx).Error("panic in Commit", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-				cerr = errs.E("web.Commit", errs.Internal, fmt.Errorf("panic: %v", p))
-				err = cerr
-			}
-		}()
-		status, body, cerr = m.Commit(ctx, tx)
-		if cerr == nil && !recorded(status) {
-			return errNotRecorded
-		}
-		return cerr
-	})
+	var u unrecorded
 	switch {
 	case err == nil:
-		resp, uerr = encodeAnswer(status, body)
-		return resp, nil, uerr
-	case err == errNotRecorded:
-		resp, uerr = encodeAnswer(status, body)
-		return resp, errNotRecorded, uerr
-	case errors.Is(err, sqldb.ErrSavepoint):
-		return stored{}, nil, err
-	case err == cerr && recorded(StatusOf(errs.KindOf(cerr))):
-		return problemAnswer(r, cerr), errRecordedProblem, nil
-	}
-	return stored{}, err, nil
-}
-
-// replayed writes the record of (scope, key) if there is one and reports
-// whether it did: the stored answer when the fingerprint matches, 422
-// idempotency_key_reused when it does not. A lookup failure is written as
-// a 500 (and reported as done).
-func (s *Idempotency) replayed(w http.ResponseWriter, r *http.Request, scope, key, fp string) bool {
-	const op = "web.Idempotency"
-	var recFP string
-	var rec stored
-	err := s.db.Reader().QueryRowContext(r.Context(),
-		`SELECT fingerprint, status, content_type, body FROM idempotency_keys WHERE scope = $1 AND key = $2`,
-		scope, key).Scan(&recFP, &rec.status, &rec.contentType, &rec.body)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return false
-	case err != nil:
-		Error(w, r, errs.E(op, errs.Internal, err))
-	case recFP != fp:
+		if res.Replayed {
+			w.Header().Set(HeaderReplayed, "true")
+		}
+		writeBody(w, res.Status, res.ContentType, res.Body)
+	case errors.As(err, &u):
+		writeBody(w, u.answer.Status, u.answer.ContentType, u.answer.Body)
+	case errors.Is(err, idem.ErrKeyReused):
+		if m.OnReused != nil {
+			if herr := m.OnReused(context.WithoutCancel(r.Context())); herr != nil {
+				Error(w, r, herr)
+				return
+			}
+		}
 		Error(w, r, errs.E(op, errs.Invalid, errs.CodeIdemReused,
 			"this Idempotency-Key was used with another request; use a new key for a new request"))
+	case errors.Is(err, idem.ErrKeyInUse):
+		Error(w, r, errs.E(op, errs.Conflict, errs.CodeIdemInUse,
+			"a request with this Idempotency-Key is still being processed; retry later"))
 	default:
-		w.Header().Set(HeaderReplayed, "true")
-		writeBody(w, rec.status, rec.contentType, rec.body)
+		Error(w, r, err)
 	}
-	return true
-}
-
-func insertKey(ctx context.Context, tx *sqldb.Tx, scope, key, fp string, a stored) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys
-		(scope, key, fingerprint, status, content_type, body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		scope, key, fp, a.status, a.contentType, a.body, sqldb.Micros(tx.Now))
-	return err
 }
 
 // encodeAnswer encodes a Commit's answer as it is written and recorded.
-func encodeAnswer(status int, body any) (stored, error) {
+func encodeAnswer(status int, body any) (idem.Outcome, error) {
 	if body == nil {
-		return stored{status: status, body: []byte{}}, nil
+		return idem.Outcome{Status: status, Body: []byte{}}, nil
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
-		return stored{}, errs.E("web.Idempotency", errs.Internal, err)
+		return idem.Outcome{}, errs.E("web.Idempotency", errs.Internal, err)
 	}
-	return stored{status: status, contentType: contentTypeJSON, body: b}, nil
+	return idem.Outcome{Status: status, ContentType: contentTypeJSON, Body: b}, nil
 }
 
 // problemAnswer encodes err's problem document as Error would write it.
-func problemAnswer(r *http.Request, err error) stored {
+func problemAnswer(r *http.Request, err error) idem.Outcome {
 	p := ProblemOf(err)
 	p.Instance = RequestID(r.Context())
 	b, _ := json.Marshal(p)
-	return stored{status: p.Status, contentType: contentTypeProblem, body: b}
+	return idem.Outcome{Status: p.Status, ContentType: contentTypeProblem, Body: b}
 }
 
-// scopeOf is the caller's idempotency scope: its user, or for anonymous
-// callers the route (API.md: one shared scope per route, guarded by the
-// fingerprint).
-func scopeOf(r *http.Request) string {
-	if p, ok := PrincipalFrom(r.Context()); ok && p.UserID != "" {
-		return "u:" + p.UserID
+// scopeOf is the caller's idempotency scope (see Run); "" lets idem scope
+// an anonymous request that names nobody by its own material.
+func scopeOf(r *http.Request, m Mutation) string {
+	if p, ok := PrincipalFrom(r.Context()); ok {
+		switch {
+		case p.UserID != "":
+			return UserScope(p.UserID)
+		case p.Channel != "":
+			return "c:" + p.Channel
+		}
 	}
-	if rt, ok := r.Context().Value(keyRoute).(*Route); ok {
-		return "anon:" + rt.Pattern()
+	if m.Scope != "" {
+		return AnonymousScope(m.Scope)
 	}
-	if r.Pattern != "" {
-		return "anon:" + r.Pattern
-	}
-	return "anon:" + r.Method + " " + r.URL.Path
+	return ""
 }
 
-// fingerprint identifies a request: sha256 over method, path and body.
-func fingerprint(method, path string, body []byte) string {
-	h := sha256.New()
-	h.Write([]byte(method))
-	h.Write([]byte{0})
-	h.Write([]byte(path))
-	h.Write([]byte{0})
-	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
+// material is what a request's fingerprint covers: method, path and body.
+func material(method, path string, body []byte) []byte {
+	b := make([]byte, 0, len(method)+len(path)+len(body)+2)
+	b = append(append(b, method...), 0)
+	b = append(append(b, path...), 0)
+	return append(b, body...)
 }
 
 func printableASCII(s string) bool {

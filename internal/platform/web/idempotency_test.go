@@ -16,6 +16,7 @@ import (
 
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/groupcommit"
+	"mercato/internal/platform/idem"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/sqldb/sqldbtest"
@@ -27,9 +28,13 @@ import (
 // (201), "conflict" is a 409 from Commit, "invalid" a 422 from Commit,
 // "unrecorded" a 422 that Commit returns as a status without an error,
 // "internal" a 500, "panic" a panic in Commit, "declined" a 402 from Prepare.
+// Identity is the identity an anonymous request names (Mutation.Scope);
+// "throttle" as the Outcome makes OnReused answer 429.
 type idemIn struct {
-	Item    string `json:"item"`
-	Outcome string `json:"outcome,omitempty"`
+	Item     string `json:"item"`
+	Outcome  string `json:"outcome,omitempty"`
+	Identity string `json:"identity,omitempty"`
+	Password string `json:"password,omitempty"`
 }
 
 type idemOut struct {
@@ -41,8 +46,9 @@ type idemOut struct {
 // idemEnv counts what the mutation did, per item: Prepare and Commit calls
 // in memory, effects in the effects table (rolled-back ones vanish).
 type idemEnv struct {
-	db  *sqldb.DB
-	seq atomic.Int64
+	db     *sqldb.DB
+	seq    atomic.Int64
+	reused atomic.Int64 // OnReused calls
 
 	mu       sync.Mutex
 	prepares map[string]int
@@ -89,8 +95,12 @@ func countRows(t *testing.T, db *sqldb.DB, query string, args ...any) int {
 // the test mutation through idem and c (db when c is nil).
 func (e *idemEnv) serve(t *testing.T, db *sqldb.DB, c sqldb.Committer, cfg web.IdempotencyConfig) *webtest.Client {
 	t.Helper()
-	idem := web.NewIdempotency(db, cfg)
-	t.Cleanup(func() { idem.Close() })
+	if cfg.Secret == nil {
+		cfg.Secret = testSecret // one secret for every server of a test: replicas, restarts
+	}
+	cfg.Logger = slogJSON(io.Discard)
+	mw := web.NewIdempotency(db, cfg)
+	t.Cleanup(func() { mw.Close() })
 	if c == nil {
 		c = db
 	}
@@ -108,7 +118,15 @@ func (e *idemEnv) serve(t *testing.T, db *sqldb.DB, c sqldb.Committer, cfg web.I
 			arrive(in)
 		}
 		p, _ := web.PrincipalFrom(r.Context())
-		idem.Run(w, r, c, web.Mutation{
+		mw.Run(w, r, c, web.Mutation{
+			Scope: in.Identity,
+			OnReused: func(ctx context.Context) error {
+				e.reused.Add(1)
+				if in.Outcome == "throttle" {
+					return errs.E("test.OnReused", errs.RateLimited, "too many failed attempts")
+				}
+				return nil
+			},
 			Prepare: func(ctx context.Context) error {
 				e.mu.Lock()
 				e.prepares[in.Item]++
@@ -191,28 +209,38 @@ func TestIdempotency(t *testing.T) {
 					t.Run(sc.name, func(t *testing.T) {
 						env.hooks(nil, nil)
 						// Items and keys are unique per engine, committer and scenario.
-						sc.run(t, &idemCase{env: env, cl: cl, db: db, c: c, ns: cm.name + "/" + sc.name + "/"})
+						sc.run(t, &idemCase{env: env, cl: cl, db: db, c: c, ns: cm.name + "/" + sc.name + "/", base: records(t, db)})
 					})
 				}
 			})
 		}
-	}, web.Migrations())
+	}, sources()...)
 }
 
-// idemCase is one scenario's view: ns prefixes its items and keys.
+var testSecret = []byte("a test server secret of 32 bytes")
+
+// sources is the schema the idempotency middleware needs.
+func sources() []migrate.Source { return []migrate.Source{web.Migrations(), idem.Migrations()} }
+
+// idemCase is one scenario's view: ns prefixes its items and keys; base is
+// the number of records when it started (scenarios run one after another).
 type idemCase struct {
-	env *idemEnv
-	cl  *webtest.Client
-	db  *sqldb.DB
-	c   sqldb.Committer
-	ns  string
+	env  *idemEnv
+	cl   *webtest.Client
+	db   *sqldb.DB
+	c    sqldb.Committer
+	ns   string
+	base int
 }
 
 func (ic *idemCase) item(s string) string { return ic.ns + s }
 func (ic *idemCase) key(s string) string  { return key(ic.ns + s) }
 
-func (ic *idemCase) keys(t *testing.T, k string) int {
-	return countRows(t, ic.db, `SELECT count(*) FROM idempotency_keys WHERE key = $1`, ic.ns+k)
+// newRecords is how many records the scenario has made so far.
+func (ic *idemCase) newRecords(t *testing.T) int { return records(t, ic.db) - ic.base }
+
+func records(t *testing.T, db *sqldb.DB) int {
+	return countRows(t, db, `SELECT count(*) FROM idempotency_records`)
 }
 
 func (ic *idemCase) wantCounts(t *testing.T, item string, prepares, commits, effects int) {
@@ -242,11 +270,19 @@ var idemScenarios = []struct {
 		ic.wantCounts(t, "a", 1, 1, 1)
 	}},
 	{"another body is 422 key reused", func(t *testing.T, ic *idemCase) {
-		ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a")}, ic.key("k")).WantStatus(t, 201)
-		res := ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("b")}, ic.key("k"))
+		customer := ic.cl.WithToken("customer")
+		reused0 := ic.env.reused.Load()
+		customer.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a")}, ic.key("k")).WantStatus(t, 201)
+		res := customer.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("b")}, ic.key("k"))
 		webtest.AssertProblem(t, res, 422, "idempotency_key_reused")
-		// Anonymous on another route: another scope, so the key is fresh there.
-		ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("a")}, ic.key("k")).WantStatus(t, 201)
+		// The same body on another route is another request too.
+		webtest.AssertProblem(t, customer.Do("POST", "/api/v1/register", idemIn{Item: ic.item("a")}, ic.key("k")),
+			422, "idempotency_key_reused")
+		if n := ic.env.reused.Load() - reused0; n != 2 {
+			t.Errorf("OnReused ran %d times, want 2", n)
+		}
+		// An anonymous caller: another scope, so the key is fresh there.
+		ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a")}, ic.key("k")).WantStatus(t, 201)
 		ic.wantCounts(t, "a", 2, 2, 2)
 		ic.wantCounts(t, "b", 0, 0, 0)
 	}},
@@ -264,7 +300,7 @@ var idemScenarios = []struct {
 		res := ic.cl.Do("POST", "/api/v1/orders", idemIn{Item: ic.item("a"), Outcome: "invalid"}, ic.key("k"))
 		webtest.AssertFieldError(t, webtest.AssertProblem(t, res, 422, "validation_failed"), "item")
 		ic.wantCounts(t, "a", 1, 1, 0)
-		if n := ic.keys(t, "k"); n != 0 {
+		if n := ic.newRecords(t); n != 0 {
 			t.Fatalf("%d records for the key, want none", n)
 		}
 		// The key is free: a corrected request with it runs.
@@ -278,7 +314,7 @@ var idemScenarios = []struct {
 			t.Errorf("body %s", res.Body)
 		}
 		ic.wantCounts(t, "a", 1, 1, 0)
-		if n := ic.keys(t, "k"); n != 0 {
+		if n := ic.newRecords(t); n != 0 {
 			t.Errorf("%d records for the key, want none", n)
 		}
 		// Without a key the effect is rolled back too.
@@ -292,7 +328,7 @@ var idemScenarios = []struct {
 		again := ic.cl.Do("POST", "/api/v1/orders", body, ic.key("k"))
 		sameAnswer(t, first, again)
 		ic.wantCounts(t, "a", 1, 1, 0) // the savepoint rolled the effect back
-		if n := ic.keys(t, "k"); n != 1 {
+		if n := ic.newRecords(t); n != 1 {
 			t.Errorf("%d records for the key, want 1", n)
 		}
 	}},
@@ -308,7 +344,7 @@ var idemScenarios = []struct {
 		webtest.AssertProblem(t, ic.cl.Do("POST", "/api/v1/orders", body, ic.key("k")), 500, "internal_error")
 		webtest.AssertProblem(t, ic.cl.Do("POST", "/api/v1/orders", body, ic.key("k")), 500, "internal_error")
 		ic.wantCounts(t, "a", 2, 2, 0)
-		if n := ic.keys(t, "k"); n != 0 {
+		if n := ic.newRecords(t); n != 0 {
 			t.Errorf("%d records for the key, want none", n)
 		}
 	}},
@@ -338,13 +374,45 @@ var idemScenarios = []struct {
 		sameAnswer(t, r2, c2.Do("POST", "/api/v1/orders", body, ic.key("k")))
 		ic.wantCounts(t, "a", 3, 3, 3)
 	}},
-	{"anonymous callers share a scope per route", func(t *testing.T, ic *idemCase) {
-		first := ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("a")}, ic.key("k"))
+	{"an anonymous caller naming nobody cannot squat a key", func(t *testing.T, ic *idemCase) {
+		reused0 := ic.env.reused.Load()
+		squat := ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("squatter")}, ic.key("k"))
+		squat.WantStatus(t, 201)
+		victim := ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("victim")}, ic.key("k"))
+		victim.WantStatus(t, 201)
+		if victim.Header.Get(replayed) != "" || victim.Field("item") != ic.item("victim") {
+			t.Errorf("the victim got %s, want its own fresh answer", victim.Body)
+		}
+		sameAnswer(t, victim, ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("victim")}, ic.key("k")))
+		ic.wantCounts(t, "squatter", 1, 1, 1)
+		ic.wantCounts(t, "victim", 1, 1, 1)
+		if n := ic.env.reused.Load() - reused0; n != 0 {
+			t.Errorf("OnReused ran %d times", n)
+		}
+	}},
+	{"an anonymous identity scopes its keys; another body counts as reused", func(t *testing.T, ic *idemCase) {
+		alice, bob := ic.item("alice@example.com"), ic.item("bob@example.com")
+		first := ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("a"), Identity: alice}, ic.key("k"))
 		first.WantStatus(t, 201)
-		sameAnswer(t, first, ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("a")}, ic.key("k")))
-		webtest.AssertProblem(t, ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("b")}, ic.key("k")),
-			422, "idempotency_key_reused")
-		ic.wantCounts(t, "a", 1, 1, 1)
+		reused0 := ic.env.reused.Load()
+		webtest.AssertProblem(t, ic.cl.Do("POST", "/api/v1/register",
+			idemIn{Item: ic.item("b"), Identity: alice}, ic.key("k")), 422, "idempotency_key_reused")
+		webtest.AssertProblem(t, ic.cl.Do("POST", "/api/v1/register",
+			idemIn{Item: ic.item("b"), Identity: alice, Outcome: "throttle"}, ic.key("k")), 429, "rate_limited")
+		if n := ic.env.reused.Load() - reused0; n != 2 {
+			t.Errorf("OnReused ran %d times, want 2", n)
+		}
+		other := ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("a"), Identity: bob}, ic.key("k"))
+		other.WantStatus(t, 201)
+		if other.Header.Get(replayed) != "" {
+			t.Errorf("another identity got alice's answer")
+		}
+		sameAnswer(t, first, ic.cl.Do("POST", "/api/v1/register", idemIn{Item: ic.item("a"), Identity: alice}, ic.key("k")))
+		// A signed-in caller's scope is its user, whatever identity the body names.
+		ic.cl.WithToken("customer").Do("POST", "/api/v1/register",
+			idemIn{Item: ic.item("a"), Identity: alice}, ic.key("k")).WantStatus(t, 201)
+		ic.wantCounts(t, "a", 3, 3, 3)
+		ic.wantCounts(t, "b", 0, 0, 0)
 	}},
 	{"malformed keys are 400", func(t *testing.T, ic *idemCase) {
 		for _, k := range []string{strings.Repeat("k", 256), "clé"} {
@@ -422,134 +490,4 @@ func raceDuplicates(t *testing.T, env *idemEnv, clients []*webtest.Client, body 
 		t.Errorf("%d answers were not replays, want 1", fresh)
 	}
 	return answers
-}
-
-// TestIdempotencyReplicas races one key over two replicas: two servers, each
-// with its own Idempotency and its own connections to one database.
-func TestIdempotencyReplicas(t *testing.T) {
-	for _, engine := range []sqldb.Engine{sqldb.SQLite, sqldb.Postgres} {
-		t.Run(string(engine), func(t *testing.T) {
-			cfg := sqldbtest.Config(t, engine)
-			db1, db2 := openDB(t, cfg), openDB(t, cfg)
-			env := newIdemEnv(t, db1)
-			clients := []*webtest.Client{
-				env.serve(t, db1, nil, web.IdempotencyConfig{}),
-				env.serve(t, db2, nil, web.IdempotencyConfig{}),
-			}
-			raceDuplicates(t, env, clients, idemIn{Item: "replicated"}, key("k-replicas"))
-			if n := env.effects(t, "replicated"); n != 1 {
-				t.Errorf("%d effects, want 1", n)
-			}
-			prepares, commits := env.calls("replicated")
-			// PostgreSQL replicas serialise on the advisory lock, so the work
-			// runs once. SQLite has no cross-process lock: a second process
-			// may run the work, but its effect is rolled back with the
-			// record's insert, which the primary key refuses.
-			if engine == sqldb.Postgres && (prepares != 1 || commits != 1) {
-				t.Errorf("%d prepares and %d commits, want 1 each", prepares, commits)
-			}
-		})
-	}
-}
-
-// TestIdempotencyRestart: a recorded answer survives closing and reopening
-// the database; a new Idempotency replays it.
-func TestIdempotencyRestart(t *testing.T) {
-	for _, engine := range []sqldb.Engine{sqldb.SQLite, sqldb.Postgres} {
-		t.Run(string(engine), func(t *testing.T) {
-			cfg := sqldbtest.Config(t, engine)
-			db := openDB(t, cfg)
-			env := newIdemEnv(t, db)
-			body := idemIn{Item: "restart"}
-			first := env.serve(t, db, nil, web.IdempotencyConfig{}).Do("POST", "/api/v1/orders", body, key("k-restart"))
-			first.WantStatus(t, 201)
-			if err := db.Close(); err != nil {
-				t.Fatal(err)
-			}
-			db = openDB(t, cfg)
-			env.db = db
-			again := env.serve(t, db, nil, web.IdempotencyConfig{}).Do("POST", "/api/v1/orders", body, key("k-restart"))
-			sameAnswer(t, first, again)
-			env.db = db
-			if _, commits := env.calls("restart"); commits != 1 || env.effects(t, "restart") != 1 {
-				t.Errorf("%d commits, %d effects after the restart, want 1 each", commits, env.effects(t, "restart"))
-			}
-		})
-	}
-}
-
-func TestIdempotencyPrune(t *testing.T) {
-	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
-		t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-		var clock atomic.Pointer[time.Time]
-		setClock := func(t time.Time) { clock.Store(&t) }
-		setClock(t0)
-		db.SetClock(func() time.Time { return *clock.Load() })
-		env := newIdemEnv(t, db)
-		cl := env.serve(t, db, nil, web.IdempotencyConfig{Retention: time.Hour}) // raised to 24h
-		idem := web.NewIdempotency(db, web.IdempotencyConfig{Retention: time.Hour})
-		defer idem.Close()
-
-		cl.Do("POST", "/api/v1/orders", idemIn{Item: "old"}, key("k-old")).WantStatus(t, 201)
-		setClock(t0.Add(2 * time.Hour))
-		cl.Do("POST", "/api/v1/orders", idemIn{Item: "young"}, key("k-young")).WantStatus(t, 201)
-
-		steps := []struct {
-			at      time.Duration
-			deleted int64
-			left    int
-		}{
-			{23 * time.Hour, 0, 2},             // the minimum retention is 24h, not the 1h asked
-			{24*time.Hour + time.Second, 1, 1}, // the old key is past 24h
-			{26*time.Hour + time.Second, 1, 0},
-		}
-		for _, s := range steps {
-			t.Run(fmt.Sprintf("after %v", s.at), func(t *testing.T) {
-				setClock(t0.Add(s.at))
-				n, err := idem.Prune(context.Background())
-				if err != nil || n != s.deleted {
-					t.Errorf("Prune = %d, %v; want %d deleted", n, err, s.deleted)
-				}
-				if left := countRows(t, db, `SELECT count(*) FROM idempotency_keys`); left != s.left {
-					t.Errorf("%d keys left, want %d", left, s.left)
-				}
-			})
-		}
-		// A pruned key is free again.
-		res := cl.Do("POST", "/api/v1/orders", idemIn{Item: "other"}, key("k-old"))
-		res.WantStatus(t, 201)
-		if res.Header.Get(replayed) != "" {
-			t.Errorf("a pruned key was replayed")
-		}
-	}, web.Migrations())
-}
-
-func TestRunPrunerStopsWithContext(t *testing.T) {
-	db := sqldbtest.Open(t, sqldb.SQLite, web.Migrations())
-	idem := web.NewIdempotency(db, web.IdempotencyConfig{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		idem.RunPruner(ctx, time.Hour)
-		close(done)
-	}()
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("RunPruner did not return after its context ended")
-	}
-}
-
-func openDB(t *testing.T, cfg sqldb.Config) *sqldb.DB {
-	t.Helper()
-	db, err := sqldb.Open(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := migrate.Up(context.Background(), db, web.Migrations()); err != nil {
-		t.Fatal(err)
-	}
-	return db
 }
