@@ -6,11 +6,13 @@ import (
 
 	"mercato/internal/accounts"
 	"mercato/internal/audit"
+	"mercato/internal/platform/idem"
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/module"
 	"mercato/internal/platform/outbox"
+	"mercato/internal/platform/secret"
 	"mercato/internal/platform/web"
 	"mercato/internal/syncmon"
 )
@@ -66,7 +68,7 @@ func checkModuleNames(names []string) error {
 // platformSources are the migrations of the platform's own tables, which
 // every module's work relies on.
 func platformSources() []migrate.Source {
-	return []migrate.Source{web.Migrations(), outbox.Migrations(), inbox.Migrations(), jobs.Migrations()}
+	return []migrate.Source{web.Migrations(), idem.Migrations(), secret.Migrations(), outbox.Migrations(), inbox.Migrations(), jobs.Migrations()}
 }
 
 // migrations lists every migration the database needs: the platform's, then

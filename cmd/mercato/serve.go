@@ -26,6 +26,7 @@ import (
 	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/module"
 	"mercato/internal/platform/outbox"
+	"mercato/internal/platform/secret"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
 )
@@ -48,6 +49,7 @@ type serveConfig struct {
 	modules             string
 
 	bootstrapEmail, bootstrapPassword string
+	secret                            string // MERCATO_SECRET: keys what idempotency stores
 }
 
 const serveSynopsis = `Run the shop: the HTTP API, the outbox relay and the event consumers.
@@ -58,7 +60,12 @@ it. Stops cleanly on SIGINT/SIGTERM.
 
 Environment only:
   MERCATO_BOOTSTRAP_ADMIN_EMAIL, MERCATO_BOOTSTRAP_ADMIN_PASSWORD
-        create this admin at start-up when no user holds the admin role yet`
+        create this admin at start-up when no user holds the admin role yet
+  MERCATO_SECRET
+        the server secret (hex or base64, at least 32 bytes) that keys what
+        idempotency records; without it one is generated and kept in the data
+        directory (SQLite) or the database (PostgreSQL): set it in production,
+        the same on every replica`
 
 func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve [flags]", serveSynopsis)
@@ -87,6 +94,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := checkModuleNames(parseModules(c.modules)); err != nil {
 		return usagef(fs, "--modules: %v", err)
 	}
+	c.secret = getenv("MERCATO_SECRET")
 	c.bootstrapEmail = getenv("MERCATO_BOOTSTRAP_ADMIN_EMAIL")
 	c.bootstrapPassword = getenv("MERCATO_BOOTSTRAP_ADMIN_PASSWORD")
 
@@ -197,7 +205,11 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	})
 	a.monitor = inbox.NewMonitor(a.db, a.bus)
 	a.batcher = groupcommit.New(a.db, groupcommit.Config{Logger: logger})
-	a.idem = web.NewIdempotency(a.db, web.IdempotencyConfig{})
+	key, err := secret.Load(ctx, secret.Config{Value: c.secret, DataDir: c.dataDir, DB: a.db, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("server secret: %w", err)
+	}
+	a.idem = web.NewIdempotency(a.db, web.IdempotencyConfig{Secret: key, Logger: logger})
 
 	p := module.Platform{DB: a.db, Write: a.batcher, Idem: a.idem, Logger: logger, Registerer: reg}
 	sh, err := newShop(p, a.monitor, shopConfig{staffMFARequired: c.staffMFA == "required"})

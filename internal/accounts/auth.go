@@ -144,6 +144,20 @@ func (s *Service) CheckLogin(ctx context.Context, in LoginRequest, ip string) (L
 	return LoginGrant{acct: a, email: email, ip: ip, mfa: f}, nil
 }
 
+// ReusedLoginKey counts a login whose Idempotency-Key was used before with
+// another body as a failed login for email from ip: 429 when the throttle
+// is locked, else the 401 of a wrong password.
+func (s *Service) ReusedLoginKey(ctx context.Context, email, ip string) error {
+	email = NormalizeEmail(email)
+	if err := s.checkThrottle(ctx, email, ip); err != nil {
+		return err
+	}
+	if err := s.recordFailure(ctx, email, ip); err != nil {
+		return err
+	}
+	return errBadCredentials
+}
+
 // LoginTx resets the account's failure count, uses up the second factor,
 // and opens a session, in tx. Staff logins are audited.
 func (s *Service) LoginTx(ctx context.Context, tx *sqldb.Tx, g LoginGrant) (AuthResponse, error) {

@@ -11,6 +11,7 @@ import (
 
 	"mercato/internal/audit"
 	"mercato/internal/platform/groupcommit"
+	"mercato/internal/platform/idem"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/module"
 	"mercato/internal/platform/outbox"
@@ -25,7 +26,7 @@ var testHash = HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
 
 // sources are the migrations an accounts test database needs.
 func sources() []migrate.Source {
-	return []migrate.Source{Migrations(), audit.Migrations(), outbox.Migrations(), web.Migrations()}
+	return []migrate.Source{Migrations(), audit.Migrations(), outbox.Migrations(), web.Migrations(), idem.Migrations()}
 }
 
 // clock is a settable test clock for the database (token expiry, throttle
@@ -151,7 +152,7 @@ func (e *env) count(table, where string, args ...any) int {
 
 // allTables are every table a request of this module may write.
 var allTables = []string{"accounts_users", "accounts_tokens", "accounts_addresses", "accounts_recovery_codes",
-	"accounts_password_resets", "accounts_login_throttle", "audit_log", "outbox", "idempotency_keys"}
+	"accounts_password_resets", "accounts_login_throttle", "audit_log", "outbox", "idempotency_records"}
 
 // snapshot counts the rows of allTables.
 func (e *env) snapshot() map[string]int {

@@ -77,12 +77,18 @@ func (h handlers) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var reg Registration
-	h.run(w, r, func(ctx context.Context) (err error) {
-		reg, err = h.s.NewRegistration(ctx, in)
-		return err
-	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
-		res, err := h.s.RegisterTx(ctx, tx, reg)
-		return http.StatusCreated, res, err
+	h.s.idem.Run(w, r, h.s.write, web.Mutation{
+		// Anonymous: the key is scoped by the address the request names,
+		// so one stranger's key never meets another's.
+		Scope: "email:" + NormalizeEmail(in.Email),
+		Prepare: func(ctx context.Context) (err error) {
+			reg, err = h.s.NewRegistration(ctx, in)
+			return err
+		},
+		Commit: func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+			res, err := h.s.RegisterTx(ctx, tx, reg)
+			return http.StatusCreated, res, err
+		},
 	})
 }
 
@@ -93,12 +99,21 @@ func (h handlers) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var g LoginGrant
-	h.run(w, r, func(ctx context.Context) (err error) {
-		g, err = h.s.CheckLogin(ctx, in, h.s.cfg.ClientIP(r))
-		return err
-	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
-		res, err := h.s.LoginTx(ctx, tx, g)
-		return http.StatusOK, res, err
+	ip := h.s.cfg.ClientIP(r)
+	h.s.idem.Run(w, r, h.s.write, web.Mutation{
+		Scope: "email:" + NormalizeEmail(in.Email),
+		// A replay of the key with another body is a guess at the password:
+		// it counts as a failed login (and is throttled like one), so the
+		// recorded answer is never an oracle.
+		OnReused: func(ctx context.Context) error { return h.s.ReusedLoginKey(ctx, in.Email, ip) },
+		Prepare: func(ctx context.Context) (err error) {
+			g, err = h.s.CheckLogin(ctx, in, ip)
+			return err
+		},
+		Commit: func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+			res, err := h.s.LoginTx(ctx, tx, g)
+			return http.StatusOK, res, err
+		},
 	})
 }
 

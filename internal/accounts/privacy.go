@@ -7,6 +7,7 @@ import (
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
+	"mercato/internal/platform/web"
 )
 
 // ProfileExport is the profile section of an export.
@@ -108,6 +109,15 @@ func (s *Service) EraseTx(ctx context.Context, tx *sqldb.Tx, by Actor, userID st
 	}
 	if err := resetThrottle(ctx, tx, a.Email); err != nil {
 		return EraseResponse{}, err
+	}
+	// The answers idempotency recorded for the customer go too (sealed, but
+	// personal all the same).
+	if s.idem != nil {
+		for _, scope := range []string{web.UserScope(a.ID), web.AnonymousScope("email:" + a.Email)} {
+			if _, err := s.idem.Store().Forget(ctx, tx, scope); err != nil {
+				return EraseResponse{}, errs.E(op, err)
+			}
+		}
 	}
 	for _, p := range s.privacyParts() {
 		if p.Erase != nil {

@@ -146,8 +146,13 @@ func (c crashCommitter) Run(ctx context.Context, u sqldb.Unit) error {
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := u.Apply(ctx, tx); err != nil {
-		return err
+	if err := u.Run(tx); err != nil {
+		if u.OnFail == nil {
+			return err
+		}
+		if ferr := u.OnFail(tx, err); ferr != nil {
+			return ferr
+		}
 	}
 	return errCrash
 }

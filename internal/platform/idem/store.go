@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"time"
 
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/migrate"
@@ -86,23 +85,4 @@ func (s *Store) Prune(ctx context.Context) (int64, error) {
 		return 0, errs.E("idem.Prune", errs.Internal, err)
 	}
 	return n, nil
-}
-
-// RunPruner prunes now and then every interval until ctx ends; failures are
-// logged and retried at the next tick.
-func (s *Store) RunPruner(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if n, err := s.Prune(ctx); err != nil && ctx.Err() == nil {
-			s.cfg.Logger.ErrorContext(ctx, "pruning idempotency records failed", "err", err)
-		} else if n > 0 {
-			s.cfg.Logger.InfoContext(ctx, "pruned idempotency records", "deleted", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

@@ -310,18 +310,6 @@ func TestPrune(t *testing.T) {
 	}, idem.Migrations())
 }
 
-func TestRunPrunerStopsWithContext(t *testing.T) {
-	db := sqldbtest.Open(t, sqldb.SQLite, idem.Migrations())
-	store := newStore(t, db, idem.Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		store.RunPruner(ctx, time.Hour)
-		close(done)
-	}()
-	cancel()
-	<-done // the test's own timeout catches a pruner that never returns
-}
 
 func TestNewRejectsShortSecret(t *testing.T) {
 	db := sqldbtest.Open(t, sqldb.SQLite, idem.Migrations())

@@ -264,4 +264,3 @@ func IsForeignKeyViolation(err error) bool {
 	}
 	return false
 }
-

@@ -110,11 +110,6 @@ func (s *Idempotency) Close() error { return s.store.Close() }
 // Prune deletes the keys older than Retention and reports how many.
 func (s *Idempotency) Prune(ctx context.Context) (int64, error) { return s.store.Prune(ctx) }
 
-// RunPruner prunes now and then every interval until ctx ends.
-func (s *Idempotency) RunPruner(ctx context.Context, every time.Duration) {
-	s.store.RunPruner(ctx, every)
-}
-
 // UserScope is the idempotency scope of a signed-in user's requests.
 func UserScope(userID string) string { return "u:" + userID }
 

@@ -124,22 +124,6 @@ func TestIdempotencyPrune(t *testing.T) {
 	}, sources()...)
 }
 
-func TestRunPrunerStopsWithContext(t *testing.T) {
-	db := sqldbtest.Open(t, sqldb.SQLite, sources()...)
-	mw := web.NewIdempotency(db, web.IdempotencyConfig{Secret: testSecret, Logger: slogJSON(io.Discard)})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		mw.RunPruner(ctx, time.Hour)
-		close(done)
-	}()
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("RunPruner did not return after its context ended")
-	}
-}
 
 func openDB(t *testing.T, cfg sqldb.Config) *sqldb.DB {
 	t.Helper()
@@ -265,8 +249,13 @@ func (c crashCommitter) Run(ctx context.Context, u sqldb.Unit) error {
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := u.Apply(ctx, tx); err != nil {
-		return err
+	if err := u.Run(tx); err != nil {
+		if u.OnFail == nil {
+			return err
+		}
+		if ferr := u.OnFail(tx, err); ferr != nil {
+			return ferr
+		}
 	}
 	return errors.New("sqldb: commit: simulated crash")
 }
