@@ -310,7 +310,6 @@ func TestPrune(t *testing.T) {
 	}, idem.Migrations())
 }
 
-
 func TestNewRejectsShortSecret(t *testing.T) {
 	db := sqldbtest.Open(t, sqldb.SQLite, idem.Migrations())
 	for _, n := range []int{0, 16, idem.MinSecret - 1} {

@@ -124,7 +124,6 @@ func TestIdempotencyPrune(t *testing.T) {
 	}, sources()...)
 }
 
-
 func openDB(t *testing.T, cfg sqldb.Config) *sqldb.DB {
 	t.Helper()
 	db, err := sqldb.Open(context.Background(), cfg)
