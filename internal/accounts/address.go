@@ -203,24 +203,29 @@ func (s *Service) addAddress(ctx context.Context, tx *sqldb.Tx, userID string, i
 	if err := lockBook(ctx, tx, userID); err != nil {
 		return Address{}, err
 	}
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM accounts_addresses WHERE user_id = $1`, userID).Scan(&n); err != nil {
-		return Address{}, errs.E(op, errs.Internal, err)
-	}
-	if n >= maxAddresses {
+	// One statement counts the book and inserts unless it is full: the
+	// first address is the default at once. (On PostgreSQL the count's
+	// snapshot is taken after lockBook's lock, so it sees every committed
+	// change of the book.)
+	var first int
+	err := tx.QueryRowContext(ctx, `INSERT INTO accounts_addresses (`+addressColumns+`, user_id)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN n = 0 THEN 1 ELSE 0 END, $10, $10, $11
+		FROM (SELECT count(*) AS n FROM accounts_addresses WHERE user_id = $11) book WHERE n < $12
+		RETURNING is_default`,
+		a.ID, a.Name, a.Line1, a.Line2, a.City, a.Region, a.PostalCode, a.Country, a.Phone,
+		sqldb.Micros(tx.Now), userID, maxAddresses).Scan(&first)
+	if isNoRows(err) {
 		return Address{}, errs.E(op, errs.Invalid, errs.CodeLimitExceeded, "the address book is full (50 addresses)")
 	}
-	if _, err := exec(ctx, tx, op, `INSERT INTO accounts_addresses (`+addressColumns+`, user_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10, $11)`, a.ID, a.Name, a.Line1, a.Line2, a.City,
-		a.Region, a.PostalCode, a.Country, a.Phone, sqldb.Micros(tx.Now), userID); err != nil {
-		return Address{}, err
+	if err != nil {
+		return Address{}, errs.E(op, errs.Internal, err)
 	}
-	if n == 0 || in.IsDefault {
+	if in.IsDefault {
 		if err := makeDefault(ctx, tx, userID, a.ID); err != nil {
 			return Address{}, err
 		}
-		a.IsDefault = true
 	}
+	a.IsDefault = first == 1 || in.IsDefault
 	return a, nil
 }
 

@@ -116,7 +116,7 @@ func BenchmarkHTTPWrite(b *testing.B) {
 				rates[m.name] = hammer(b, b.N, http.StatusCreated, func(i int) *http.Request {
 					r, _ := http.NewRequest("POST", base+"/api/v1/me/addresses", bytes.NewReader(body))
 					r.Header.Set("Content-Type", "application/json")
-					r.Header.Set("Authorization", "Bearer "+tokens[i/perUser])
+					r.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)]) // users spread over the clients
 					return r
 				})
 			}
