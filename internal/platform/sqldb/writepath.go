@@ -110,14 +110,21 @@ func (db *DB) RunBatch(ctx context.Context, b Batch) BatchResult {
 		r.log = slog.Default()
 	}
 	retry := db.retry.withDefaults()
-	guarded := b.Guarded || len(b.Units) == 1 && b.Units[0].OnFail != nil
+	// A lone unit with OnFail and no Begin runs without a savepoint too: when
+	// it fails, its transaction is rolled back whole and OnFail runs in a
+	// transaction of its own (one statement fewer per call than a savepoint,
+	// the common case of one commit per request).
+	lone := len(b.Units) == 1 && b.Units[0].OnFail != nil
+	guarded := b.Guarded || lone && b.Begin != nil
 	for try := 1; ; try++ {
 		r.res.Tries = try
 		last := try >= retry.Attempts
 		var err error
 		if !guarded {
 			var failed bool
-			if failed, err = r.optimistic(last); failed {
+			if failed, err = r.optimistic(last); failed && lone {
+				err = r.onFailAlone(r.failure)
+			} else if failed {
 				guarded, r.res.Rerun = true, true
 			}
 		}
@@ -151,6 +158,31 @@ type runner struct {
 	out  []error
 	gone []bool // taken out for breaking the transaction; out is final
 	res  BatchResult
+
+	failure error // the failing unit's error of the last optimistic pass
+}
+
+// onFailAlone runs the lone unit's OnFail in a transaction of its own after
+// its Run failed with runErr (and was rolled back with its transaction).
+func (r *runner) onFailAlone(runErr error) error {
+	u := r.b.Units[0]
+	tx, err := r.begin()
+	if err != nil {
+		return err
+	}
+	if ferr := r.call("sqldb.OnFail", func(tx *Tx) error { return u.OnFail(tx, runErr) }, tx); ferr != nil {
+		tx.Rollback()
+		if IsRetryable(ferr) {
+			return ferr
+		}
+		r.out[0] = errors.Join(runErr, ferr)
+		return nil
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqldb: commit: %w", err)
+	}
+	r.out[0] = runErr
+	return nil
 }
 
 // begin starts a try's transaction and runs the batch's Begin in it.
@@ -186,6 +218,7 @@ func (r *runner) optimistic(last bool) (failed bool, err error) {
 				r.out[i] = err
 				return false, nil
 			}
+			r.failure = err
 			return true, nil
 		}
 	}

@@ -81,6 +81,37 @@ func TestRunBatch(t *testing.T) {
 				}
 			}
 		})
+		t.Run("a lone failing unit: its writes go, OnFail's commit, Run runs once", func(t *testing.T) {
+			declined := errors.New("declined")
+			runs, fails, commits := 0, 0, 0
+			err := db.Run(ctx, sqldb.Unit{
+				Run: func(tx *sqldb.Tx) error {
+					runs++
+					tx.AfterCommit(func() { t.Error("a failed Run's AfterCommit ran") })
+					if err := insert(tx, "lone-effect"); err != nil {
+						return err
+					}
+					return declined
+				},
+				OnFail: func(tx *sqldb.Tx, err error) error {
+					fails++
+					tx.AfterCommit(func() { commits++ })
+					if !errors.Is(err, declined) {
+						t.Errorf("OnFail got %v", err)
+					}
+					return insert(tx, "lone-answer")
+				},
+			})
+			if !errors.Is(err, declined) || runs != 1 || fails != 1 || commits != 1 {
+				t.Errorf("Run = %v, runs %d, fails %d, commits %d; want declined, 1, 1, 1", err, runs, fails, commits)
+			}
+			if n := sqldbtest.Count(t, db, `SELECT count(*) FROM wp_rows WHERE name = 'lone-effect'`); n != 0 {
+				t.Errorf("the failed Run's write was kept")
+			}
+			if n := sqldbtest.Count(t, db, `SELECT count(*) FROM wp_rows WHERE name = 'lone-answer'`); n != 1 {
+				t.Errorf("OnFail's write was not committed")
+			}
+		})
 		t.Run("a unit that breaks the transaction is taken out", func(t *testing.T) {
 			units := make([]sqldb.Unit, 5)
 			for i := range units {
