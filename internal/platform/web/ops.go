@@ -41,15 +41,18 @@ type NotReady struct {
 //     checks without their errors' text;
 //   - GET /metrics: the Prometheus text format of the configured Gatherer;
 //   - GET /api/v1/openapi.json: the OpenAPI document of the routes.
+//
+// The three probes are access-logged at DEBUG (INFO would drown the log in
+// load-balancer polls), except answers of 500 and above, logged at ERROR.
 func (rt *Router) HandleOps(checks map[string]func(context.Context) error) {
-	rt.Handle(Route{Method: http.MethodGet, Path: "/healthz", Tag: "ops", Access: Public,
+	rt.Handle(Route{Method: http.MethodGet, Path: "/healthz", Tag: "ops", Access: Public, quiet: true,
 		Summary: "Liveness: the process serves requests", Response: Health{},
 		Handler: func(w http.ResponseWriter, r *http.Request) { JSON(w, http.StatusOK, Health{Status: "ok"}) }})
-	rt.Handle(Route{Method: http.MethodGet, Path: "/readyz", Tag: "ops", Access: Public,
+	rt.Handle(Route{Method: http.MethodGet, Path: "/readyz", Tag: "ops", Access: Public, quiet: true,
 		Summary: "Readiness: the database and the bus answer", Response: Readiness{},
 		Handler: func(w http.ResponseWriter, r *http.Request) { rt.ready(w, r, checks) }})
 	metrics := promhttp.HandlerFor(rt.gatherer, promhttp.HandlerOpts{})
-	rt.Handle(Route{Method: http.MethodGet, Path: "/metrics", Tag: "ops", Access: Public,
+	rt.Handle(Route{Method: http.MethodGet, Path: "/metrics", Tag: "ops", Access: Public, quiet: true,
 		Summary: "Prometheus metrics (text exposition format)", Handler: metrics.ServeHTTP})
 	rt.Handle(Route{Method: http.MethodGet, Path: "/api/v1/openapi.json", Tag: "ops", Access: Public,
 		Summary: "This OpenAPI 3.1 document",

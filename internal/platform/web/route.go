@@ -56,6 +56,9 @@ type Route struct {
 	// MaxBody overrides DefaultMaxBody.
 	MaxBody int64
 	Handler http.HandlerFunc
+
+	wildcards []string // the path pattern's wildcard names, set by Handle
+	quiet     bool     // access-logged at DEBUG (the probes HandleOps registers)
 }
 
 // Pattern is the ServeMux pattern of r ("POST /api/v1/carts").
