@@ -17,18 +17,18 @@ type Kind uint8
 
 // The kinds. Their HTTP statuses live in web (one place).
 const (
-	Internal        Kind = iota // a fault of ours: 500, logged, never detailed
-	Malformed                   // unreadable request: 400
-	Unauthorized                // no or bad credentials: 401
-	PaymentDeclined             // 402
-	Forbidden                   // role lacks permission: 403
-	NotFound                    // missing or not yours: 404
-	Conflict                    // state conflict (stock, transition, uniqueness): 409
-	TooLarge                    // body over the limit: 413
-	Invalid                     // validation failed: 422
-	RateLimited                 // 429
-	Unavailable                 // a dependency is down: 503
-	UnsupportedMedia            // a body in a media type the route does not read: 415
+	Internal         Kind = iota // a fault of ours: 500, logged, never detailed
+	Malformed                    // unreadable request: 400
+	Unauthorized                 // no or bad credentials: 401
+	PaymentDeclined              // 402
+	Forbidden                    // role lacks permission: 403
+	NotFound                     // missing or not yours: 404
+	Conflict                     // state conflict (stock, transition, uniqueness): 409
+	TooLarge                     // body over the limit: 413
+	Invalid                      // validation failed: 422
+	RateLimited                  // 429
+	Unavailable                  // a dependency is down: 503
+	UnsupportedMedia             // a body in a media type the route does not read: 415
 )
 
 var kindNames = [...]string{"internal", "malformed", "unauthorized", "payment_declined",
