@@ -36,6 +36,15 @@ type Config struct {
 	// mercato_build_info.
 	Service string
 	Version string
+	// Tags describes the OpenAPI tags (a module each) by name; a tag
+	// without a description is described as "Operations of <tag>.".
+	Tags map[string]string
+	// Contact names the API's maintainers and License is its licence as an
+	// SPDX expression ("Apache-2.0") in the OpenAPI document's info.
+	// Defaults: "<Service> maintainers" and "LicenseRef-Proprietary" (the
+	// repository states no licence).
+	Contact string
+	License string
 }
 
 // Router is mercato's http.Handler: a net/http ServeMux with method patterns,
@@ -46,6 +55,7 @@ type Router struct {
 	auth     Authenticator
 	service  string
 	version  string
+	doc      docInfo // what the OpenAPI document says beyond the routes
 	gatherer prometheus.Gatherer
 	metrics  *metrics
 	mux      *http.ServeMux
@@ -79,11 +89,19 @@ func NewRouter(cfg Config) *Router {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
+	if cfg.Contact == "" {
+		cfg.Contact = cfg.Service + " maintainers"
+	}
+	if cfg.License == "" {
+		cfg.License = "LicenseRef-Proprietary"
+	}
 	return &Router{
-		log:      cfg.Logger,
-		auth:     cfg.Auth,
-		service:  cfg.Service,
-		version:  cfg.Version,
+		log:     cfg.Logger,
+		auth:    cfg.Auth,
+		service: cfg.Service,
+		version: cfg.Version,
+		doc: docInfo{service: cfg.Service, version: cfg.Version, contact: cfg.Contact, license: cfg.License,
+			tags: cfg.Tags},
 		gatherer: cfg.Gatherer,
 		metrics:  newMetrics(cfg.Registerer, cfg.Service, cfg.Version),
 		mux:      http.NewServeMux(),
