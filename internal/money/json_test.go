@@ -122,7 +122,7 @@ func TestJSONThroughWebDecode(t *testing.T) {
 		{"string amount", `{"variant":{"price":{"amount":"12","currency":"EUR"}}}`, errs.Invalid, "variant.price.amount"},
 		{"lower-case currency", `{"variant":{"price":{"amount":12,"currency":"eur"}}}`, errs.Invalid, "variant.price.currency"},
 		{"missing currency", `{"variant":{"price":{"amount":12}}}`, errs.Invalid, "variant.price.currency"},
-		{"unknown member", `{"variant":{"price":{"amount":12,"currency":"EUR","x":1}}}`, errs.Malformed, "x"},
+		{"unknown member", `{"variant":{"price":{"amount":12,"currency":"EUR","x":1}}}`, errs.Malformed, "variant.price.x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

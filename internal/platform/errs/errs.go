@@ -17,21 +17,23 @@ type Kind uint8
 
 // The kinds. Their HTTP statuses live in web (one place).
 const (
-	Internal        Kind = iota // a fault of ours: 500, logged, never detailed
-	Malformed                   // unreadable request: 400
-	Unauthorized                // no or bad credentials: 401
-	PaymentDeclined             // 402
-	Forbidden                   // role lacks permission: 403
-	NotFound                    // missing or not yours: 404
-	Conflict                    // state conflict (stock, transition, uniqueness): 409
-	TooLarge                    // body over the limit: 413
-	Invalid                     // validation failed: 422
-	RateLimited                 // 429
-	Unavailable                 // a dependency is down: 503
+	Internal         Kind = iota // a fault of ours: 500, logged, never detailed
+	Malformed                    // unreadable request: 400
+	Unauthorized                 // no or bad credentials: 401
+	PaymentDeclined              // 402
+	Forbidden                    // role lacks permission: 403
+	NotFound                     // missing or not yours: 404
+	Conflict                     // state conflict (stock, transition, uniqueness): 409
+	TooLarge                     // body over the limit: 413
+	Invalid                      // validation failed: 422
+	RateLimited                  // 429
+	Unavailable                  // a dependency is down: 503
+	UnsupportedMedia             // a body in a media type the route does not read: 415
 )
 
 var kindNames = [...]string{"internal", "malformed", "unauthorized", "payment_declined",
-	"forbidden", "not_found", "conflict", "too_large", "invalid", "rate_limited", "unavailable"}
+	"forbidden", "not_found", "conflict", "too_large", "invalid", "rate_limited", "unavailable",
+	"unsupported_media"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -145,6 +147,7 @@ const (
 	CodeEmailTaken        Code = "email_taken"
 	CodeSKUTaken          Code = "sku_taken"
 	CodePayloadTooLarge   Code = "payload_too_large"
+	CodeUnsupportedMedia  Code = "unsupported_media_type"
 	CodeMethodNotAllowed  Code = "method_not_allowed"
 	CodeMalformed         Code = "malformed_request"
 	CodeInternal          Code = "internal_error"
@@ -175,6 +178,8 @@ func DefaultCode(k Kind) Code {
 		return CodeRateLimited
 	case Unavailable:
 		return CodeUnavailable
+	case UnsupportedMedia:
+		return CodeUnsupportedMedia
 	}
 	return CodeInternal
 }

@@ -66,3 +66,39 @@ func TestEPanicsOnBadArgument(t *testing.T) {
 	}()
 	E("op", 42)
 }
+
+// TestEveryKindHasANameAndCode: a kind added without its name or default
+// code would report "kind(n)" or internal_error to clients.
+func TestEveryKindHasANameAndCode(t *testing.T) {
+	tests := []struct {
+		kind Kind
+		name string
+		code Code
+	}{
+		{Internal, "internal", CodeInternal},
+		{Malformed, "malformed", CodeMalformed},
+		{Unauthorized, "unauthorized", CodeUnauthorized},
+		{PaymentDeclined, "payment_declined", CodePaymentDeclined},
+		{Forbidden, "forbidden", CodeForbidden},
+		{NotFound, "not_found", CodeNotFound},
+		{Conflict, "conflict", CodeConflict},
+		{TooLarge, "too_large", CodePayloadTooLarge},
+		{Invalid, "invalid", CodeValidation},
+		{RateLimited, "rate_limited", CodeRateLimited},
+		{Unavailable, "unavailable", CodeUnavailable},
+		{UnsupportedMedia, "unsupported_media", CodeUnsupportedMedia},
+	}
+	if len(tests) != len(kindNames) {
+		t.Fatalf("%d kinds tested, %d defined", len(tests), len(kindNames))
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.kind.String(); got != tt.name {
+				t.Errorf("String() = %q, want %q", got, tt.name)
+			}
+			if got := DefaultCode(tt.kind); got != tt.code {
+				t.Errorf("DefaultCode = %q, want %q", got, tt.code)
+			}
+		})
+	}
+}

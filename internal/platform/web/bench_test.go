@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +40,7 @@ func BenchmarkRouter(b *testing.B) {
 		for b.Loop() {
 			req := httptest.NewRequest("POST", "/api/v1/things/7", strings.NewReader(body))
 			req.Header.Set("Authorization", "Bearer customer")
+			req.Header.Set("Content-Type", "application/json")
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, req)
 			if w.Code != http.StatusCreated {
@@ -81,6 +83,7 @@ func BenchmarkIdempotentPost(b *testing.B) {
 	post := func(b *testing.B, key string) {
 		req := httptest.NewRequest("POST", "/api/v1/orders", strings.NewReader(`{"item":"bench"}`))
 		req.Header.Set("Authorization", "Bearer customer")
+		req.Header.Set("Content-Type", "application/json")
 		if key != "" {
 			req.Header.Set(web.HeaderIdempotencyKey, key)
 		}
@@ -110,5 +113,38 @@ func BenchmarkIdempotentPost(b *testing.B) {
 		post(b, "replayed-key")
 		ns := measure(b, func(int) string { return "replayed-key" })
 		b.ReportMetric(ns/plainNs, "x-no-key")
+	})
+}
+
+// BenchmarkDecode measures the strict decoder against encoding/json alone
+// on a typical request body and reports the ratio (x-encoding-json).
+func BenchmarkDecode(b *testing.B) {
+	body := `{"email":"ada@example.com","password":"correct horse battery","name":"Ada Lovelace",
+		"tags":["a","b","c"],"attrs":{"colour":"red","size":"M"},"address":{"line1":"1 Main St","notes":["ring"]},
+		"qty":3,"count":"12","price":{"minor":1299},"extra":{"k":[1,2,{"x":"y"}]},"when":"2026-01-02T03:04:05Z"}`
+	run := func(b *testing.B, decode func(r *http.Request) error) float64 {
+		start := time.Now()
+		for b.Loop() {
+			if err := decode(httptest.NewRequest("POST", "/", strings.NewReader(body))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return float64(time.Since(start).Nanoseconds()) / float64(b.N)
+	}
+	var stdNs float64
+	b.Run("encoding-json", func(b *testing.B) {
+		stdNs = run(b, func(r *http.Request) error {
+			var in signup
+			dec := json.NewDecoder(r.Body)
+			dec.DisallowUnknownFields()
+			return dec.Decode(&in)
+		})
+	})
+	b.Run("strict", func(b *testing.B) {
+		ns := run(b, func(r *http.Request) error {
+			var in signup
+			return web.Decode(r, &in)
+		})
+		b.ReportMetric(ns/stdNs, "x-encoding-json")
 	})
 }

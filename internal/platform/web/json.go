@@ -16,10 +16,19 @@ import (
 // DefaultMaxBody is the request body limit unless a route sets its own.
 const DefaultMaxBody = 1 << 20
 
-// Decode reads r's JSON body into v strictly: an unknown field or trailing
-// data is a Malformed error naming it, a value of the wrong type is an
-// Invalid error naming the field, a body over the route's limit is TooLarge.
-// An empty body is Malformed.
+// Decode reads r's JSON body into v, which must be a non-nil pointer,
+// strictly: field names match the json tags exactly (encoding/json alone
+// would take "PASSWORD" for "password"), a key given twice, invalid UTF-8
+// (also an escaped lone surrogate), an unknown field, trailing data, an
+// empty body or a top-level value of the wrong kind (null or an array for
+// an object) is a Malformed error (400 malformed_request) naming the field
+// where there is one; a value of the wrong type or out of range, a string
+// holding NUL or longer than its maximum (TagMaxLen, DefaultMaxLen) is an
+// Invalid error (422 validation_failed) naming every such field; a body
+// over the route's limit is TooLarge. v is left untouched unless the body
+// passes. The router has already refused a body that is not JSON by its
+// Content-Type (415); Decode does not look at headers, so that a handler
+// called directly in a test decodes as it does behind the router.
 func Decode(r *http.Request, v any) error {
 	const op = "web.Decode"
 	body, err := Body(r)
@@ -27,22 +36,13 @@ func Decode(r *http.Request, v any) error {
 		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return errs.E(op, errs.Malformed, "the request body is empty; a JSON object is expected")
+		return errs.E(op, errs.Malformed, "the request body is empty; a JSON value is expected")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(op, err)
-	}
-	if dec.More() {
-		return errs.E(op, errs.Malformed, "the request body holds data after the JSON value")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errs.E(op, errs.Malformed, "the request body holds data after the JSON value")
-	}
-	return nil
+	return decodeJSON(op, body, v)
 }
 
+// decodeError reports an encoding/json error (a case the strict walk let
+// through) as a client error.
 func decodeError(op string, err error) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
@@ -52,35 +52,17 @@ func decodeError(op string, err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return errs.E(op, errs.Malformed, "malformed JSON: the body ends early")
 	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			return errs.E(op, errs.Malformed, "the request body must be a JSON "+jsonKind(typ.Type.Kind().String()))
+		if typ.Field == "" {
+			return errs.E(op, errs.Malformed, "the request body must be a JSON "+goKind(typ.Type))
 		}
 		return errs.E(op, errs.Invalid, "a field has the wrong type",
-			[]errs.FieldError{{Field: field, Message: "must be " + jsonKind(typ.Type.Kind().String())}})
+			[]errs.FieldError{{Field: typ.Field, Message: "must be " + article(goKind(typ.Type))}})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
-		return errs.E(op, errs.Malformed, fmt.Sprintf("unknown field %q", name),
-			[]errs.FieldError{{Field: name, Message: "unknown field"}})
+		return errs.E(op, errs.Malformed, fmt.Sprintf("unknown field %q", clip(name)),
+			[]errs.FieldError{{Field: join("", name), Message: "unknown field"}})
 	}
 	return errs.E(op, errs.Malformed, "malformed JSON body")
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "a string"
-	case "bool":
-		return "a boolean"
-	case "slice", "array":
-		return "an array"
-	case "map", "struct", "ptr":
-		return "an object"
-	}
-	if strings.HasPrefix(goKind, "int") || strings.HasPrefix(goKind, "uint") || strings.HasPrefix(goKind, "float") {
-		return "a number"
-	}
-	return "a " + goKind
 }
 
 // JSON writes v as a JSON response with status. A nil v writes no body.

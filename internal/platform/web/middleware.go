@@ -34,6 +34,7 @@ type requestInfo struct {
 	start  time.Time
 	route  string // the matched route's path pattern, or routeUnmatched
 	userID string // the authenticated caller, for the access log
+	quiet  bool   // the route is a probe: log at DEBUG unless it fails
 }
 
 // acceptRequestID returns in when it is a sane request id (1–64 characters
@@ -114,8 +115,11 @@ func (rt *Router) finish(w *statusWriter, r *http.Request, req *requestInfo) {
 	rt.metrics.inFlight.Dec()
 	rt.metrics.observe(r.Method, req.route, status, elapsed)
 	level := slog.LevelInfo
-	if status >= 500 {
+	switch {
+	case status >= 500:
 		level = slog.LevelError
+	case req.quiet:
+		level = slog.LevelDebug // /healthz, /readyz, /metrics: polled all day
 	}
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
@@ -141,14 +145,17 @@ func (rt *Router) finish(w *statusWriter, r *http.Request, req *requestInfo) {
 
 // wrap is the middleware of one route: it records the route for the metrics
 // and the access log, puts the route in the context (Body reads MaxBody from
-// it), authenticates the caller against the route's Access, and buffers the
-// body of a POST, PUT, PATCH or DELETE (413 payload_too_large over the
-// limit) so that Decode and the idempotency fingerprint see the same bytes.
+// it), authenticates the caller against the route's Access, refuses bad
+// bytes in path values (404) and query parameters (400, 422; input.go), and
+// buffers the body of a POST, PUT, PATCH or DELETE (413 payload_too_large
+// over the limit, 415 unsupported_media_type when it is not JSON) so that
+// Decode and the idempotency fingerprint see the same bytes.
 func (rt *Router) wrap(route *Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, _ := r.Context().Value(keyInfo).(*requestInfo)
 		if req != nil {
 			req.route = route.Path
+			req.quiet = route.quiet
 		}
 		// The Authenticator sees the request as it came (with its id and logger).
 		p, ok, err := rt.authenticate(r, route)
@@ -166,6 +173,14 @@ func (rt *Router) wrap(route *Route) http.Handler {
 				req.userID = p.UserID
 			}
 		}
+		if err := checkPathValues(r, route.wildcards); err != nil {
+			Error(w, r, err)
+			return
+		}
+		if err := checkQuery(r); err != nil {
+			Error(w, r, err)
+			return
+		}
 		var buf []byte
 		if hasBody(r.Method) {
 			ctx = context.WithValue(ctx, keyBody, &buf)
@@ -173,6 +188,10 @@ func (rt *Router) wrap(route *Route) http.Handler {
 		r = r.WithContext(ctx)
 		if hasBody(r.Method) {
 			if err := bufferBody(w, r, route); err != nil {
+				Error(w, r, err)
+				return
+			}
+			if err := checkContentType(r, buf); err != nil {
 				Error(w, r, err)
 				return
 			}

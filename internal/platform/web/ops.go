@@ -41,9 +41,12 @@ type NotReady struct {
 //     checks without their errors' text;
 //   - GET /metrics: the Prometheus text format of the configured Gatherer;
 //   - GET /api/v1/openapi.json: the OpenAPI document of the routes.
+//
+// The three probes are access-logged at DEBUG (INFO would drown the log in
+// load-balancer polls), except answers of 500 and above, logged at ERROR.
 func (rt *Router) HandleOps(checks map[string]func(context.Context) error) {
 	rt.HandleProbes(checks)
-	rt.Handle(Route{Method: http.MethodGet, Path: "/metrics", Tag: "ops", Access: Public,
+	rt.Handle(Route{Method: http.MethodGet, Path: "/metrics", Tag: "ops", Access: Public, quiet: true,
 		Summary: "Prometheus metrics (text exposition format)", Handler: rt.MetricsHandler().ServeHTTP})
 }
 
@@ -56,10 +59,10 @@ func (rt *Router) MetricsHandler() http.Handler {
 
 // HandleProbes registers HandleOps' routes except GET /metrics.
 func (rt *Router) HandleProbes(checks map[string]func(context.Context) error) {
-	rt.Handle(Route{Method: http.MethodGet, Path: "/healthz", Tag: "ops", Access: Public,
+	rt.Handle(Route{Method: http.MethodGet, Path: "/healthz", Tag: "ops", Access: Public, quiet: true,
 		Summary: "Liveness: the process serves requests", Response: Health{},
 		Handler: func(w http.ResponseWriter, r *http.Request) { JSON(w, http.StatusOK, Health{Status: "ok"}) }})
-	rt.Handle(Route{Method: http.MethodGet, Path: "/readyz", Tag: "ops", Access: Public,
+	rt.Handle(Route{Method: http.MethodGet, Path: "/readyz", Tag: "ops", Access: Public, quiet: true,
 		Summary: "Readiness: the database and the bus answer", Response: Readiness{},
 		Handler: func(w http.ResponseWriter, r *http.Request) { rt.ready(w, r, checks) }})
 	rt.Handle(Route{Method: http.MethodGet, Path: "/api/v1/openapi.json", Tag: "ops", Access: Public,

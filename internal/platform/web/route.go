@@ -42,9 +42,13 @@ func (a Access) Perm() string { return a.perm }
 type Route struct {
 	Method  string // GET, POST, PUT, PATCH, DELETE
 	Path    string // a ServeMux path pattern, e.g. /api/v1/orders/{id}
-	Summary string
-	Tag     string // OpenAPI tag (the module)
-	Access  Access
+	Summary string // one line: what the operation does
+	// Description says more (CommonMark): rules, errors worth knowing. The
+	// OpenAPI document appends who may call the route and, for a POST, how
+	// Idempotency-Key works, so it is never empty.
+	Description string
+	Tag         string // OpenAPI tag (the module)
+	Access      Access
 	// Request is a value of the JSON request body's type (nil: no body);
 	// Response a value of the success body's type (nil: no body).
 	Request  any
@@ -56,6 +60,9 @@ type Route struct {
 	// MaxBody overrides DefaultMaxBody.
 	MaxBody int64
 	Handler http.HandlerFunc
+
+	wildcards []string // the path pattern's wildcard names, set by Handle
+	quiet     bool     // access-logged at DEBUG (the probes HandleOps registers)
 }
 
 // Pattern is the ServeMux pattern of r ("POST /api/v1/carts").

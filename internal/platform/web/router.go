@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -35,6 +36,15 @@ type Config struct {
 	// mercato_build_info.
 	Service string
 	Version string
+	// Tags describes the OpenAPI tags (a module each) by name; a tag
+	// without a description is described as "Operations of <tag>.".
+	Tags map[string]string
+	// Contact names the API's maintainers and License is its licence as an
+	// SPDX expression ("Apache-2.0") in the OpenAPI document's info.
+	// Defaults: "<Service> maintainers" and "LicenseRef-Proprietary" (the
+	// repository states no licence).
+	Contact string
+	License string
 }
 
 // Router is mercato's http.Handler: a net/http ServeMux with method patterns,
@@ -45,6 +55,7 @@ type Router struct {
 	auth     Authenticator
 	service  string
 	version  string
+	doc      docInfo // what the OpenAPI document says beyond the routes
 	gatherer prometheus.Gatherer
 	metrics  *metrics
 	mux      *http.ServeMux
@@ -78,11 +89,19 @@ func NewRouter(cfg Config) *Router {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
+	if cfg.Contact == "" {
+		cfg.Contact = cfg.Service + " maintainers"
+	}
+	if cfg.License == "" {
+		cfg.License = "LicenseRef-Proprietary"
+	}
 	return &Router{
-		log:      cfg.Logger,
-		auth:     cfg.Auth,
-		service:  cfg.Service,
-		version:  cfg.Version,
+		log:     cfg.Logger,
+		auth:    cfg.Auth,
+		service: cfg.Service,
+		version: cfg.Version,
+		doc: docInfo{service: cfg.Service, version: cfg.Version, contact: cfg.Contact, license: cfg.License,
+			tags: cfg.Tags},
 		gatherer: cfg.Gatherer,
 		metrics:  newMetrics(cfg.Registerer, cfg.Service, cfg.Version),
 		mux:      http.NewServeMux(),
@@ -113,6 +132,10 @@ func (rt *Router) Handle(r Route) {
 	case strings.HasPrefix(r.Path, "/api/v1/admin/") && r.Access.kind != accessPermission:
 		panic(fmt.Sprintf("web: route %q: admin routes must declare a Permission", r.Pattern()))
 	}
+	if r.Request != nil {
+		checkTags(reflect.TypeOf(r.Request))
+	}
+	r.wildcards = wildcards(r.Path)
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if _, dup := rt.routes[r.Pattern()]; dup {
@@ -144,6 +167,9 @@ func (rt *Router) Routes() []Route {
 // ServeHTTP runs the middleware every request passes through — request id,
 // panic recovery, access log, metrics — and then the matched route, or
 // answers 404 not_found / 405 method_not_allowed (with Allow) as a problem.
+// An unclean path (//, /./, /../) is 404 too: the router never redirects
+// (ServeMux would, with an HTML body) and every answer is JSON or a problem
+// document (/metrics excepted: it speaks Prometheus text).
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req := &requestInfo{start: now(), route: routeUnmatched}
 	id := acceptRequestID(r.Header.Get(HeaderRequestID))
@@ -156,8 +182,12 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.metrics.inFlight.Inc()
 	defer rt.finish(sw, r, req)
 
+	if !isCleanPath(r.URL.Path) {
+		Error(sw, r, errs.E("web.Router", errs.NotFound, "no resource at this path; paths hold no //, /./ or /../"))
+		return
+	}
 	h, pattern := rt.mux.Handler(r)
-	if pattern == "" {
+	if pattern == "" || slashRedirect(pattern, r.URL.EscapedPath()) {
 		rt.unmatched(sw, r, h)
 		return
 	}
@@ -165,28 +195,32 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.mux.ServeHTTP(sw, r)
 }
 
+// slashRedirect reports whether ServeMux, having matched pattern for the
+// clean escaped path p, would redirect to p+"/" rather than serve it: the
+// pattern ends in "/" or {name...} and p stops one segment short of it.
+func slashRedirect(pattern, p string) bool {
+	_, pat, _ := strings.Cut(pattern, " ")
+	if !strings.HasSuffix(pat, "/") && !strings.HasSuffix(pat, "...}") {
+		return false
+	}
+	return strings.Count(p, "/") < strings.Count(pat, "/")
+}
+
 // unmatched answers a request no pattern matches. The mux's own handler runs
-// on a recorder to learn whether it says 404 or 405 (and which methods it
-// allows); anything else it says (a redirect to the cleaned path) is passed
-// through as it is.
+// on a recorder to learn whether it says 405 (and which methods it allows);
+// anything else it would say (404, a redirect to the path with a slash
+// added) is a 404 problem.
 func (rt *Router) unmatched(w http.ResponseWriter, r *http.Request, h http.Handler) {
 	rec := &recorder{header: http.Header{}}
 	h.ServeHTTP(rec, r)
-	switch rec.status {
-	case http.StatusNotFound:
-		Error(w, r, errs.E("web.Router", errs.NotFound, "no resource at this path"))
-	case http.StatusMethodNotAllowed:
+	if rec.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", rec.header.Get("Allow"))
 		WriteProblem(w, Problem{Type: "about:blank", Title: http.StatusText(http.StatusMethodNotAllowed),
 			Status: http.StatusMethodNotAllowed, Detail: "the method " + r.Method + " is not allowed on this path",
 			Code: string(errs.CodeMethodNotAllowed), Errors: []errs.FieldError{}, Instance: RequestID(r.Context())})
-	default:
-		for k, v := range rec.header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.status)
-		w.Write(rec.body.Bytes())
+		return
 	}
+	Error(w, r, errs.E("web.Router", errs.NotFound, "no resource at this path"))
 }
 
 // recorder captures what a handler writes.

@@ -138,6 +138,10 @@ func testRouter(t *testing.T, checks map[string]func(context.Context) error) (*w
 			}
 			web.JSON(w, http.StatusOK, map[string]int{"bytes": len(b)})
 		}})
+	rt.Handle(web.Route{Method: "GET", Path: "/api/v1/files/{path...}", Tag: "things",
+		Handler: func(w http.ResponseWriter, r *http.Request) {
+			web.JSON(w, http.StatusOK, map[string]string{"path": r.PathValue("path")})
+		}})
 	rt.HandleOps(checks)
 	return rt, logs, reg
 }
@@ -291,9 +295,9 @@ func TestRequestID(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var res *webtest.Response
 			if tt.sent == "" {
-				res = c.Do("GET", "/healthz", nil)
+				res = c.Do("GET", "/api/v1/whoami", nil)
 			} else {
-				res = c.Do("GET", "/healthz", nil, "X-Request-Id: "+tt.sent)
+				res = c.Do("GET", "/api/v1/whoami", nil, "X-Request-Id: "+tt.sent)
 			}
 			got := res.Header.Get("X-Request-Id")
 			if tt.kept && got != tt.sent {

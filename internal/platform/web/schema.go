@@ -43,8 +43,14 @@ func newSchemaGen() *schemaGen {
 	return g
 }
 
-// schemaOf returns the schema of values of type t.
-func (g *schemaGen) schemaOf(t reflect.Type) map[string]any {
+// schemaOf returns the schema of values of type t; its strings are bounded
+// by DefaultMaxLen.
+func (g *schemaGen) schemaOf(t reflect.Type) map[string]any { return g.schemaLen(t, DefaultMaxLen) }
+
+// schemaLen returns the schema of values of type t whose strings (t itself,
+// its elements, its map values) are at most maxLen characters, the bound
+// Decode enforces (TagMaxLen).
+func (g *schemaGen) schemaLen(t reflect.Type, maxLen int) map[string]any {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -57,10 +63,12 @@ func (g *schemaGen) schemaOf(t reflect.Type) map[string]any {
 		return reflect.Zero(t).Interface().(Schemer).JSONSchema()
 	case reflect.PointerTo(t).Implements(typeSchemer):
 		return reflect.New(t).Interface().(Schemer).JSONSchema()
+	case isPage(t):
+		return g.ref(t) // its MarshalJSON only turns nil Items into []
 	case t.Implements(typeMarshaler) || reflect.PointerTo(t).Implements(typeMarshaler):
 		return map[string]any{}
 	case t.Implements(typeText) || reflect.PointerTo(t).Implements(typeText):
-		return map[string]any{"type": "string"}
+		return map[string]any{"type": "string", "maxLength": maxLen}
 	}
 	switch t.Kind() {
 	case reflect.Bool:
@@ -74,19 +82,19 @@ func (g *schemaGen) schemaOf(t reflect.Type) map[string]any {
 	case reflect.Float32, reflect.Float64:
 		return map[string]any{"type": "number"}
 	case reflect.String:
-		return map[string]any{"type": "string"}
+		return map[string]any{"type": "string", "maxLength": maxLen}
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 { // base64; a nil []byte encodes as null
 			return map[string]any{"type": []string{"string", "null"}, "contentEncoding": "base64"}
 		}
 		// A nil slice encodes as null; mercato never sends one (API.md: an
 		// empty list is [], never null), so the schema says array.
-		return map[string]any{"type": "array", "items": g.schemaOf(t.Elem())}
+		return map[string]any{"type": "array", "items": g.schemaLen(t.Elem(), maxLen)}
 	case reflect.Array:
-		return map[string]any{"type": "array", "items": g.schemaOf(t.Elem()),
+		return map[string]any{"type": "array", "items": g.schemaLen(t.Elem(), maxLen),
 			"minItems": t.Len(), "maxItems": t.Len()}
 	case reflect.Map:
-		return map[string]any{"type": "object", "additionalProperties": g.schemaOf(t.Elem())}
+		return map[string]any{"type": "object", "additionalProperties": g.schemaLen(t.Elem(), maxLen)}
 	case reflect.Struct:
 		if t.Name() == "" {
 			return g.object(t)
@@ -146,79 +154,31 @@ func (g *schemaGen) nameFor(t reflect.Type) string {
 // object is the schema of struct t: its JSON fields (embedded structs'
 // fields promoted, as encoding/json does), required unless tagged omitempty
 // or omitzero or promoted through an embedded pointer (absent when it is
-// nil). A pointer field without omitempty may be null.
+// nil). A pointer field without omitempty may be null. String fields carry
+// their maxlen tag as maxLength.
 func (g *schemaGen) object(t reflect.Type) map[string]any {
 	props := map[string]any{}
 	required := []string{}
-	g.fields(t, props, &required, false)
+	for _, f := range fieldsOf(t).list {
+		var fs map[string]any
+		if f.quoted {
+			fs = map[string]any{"type": "string"}
+		} else {
+			fs = g.schemaLen(f.typ, f.maxLen)
+		}
+		if f.typ.Kind() == reflect.Pointer && !f.omitEmpty {
+			fs = nullable(fs)
+		}
+		props[f.name] = fs
+		if !f.omitEmpty && !f.viaPtr {
+			required = append(required, f.name)
+		}
+	}
 	s := map[string]any{"type": "object", "properties": props}
 	if len(required) > 0 {
 		s["required"] = required
 	}
 	return s
-}
-
-func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]string, optional bool) {
-	type embed struct {
-		t   reflect.Type
-		ptr bool
-	}
-	var embedded []embed
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
-		}
-		name, opts, _ := strings.Cut(tag, ",")
-		ft := f.Type
-		if f.Anonymous && name == "" {
-			et := ft
-			if et.Kind() == reflect.Pointer {
-				et = et.Elem()
-			}
-			if et.Kind() == reflect.Struct {
-				// promoted after the outer fields, which win
-				embedded = append(embedded, embed{et, ft.Kind() == reflect.Pointer})
-				continue
-			}
-		}
-		if !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		if _, dup := props[name]; dup {
-			continue
-		}
-		omit := optional || hasOpt(opts, "omitempty") || hasOpt(opts, "omitzero")
-		var fs map[string]any
-		if hasOpt(opts, "string") {
-			fs = map[string]any{"type": "string"}
-		} else {
-			fs = g.schemaOf(ft)
-		}
-		if ft.Kind() == reflect.Pointer && !hasOpt(opts, "omitempty") && !hasOpt(opts, "omitzero") {
-			fs = nullable(fs)
-		}
-		props[name] = fs
-		if !omit {
-			*required = append(*required, name)
-		}
-	}
-	for _, e := range embedded {
-		g.fields(e.t, props, required, optional || e.ptr)
-	}
-}
-
-func hasOpt(opts, want string) bool {
-	for o := range strings.SplitSeq(opts, ",") {
-		if o == want {
-			return true
-		}
-	}
-	return false
 }
 
 // nullable returns s widened to also accept null.

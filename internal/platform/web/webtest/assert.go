@@ -78,9 +78,10 @@ type Spec struct {
 }
 
 // CheckOpenAPI checks rt's OpenAPI document: it is JSON, every registered
-// route is an operation of it (with path parameters declared and, unless
-// Public, bearer security), and every schema under components/schemas
-// compiles as JSON Schema 2020-12. The returned Spec validates answers.
+// route is an operation of it (with path parameters declared and bearer
+// security, or security: [] when Public), and every schema under
+// components/schemas compiles as JSON Schema 2020-12. The returned Spec
+// validates answers.
 func CheckOpenAPI(t testing.TB, rt *web.Router) *Spec {
 	t.Helper()
 	return CheckDocument(t, rt.OpenAPI(), rt.Routes())
@@ -111,8 +112,12 @@ func CheckDocument(t testing.TB, openapi []byte, routes []web.Route) *Spec {
 				t.Errorf("%s %s: path parameter %s is not declared", r.Method, path, seg)
 			}
 		}
-		if _, secured := op["security"]; secured == r.Access.IsPublic() {
-			t.Errorf("%s %s: security declared = %v, but public = %v", r.Method, path, secured, r.Access.IsPublic())
+		sec, declared := op["security"].([]any)
+		switch {
+		case !declared:
+			t.Errorf("%s %s: no security declared (a Public route declares security: [])", r.Method, path)
+		case (len(sec) == 0) != r.Access.IsPublic():
+			t.Errorf("%s %s: security %v, but public = %v", r.Method, path, sec, r.Access.IsPublic())
 		}
 	}
 	c := jsonschema.NewCompiler()

@@ -36,8 +36,11 @@ func Start(t testing.TB, h http.Handler) *Client {
 }
 
 // NewClient returns a client of the server at baseURL (scheme and host).
+// It does not follow redirects: a test sees the answer the server gave.
 func NewClient(t testing.TB, baseURL string) *Client {
-	return &Client{t: t, base: strings.TrimSuffix(baseURL, "/"), http: &http.Client{}}
+	return &Client{t: t, base: strings.TrimSuffix(baseURL, "/"), http: &http.Client{
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
 }
 
 // URL is the server's base URL.
