@@ -13,9 +13,7 @@ package audit
 import (
 	"context"
 	"embed"
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -109,12 +107,9 @@ type Item struct {
 	CreatedAt  time.Time       `json:"created_at"`
 }
 
-// Page is one page of the log, newest first.
-type Page struct {
-	Items []Item `json:"items"` // never nil: [] when empty
-	// NextCursor fetches the next (older) page; empty on the last page.
-	NextCursor string `json:"next_cursor,omitempty"`
-}
+// Page is one page of the log, newest first (the one pagination of the
+// API: web.Page).
+type Page = web.Page[Item]
 
 // Filter selects entries. Empty fields match everything.
 type Filter struct {
@@ -122,19 +117,11 @@ type Filter struct {
 	// Since (inclusive) and Until (exclusive) bound created_at; zero is
 	// unbounded.
 	Since, Until time.Time
-	// Limit is the page size: 0 means DefaultLimit; above MaxLimit it is
-	// MaxLimit; negative is invalid.
-	Limit int
-	// Cursor is a Page's NextCursor, or empty for the newest page. It is
-	// valid with the same filter it came from.
-	Cursor string
+	// Page is the page size and cursor (web.PageParams); a zero Limit
+	// means web.DefaultPageLimit. The cursor is valid with the same filter
+	// it came from.
+	Page web.PageRequest
 }
-
-// Page sizes (API.md "Lists").
-const (
-	DefaultLimit = 20
-	MaxLimit     = 100
-)
 
 // Log reads the audit log. Safe for concurrent use.
 type Log struct {
@@ -153,23 +140,19 @@ func NewLog(db *sqldb.DB) *Log { return &Log{db: db} }
 func (l *Log) List(ctx context.Context, f Filter) (Page, error) {
 	const op = "audit.List"
 	var v errs.Validation
-	v.Check(f.Limit >= 0, "limit", "must be a positive integer")
+	v.Check(f.Page.Limit >= 0, "limit", "must be a positive integer")
 	v.Check(f.Since.IsZero() || f.Until.IsZero() || f.Since.Before(f.Until), "until", "must be after since")
-	var after cursor
-	if f.Cursor != "" {
-		var ok bool
-		after, ok = decodeCursor(f.Cursor)
-		v.Check(ok, "cursor", "is not a cursor this list returned")
-	}
 	if err := v.Err(op); err != nil {
 		return Page{}, err
 	}
-	limit := f.Limit
-	switch {
-	case limit == 0:
-		limit = DefaultLimit
-	case limit > MaxLimit:
-		limit = MaxLimit
+	var after cursor
+	paged, err := f.Page.After(&after)
+	if err != nil {
+		return Page{}, err
+	}
+	limit := min(f.Page.Limit, web.MaxPageLimit)
+	if limit == 0 {
+		limit = web.DefaultPageLimit
 	}
 
 	var where []string
@@ -191,8 +174,8 @@ func (l *Log) List(ctx context.Context, f Filter) (Page, error) {
 	if !f.Until.IsZero() {
 		where = append(where, "created_at < "+arg(sqldb.Micros(f.Until)))
 	}
-	if f.Cursor != "" {
-		where = append(where, "(created_at, id) < ("+arg(after.at)+", "+arg(after.id)+")")
+	if paged {
+		where = append(where, "(created_at, id) < ("+arg(after.At)+", "+arg(after.ID)+")")
 	}
 	q := `SELECT id, actor_id, action, target_type, target_id, ip, before_json, after_json, created_at, request_id
 		FROM audit_log`
@@ -206,7 +189,7 @@ func (l *Log) List(ctx context.Context, f Filter) (Page, error) {
 		return Page{}, errs.E(op, errs.Internal, err)
 	}
 	defer rows.Close()
-	page := Page{Items: []Item{}}
+	var items []Item
 	for rows.Next() {
 		var it Item
 		var before, after *string
@@ -216,17 +199,14 @@ func (l *Log) List(ctx context.Context, f Filter) (Page, error) {
 			return Page{}, errs.E(op, errs.Internal, err)
 		}
 		it.Before, it.After, it.CreatedAt = raw(before), raw(after), sqldb.FromMicros(at)
-		page.Items = append(page.Items, it)
+		items = append(items, it)
 	}
 	if err := rows.Err(); err != nil {
 		return Page{}, errs.E(op, errs.Internal, err)
 	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		last := page.Items[limit-1]
-		page.NextCursor = cursor{at: sqldb.Micros(last.CreatedAt), id: last.ID}.encode()
-	}
-	return page, nil
+	return web.NewPage(items, limit, func(last Item) any {
+		return cursor{At: sqldb.Micros(last.CreatedAt), ID: last.ID}
+	}), nil
 }
 
 func raw(s *string) json.RawMessage {
@@ -239,24 +219,6 @@ func raw(s *string) json.RawMessage {
 // cursor is the position after which a page starts: the (created_at, id) of
 // the last entry of the page before.
 type cursor struct {
-	at int64
-	id string
-}
-
-// encode makes the opaque form: base64url of "<micros>.<id>".
-func (c cursor) encode() string {
-	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%d.%s", c.at, c.id))
-}
-
-func decodeCursor(s string) (cursor, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return cursor{}, false
-	}
-	at, id, ok := strings.Cut(string(b), ".")
-	n, err := strconv.ParseInt(at, 10, 64)
-	if !ok || err != nil || id == "" {
-		return cursor{}, false
-	}
-	return cursor{at: n, id: id}, true
+	At int64  `json:"t"`
+	ID string `json:"i"`
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mercato/internal/platform/web"
 	"strings"
 	"testing"
 	"time"
@@ -148,7 +149,7 @@ func TestPagination(t *testing.T) {
 			}
 			record(t, db, t0.Add(time.Duration(tx)*time.Second), es...)
 		}
-		want := list(t, l, Filter{Limit: 100})
+		want := list(t, l, Filter{Page: web.PageRequest{Limit: 100}})
 		if len(want.Items) != 25 || want.NextCursor != "" {
 			t.Fatalf("got %d items, cursor %q", len(want.Items), want.NextCursor)
 		}
@@ -160,7 +161,7 @@ func TestPagination(t *testing.T) {
 
 		// Page through 10 at a time; between pages, record newer entries.
 		var got []Item
-		f := Filter{Limit: 10}
+		f := Filter{Page: web.PageRequest{Limit: 10}}
 		for page := 0; ; page++ {
 			p := list(t, l, f)
 			got = append(got, p.Items...)
@@ -175,15 +176,15 @@ func TestPagination(t *testing.T) {
 			}
 			record(t, db, t0.Add(time.Hour+time.Duration(page)*time.Second),
 				Entry{ActorID: "u1", Action: "later", TargetType: "x"})
-			f.Cursor = p.NextCursor
+			f.Page.Cursor = p.NextCursor
 		}
 		if actions(Page{Items: got}) != actions(want) {
 			t.Fatalf("paged\n %s\nwant\n %s", actions(Page{Items: got}), actions(want))
 		}
 
 		t.Run("cursor with a filter", func(t *testing.T) {
-			p1 := list(t, l, Filter{Action: "later", Limit: 1})
-			p2 := list(t, l, Filter{Action: "later", Limit: 1, Cursor: p1.NextCursor})
+			p1 := list(t, l, Filter{Action: "later", Page: web.PageRequest{Limit: 1}})
+			p2 := list(t, l, Filter{Action: "later", Page: web.PageRequest{Limit: 1, Cursor: p1.NextCursor}})
 			if len(p1.Items) != 1 || len(p2.Items) != 1 || p2.NextCursor != "" ||
 				!p1.Items[0].CreatedAt.After(p2.Items[0].CreatedAt) {
 				t.Fatalf("pages %v / %v: want the two later entries, newest first, then no cursor", p1, p2)
@@ -195,10 +196,10 @@ func TestPagination(t *testing.T) {
 				es = append(es, Entry{ActorID: "bulk", Action: "bulk", TargetType: "x"})
 			}
 			record(t, db, t0.Add(2*time.Hour), es...)
-			if p := list(t, l, Filter{}); len(p.Items) != DefaultLimit || p.NextCursor == "" {
+			if p := list(t, l, Filter{}); len(p.Items) != web.DefaultPageLimit || p.NextCursor == "" {
 				t.Fatalf("default page: %d items, cursor %q", len(p.Items), p.NextCursor)
 			}
-			if p := list(t, l, Filter{Limit: 1000}); len(p.Items) != MaxLimit || p.NextCursor == "" {
+			if p := list(t, l, Filter{Page: web.PageRequest{Limit: 1000}}); len(p.Items) != web.MaxPageLimit || p.NextCursor == "" {
 				t.Fatalf("capped page: %d items, cursor %q", len(p.Items), p.NextCursor)
 			}
 		})
@@ -213,12 +214,12 @@ func TestListRejectsBadFilters(t *testing.T) {
 		f     Filter
 		field string
 	}{
-		{"negative limit", Filter{Limit: -1}, "limit"},
+		{"negative limit", Filter{Page: web.PageRequest{Limit: -1}}, "limit"},
 		{"until before since", Filter{Since: t0, Until: t0.Add(-time.Second)}, "until"},
 		{"until equals since", Filter{Since: t0, Until: t0}, "until"},
-		{"cursor not base64", Filter{Cursor: "!!"}, "cursor"},
-		{"cursor without id", Filter{Cursor: cursor{at: 5}.encode()}, "cursor"},
-		{"cursor without time", Filter{Cursor: "eC55"}, "cursor"}, // "x.y"
+		{"cursor not base64", Filter{Page: web.PageRequest{Cursor: "!!"}}, "cursor"},
+		{"cursor edited", Filter{Page: web.PageRequest{Cursor: "x" + web.EncodeCursor(cursor{At: 5, ID: "a"})[1:]}}, "cursor"},
+		{"cursor of another shape", Filter{Page: web.PageRequest{Cursor: web.EncodeCursor([]int{1})}}, "cursor"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,8 +1,8 @@
 package audit
 
 import (
+	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"mercato/internal/platform/errs"
@@ -70,20 +70,19 @@ func parseFilter(r *http.Request) (Filter, error) {
 		Action:     q.Get("action"),
 		TargetType: q.Get("target_type"),
 		TargetID:   q.Get("target_id"),
-		Cursor:     q.Get("cursor"),
 	}
 	var v errs.Validation
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		switch {
-		case err != nil && allDigits(s):
-			f.Limit = MaxLimit // beyond int: capped like any limit over the maximum
-		case err != nil || n < 1:
-			v.Add("limit", "must be an integer from 1 to "+strconv.Itoa(MaxLimit))
-		default:
-			f.Limit = n
+	page, err := web.PageParams(r)
+	var perr *errs.Error
+	switch {
+	case errors.As(err, &perr) && len(perr.Fields) > 0:
+		for _, fe := range perr.Fields { // reported with the other fields
+			v.Add(fe.Field, fe.Message)
 		}
+	case err != nil:
+		return Filter{}, err
 	}
+	f.Page = page
 	f.Since = parseTime(&v, q.Get("since"), "since")
 	f.Until = parseTime(&v, q.Get("until"), "until")
 	return f, v.Err("audit.List")
@@ -99,14 +98,4 @@ func parseTime(v *errs.Validation, s, field string) time.Time {
 		return time.Time{}
 	}
 	return t
-}
-
-// allDigits reports whether s is a non-empty run of ASCII digits.
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
 }
