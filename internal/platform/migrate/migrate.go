@@ -1,8 +1,9 @@
 // Package migrate applies mercato's schema migrations: numbered SQL files per
 // module and per engine, embedded in the module that owns the tables.
 //
-// A Source's FS holds one directory per engine ("sqlite", "postgres") with
-// files named NNN_description.sql. Each module's versions are tracked apart
+// A Source's FS holds files named NNN_description.sql: at its top for SQL
+// both engines share, and in one directory per engine ("sqlite",
+// "postgres") where the SQL differs. Each module's versions are tracked apart
 // in schema_migrations(module, version), so modules migrate independently.
 // Pending files of a module apply in order, all in one transaction (DDL is
 // transactional on both engines); on PostgreSQL the transaction first takes
@@ -27,7 +28,7 @@ import (
 // Source is one module's migrations.
 type Source struct {
 	Module string
-	FS     fs.FS // holds sqlite/NNN_*.sql and postgres/NNN_*.sql
+	FS     fs.FS // holds NNN_*.sql (both engines), sqlite/NNN_*.sql and postgres/NNN_*.sql
 }
 
 // Embedded is the Source of a module that embeds its migrations as
@@ -127,31 +128,44 @@ type file struct {
 	name, path string
 }
 
-// list returns src's migrations for engine e, ordered by version, and
-// rejects malformed names and duplicate versions.
+// list returns src's migrations for engine e, ordered by version: the
+// files of its engine directory ("sqlite", "postgres") and the files at the
+// top of the source, which serve both engines (a migration whose SQL is the
+// same on both is one file). Malformed names and a version given twice (in
+// one place or both) are refused.
 func list(src Source, e sqldb.Engine) ([]file, error) {
-	dir := string(e)
-	entries, err := fs.ReadDir(src.FS, dir)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: module %s has no %s migrations: %w", src.Module, e, err)
-	}
 	var files []file
 	seen := map[int]string{}
-	for _, ent := range entries {
-		n := ent.Name()
-		if ent.IsDir() || !strings.HasSuffix(n, ".sql") {
-			continue
+	found := false
+	for _, dir := range []string{".", string(e)} {
+		entries, err := fs.ReadDir(src.FS, dir)
+		if err != nil {
+			if dir == "." {
+				return nil, fmt.Errorf("migrate: module %s: %w", src.Module, err)
+			}
+			continue // no engine directory: every file is shared
 		}
-		num, _, ok := strings.Cut(n, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migrate: module %s: bad migration name %q (want NNN_name.sql)", src.Module, n)
+		for _, ent := range entries {
+			n := ent.Name()
+			if ent.IsDir() || !strings.HasSuffix(n, ".sql") {
+				continue
+			}
+			found = true
+			num, _, ok := strings.Cut(n, "_")
+			v, err := strconv.Atoi(num)
+			if !ok || err != nil || v <= 0 {
+				return nil, fmt.Errorf("migrate: module %s: bad migration name %q (want NNN_name.sql)", src.Module, n)
+			}
+			p := path.Join(dir, n)
+			if prev, dup := seen[v]; dup {
+				return nil, fmt.Errorf("migrate: module %s: version %d twice (%s, %s)", src.Module, v, prev, p)
+			}
+			seen[v] = p
+			files = append(files, file{v, strings.TrimSuffix(n, ".sql"), p})
 		}
-		if prev, dup := seen[v]; dup {
-			return nil, fmt.Errorf("migrate: module %s: version %d twice (%s, %s)", src.Module, v, prev, n)
-		}
-		seen[v] = n
-		files = append(files, file{v, strings.TrimSuffix(n, ".sql"), path.Join(dir, n)})
+	}
+	if !found {
+		return nil, fmt.Errorf("migrate: module %s has no migrations for %s", src.Module, e)
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].version < files[j].version })
 	return files, nil
