@@ -130,32 +130,6 @@ func records(t *testing.T, db *sqldb.DB) int {
 	return count(t, db, `SELECT count(*) FROM idempotency_records`)
 }
 
-// crashCommitter runs a unit in a transaction and then rolls it back as a
-// crash before the commit would: the caller sees an error, nothing persists.
-type crashCommitter struct{ db *sqldb.DB }
-
-var errCrash = errors.New("simulated crash before commit")
-
-func (c crashCommitter) Do(ctx context.Context, fn func(*sqldb.Tx) error) error {
-	return c.Run(ctx, sqldb.Unit{Run: fn})
-}
-
-func (c crashCommitter) Run(ctx context.Context, u sqldb.Unit) error {
-	tx, err := c.db.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := u.Run(tx); err != nil {
-		if u.OnFail == nil {
-			return err
-		}
-		if ferr := u.OnFail(tx, err); ferr != nil {
-			return ferr
-		}
-	}
-	return errCrash
-}
 
 func committers(db *sqldb.DB) []struct {
 	name string

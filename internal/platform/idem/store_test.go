@@ -24,7 +24,7 @@ func TestCrashBeforeCommitLeavesNoTrace(t *testing.T) {
 	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
 		im := newImporter(t, db, idem.Config{})
 		ctx := context.Background()
-		if _, err := im.importOrder(ctx, crashCommitter{db}, "c:amazon", "ext-crash", "lamp"); !errors.Is(err, errCrash) {
+		if _, err := im.importOrder(ctx, sqldbtest.CrashCommitter{DB: db}, "c:amazon", "ext-crash", "lamp"); !errors.Is(err, sqldbtest.ErrCrash) {
 			t.Fatalf("Do = %v, want the crash", err)
 		}
 		if n := records(t, db); n != 0 {

@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -234,30 +233,6 @@ func assertNothingAtRest(t *testing.T, db *sqldb.DB, secrets []string, digests [
 	}
 }
 
-// crashCommitter runs a unit in a transaction and rolls it back where the
-// commit would be, as a crash between the work and the commit does.
-type crashCommitter struct{ db *sqldb.DB }
-
-func (c crashCommitter) Do(ctx context.Context, fn func(*sqldb.Tx) error) error {
-	return c.Run(ctx, sqldb.Unit{Run: fn})
-}
-
-func (c crashCommitter) Run(ctx context.Context, u sqldb.Unit) error {
-	tx, err := c.db.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := u.Run(tx); err != nil {
-		if u.OnFail == nil {
-			return err
-		}
-		if ferr := u.OnFail(tx, err); ferr != nil {
-			return ferr
-		}
-	}
-	return errors.New("sqldb: commit: simulated crash")
-}
 
 // TestIdempotencyCrashBeforeCommit: a request whose unit never commits
 // leaves neither effect nor record; the retry after the restart runs afresh
@@ -266,7 +241,7 @@ func TestIdempotencyCrashBeforeCommit(t *testing.T) {
 	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
 		env := newIdemEnv(t, db)
 		body := idemIn{Item: "crash"}
-		crashed := env.serve(t, db, crashCommitter{db}, web.IdempotencyConfig{}).
+		crashed := env.serve(t, db, sqldbtest.CrashCommitter{DB: db}, web.IdempotencyConfig{}).
 			Do("POST", "/api/v1/orders", body, key("k-crash"))
 		webtest.AssertProblem(t, crashed, 500, "internal_error")
 		if n, e := records(t, db), env.effects(t, "crash"); n != 0 || e != 0 {
