@@ -82,6 +82,7 @@ func newEnv(t testing.TB, db *sqldb.DB, cfg Config) *env {
 	write := groupcommit.New(db, groupcommit.Config{Logger: logger})
 	t.Cleanup(write.Close)
 	svc := New(module.Platform{DB: db, Write: write, Idem: idem, Logger: logger}, mail, cfg)
+	t.Cleanup(svc.Close) // before write.Close: queued resets still commit
 	ctx, stop := context.WithCancel(context.Background())
 	listening := make(chan struct{})
 	go func() { defer close(listening); svc.RunInvalidations(ctx) }()
