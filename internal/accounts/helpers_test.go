@@ -150,6 +150,18 @@ func (e *env) count(table, where string, args ...any) int {
 	return n
 }
 
+// failures is the count of failures in a row of email from the test
+// client's address (its pair counter; 0 when there is none).
+func (e *env) failures(email string) int {
+	e.t.Helper()
+	var n int
+	if err := e.db.Reader().QueryRow(`SELECT COALESCE(SUM(failures), 0) FROM accounts_login_throttle
+		WHERE email = $1 AND client <> '*'`, email).Scan(&n); err != nil {
+		e.t.Fatalf("failures: %v", err)
+	}
+	return n
+}
+
 // allTables are every table a request of this module may write.
 var allTables = []string{"accounts_users", "accounts_tokens", "accounts_addresses", "accounts_recovery_codes",
 	"accounts_password_resets", "accounts_login_throttle", "audit_log", "outbox", "idempotency_keys"}
