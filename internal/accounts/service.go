@@ -50,6 +50,9 @@ type Config struct {
 	MailQueue int
 
 	Throttle ThrottleConfig
+
+	// derive replaces argon2.IDKey when set: tests count or hold hashes.
+	derive func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte
 }
 
 func (c Config) withDefaults() Config {
@@ -114,8 +117,12 @@ func New(p module.Platform, mailer Mailer, cfg Config) *Service {
 		// replicas' invalidations (RunInvalidations).
 		now, trusted = p.DB.Now, p.DB.Engine() != sqldb.Postgres
 	}
+	h := newHasher(cfg.Hash, cfg.HashSlots, cfg.HashQueue)
+	if cfg.derive != nil {
+		h.derive = cfg.derive
+	}
 	return &Service{db: p.DB, write: write, idem: p.Idem, cfg: cfg, roles: newRoleTable(Permissions),
-		hash: newHasher(cfg.Hash, cfg.HashSlots, cfg.HashQueue), mailer: mailer, log: logger, ips: newIPThrottle(cfg.Throttle),
+		hash: h, mailer: mailer, log: logger, ips: newIPThrottle(cfg.Throttle),
 		cache: newAuthCache(now, trusted), jobs: newJobQueue(cfg.MailQueue, logger)}
 }
 
