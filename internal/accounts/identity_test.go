@@ -188,3 +188,59 @@ func FuzzNormalizeText(f *testing.F) {
 		}
 	})
 }
+
+func TestFieldCapsBeforeAnyWork(t *testing.T) {
+	h := &hashes{}
+	forEachEngine(t, Config{derive: h.derive}, func(t *testing.T, e *env) {
+		_, tok := e.register("capped@example.com")
+		me := e.as(tok)
+		long := func(n int) string { return strings.Repeat("x", n) }
+		email255 := strings.Repeat("a", 64) + "@" + strings.Repeat("b", 186) + ".com"
+		huge := strings.Repeat("a", 1_000_000) + "@example.com"
+		tests := []struct {
+			name, path string
+			c          *webtest.Client
+			method     string
+			body       any
+			field      string
+		}{
+			{"register: e-mail of 255 bytes", "/api/v1/auth/register", e.c, "POST", map[string]string{"email": email255, "password": goodPassword, "name": "A"}, "email"},
+			{"register: NUL in the e-mail", "/api/v1/auth/register", e.c, "POST", map[string]string{"email": "a\x00b@example.com", "password": goodPassword, "name": "A"}, "email"},
+			{"register: password of 257 bytes", "/api/v1/auth/register", e.c, "POST", map[string]string{"email": "new@example.com", "password": long(257), "name": "A"}, "password"},
+			{"register: name of 201 characters", "/api/v1/auth/register", e.c, "POST", map[string]string{"email": "new@example.com", "password": goodPassword, "name": strings.Repeat("名", 201)}, "name"},
+			{"login: e-mail of 1 MB", "/api/v1/auth/login", e.c, "POST", map[string]string{"email": huge, "password": goodPassword}, "email"},
+			{"login: control character in the e-mail", "/api/v1/auth/login", e.c, "POST", map[string]string{"email": "capped@example.com\x07", "password": goodPassword}, "email"},
+			{"login: password of 257 bytes", "/api/v1/auth/login", e.c, "POST", map[string]string{"email": "capped@example.com", "password": long(257)}, "password"},
+			{"login: otp of 65 bytes", "/api/v1/auth/login", e.c, "POST", map[string]string{"email": "capped@example.com", "password": goodPassword, "otp": long(65)}, "otp"},
+			{"reset: e-mail of 1 MB", "/api/v1/auth/password-reset", e.c, "POST", map[string]string{"email": huge}, "email"},
+			{"reset: NUL in the e-mail", "/api/v1/auth/password-reset", e.c, "POST", map[string]string{"email": "capped@example.com\x00"}, "email"},
+			{"reset confirm: token of 129 bytes", "/api/v1/auth/password-reset/confirm", e.c, "POST", map[string]string{"token": long(129), "new_password": newPassword}, "token"},
+			{"reset confirm: password of 257 bytes", "/api/v1/auth/password-reset/confirm", e.c, "POST", map[string]string{"token": "mct_x", "new_password": long(257)}, "new_password"},
+			{"unlock: NUL in the e-mail", "/api/v1/auth/unlock", e.c, "POST", map[string]string{"email": "\x00@example.com"}, "email"},
+			{"unlock confirm: token of 129 bytes", "/api/v1/auth/unlock/confirm", e.c, "POST", map[string]string{"token": long(129)}, "token"},
+			{"change: current password of 257 bytes", "/api/v1/me/password", me, "POST", map[string]string{"current_password": long(257), "new_password": newPassword}, "current_password"},
+			{"change: new password of 257 bytes", "/api/v1/me/password", me, "POST", map[string]string{"current_password": goodPassword, "new_password": long(257)}, "new_password"},
+			{"erase: password of 257 bytes", "/api/v1/me/erase", me, "POST", map[string]string{"password": long(257)}, "password"},
+			{"enrol: password of 257 bytes", "/api/v1/me/mfa/enroll", me, "POST", map[string]string{"password": long(257)}, "password"},
+			{"disable: otp of 65 bytes", "/api/v1/me/mfa/disable", me, "POST", map[string]string{"password": goodPassword, "otp": long(65)}, "otp"},
+			{"verify: code of 65 bytes", "/api/v1/me/mfa/verify", me, "POST", map[string]string{"code": long(65)}, "code"},
+			{"profile: name of 801 bytes", "/api/v1/me", me, "PATCH", map[string]string{"name": long(801)}, "name"},
+			{"profile: name of 201 characters", "/api/v1/me", me, "PATCH", map[string]string{"name": long(201)}, "name"},
+			{"address: line1 of 201 characters", "/api/v1/me/addresses", me, "POST", with(sampleAddress(), "line1", long(201)), "line1"},
+			{"address: zero-width space in the city", "/api/v1/me/addresses", me, "POST", with(sampleAddress(), "city", "Ber\u200blin"), "city"},
+			{"address patch: city of 1 KB", "/api/v1/me/addresses/any", me, "PATCH", map[string]string{"city": long(1024)}, "city"},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				before := e.snapshot()
+				h.calls.Store(0)
+				p := webtest.AssertProblem(t, tc.c.Do(tc.method, tc.path, tc.body), 422, "validation_failed")
+				webtest.AssertFieldError(t, p, tc.field)
+				e.assertUnchanged(before)
+				if n := h.calls.Load(); n != 0 {
+					t.Errorf("%d passwords hashed for a refused request", n)
+				}
+			})
+		}
+	})
+}
