@@ -121,7 +121,7 @@ func TestStaffResetsMFA(t *testing.T) {
 		t.Run("customer service resets a customer", func(t *testing.T) {
 			cs.Do("POST", customerPath, nil).WantStatus(t, http.StatusNoContent)
 			webtest.AssertProblem(t, e.as(custTok).Do("GET", "/api/v1/me", nil), 401, "unauthorized") // sessions revoked
-			e.login("lost@example.com", goodPassword)                                                // no otp needed
+			e.login("lost@example.com", goodPassword)                                                 // no otp needed
 			if n := e.count("audit_log", "action = 'customer.mfa_reset' AND actor_id = $1 AND target_id = $2", csID, custID); n != 1 {
 				t.Errorf("customer.mfa_reset audit entries = %d", n)
 			}
