@@ -17,6 +17,7 @@ func cmdAdmin(ctx context.Context, args []string, getenv func(string) string, st
 
 Commands:
   create-user   create a user with roles (e.g. the first admin)
+  reset-mfa     turn a user's two-factor sign-in off (lost authenticator and recovery codes)
 `
 	if len(args) == 0 {
 		return textUsage(groupUsage, "admin needs a command")
@@ -24,6 +25,8 @@ Commands:
 	switch args[0] {
 	case "create-user":
 		return cmdCreateUser(ctx, args[1:], getenv, stdout)
+	case "reset-mfa":
+		return cmdResetMFA(ctx, args[1:], getenv, stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, groupUsage)
 		return nil
@@ -64,6 +67,37 @@ func cmdCreateUser(ctx context.Context, args []string, getenv func(string) strin
 		return describe(err)
 	}
 	fmt.Fprintf(stdout, "created user %s <%s> with roles %s\n", u.ID, u.Email, strings.Join(u.Roles, ","))
+	return nil
+}
+
+func cmdResetMFA(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("admin reset-mfa --email E [flags]",
+		"Turn off a user's two-factor sign-in and end their sessions, audited as by \"system\";\nthe user then signs in with the password and may enrol again. Works while a server runs on the same data.")
+	var st storeFlags
+	st.register(fs)
+	var email string
+	fs.StringVar(&email, "email", "", "the user's e-mail address (required)")
+	if done, err := helpOK(parse(fs, args, getenv, stdout)); done {
+		return err
+	}
+	if email == "" {
+		return fmt.Errorf("%w: --email is required", errUsage)
+	}
+	db, err := st.open(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sh, err := newShop(module.Platform{DB: db, Write: db, Logger: slog.Default()}, nil, shopConfig{})
+	if err != nil {
+		return err
+	}
+	defer sh.accounts.Close()
+	u, err := sh.accounts.ResetMFAByEmail(ctx, email)
+	if err != nil {
+		return describe(err)
+	}
+	fmt.Fprintf(stdout, "reset two-factor sign-in of user %s <%s>; their sessions are revoked\n", u.ID, u.Email)
 	return nil
 }
 

@@ -357,6 +357,7 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	stopBG()
 	wg.Wait()
+	a.accounts.Close() // its queued reset and unlock mails go out on the write path first
 	a.batcher.Close()
 	stopRelay()
 	<-relayDone

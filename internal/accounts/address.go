@@ -3,11 +3,10 @@ package accounts
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/sqldb"
@@ -36,14 +35,14 @@ type Address struct {
 
 // AddressRequest is the body of POST /api/v1/me/addresses.
 type AddressRequest struct {
-	Name       string `json:"name"`
-	Line1      string `json:"line1"`
-	Line2      string `json:"line2,omitempty"`
-	City       string `json:"city"`
-	Region     string `json:"region"`
-	PostalCode string `json:"postal_code"`
-	Country    string `json:"country"`
-	Phone      string `json:"phone,omitempty"`
+	Name       string `json:"name" maxlen:"200"`
+	Line1      string `json:"line1" maxlen:"200"`
+	Line2      string `json:"line2,omitempty" maxlen:"200"`
+	City       string `json:"city" maxlen:"100"`
+	Region     string `json:"region" maxlen:"100"`
+	PostalCode string `json:"postal_code" maxlen:"20"`
+	Country    string `json:"country" maxlen:"2"`
+	Phone      string `json:"phone,omitempty" maxlen:"32"`
 	IsDefault  bool   `json:"is_default,omitempty"`
 }
 
@@ -51,45 +50,59 @@ type AddressRequest struct {
 // fields stay as they are. is_default true makes the address the default;
 // false is refused on the default (make another one the default instead).
 type AddressPatch struct {
-	Name       *string `json:"name,omitempty"`
-	Line1      *string `json:"line1,omitempty"`
-	Line2      *string `json:"line2,omitempty"`
-	City       *string `json:"city,omitempty"`
-	Region     *string `json:"region,omitempty"`
-	PostalCode *string `json:"postal_code,omitempty"`
-	Country    *string `json:"country,omitempty"`
-	Phone      *string `json:"phone,omitempty"`
+	Name       *string `json:"name,omitempty" maxlen:"200"`
+	Line1      *string `json:"line1,omitempty" maxlen:"200"`
+	Line2      *string `json:"line2,omitempty" maxlen:"200"`
+	City       *string `json:"city,omitempty" maxlen:"100"`
+	Region     *string `json:"region,omitempty" maxlen:"100"`
+	PostalCode *string `json:"postal_code,omitempty" maxlen:"20"`
+	Country    *string `json:"country,omitempty" maxlen:"2"`
+	Phone      *string `json:"phone,omitempty" maxlen:"32"`
 	IsDefault  *bool   `json:"is_default,omitempty"`
 }
 
-// normalize trims every field and upper-cases the country.
-func (a *Address) normalize() {
-	for _, f := range []*string{&a.Name, &a.Line1, &a.Line2, &a.City, &a.Region, &a.PostalCode, &a.Phone} {
-		*f = strings.TrimSpace(*f)
+// addressCaps are the address fields' maximum lengths, in characters.
+var addressCaps = map[string]int{"name": 200, "line1": 200, "line2": 200, "city": 100, "region": 100,
+	"postal_code": 20, "country": 2, "phone": 32}
+
+// check normalises a (every text field NFC and trimmed, the country upper
+// case) and records every problem with it: see textField (control and
+// invisible characters refused, lengths capped).
+func (a *Address) check(v *errs.Validation) {
+	for _, f := range []struct {
+		field    string
+		p        *string
+		required bool
+	}{{"name", &a.Name, true}, {"line1", &a.Line1, true}, {"line2", &a.Line2, false}, {"city", &a.City, true},
+		{"region", &a.Region, true}, {"postal_code", &a.PostalCode, true}} {
+		*f.p = textField(v, f.field, *f.p, f.required, addressCaps[f.field])
 	}
-	a.Country = strings.ToUpper(strings.TrimSpace(a.Country))
+	a.Phone, a.Country = strings.TrimSpace(a.Phone), strings.ToUpper(strings.TrimSpace(a.Country))
+	v.Check(isCountry(a.Country), "country", "must be an ISO 3166-1 alpha-2 code, e.g. DE or CN")
+	v.Check(len(a.Phone) <= addressCaps["phone"] && validPhone(a.Phone), "phone",
+		"must be a phone number (digits, spaces, ()-. and a leading +), at most 32 characters")
 }
 
-// validate records every problem with a (normalised).
-func (a Address) validate(v *errs.Validation) {
-	text := func(field, val string, required bool, maxLen int) {
-		switch {
-		case val == "" && required:
-			v.Add(field, "is required")
-		case utf8.RuneCountInString(val) > maxLen:
-			v.Add(field, "is too long")
-		case strings.ContainsFunc(val, unicode.IsControl):
-			v.Add(field, "must not contain control characters")
+// precheckAddress refuses (422) an address request whose fields exceed
+// their caps, before any other work; set holds the fields sent.
+func precheckAddress(set map[string]*string) error {
+	var v errs.Validation
+	for field, p := range set {
+		if p != nil && len(*p) > 4*addressCaps[field] {
+			v.Add(field, "must be at most "+strconv.Itoa(addressCaps[field])+" characters")
 		}
 	}
-	text("name", a.Name, true, 200)
-	text("line1", a.Line1, true, 200)
-	text("line2", a.Line2, false, 200)
-	text("city", a.City, true, 100)
-	text("region", a.Region, true, 100)
-	text("postal_code", a.PostalCode, true, 20)
-	v.Check(isCountry(a.Country), "country", "must be an ISO 3166-1 alpha-2 code, e.g. DE or CN")
-	v.Check(validPhone(a.Phone), "phone", "must be a phone number (digits, spaces, ()-. and a leading +)")
+	return v.Err("accounts.address")
+}
+
+func (in AddressRequest) fields() map[string]*string {
+	return map[string]*string{"name": &in.Name, "line1": &in.Line1, "line2": &in.Line2, "city": &in.City,
+		"region": &in.Region, "postal_code": &in.PostalCode, "country": &in.Country, "phone": &in.Phone}
+}
+
+func (p AddressPatch) fields() map[string]*string {
+	return map[string]*string{"name": p.Name, "line1": p.Line1, "line2": p.Line2, "city": p.City,
+		"region": p.Region, "postal_code": p.PostalCode, "country": p.Country, "phone": p.Phone}
 }
 
 func validPhone(p string) bool {
@@ -194,9 +207,8 @@ func (s *Service) addAddress(ctx context.Context, tx *sqldb.Tx, userID string, i
 	const op = "accounts.addAddress"
 	a := Address{ID: newID(), Name: in.Name, Line1: in.Line1, Line2: in.Line2, City: in.City, Region: in.Region,
 		PostalCode: in.PostalCode, Country: in.Country, Phone: in.Phone, CreatedAt: tx.Now, UpdatedAt: tx.Now}
-	a.normalize()
 	var v errs.Validation
-	a.validate(&v)
+	a.check(&v)
 	if err := v.Err(op); err != nil {
 		return Address{}, err
 	}
@@ -252,9 +264,8 @@ func (s *Service) updateAddress(ctx context.Context, tx *sqldb.Tx, userID, id st
 	set(&a.PostalCode, p.PostalCode)
 	set(&a.Country, p.Country)
 	set(&a.Phone, p.Phone)
-	a.normalize()
 	var v errs.Validation
-	a.validate(&v)
+	a.check(&v)
 	v.Check(p.IsDefault == nil || *p.IsDefault || !a.IsDefault, "is_default", "make another address the default instead")
 	if err := v.Err(op); err != nil {
 		return Address{}, err

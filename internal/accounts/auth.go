@@ -10,17 +10,17 @@ import (
 
 // RegisterRequest is the body of POST /api/v1/auth/register.
 type RegisterRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-	Name     string `json:"name"`
+	Email    string `json:"email" maxlen:"254"`
+	Password string `json:"password" maxlen:"256"`
+	Name     string `json:"name" maxlen:"200"`
 }
 
 // LoginRequest is the body of POST /api/v1/auth/login. OTP is a TOTP code
 // or an unused recovery code, required when the user has MFA active.
 type LoginRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-	OTP      string `json:"otp,omitempty"`
+	Email    string `json:"email" maxlen:"254"`
+	Password string `json:"password" maxlen:"256"`
+	OTP      string `json:"otp,omitempty" maxlen:"64"`
 }
 
 // AuthResponse answers register and login (API.md: {user, token}).
@@ -92,76 +92,91 @@ func (s *Service) openSession(ctx context.Context, tx *sqldb.Tx, a account, scop
 // LoginGrant is a login whose credentials checked out: what LoginTx turns
 // into a session. Made by CheckLogin.
 type LoginGrant struct {
-	acct  account
-	email string
-	ip    string
-	mfa   secondFactor
+	acct account
+	at   attempt
+	mfa  secondFactor
 }
 
 // CheckLogin checks a login from client address ip outside any
-// transaction: the throttle (429), then the password (argon2id; an unknown
-// address is checked against a dummy hash so that it takes as long), then
-// the second factor. A failure is counted (a unit of its own on the write
-// path) before the 401 is returned.
+// transaction, in this order: the fields' caps and the address's form (422,
+// before any other work); the hashing queue (429 when it is full); the
+// throttle, which counts the attempt as a failure before the password is
+// hashed (429 while locked: see ThrottleConfig); the password (argon2id;
+// an unknown address is checked against a dummy hash, so that it does the
+// same work); the second factor. A wrong password or second factor stays
+// counted; a missing second factor is taken back; LoginTx ends a success.
 func (s *Service) CheckLogin(ctx context.Context, in LoginRequest, ip string) (LoginGrant, error) {
-	email := NormalizeEmail(in.Email)
 	var v errs.Validation
-	v.Check(email != "", "email", "is required")
+	email := emailField(&v, "email", in.Email)
 	v.Check(in.Password != "", "password", "is required")
-	v.Check(len(in.Password) <= maxPasswordLen, "password", "must be at most 256 bytes")
+	capField(&v, "password", in.Password, maxPasswordLen)
+	capField(&v, "otp", in.OTP, maxOTPLen)
 	if err := v.Err("accounts.login"); err != nil {
 		return LoginGrant{}, err
 	}
-	if err := s.checkThrottle(ctx, email, ip); err != nil {
-		return LoginGrant{}, err
+	if s.hash.busy() {
+		return LoginGrant{}, errBusy
 	}
-	a, err := userByEmail(ctx, s.db.Reader(), email)
-	if err != nil && !errs.Is(err, errs.NotFound) {
-		return LoginGrant{}, err
-	}
-	ok, err := s.hash.Verify(ctx, in.Password, a.PasswordHash) // "" → dummy hash
+	at, err := s.beginAttempt(ctx, email, ip)
 	if err != nil {
 		return LoginGrant{}, err
 	}
+	g, failed, err := s.checkCredentials(ctx, in, at)
+	s.ips.end(ip, failed, s.db.Now())
+	return g, err
+}
+
+// checkCredentials is CheckLogin's part after the attempt was counted; it
+// reports whether the attempt failed (a wrong password or code).
+func (s *Service) checkCredentials(ctx context.Context, in LoginRequest, at attempt) (LoginGrant, bool, error) {
+	a, err := userByEmail(ctx, s.db.Reader(), at.email)
+	if err != nil && !errs.Is(err, errs.NotFound) {
+		s.undo(ctx, at)
+		return LoginGrant{}, false, err
+	}
+	ok, err := s.hash.Verify(ctx, in.Password, a.PasswordHash) // "" → dummy hash
+	if err != nil {
+		s.undo(ctx, at)
+		return LoginGrant{}, false, err
+	}
 	if !ok {
-		if err := s.recordFailure(ctx, email, ip); err != nil {
-			return LoginGrant{}, err
-		}
-		return LoginGrant{}, errBadCredentials
+		return LoginGrant{}, true, errBadCredentials
 	}
 	if a.Disabled || a.erased() {
-		return LoginGrant{}, errBadCredentials
+		return LoginGrant{}, true, errBadCredentials
 	}
 	f, err := s.checkSecondFactor(ctx, a, in.OTP)
 	if err != nil {
 		if errs.Is(err, errs.Unauthorized) && in.OTP != "" {
-			if ferr := s.recordFailure(ctx, email, ip); ferr != nil {
-				return LoginGrant{}, ferr
-			}
+			return LoginGrant{}, true, err
 		}
-		return LoginGrant{}, err
+		s.undo(ctx, at)
+		return LoginGrant{}, false, err
 	}
-	return LoginGrant{acct: a, email: email, ip: ip, mfa: f}, nil
+	return LoginGrant{acct: a, at: at, mfa: f}, false, nil
 }
 
-// ReusedLoginKey counts a login whose Idempotency-Key was used before with
-// another body as a failed login for email from ip: 429 when the throttle
-// is locked, else the 401 of a wrong password.
+// ReusedLoginKey answers a login whose Idempotency-Key was used before with
+// another body: it is a guess at the password, so it is counted as a failed
+// login for email from ip (as CheckLogin counts one) and answered like a
+// wrong password — or 429 while the throttle is locked.
 func (s *Service) ReusedLoginKey(ctx context.Context, email, ip string) error {
-	email = NormalizeEmail(email)
-	if err := s.checkThrottle(ctx, email, ip); err != nil {
+	var v errs.Validation
+	if email = emailField(&v, "email", email); email == "" {
+		return errBadCredentials
+	}
+	if _, err := s.beginAttempt(ctx, email, ip); err != nil {
 		return err
 	}
-	if err := s.recordFailure(ctx, email, ip); err != nil {
-		return err
-	}
+	s.ips.end(ip, true, s.db.Now())
 	return errBadCredentials
 }
 
-// LoginTx resets the account's failure count, uses up the second factor,
-// and opens a session, in tx. Staff logins are audited.
+// LoginTx ends the grant's attempt as a success (see ThrottleConfig), uses
+// up the second factor, and opens a session, in tx. Staff logins are
+// audited.
 func (s *Service) LoginTx(ctx context.Context, tx *sqldb.Tx, g LoginGrant) (AuthResponse, error) {
-	if err := resetThrottle(ctx, tx, g.email); err != nil {
+	if err := s.succeeded(ctx, tx, g.at); err != nil {
 		return AuthResponse{}, err
 	}
 	if err := s.useSecondFactor(ctx, tx, g.acct.ID, g.mfa); err != nil {
@@ -176,7 +191,7 @@ func (s *Service) LoginTx(ctx context.Context, tx *sqldb.Tx, g LoginGrant) (Auth
 		return AuthResponse{}, err
 	}
 	if g.acct.staff() {
-		err = s.audit(ctx, tx, Actor{g.acct.ID, g.ip}, "user.logged_in", "user", g.acct.ID, nil,
+		err = s.audit(ctx, tx, Actor{g.acct.ID, g.at.ip}, "user.logged_in", "user", g.acct.ID, nil,
 			map[string]any{"mfa": g.mfa.kind, "scope": scope})
 	}
 	return res, err

@@ -83,6 +83,7 @@ func newEnv(t testing.TB, db *sqldb.DB, cfg Config) *env {
 	write := groupcommit.New(db, groupcommit.Config{Logger: logger})
 	t.Cleanup(write.Close)
 	svc := New(module.Platform{DB: db, Write: write, Idem: idem, Logger: logger}, mail, cfg)
+	t.Cleanup(svc.Close) // before write.Close: queued resets still commit
 	ctx, stop := context.WithCancel(context.Background())
 	listening := make(chan struct{})
 	go func() { defer close(listening); svc.RunInvalidations(ctx) }()
@@ -146,6 +147,18 @@ func (e *env) count(table, where string, args ...any) int {
 	var n int
 	if err := e.db.Reader().QueryRow(q, args...).Scan(&n); err != nil {
 		e.t.Fatalf("count %s: %v", table, err)
+	}
+	return n
+}
+
+// failures is the count of failures in a row of email from the test
+// client's address (its pair counter; 0 when there is none).
+func (e *env) failures(email string) int {
+	e.t.Helper()
+	var n int
+	if err := e.db.Reader().QueryRow(`SELECT COALESCE(SUM(failures), 0) FROM accounts_login_throttle
+		WHERE email = $1 AND client <> '*'`, email).Scan(&n); err != nil {
+		e.t.Fatalf("failures: %v", err)
 	}
 	return n
 }

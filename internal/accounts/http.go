@@ -80,7 +80,7 @@ func (h handlers) register(w http.ResponseWriter, r *http.Request) {
 	h.s.idem.Run(w, r, h.s.write, web.Mutation{
 		// Anonymous: the key is scoped by the address the request names,
 		// so one stranger's key never meets another's.
-		Scope: "email:" + NormalizeEmail(in.Email),
+		Scope: emailScope(in.Email),
 		Prepare: func(ctx context.Context) (err error) {
 			reg, err = h.s.NewRegistration(ctx, in)
 			return err
@@ -101,7 +101,7 @@ func (h handlers) login(w http.ResponseWriter, r *http.Request) {
 	var g LoginGrant
 	ip := h.s.cfg.ClientIP(r)
 	h.s.idem.Run(w, r, h.s.write, web.Mutation{
-		Scope: "email:" + NormalizeEmail(in.Email),
+		Scope: emailScope(in.Email),
 		// A replay of the key with another body is a guess at the password:
 		// it counts as a failed login (and is throttled like one), so the
 		// recorded answer is never an oracle.
@@ -142,8 +142,36 @@ func (h handlers) requestReset(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, err)
 		return
 	}
+	// The request path only queues: the same work for every address.
 	h.run(w, r, nil, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
-		return http.StatusAccepted, nil, h.s.commitRequestReset(ctx, tx, email)
+		return http.StatusAccepted, nil, h.s.RequestReset(email)
+	})
+}
+
+func (h handlers) requestUnlock(w http.ResponseWriter, r *http.Request) {
+	var in UnlockRequest
+	if err := web.Decode(r, &in); err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	email, err := CheckUnlockRequest(in)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	h.run(w, r, nil, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+		return http.StatusAccepted, nil, h.s.RequestUnlock(email)
+	})
+}
+
+func (h handlers) confirmUnlock(w http.ResponseWriter, r *http.Request) {
+	var in UnlockConfirmRequest
+	if err := web.Decode(r, &in); err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	h.run(w, r, nil, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+		return http.StatusNoContent, nil, h.s.ConfirmUnlockTx(ctx, tx, h.s.cfg.ClientIP(r), in)
 	})
 }
 
@@ -179,6 +207,10 @@ func (h handlers) me(w http.ResponseWriter, r *http.Request) {
 func (h handlers) updateMe(w http.ResponseWriter, r *http.Request) {
 	var in ProfileRequest
 	by, _, err := h.decodeSelf(r, &in)
+	if err == nil && in.Name != nil && len(*in.Name) > 4*maxNameLen {
+		err = errs.E("accounts.updateProfile", errs.Invalid, errs.CodeValidation, "the name is too long",
+			[]errs.FieldError{{Field: "name", Message: "must be at most 200 characters"}})
+	}
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -205,15 +237,48 @@ func (h handlers) changePassword(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) enrollMFA(w http.ResponseWriter, r *http.Request) {
-	by, _, err := h.self(r)
+	var in EnrollMFARequest
+	by, _, err := h.decodeSelf(r, &in)
 	if err != nil {
 		web.Error(w, r, err)
 		return
 	}
-	h.run(w, r, nil, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+	h.run(w, r, func(ctx context.Context) error {
+		return h.s.CheckEnrollMFA(ctx, by, in)
+	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
 		res, err := h.s.EnrollMFATx(ctx, tx, by)
 		return http.StatusOK, res, err
 	})
+}
+
+func (h handlers) disableMFA(w http.ResponseWriter, r *http.Request) {
+	var in DisableMFARequest
+	by, _, err := h.decodeSelf(r, &in)
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	var d MFADisable
+	h.run(w, r, func(ctx context.Context) (err error) {
+		d, err = h.s.NewMFADisable(ctx, by, in)
+		return err
+	}, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+		return http.StatusNoContent, nil, h.s.DisableMFATx(ctx, tx, d)
+	})
+}
+
+// resetMFA resets a customer's (staff false) or staff member's MFA.
+func (h handlers) resetMFA(staff bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		by, _, err := h.self(r)
+		if err != nil {
+			web.Error(w, r, err)
+			return
+		}
+		h.run(w, r, nil, func(ctx context.Context, tx *sqldb.Tx) (int, any, error) {
+			return http.StatusNoContent, nil, h.s.ResetMFATx(ctx, tx, by, r.PathValue("id"), staff)
+		})
+	}
 }
 
 func (h handlers) verifyMFA(w http.ResponseWriter, r *http.Request) {
@@ -270,4 +335,14 @@ func pageQuery(r *http.Request) (int, string, error) {
 		limit = n
 	}
 	return limit, r.URL.Query().Get("cursor"), nil
+}
+
+// emailScope is the idempotency scope of an anonymous request that names
+// the e-mail address raw: the normalised address, or "" (the request is its
+// own scope) when raw is no address — such a request fails validation.
+func emailScope(raw string) string {
+	if e, ok := NormalizeEmail(raw); ok {
+		return "email:" + e
+	}
+	return ""
 }

@@ -30,7 +30,7 @@ type EnrollResponse struct {
 
 // VerifyMFARequest is the body of POST /api/v1/me/mfa/verify.
 type VerifyMFARequest struct {
-	Code string `json:"code"`
+	Code string `json:"code" maxlen:"64"`
 }
 
 // VerifyMFAResponse holds the recovery codes, shown this once (only their
@@ -111,9 +111,32 @@ func (s *Service) useSecondFactor(ctx context.Context, tx *sqldb.Tx, userID stri
 	return err
 }
 
-// EnrollMFA starts MFA enrolment for the caller (EnrollMFATx as one unit
-// of the write path).
-func (s *Service) EnrollMFA(ctx context.Context, by Actor) (EnrollResponse, error) {
+// EnrollMFARequest is the body of POST /api/v1/me/mfa/enroll: the current
+// password confirms (a session alone does not suffice).
+type EnrollMFARequest struct {
+	Password string `json:"password" maxlen:"256"`
+}
+
+// CheckEnrollMFA checks, outside any transaction, the password that
+// confirms an enrolment (counted like a login attempt; 422 on password
+// when wrong); then EnrollMFATx enrols.
+func (s *Service) CheckEnrollMFA(ctx context.Context, by Actor, in EnrollMFARequest) error {
+	var v errs.Validation
+	v.Check(in.Password != "", "password", "is required")
+	capField(&v, "password", in.Password, maxPasswordLen)
+	if err := v.Err("accounts.enrollMFA"); err != nil {
+		return err
+	}
+	_, err := s.checkOwnPassword(ctx, by, "password", in.Password, nil)
+	return err
+}
+
+// EnrollMFA starts MFA enrolment for the caller: CheckEnrollMFA, then
+// EnrollMFATx as one unit of the write path.
+func (s *Service) EnrollMFA(ctx context.Context, by Actor, in EnrollMFARequest) (EnrollResponse, error) {
+	if err := s.CheckEnrollMFA(ctx, by, in); err != nil {
+		return EnrollResponse{}, err
+	}
 	var res EnrollResponse
 	err := s.write.Do(ctx, func(tx *sqldb.Tx) (err error) {
 		res, err = s.EnrollMFATx(ctx, tx, by)
@@ -161,6 +184,10 @@ func (s *Service) VerifyMFA(ctx context.Context, by Actor, sessionID, code strin
 // when the code does not match.
 func (s *Service) VerifyMFATx(ctx context.Context, tx *sqldb.Tx, by Actor, sessionID, code string) (VerifyMFAResponse, error) {
 	const op = "accounts.verifyMFA"
+	if len(code) > maxOTPLen {
+		return VerifyMFAResponse{}, errs.E(op, errs.Invalid, errs.CodeValidation, "the code is too long",
+			[]errs.FieldError{{Field: "code", Message: "must be at most 64 bytes"}})
+	}
 	a, err := userByID(ctx, tx, by.ID)
 	if err != nil {
 		return VerifyMFAResponse{}, err

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 
@@ -31,16 +32,24 @@ var DefaultHashParams = HashParams{MemoryKiB: 19 * 1024, Iterations: 2, Parallel
 
 // hasher hashes and verifies passwords with argon2id, at most slots at a
 // time, so that a flood of logins queues instead of exhausting memory
-// (each hash holds MemoryKiB while it runs). Safe for concurrent use.
+// (each hash holds MemoryKiB while it runs), and with at most queue
+// callers waiting for a slot: beyond that it sheds load at once (429
+// rate_limited, Retry-After 1) instead of making every caller wait longer.
+// Safe for concurrent use.
 type hasher struct {
-	p     HashParams
-	slots chan struct{}
+	p       HashParams
+	slots   chan struct{}
+	queue   int64        // the most callers waiting for a slot
+	waiting atomic.Int64 // callers waiting for a slot now
+
+	// derive is argon2.IDKey; tests count (or block) the hashes through it.
+	derive func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte
 
 	dummyOnce sync.Once
 	dummy     string // a hash of a random password, verified for unknown users
 }
 
-func newHasher(p HashParams, slots int) *hasher {
+func newHasher(p HashParams, slots, queue int) *hasher {
 	if p.MemoryKiB == 0 {
 		p = DefaultHashParams
 	}
@@ -53,11 +62,36 @@ func newHasher(p HashParams, slots int) *hasher {
 	if slots <= 0 {
 		slots = runtime.GOMAXPROCS(0)
 	}
-	return &hasher{p: p, slots: make(chan struct{}, slots)}
+	if queue <= 0 {
+		queue = 64
+	}
+	return &hasher{p: p, slots: make(chan struct{}, slots), queue: int64(queue), derive: argon2.IDKey}
 }
 
-// acquire waits for a hashing slot or for ctx to end.
+// errBusy is the answer when too many hashes wait already.
+var errBusy = &errs.Error{Op: "accounts.hash", Kind: errs.RateLimited, Code: string(errs.CodeRateLimited),
+	Msg: "the server is busy checking passwords; try again shortly", RetryAfter: 1}
+
+// busy reports whether the queue of waiting hashes is at its bound, so
+// that a caller can shed load before doing any other work.
+func (h *hasher) busy() bool {
+	return len(h.slots) == cap(h.slots) && h.waiting.Load() >= h.queue
+}
+
+// acquire takes a hashing slot: at once when one is free, after waiting
+// when fewer than queue callers wait already (errBusy otherwise), or not
+// at all when ctx ends first (Unavailable).
 func (h *hasher) acquire(ctx context.Context) error {
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if h.waiting.Add(1) > h.queue {
+		h.waiting.Add(-1)
+		return errBusy
+	}
+	defer h.waiting.Add(-1)
 	select {
 	case h.slots <- struct{}{}:
 		return nil
@@ -79,7 +113,7 @@ func (h *hasher) Hash(ctx context.Context, password string) (string, error) {
 	if err := h.acquire(ctx); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(password), salt, h.p.Iterations, h.p.MemoryKiB, h.p.Parallelism, h.p.KeyLen)
+	key := h.derive([]byte(password), salt, h.p.Iterations, h.p.MemoryKiB, h.p.Parallelism, h.p.KeyLen)
 	h.release()
 	return encodeHash(h.p, salt, key), nil
 }
@@ -97,7 +131,7 @@ func (h *hasher) Verify(ctx context.Context, password, encoded string) (bool, er
 	if err := h.acquire(ctx); err != nil {
 		return false, err
 	}
-	got := argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(key)))
+	got := h.derive([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(key)))
 	h.release()
 	return real && subtle.ConstantTimeCompare(got, key) == 1, nil
 }

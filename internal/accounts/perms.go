@@ -23,6 +23,7 @@ const (
 	PermStaffManage    = "staff.manage"
 	PermCustomersRead  = "customers.read"
 	PermCustomersWrite = "customers.write"
+	PermCustomersMFA   = "customers.mfa_reset"
 )
 
 // Permissions are the accounts module's own permissions and the staff roles
@@ -31,6 +32,8 @@ var Permissions = []module.Permission{
 	{Name: PermStaffManage, Doc: "create, disable and enable staff, set their roles"},
 	{Name: PermCustomersRead, Doc: "list, search and read customers", Roles: []string{RoleOperator, RoleCustomerService}},
 	{Name: PermCustomersWrite, Doc: "erase a customer's personal data", Roles: []string{RoleCustomerService}},
+	{Name: PermCustomersMFA, Doc: "reset a customer's two-factor sign-in (lost authenticator and recovery codes)",
+		Roles: []string{RoleCustomerService}},
 }
 
 // roleTable is what each role may do: admin holds every permission, other

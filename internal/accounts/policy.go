@@ -3,7 +3,6 @@ package accounts
 import (
 	"bufio"
 	_ "embed"
-	"net/mail"
 	"strings"
 	"sync"
 	"unicode"
@@ -14,57 +13,6 @@ import (
 
 // MinPasswordLen is the shortest password accepted, in characters.
 const MinPasswordLen = 10
-
-// maxPasswordLen bounds the work one hash does with attacker-chosen input.
-const maxPasswordLen = 256
-
-// NormalizeEmail trims and lower-cases an e-mail address; addresses are
-// stored and compared in this form, so uniqueness is case-insensitive.
-func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
-
-// validEmail reports whether the normalised address e is a plain
-// addr-spec (no display name, no comments) with a dotted domain.
-func validEmail(e string) bool {
-	if e == "" || len(e) > 254 || strings.ContainsAny(e, " \t\r\n<>()\",;") {
-		return false
-	}
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Address != e || a.Name != "" {
-		return false
-	}
-	local, domain, ok := strings.Cut(e, "@")
-	if !ok || local == "" || len(local) > 64 || strings.Contains(domain, "@") {
-		return false
-	}
-	labels := strings.Split(domain, ".")
-	if len(labels) < 2 {
-		return false
-	}
-	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-	}
-	return true
-}
-
-// checkEmail records a problem with the normalised address e under field.
-func checkEmail(v *errs.Validation, field, e string) {
-	v.Check(validEmail(e), field, "must be a valid e-mail address")
-}
-
-// checkName records a problem with a display name: at most 200 characters,
-// no control characters. required says whether it may be empty.
-func checkName(v *errs.Validation, field, name string, required bool) {
-	switch {
-	case required && name == "":
-		v.Add(field, "is required")
-	case utf8.RuneCountInString(name) > 200:
-		v.Add(field, "must be at most 200 characters")
-	case strings.ContainsFunc(name, unicode.IsControl):
-		v.Add(field, "must not contain control characters")
-	}
-}
 
 // checkPassword records why pw is not an acceptable password: shorter than
 // MinPasswordLen characters, too long, or a common password or an obvious

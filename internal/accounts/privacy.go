@@ -58,7 +58,7 @@ func (s *Service) Export(ctx context.Context, userID string) (map[string]any, er
 
 // EraseRequest is the body of POST /api/v1/me/erase: the password confirms.
 type EraseRequest struct {
-	Password string `json:"password"`
+	Password string `json:"password" maxlen:"256"`
 }
 
 // EraseResponse answers an erasure.
@@ -107,7 +107,7 @@ func (s *Service) EraseTx(ctx context.Context, tx *sqldb.Tx, by Actor, userID st
 			return EraseResponse{}, err
 		}
 	}
-	if err := resetThrottle(ctx, tx, a.Email); err != nil {
+	if err := deleteThrottle(ctx, tx, a.Email); err != nil {
 		return EraseResponse{}, err
 	}
 	// The answers idempotency recorded for the customer go too (sealed, but
@@ -152,10 +152,11 @@ var errStaffErase = errs.E("accounts.erase", errs.Forbidden,
 func (s *Service) CheckSelfErase(ctx context.Context, by Actor, in EraseRequest) error {
 	var v errs.Validation
 	v.Check(in.Password != "", "password", "is required")
+	capField(&v, "password", in.Password, maxPasswordLen)
 	if err := v.Err("accounts.erase"); err != nil {
 		return err
 	}
-	a, err := s.checkOwnPassword(ctx, by, "password", in.Password)
+	a, err := s.checkOwnPassword(ctx, by, "password", in.Password, nil)
 	if err != nil {
 		return err
 	}

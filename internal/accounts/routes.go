@@ -25,6 +25,10 @@ func (s *Service) Routes() []web.Route {
 			Tag: tag, Access: web.Public, Request: ResetRequest{}, Status: http.StatusAccepted, Handler: h.requestReset},
 		{Method: "POST", Path: "/api/v1/auth/password-reset/confirm", Summary: "Set a new password with a reset token",
 			Tag: tag, Access: web.Public, Request: ResetConfirmRequest{}, Status: http.StatusNoContent, Handler: h.confirmReset},
+		{Method: "POST", Path: "/api/v1/auth/unlock", Summary: "Request an unlock link for a locked account (202 whether or not the address has an account)",
+			Tag: tag, Access: web.Public, Request: UnlockRequest{}, Status: http.StatusAccepted, Handler: h.requestUnlock},
+		{Method: "POST", Path: "/api/v1/auth/unlock/confirm", Summary: "Clear an account's login locks with an unlock token",
+			Tag: tag, Access: web.Public, Request: UnlockConfirmRequest{}, Status: http.StatusNoContent, Handler: h.confirmUnlock},
 
 		{Method: "GET", Path: "/api/v1/me", Summary: "The signed-in user", Tag: tag, Access: auth, Response: User{}, Handler: h.me},
 		{Method: "PATCH", Path: "/api/v1/me", Summary: "Update the profile", Tag: tag, Access: auth,
@@ -39,8 +43,10 @@ func (s *Service) Routes() []web.Route {
 			Request: AddressPatch{}, Response: Address{}, Handler: h.updateAddress},
 		{Method: "DELETE", Path: "/api/v1/me/addresses/{id}", Summary: "Delete an address", Tag: tag, Access: auth,
 			Status: http.StatusNoContent, Handler: h.deleteAddress},
-		{Method: "POST", Path: "/api/v1/me/mfa/enroll", Summary: "Start TOTP enrolment", Tag: tag, Access: auth,
-			Response: EnrollResponse{}, Handler: h.enrollMFA},
+		{Method: "POST", Path: "/api/v1/me/mfa/enroll", Summary: "Start TOTP enrolment (the password confirms)", Tag: tag, Access: auth,
+			Request: EnrollMFARequest{}, Response: EnrollResponse{}, Handler: h.enrollMFA},
+		{Method: "POST", Path: "/api/v1/me/mfa/disable", Summary: "Turn TOTP off (the password and a code or recovery code confirm)", Tag: tag,
+			Access: auth, Request: DisableMFARequest{}, Status: http.StatusNoContent, Handler: h.disableMFA},
 		{Method: "POST", Path: "/api/v1/me/mfa/verify", Summary: "Activate TOTP with a first code; returns recovery codes once", Tag: tag,
 			Access: auth, Request: VerifyMFARequest{}, Response: VerifyMFAResponse{}, Handler: h.verifyMFA},
 		{Method: "GET", Path: "/api/v1/me/export", Summary: "Export my personal data", Tag: tag, Access: auth,
@@ -56,6 +62,8 @@ func (s *Service) Routes() []web.Route {
 			Access: staff, Response: StaffUser{}, Handler: h.setDisabled(true)},
 		{Method: "POST", Path: "/api/v1/admin/staff/{id}/enable", Summary: "Enable a staff member", Tag: tag,
 			Access: staff, Response: StaffUser{}, Handler: h.setDisabled(false)},
+		{Method: "POST", Path: "/api/v1/admin/staff/{id}/mfa/reset", Summary: "Reset a staff member's two-factor sign-in (sessions revoked)", Tag: tag,
+			Access: staff, Status: http.StatusNoContent, Handler: h.resetMFA(true)},
 		{Method: "PUT", Path: "/api/v1/admin/staff/{id}/roles", Summary: "Replace a staff member's roles", Tag: tag,
 			Access: staff, Request: RolesRequest{}, Response: StaffUser{}, Handler: h.setRoles},
 		{Method: "GET", Path: "/api/v1/admin/customers", Summary: "List and search customers", Tag: tag,
@@ -64,6 +72,8 @@ func (s *Service) Routes() []web.Route {
 			Access: web.Permission(PermCustomersRead), Response: Customer{}, Handler: h.customer},
 		{Method: "POST", Path: "/api/v1/admin/customers/{id}/erase", Summary: "Erase a customer's personal data", Tag: tag,
 			Access: web.Permission(PermCustomersWrite), Response: EraseResponse{}, Handler: h.staffErase},
+		{Method: "POST", Path: "/api/v1/admin/customers/{id}/mfa/reset", Summary: "Reset a customer's two-factor sign-in (sessions revoked)", Tag: tag,
+			Access: web.Permission(PermCustomersMFA), Status: http.StatusNoContent, Handler: h.resetMFA(false)},
 	}
 }
 
@@ -84,6 +94,9 @@ func (h handlers) addresses(w http.ResponseWriter, r *http.Request) {
 func (h handlers) addAddress(w http.ResponseWriter, r *http.Request) {
 	var in AddressRequest
 	by, _, err := h.decodeSelf(r, &in)
+	if err == nil {
+		err = precheckAddress(in.fields())
+	}
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -97,6 +110,9 @@ func (h handlers) addAddress(w http.ResponseWriter, r *http.Request) {
 func (h handlers) updateAddress(w http.ResponseWriter, r *http.Request) {
 	var in AddressPatch
 	by, _, err := h.decodeSelf(r, &in)
+	if err == nil {
+		err = precheckAddress(in.fields())
+	}
 	if err != nil {
 		web.Error(w, r, err)
 		return

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,11 +39,19 @@ type Config struct {
 
 	// Hash sets argon2id's cost (default DefaultHashParams); tests that are
 	// not about hashing pass cheaper ones. HashSlots caps concurrent hashes
-	// (default GOMAXPROCS).
+	// (default GOMAXPROCS); HashQueue caps the callers waiting for a slot
+	// (default 64): beyond it a password check is refused at once with 429.
 	Hash      HashParams
 	HashSlots int
+	HashQueue int
+	// MailQueue caps the reset and unlock requests waiting to be written
+	// and mailed after their 202 (default 256); beyond it they get 429.
+	MailQueue int
 
 	Throttle ThrottleConfig
+
+	// derive replaces argon2.IDKey when set: tests count or hold hashes.
+	derive func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte
 }
 
 func (c Config) withDefaults() Config {
@@ -79,6 +86,7 @@ type Service struct {
 	log    *slog.Logger
 	ips    *ipThrottle
 	cache  *authCache
+	jobs   *jobQueue
 
 	mu      sync.Mutex
 	roles   roleTable        // from every module's permissions; guarded by mu
@@ -87,7 +95,8 @@ type Service struct {
 
 // New returns the accounts service on p (its database migrated with
 // Migrations, audit's, outbox's and web's). A nil mailer logs that a mail
-// was not sent.
+// was not sent. It starts the worker that writes and mails reset and
+// unlock requests after they are answered: Close stops it.
 func New(p module.Platform, mailer Mailer, cfg Config) *Service {
 	logger := p.Logger
 	if logger == nil {
@@ -107,10 +116,19 @@ func New(p module.Platform, mailer Mailer, cfg Config) *Service {
 		// replicas' invalidations (RunInvalidations).
 		now, trusted = p.DB.Now, p.DB.Engine() != sqldb.Postgres
 	}
+	h := newHasher(cfg.Hash, cfg.HashSlots, cfg.HashQueue)
+	if cfg.derive != nil {
+		h.derive = cfg.derive
+	}
 	return &Service{db: p.DB, write: write, idem: p.Idem, cfg: cfg, roles: newRoleTable(Permissions),
-		hash: newHasher(cfg.Hash, cfg.HashSlots), mailer: mailer, log: logger, ips: newIPThrottle(cfg.Throttle),
-		cache: newAuthCache(now, trusted)}
+		hash: h, mailer: mailer, log: logger, ips: newIPThrottle(cfg.Throttle),
+		cache: newAuthCache(now, trusted), jobs: newJobQueue(cfg.MailQueue, logger)}
 }
+
+// Close stops taking reset and unlock requests and waits until those
+// already answered are written and mailed. Call it on shutdown before the
+// write path closes; afterwards such requests get 503.
+func (s *Service) Close() { s.jobs.close() }
 
 // RunInvalidations keeps the token cache in step with the changes other
 // replicas commit, until ctx ends (PostgreSQL; on SQLite it returns nil at
@@ -233,10 +251,10 @@ func (s *Service) adminExists(ctx context.Context, q querier) (bool, error) {
 
 // newUserInput is a user to create (registration, staff creation, CLI).
 type newUserInput struct {
-	Email    string   `json:"email"`
-	Password string   `json:"password"`
-	Name     string   `json:"name"`
-	Roles    []string `json:"roles"`
+	Email    string
+	Password string
+	Name     string
+	Roles    []string
 }
 
 // preparedUser is a validated new user with its password hashed.
@@ -249,10 +267,9 @@ type preparedUser struct {
 // only when nameOptional.
 func (s *Service) prepareUser(ctx context.Context, in newUserInput, nameOptional bool) (preparedUser, error) {
 	const op = "accounts.prepareUser"
-	email, name := NormalizeEmail(in.Email), strings.TrimSpace(in.Name)
 	var v errs.Validation
-	checkEmail(&v, "email", email)
-	checkName(&v, "name", name, !nameOptional)
+	email := emailField(&v, "email", in.Email)
+	name := nameField(&v, "name", in.Name, !nameOptional)
 	checkPassword(&v, "password", in.Password)
 	roles, ok := normalizeRoles(in.Roles)
 	v.Check(ok, "roles", "must be [\"customer\"] or staff roles (admin, operator, customer_service)")
@@ -297,8 +314,9 @@ func (s *Service) tokenTTL(roles []string) time.Duration {
 }
 
 // Prune deletes what no longer matters: tokens that expired or were revoked
-// more than a day ago, used or expired reset tokens, and login-throttle rows
-// idle for longer than Throttle.Forget. Run it periodically (hourly is
+// more than a day ago, used or expired reset and unlock tokens, and
+// login-throttle rows idle for longer than Throttle.Forget, unlocked and
+// no longer known. Run it periodically (hourly is
 // plenty); it reports how many rows it deleted.
 func (s *Service) Prune(ctx context.Context) (int64, error) {
 	var total int64
@@ -311,7 +329,7 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 		}{
 			{`DELETE FROM accounts_tokens WHERE (expires_at <> 0 AND expires_at < $1) OR (revoked_at <> 0 AND revoked_at < $1)`, []any{dayAgo}},
 			{`DELETE FROM accounts_password_resets WHERE used_at <> 0 OR expires_at < $1`, []any{now}},
-			{`DELETE FROM accounts_login_throttle WHERE last_failure_at < $1 AND locked_until < $2`,
+			{`DELETE FROM accounts_login_throttle WHERE last_failure_at < $1 AND locked_until < $2 AND known_until < $2`,
 				[]any{sqldb.Micros(tx.Now.Add(-s.cfg.Throttle.Forget)), now}},
 		} {
 			n, err := exec(ctx, tx, "accounts.Prune", q.sql, q.args...)

@@ -3,7 +3,6 @@ package accounts
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	"mercato/internal/platform/errs"
@@ -44,9 +43,9 @@ func customerView(a account) Customer {
 
 // CreateStaffRequest is the body of POST /api/v1/admin/staff.
 type CreateStaffRequest struct {
-	Email    string   `json:"email"`
-	Name     string   `json:"name"`
-	Password string   `json:"password"`
+	Email    string   `json:"email" maxlen:"254"`
+	Name     string   `json:"name" maxlen:"200"`
+	Password string   `json:"password" maxlen:"256"`
 	Roles    []string `json:"roles"`
 }
 
@@ -246,7 +245,7 @@ func orErr(err, fallback error) error {
 
 // ProfileRequest is the body of PATCH /api/v1/me.
 type ProfileRequest struct {
-	Name *string `json:"name,omitempty"`
+	Name *string `json:"name,omitempty" maxlen:"200"`
 }
 
 // updateProfile changes the caller's name, in tx (audited for staff).
@@ -259,9 +258,8 @@ func (s *Service) updateProfile(ctx context.Context, tx *sqldb.Tx, by Actor, in 
 	if in.Name == nil {
 		return a.User, nil
 	}
-	name := strings.TrimSpace(*in.Name)
 	var v errs.Validation
-	checkName(&v, "name", name, a.staff())
+	name := nameField(&v, "name", *in.Name, a.staff())
 	if err := v.Err(op); err != nil {
 		return User{}, err
 	}

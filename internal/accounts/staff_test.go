@@ -96,9 +96,9 @@ func TestPermissionTable(t *testing.T) {
 		role string
 		want []string
 	}{
-		{RoleAdmin, []string{"catalog.write", PermCustomersRead, PermCustomersWrite, "orders.refund", PermStaffManage}},
+		{RoleAdmin, []string{"catalog.write", PermCustomersMFA, PermCustomersRead, PermCustomersWrite, "orders.refund", PermStaffManage}},
 		{RoleOperator, []string{"catalog.write", PermCustomersRead}},
-		{RoleCustomerService, []string{PermCustomersRead, PermCustomersWrite, "orders.refund"}},
+		{RoleCustomerService, []string{PermCustomersMFA, PermCustomersRead, PermCustomersWrite, "orders.refund"}},
 		{RoleCustomer, nil}, // a definition cannot grant a customer or a channel a staff permission
 		{RoleChannel, nil},
 		{"wizard", nil},
@@ -375,10 +375,14 @@ func TestPrune(t *testing.T) {
 		}
 		e.clock.Advance(25 * time.Hour)
 		n, err := e.svc.Prune(t.Context())
-		// the revoked token, the expired reset, the idle throttle row; the
-		// live session (30 days) stays
-		if err != nil || n != 3 {
-			t.Errorf("Prune after 25 h = %d, %v; want 3", n, err)
+		// the revoked token, the expired reset, the idle throttle rows
+		// (ghost's pair and all-addresses rows, pru's all-addresses row); the
+		// live session (30 days) and pru's known address (30 days) stay
+		if err != nil || n != 5 {
+			t.Errorf("Prune after 25 h = %d, %v; want 5", n, err)
+		}
+		if e.count("accounts_login_throttle", "email = 'pru@example.com' AND client <> '*'") != 1 {
+			t.Errorf("the known address was pruned")
 		}
 		if e.count("accounts_tokens", "") != 1 {
 			t.Errorf("the live session was pruned")
