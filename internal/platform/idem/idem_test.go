@@ -130,7 +130,6 @@ func records(t *testing.T, db *sqldb.DB) int {
 	return count(t, db, `SELECT count(*) FROM idempotency_records`)
 }
 
-
 func committers(db *sqldb.DB) []struct {
 	name string
 	make func(t *testing.T) sqldb.Committer

@@ -233,7 +233,6 @@ func assertNothingAtRest(t *testing.T, db *sqldb.DB, secrets []string, digests [
 	}
 }
 
-
 // TestIdempotencyCrashBeforeCommit: a request whose unit never commits
 // leaves neither effect nor record; the retry after the restart runs afresh
 // and is recorded.
