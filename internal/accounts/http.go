@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"strconv"
 
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/sqldb"
@@ -323,19 +322,6 @@ func (h handlers) erase(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// pageQuery reads ?limit= and ?cursor=; a limit that is not a number is 422.
-func pageQuery(r *http.Request) (int, string, error) {
-	limit := 0
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return 0, "", errs.E("accounts.page", errs.Invalid, errs.CodeValidation, "limit must be a positive number",
-				[]errs.FieldError{{Field: "limit", Message: "must be a positive integer (at most 100)"}})
-		}
-		limit = n
-	}
-	return limit, r.URL.Query().Get("cursor"), nil
-}
 
 // emailScope is the idempotency scope of an anonymous request that names
 // the e-mail address raw: the normalised address, or "" (the request is its

@@ -134,10 +134,10 @@ func (h handlers) deleteAddress(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) listStaff(w http.ResponseWriter, r *http.Request) {
-	limit, cursor, err := pageQuery(r)
+	page, err := web.PageParams(r)
 	if err == nil {
 		var p Page[StaffUser]
-		if p, err = h.s.listStaff(r.Context(), limit, cursor); err == nil {
+		if p, err = h.s.listStaff(r.Context(), page); err == nil {
 			web.JSON(w, http.StatusOK, p)
 			return
 		}
@@ -190,10 +190,10 @@ func (h handlers) setRoles(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) listCustomers(w http.ResponseWriter, r *http.Request) {
-	limit, cursor, err := pageQuery(r)
+	page, err := web.PageParams(r)
 	if err == nil {
 		var p Page[Customer]
-		if p, err = h.s.listCustomers(r.Context(), r.URL.Query().Get("q"), limit, cursor); err == nil {
+		if p, err = h.s.listCustomers(r.Context(), r.URL.Query().Get("q"), page); err == nil {
 			web.JSON(w, http.StatusOK, p)
 			return
 		}

@@ -7,6 +7,7 @@ import (
 
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/sqldb"
+	"mercato/internal/platform/web"
 )
 
 // StaffUser is a staff account as admins see it.
@@ -66,12 +67,8 @@ func (s *Service) prepareStaff(ctx context.Context, in CreateStaffRequest) (prep
 }
 
 // listStaff returns a page of staff, newest first.
-func (s *Service) listStaff(ctx context.Context, limit int, cursor string) (Page[StaffUser], error) {
-	after, err := decodeCursor(cursor)
-	if err != nil {
-		return Page[StaffUser]{}, err
-	}
-	rows, next, err := listUsers(ctx, s.db.Reader(), userFilter{staff: true, after: after, limit: clampLimit(limit)})
+func (s *Service) listStaff(ctx context.Context, page web.PageRequest) (Page[StaffUser], error) {
+	rows, next, err := listUsers(ctx, s.db.Reader(), userFilter{staff: true, page: page})
 	if err != nil {
 		return Page[StaffUser]{}, err
 	}
@@ -84,12 +81,8 @@ func (s *Service) listStaff(ctx context.Context, limit int, cursor string) (Page
 
 // listCustomers returns a page of customers matching q (a substring of
 // e-mail or name, any case), newest first.
-func (s *Service) listCustomers(ctx context.Context, q string, limit int, cursor string) (Page[Customer], error) {
-	after, err := decodeCursor(cursor)
-	if err != nil {
-		return Page[Customer]{}, err
-	}
-	rows, next, err := listUsers(ctx, s.db.Reader(), userFilter{q: q, after: after, limit: clampLimit(limit)})
+func (s *Service) listCustomers(ctx context.Context, q string, page web.PageRequest) (Page[Customer], error) {
+	rows, next, err := listUsers(ctx, s.db.Reader(), userFilter{q: q, page: page})
 	if err != nil {
 		return Page[Customer]{}, err
 	}

@@ -3,7 +3,6 @@ package accounts
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"errors"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/sqldb"
+	"mercato/internal/platform/web"
 )
 
 // User is an account as the API shows it (API.md: {id, email, name, roles}).
@@ -126,43 +126,12 @@ func exec(ctx context.Context, tx *sqldb.Tx, op, query string, args ...any) (int
 }
 
 // Page is one page of a list (API.md: {items, next_cursor}); NextCursor is
-// empty on the last page. Items is never nil.
-type Page[T any] struct {
-	Items      []T    `json:"items"`
-	NextCursor string `json:"next_cursor,omitempty"`
-}
+// Page is one page of a list: the API's one pagination (web.Page).
+type Page[T any] = web.Page[T]
 
-// The page size rules of API.md.
-const (
-	defaultLimit = 20
-	maxLimit     = 100
-)
-
-// clampLimit applies the default and the cap to a requested page size.
-func clampLimit(n int) int {
-	switch {
-	case n <= 0:
-		return defaultLimit
-	case n > maxLimit:
-		return maxLimit
-	}
-	return n
-}
-
-// Cursors are the last id of the previous page, base64url-encoded so that
-// clients treat them as opaque.
-func encodeCursor(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
-
-func decodeCursor(c string) (string, error) {
-	if c == "" {
-		return "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) == 0 || len(b) > 64 {
-		return "", errs.E("accounts.cursor", errs.Invalid, "the cursor is not valid",
-			[]errs.FieldError{{Field: "cursor", Message: "is not a cursor this server issued"}})
-	}
-	return string(b), nil
+// userCursor is where a page of users starts: after this id (newest first).
+type userCursor struct {
+	ID string `json:"i"`
 }
 
 // likePattern turns a search string into a case-insensitive LIKE pattern
@@ -176,12 +145,17 @@ func likePattern(q string) string {
 type userFilter struct {
 	staff bool   // staff (any staff role) or customers
 	q     string // substring of e-mail or name, case-insensitive
-	after string // id cursor: only ids below it (newest first)
-	limit int
+	page  web.PageRequest
 }
 
-// listUsers returns a page of users matching f, newest first.
+// listUsers returns a page of users matching f, newest first, and the
+// cursor of the next page ("" on the last).
 func listUsers(ctx context.Context, q querier, f userFilter) ([]account, string, error) {
+	var after userCursor
+	paged, err := f.page.After(&after)
+	if err != nil {
+		return nil, "", err
+	}
 	where := []string{"roles = 'customer'"}
 	if f.staff {
 		where[0] = "roles <> 'customer'"
@@ -191,11 +165,11 @@ func listUsers(ctx context.Context, q querier, f userFilter) ([]account, string,
 		args = append(args, likePattern(f.q))
 		where = append(where, `(lower(email) LIKE $1 ESCAPE '\' OR lower(name) LIKE $1 ESCAPE '\')`)
 	}
-	if f.after != "" {
-		args = append(args, f.after)
+	if paged {
+		args = append(args, after.ID)
 		where = append(where, "id < $"+strconv.Itoa(len(args)))
 	}
-	args = append(args, f.limit+1)
+	args = append(args, f.page.Limit+1)
 	rows, err := q.QueryContext(ctx, `SELECT `+userColumns+` FROM accounts_users WHERE `+
 		strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
 	if err != nil {
@@ -213,10 +187,6 @@ func listUsers(ctx context.Context, q querier, f userFilter) ([]account, string,
 	if err := rows.Err(); err != nil {
 		return nil, "", errs.E("accounts.listUsers", errs.Internal, err)
 	}
-	next := ""
-	if len(out) > f.limit {
-		out = out[:f.limit]
-		next = encodeCursor(out[len(out)-1].ID)
-	}
-	return out, next, nil
+	p := web.NewPage(out, f.page.Limit, func(last account) any { return userCursor{ID: last.ID} })
+	return p.Items, p.NextCursor, nil
 }
