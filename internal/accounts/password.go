@@ -158,6 +158,10 @@ func encodeHash(p HashParams, salt, key []byte) string {
 
 var errBadHash = errors.New("accounts: not an argon2id hash")
 
+// maxHashIterations bounds the time cost a stored hash may ask of a
+// verification (ours use 2).
+const maxHashIterations = 16
+
 func decodeHash(s string) (p HashParams, salt, key []byte, err error) {
 	parts := strings.Split(s, "$")
 	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
@@ -170,7 +174,7 @@ func decodeHash(s string) (p HashParams, salt, key []byte, err error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Iterations, &p.Parallelism); err != nil {
 		return p, nil, nil, errBadHash
 	}
-	if p.MemoryKiB == 0 || p.Iterations == 0 || p.Parallelism == 0 || p.MemoryKiB > 1<<21 {
+	if p.MemoryKiB == 0 || p.Iterations == 0 || p.Iterations > maxHashIterations || p.Parallelism == 0 || p.MemoryKiB > 1<<21 {
 		return p, nil, nil, errBadHash
 	}
 	if salt, err = b64.DecodeString(parts[4]); err != nil || len(salt) == 0 {
@@ -180,5 +184,8 @@ func decodeHash(s string) (p HashParams, salt, key []byte, err error) {
 		return p, nil, nil, errBadHash
 	}
 	p.SaltLen, p.KeyLen = len(salt), uint32(len(key))
+	if encodeHash(p, salt, key) != s { // one spelling per hash: no signs, spaces or leading zeros
+		return p, nil, nil, errBadHash
+	}
 	return p, salt, key, nil
 }
