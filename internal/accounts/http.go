@@ -322,7 +322,6 @@ func (h handlers) erase(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-
 // emailScope is the idempotency scope of an anonymous request that names
 // the e-mail address raw: the normalised address, or "" (the request is its
 // own scope) when raw is no address — such a request fails validation.
