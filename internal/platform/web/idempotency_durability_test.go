@@ -70,7 +70,6 @@ func TestIdempotencyRestart(t *testing.T) {
 	}
 }
 
-
 func openDB(t *testing.T, cfg sqldb.Config) *sqldb.DB {
 	t.Helper()
 	db, err := sqldb.Open(context.Background(), cfg)
@@ -132,7 +131,6 @@ func TestIdempotencyKeepsNoSecret(t *testing.T) {
 		sqldbtest.AssertNoSecret(t, db, "idempotency_records", secrets, digests)
 	}, sources()...)
 }
-
 
 // TestIdempotencyCrashBeforeCommit: a request whose unit never commits
 // leaves neither effect nor record; the retry after the restart runs afresh
