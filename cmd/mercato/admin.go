@@ -53,15 +53,11 @@ func cmdCreateUser(ctx context.Context, args []string, getenv func(string) strin
 	if name == "" {
 		name, _, _ = strings.Cut(email, "@")
 	}
-	db, err := st.open(ctx, nil)
+	sh, done, err := openShop(ctx, st)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	sh, err := newShop(module.Platform{DB: db, Write: db, Logger: slog.Default()}, nil, shopConfig{})
-	if err != nil {
-		return err
-	}
+	defer done()
 	u, err := sh.accounts.CreateUser(ctx, email, password, name, strings.Split(roles, ","))
 	if err != nil {
 		return describe(err)
@@ -81,18 +77,13 @@ func cmdResetMFA(ctx context.Context, args []string, getenv func(string) string,
 		return err
 	}
 	if email == "" {
-		return fmt.Errorf("%w: --email is required", errUsage)
+		return usagef(fs, "--email is required")
 	}
-	db, err := st.open(ctx, nil)
+	sh, done, err := openShop(ctx, st)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	sh, err := newShop(module.Platform{DB: db, Write: db, Logger: slog.Default()}, nil, shopConfig{})
-	if err != nil {
-		return err
-	}
-	defer sh.accounts.Close()
+	defer done()
 	u, err := sh.accounts.ResetMFAByEmail(ctx, email)
 	if err != nil {
 		return describe(err)
@@ -112,4 +103,20 @@ func describe(err error) error {
 		parts[i] = f.Field + ": " + f.Message
 	}
 	return fmt.Errorf("%s (%s)", e.Msg, strings.Join(parts, "; "))
+}
+
+// openShop opens (and migrates) the database of st and builds the shop
+// over it, one transaction per unit, for a command-line use case; done
+// closes both.
+func openShop(ctx context.Context, st storeFlags) (_ *shop, done func(), _ error) {
+	db, err := st.open(ctx, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	sh, err := newShop(module.Platform{DB: db, Write: db, Logger: slog.Default()}, nil, shopConfig{})
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return sh, func() { sh.accounts.Close(); db.Close() }, nil
 }
