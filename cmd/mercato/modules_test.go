@@ -6,8 +6,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"mercato/internal/platform/module"
+	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
 	"mercato/internal/platform/web/webtest"
 )
@@ -64,4 +66,35 @@ func TestShopWiring(t *testing.T) {
 			t.Errorf("admin does not hold %s", p.Name)
 		}
 	}
+}
+
+// The periodic work of the platform and the modules runs on the job
+// runner: every job has its lease row once the server has run it.
+func TestServeRunsPeriodicJobs(t *testing.T) {
+	dir := t.TempDir()
+	startInProcess(t, nil, "--data-dir", dir)
+	db, err := sqldb.Open(context.Background(), sqldb.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	want := []string{"accounts.prune", "inbox.prune", "outbox.prune", "web.idempotency-prune"}
+	var got []string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		got = got[:0]
+		rows, err := db.Reader().Query(`SELECT name FROM jobs_leases WHERE runs > 0 ORDER BY name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var n string
+			rows.Scan(&n)
+			got = append(got, n)
+		}
+		rows.Close()
+		if slices.Equal(got, want) {
+			return
+		}
+	}
+	t.Fatalf("jobs run: %v, want %v", got, want)
 }

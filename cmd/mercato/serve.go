@@ -232,15 +232,19 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 		}
 	}
 	var consumers []inbox.Consumer
-	periodic := []jobs.Job{{Name: "web.idempotency-prune", Every: time.Hour, Run: a.idem.Prune}}
+	periodic := []jobs.Job{ // the platform's own housekeeping, then the modules' jobs
+		{Name: "web.idempotency-prune", Every: time.Hour, Run: a.idem.Prune},
+		{Name: "outbox.prune", Every: 10 * time.Minute, Run: a.relay.Prune},
+	}
 	for _, m := range run {
 		consumers = append(consumers, m.Consumers...)
 		periodic = append(periodic, m.Jobs...)
 	}
+	a.runner = inbox.NewRunner(a.db, a.bus, inbox.RunnerConfig{Logger: logger, Registerer: reg}, consumers...)
+	periodic = append(periodic, jobs.Job{Name: "inbox.prune", Every: 10 * time.Minute, Run: a.runner.Prune})
 	if a.jobs, err = jobs.New(a.db, jobs.Config{Logger: logger, Registerer: reg}, periodic...); err != nil {
 		return nil, err
 	}
-	a.runner = inbox.NewRunner(a.db, a.bus, inbox.RunnerConfig{Logger: logger, Registerer: reg}, consumers...)
 	if c.demo {
 		if err := seedDemo(ctx, acc, out); err != nil {
 			return nil, fmt.Errorf("demo: %w", err)

@@ -58,6 +58,7 @@ import (
 
 	"mercato/internal/platform/bus"
 	"mercato/internal/platform/event"
+	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/sqldb"
 )
@@ -229,7 +230,6 @@ func (r *Runner) Run(ctx context.Context) error {
 		w := &worker{r: r, c: c, m: r.metrics.with(c.Name)}
 		wg.Go(func() { w.run(ctx) })
 	}
-	wg.Go(func() { r.pruneLoop(ctx) })
 	wg.Wait()
 	return nil
 }
@@ -248,48 +248,13 @@ func (r *Runner) register(ctx context.Context) error {
 	})
 }
 
-// pruneEvery is how often old inbox rows are deleted; pruneChunk bounds one
-// DELETE so the SQLite writer is never held long.
-const (
-	pruneEvery = 10 * time.Minute
-	pruneChunk = 5000
-)
-
-func (r *Runner) pruneLoop(ctx context.Context) {
-	t := time.NewTicker(pruneEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, err := r.prune(ctx); err != nil && ctx.Err() == nil {
-			r.cfg.Logger.Error("inbox: prune", "err", err)
-		}
-	}
-}
-
-// prune deletes inbox rows older than InboxRetention and reports how many.
-func (r *Runner) prune(ctx context.Context) (int64, error) {
+// Prune deletes inbox rows older than InboxRetention (in chunks, so the
+// SQLite writer is never held long) and reports how many: a periodic job
+// (the process runs it on its job runner, once per period across replicas).
+// Positions keep de-duplicating redeliveries older than the retention.
+func (r *Runner) Prune(ctx context.Context) (int64, error) {
 	cutoff := sqldb.Micros(r.db.Now().Add(-r.cfg.InboxRetention))
-	var total int64
-	for {
-		var n int64
-		err := r.db.InTx(ctx, func(tx *sqldb.Tx) error {
-			res, err := tx.ExecContext(ctx, `DELETE FROM inbox WHERE (consumer, event_id) IN (
-				SELECT consumer, event_id FROM inbox WHERE processed_at < $1 LIMIT $2)`, cutoff, pruneChunk)
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
-		total += n
-		if err != nil || n < pruneChunk {
-			return total, err
-		}
-	}
+	return jobs.DeleteChunked(ctx, r.db, "inbox", "consumer, event_id", "processed_at < $1", cutoff)
 }
 
 // worker runs one consumer.

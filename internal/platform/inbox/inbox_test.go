@@ -293,7 +293,7 @@ func TestInboxPrune(t *testing.T) {
 			}
 		}
 		r := NewRunner(db, openBus(t), RunnerConfig{InboxRetention: 24 * time.Hour})
-		n, err := r.prune(context.Background())
+		n, err := r.Prune(context.Background())
 		if err != nil || n != 2 {
 			t.Fatalf("prune = %d, %v; want 2", n, err)
 		}

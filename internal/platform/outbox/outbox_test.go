@@ -269,7 +269,7 @@ func TestFlushAndPrune(t *testing.T) {
 			t.Fatal(err)
 		}
 		unpublished := appendEvents(t, db, "f3")
-		n, err := r.prune(ctx)
+		n, err := r.Prune(ctx)
 		if err != nil || n != 2 {
 			t.Fatalf("prune = %d, %v; want 2", n, err)
 		}

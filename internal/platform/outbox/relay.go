@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"mercato/internal/platform/bus"
+	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/event"
 	"mercato/internal/platform/metrics"
 	"mercato/internal/platform/sqldb"
@@ -87,7 +88,6 @@ type Relay struct {
 	mu      sync.Mutex // serialises publishing passes (Run and Flush)
 	leader  atomic.Bool
 	metrics *relayMetrics
-	pruned  time.Time // guarded by mu
 }
 
 // errFault wraps the AfterPublish hook's error: it stops the relay.
@@ -168,9 +168,6 @@ func (r *Relay) lead(ctx context.Context) error {
 			continue
 		case n >= r.cfg.BatchSize:
 			continue // more are waiting
-		}
-		if err := r.maybePrune(ctx); err != nil && ctx.Err() == nil {
-			r.cfg.Logger.Error("outbox relay: prune", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -383,47 +380,14 @@ func (r *Relay) Flush(ctx context.Context) error {
 	return nil
 }
 
-// pruneEvery is how often the leader deletes published rows past retention.
-const pruneEvery = 10 * time.Minute
-
-// pruneChunk bounds one DELETE so the SQLite writer is never held long.
-const pruneChunk = 5000
-
-func (r *Relay) maybePrune(ctx context.Context) error {
-	r.mu.Lock()
-	due := time.Since(r.pruned) >= pruneEvery
-	if due {
-		r.pruned = time.Now()
-	}
-	r.mu.Unlock()
-	if !due {
-		return nil
-	}
-	_, err := r.prune(ctx)
-	return err
-}
-
-// prune deletes published rows older than Retention; it reports how many.
-func (r *Relay) prune(ctx context.Context) (int64, error) {
+// Prune deletes published rows older than Retention (never the unpublished
+// ones, and never those of the last SyncInterval, which a restart after an
+// unclean stop re-publishes), in chunks, and reports how many: a periodic
+// job (the process runs it on its job runner, once per period across
+// replicas).
+func (r *Relay) Prune(ctx context.Context) (int64, error) {
 	cutoff := sqldb.Micros(r.db.Now().Add(-r.cfg.Retention))
-	var total int64
-	for {
-		var n int64
-		err := r.db.InTx(ctx, func(tx *sqldb.Tx) error {
-			res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE id IN (
-				SELECT id FROM outbox WHERE published_at IS NOT NULL AND published_at < $1 ORDER BY id LIMIT $2)`,
-				cutoff, pruneChunk)
-			if err != nil {
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
-		total += n
-		if err != nil || n < pruneChunk {
-			return total, err
-		}
-	}
+	return jobs.DeleteChunked(ctx, r.db, "outbox", "id", "published_at IS NOT NULL AND published_at < $1", cutoff)
 }
 
 // sleep waits d or until ctx ends; it reports whether d passed.
