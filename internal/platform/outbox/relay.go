@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"mercato/internal/platform/bus"
-	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/event"
+	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/metrics"
 	"mercato/internal/platform/sqldb"
 )
