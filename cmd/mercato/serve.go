@@ -392,14 +392,19 @@ func (a *app) close() {
 // scripts wait for it) and logs the same as a structured record.
 func (a *app) announce(ln, metrics net.Listener) {
 	url := "http://" + ln.Addr().String()
-	fmt.Fprintf(a.out, "mercato %s listening on %s (%s, %s)\n", version, url, a.db.Engine(), busKind(a.cfg.natsURL))
 	attrs := []any{"url", url, "version", version, "database", string(a.db.Engine()), "bus", busKind(a.cfg.natsURL)}
+	murl := ""
 	if metrics != nil {
-		murl := "http://" + metrics.Addr().String() + "/metrics"
-		fmt.Fprintf(a.out, "metrics on %s\n", murl)
+		murl = "http://" + metrics.Addr().String() + "/metrics"
 		attrs = append(attrs, "metrics_url", murl)
 	}
+	// The record first: whoever waits for the plain line (a script, a test)
+	// then finds the record written too.
 	a.log.Info("listening", attrs...)
+	fmt.Fprintf(a.out, "mercato %s listening on %s (%s, %s)\n", version, url, a.db.Engine(), busKind(a.cfg.natsURL))
+	if murl != "" {
+		fmt.Fprintf(a.out, "metrics on %s\n", murl)
+	}
 }
 
 // busKind names the bus for messages and logs: the external NATS URLs
