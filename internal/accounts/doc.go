@@ -27,9 +27,12 @@
 //
 // # Consumes
 //
-// No events. Other modules plug into the personal-data export through
-// Exporter (Service.RegisterExporter); the channels module issues channel
-// tokens through Service.IssueChannelToken. Every state-changing staff
+// No events. Every module's privacy part (module.Privacy, handed over with
+// Service.UseModules) joins the personal-data export — {"exported_at",
+// "profile", "addresses", "login_addresses", <each module's section>} — and
+// the erasure, which runs in one unit across the modules and also forgets
+// the customer's recorded idempotent answers. The channels module issues
+// channel tokens through Service.IssueChannelToken. Every state-changing staff
 // action is written to the audit log (package audit) in its transaction.
 //
 // # Passwords and tokens

@@ -34,8 +34,13 @@ func (s *Service) Export(ctx context.Context, userID string) (map[string]any, er
 	if err != nil {
 		return nil, err
 	}
+	logins, err := loginAddresses(ctx, s.db.Reader(), a.Email)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]any{
-		"exported_at": s.db.Now().Truncate(time.Second),
+		"login_addresses": logins,
+		"exported_at":     s.db.Now().Truncate(time.Second),
 		"profile": ProfileExport{ID: a.ID, Email: a.Email, Name: a.Name, Roles: a.Roles, MFAEnabled: a.MFASecret != "",
 			CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt},
 		"addresses": addrs,
@@ -187,4 +192,37 @@ func (s *Service) EraseCustomer(ctx context.Context, by Actor, id string) (Erase
 		return err
 	})
 	return res, err
+}
+
+// LoginAddress is what the brute-force throttle keeps of one client address
+// that tried to sign in to an account: personal data, so it is exported.
+type LoginAddress struct {
+	Address       string    `json:"address"`
+	Failures      int       `json:"failures"`
+	LastFailureAt time.Time `json:"last_failure_at,omitempty"`
+	KnownUntil    time.Time `json:"known_until,omitempty"` // signed in from it: spared by the account-wide lock until then
+}
+
+// loginAddresses lists the throttle's rows of email's client addresses.
+func loginAddresses(ctx context.Context, q querier, email string) ([]LoginAddress, error) {
+	rows, err := q.QueryContext(ctx, `SELECT client, failures, last_failure_at, known_until
+		FROM accounts_login_throttle WHERE email = $1 AND client <> $2 ORDER BY client`, email, anyClient)
+	if err != nil {
+		return nil, errs.E("accounts.Export", errs.Internal, err)
+	}
+	defer rows.Close()
+	out := []LoginAddress{}
+	for rows.Next() {
+		var l LoginAddress
+		var last, known int64
+		if err := rows.Scan(&l.Address, &l.Failures, &last, &known); err != nil {
+			return nil, errs.E("accounts.Export", errs.Internal, err)
+		}
+		l.LastFailureAt, l.KnownUntil = sqldb.FromMicros(last), sqldb.FromMicros(known)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errs.E("accounts.Export", errs.Internal, err)
+	}
+	return out, nil
 }

@@ -96,6 +96,11 @@ func TestExportAndErase(t *testing.T) {
 				r.Field("orders.0.customer_id") != id || r.Field("exported_at") == nil {
 				t.Errorf("export = %s", r.Body)
 			}
+			// The throttle's memory of the addresses that tried to sign in is
+			// personal data too (the wrong password above came from here).
+			if r.Field("login_addresses.0.address") != "127.0.0.1" || r.Field("login_addresses.0.failures") == nil {
+				t.Errorf("export lacks the login addresses: %s", r.Body)
+			}
 		})
 		t.Run("wrong password", func(t *testing.T) {
 			users := e.count("accounts_users", "erased_at = 0")

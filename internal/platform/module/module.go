@@ -107,7 +107,7 @@ func Check(mods []Module) error {
 	names := map[string]bool{}
 	perms := map[string]string{}
 	events := map[string]string{}
-	sections := map[string]string{"profile": "accounts", "addresses": "accounts", "exported_at": "accounts"}
+	sections := map[string]string{"profile": "accounts", "addresses": "accounts", "login_addresses": "accounts", "exported_at": "accounts"}
 	for _, m := range mods {
 		if !nameRE.MatchString(m.Name) {
 			problems = append(problems, fmt.Sprintf("module name %q is not lower_snake_case", m.Name))
