@@ -219,27 +219,19 @@ func (w *walker) object(t reflect.Type, path string) error {
 	fs := fieldsOf(t)
 	seen := make(map[string]bool, len(fs.list))
 	for w.dec.More() {
-		tok, bad, err := w.next()
+		key, kp, err := w.objectKey(path, seen)
 		if err != nil {
 			return err
 		}
-		key := tok.(string)
-		kp := join(path, key)
 		i, known := fs.byName[key]
-		switch {
-		case bad:
-			return w.malformedAt(kp, "the field name holds invalid UTF-8")
-		case !known:
+		if !known {
 			msg := "unknown field"
 			if name, ok := fs.byFold[strings.ToLower(key)]; ok {
 				msg += " (field names are case-sensitive: " + strconv.Quote(name) + ")"
 			}
 			return errs.E(w.op, errs.Malformed, "unknown field "+strconv.Quote(clip(kp)),
 				[]errs.FieldError{{Field: kp, Message: msg}})
-		case seen[key]:
-			return w.malformedAt(kp, "is given twice")
 		}
-		seen[key] = true
 		f := fs.list[i]
 		if err := w.value(f.typ, kp, f.maxLen, f.quoted); err != nil {
 			return err
@@ -254,19 +246,10 @@ func (w *walker) mapValue(t reflect.Type, path string, maxLen int) error {
 	seen := map[string]bool{}
 	kt := t.Key()
 	for w.dec.More() {
-		tok, bad, err := w.next()
+		key, kp, err := w.objectKey(path, seen)
 		if err != nil {
 			return err
 		}
-		key := tok.(string)
-		kp := join(path, key)
-		switch {
-		case bad:
-			return w.malformedAt(kp, "the key holds invalid UTF-8")
-		case seen[key]:
-			return w.malformedAt(kp, "is given twice")
-		}
-		seen[key] = true
 		switch {
 		case reflect.PointerTo(kt).Implements(typeTextUnmarshaler):
 			w.checkString(kp, key, DefaultMaxLen)
@@ -284,6 +267,26 @@ func (w *walker) mapValue(t reflect.Type, path string, maxLen int) error {
 	}
 	_, _, err := w.next() // }
 	return err
+}
+
+// objectKey reads the next member name of an object under path (seen
+// holds the names read so far): a name with invalid UTF-8 or given twice is
+// malformed. It returns the name and its path.
+func (w *walker) objectKey(path string, seen map[string]bool) (key, kp string, err error) {
+	tok, bad, err := w.next()
+	if err != nil {
+		return "", "", err
+	}
+	key = tok.(string)
+	kp = join(path, key)
+	switch {
+	case bad:
+		return "", "", w.malformedAt(kp, "the name holds invalid UTF-8")
+	case seen[key]:
+		return "", "", w.malformedAt(kp, "is given twice")
+	}
+	seen[key] = true
+	return key, kp, nil
 }
 
 // anyValue walks a value of any JSON kind.
@@ -310,19 +313,10 @@ func (w *walker) anyValue(path string, maxLen int) error {
 		}
 		seen := map[string]bool{}
 		for w.dec.More() {
-			tok, bad, err := w.next()
+			key, kp, err := w.objectKey(path, seen)
 			if err != nil {
 				return err
 			}
-			key := tok.(string)
-			kp := join(path, key)
-			switch {
-			case bad:
-				return w.malformedAt(kp, "the key holds invalid UTF-8")
-			case seen[key]:
-				return w.malformedAt(kp, "is given twice")
-			}
-			seen[key] = true
 			w.checkString(kp, key, DefaultMaxLen)
 			if err := w.anyValue(kp, maxLen); err != nil {
 				return err
