@@ -112,4 +112,3 @@ func (s *Service) moderate(ctx context.Context, tx *sqldb.Tx, by Actor, id, from
 	}
 	return r, nil
 }
-

@@ -104,4 +104,3 @@ func (s *Service) EraseTx(ctx context.Context, tx *sqldb.Tx, customerID string) 
 func (s *Service) Erase(ctx context.Context, customerID string) error {
 	return s.write.Do(ctx, func(tx *sqldb.Tx) error { return s.EraseTx(ctx, tx, customerID) })
 }
-
