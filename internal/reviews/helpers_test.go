@@ -3,6 +3,7 @@ package reviews
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"mercato/internal/accounts"
 	"mercato/internal/audit"
+	"mercato/internal/platform/errs"
 	"mercato/internal/platform/groupcommit"
 	"mercato/internal/platform/idem"
 	"mercato/internal/platform/migrate"
@@ -271,3 +273,16 @@ func (e *env) count(table, where string, args ...any) int {
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+// fieldsOf lists the fields an Invalid error names.
+func fieldsOf(err error) []string {
+	var e *errs.Error
+	if !errors.As(err, &e) {
+		return nil
+	}
+	var out []string
+	for _, f := range e.Fields {
+		out = append(out, f.Field)
+	}
+	return out
+}
