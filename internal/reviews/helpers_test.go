@@ -286,3 +286,9 @@ func fieldsOf(err error) []string {
 	}
 	return out
 }
+
+// openDB is a fresh database of engine e migrated with sources().
+func openDB(t testing.TB, e sqldb.Engine) *sqldb.DB { return sqldbtest.Open(t, e, sources()...) }
+
+// pageOf is a first page of limit items.
+func pageOf(limit int) web.PageRequest { return web.PageRequest{Limit: limit} }

@@ -225,4 +225,3 @@ func mapsEqual(a, b map[string]int) bool {
 	}
 	return true
 }
-
