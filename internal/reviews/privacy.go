@@ -1,7 +1,9 @@
 package reviews
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"mercato/internal/platform/errs"
@@ -54,8 +56,12 @@ func (s *Service) Export(ctx context.Context, customerID string) (any, error) {
 // (the lock order). Erasing a customer without reviews changes nothing.
 func (s *Service) EraseTx(ctx context.Context, tx *sqldb.Tx, customerID string) error {
 	const op = "reviews.Erase"
-	rows, err := tx.QueryContext(ctx, `SELECT id, product_id, rating, status FROM reviews_reviews
-		WHERE customer_id = $1 ORDER BY product_id, id`, customerID)
+	// DELETE … RETURNING reports the rows as they were deleted: a
+	// moderation committed meanwhile (on PostgreSQL the DELETE waits for
+	// its row lock and then sees its result) is taken into account, so a
+	// review is taken out of a rating at most once.
+	rows, err := tx.QueryContext(ctx, `DELETE FROM reviews_reviews WHERE customer_id = $1
+		RETURNING id, product_id, rating, status`, customerID)
 	if err != nil {
 		return errs.E(op, errs.Internal, err)
 	}
@@ -76,12 +82,8 @@ func (s *Service) EraseTx(ctx context.Context, tx *sqldb.Tx, customerID string) 
 	if err := rows.Err(); err != nil {
 		return errs.E(op, errs.Internal, err)
 	}
-	if len(all) == 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM reviews_reviews WHERE customer_id = $1`, customerID); err != nil {
-		return errs.E(op, errs.Internal, err)
-	}
+	// The rating rows in key order (the lock order).
+	slices.SortFunc(all, func(a, b gone) int { return cmp.Or(cmp.Compare(a.productID, b.productID), cmp.Compare(a.id, b.id)) })
 	for _, g := range all {
 		var rating Rating
 		if g.status == StatusVisible {

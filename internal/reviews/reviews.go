@@ -114,6 +114,9 @@ func isBidiControl(r rune) bool {
 // review.created is appended to the outbox.
 func (s *Service) CreateTx(ctx context.Context, tx *sqldb.Tx, customerID, productID string, in CreateRequest) (Review, error) {
 	const op = "reviews.Create"
+	if customerID == "" {
+		return Review{}, errs.E(op, errs.Internal, "a review needs its author")
+	}
 	in, err := in.validate()
 	if err != nil {
 		return Review{}, err
