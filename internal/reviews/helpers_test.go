@@ -235,13 +235,13 @@ func (e *env) events() []reviewEvent {
 
 // auditEntry is one row of the audit log.
 type auditEntry struct {
-	Actor, Action, TargetType, TargetID, Before, After string
+	Actor, Action, TargetType, TargetID, IP, Before, After string
 }
 
 // audits returns the audit log's entries about reviews, oldest first.
 func (e *env) audits() []auditEntry {
 	e.t.Helper()
-	rows, err := e.db.Reader().Query(`SELECT actor_id, action, target_type, target_id, COALESCE(before_json, ''),
+	rows, err := e.db.Reader().Query(`SELECT actor_id, action, target_type, target_id, ip, COALESCE(before_json, ''),
 		COALESCE(after_json, '') FROM audit_log WHERE target_type = 'review' ORDER BY created_at, id`)
 	if err != nil {
 		e.t.Fatal(err)
@@ -250,7 +250,7 @@ func (e *env) audits() []auditEntry {
 	var out []auditEntry
 	for rows.Next() {
 		var a auditEntry
-		if err := rows.Scan(&a.Actor, &a.Action, &a.TargetType, &a.TargetID, &a.Before, &a.After); err != nil {
+		if err := rows.Scan(&a.Actor, &a.Action, &a.TargetType, &a.TargetID, &a.IP, &a.Before, &a.After); err != nil {
 			e.t.Fatal(err)
 		}
 		out = append(out, a)

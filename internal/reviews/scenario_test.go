@@ -134,9 +134,9 @@ func TestReviewScenario(t *testing.T) {
 
 		// Each moderation is audited, in its unit.
 		wantAudit := []auditEntry{
-			{Actor: csUser, Action: "review.hidden", TargetType: "review", TargetID: annRev.ID,
+			{Actor: csUser, Action: "review.hidden", TargetType: "review", TargetID: annRev.ID, IP: "127.0.0.1",
 				Before: `{"status":"visible"}`, After: `{"reason":"Contains a phone number","status":"hidden"}`},
-			{Actor: csUser, Action: "review.restored", TargetType: "review", TargetID: annRev.ID,
+			{Actor: csUser, Action: "review.restored", TargetType: "review", TargetID: annRev.ID, IP: "127.0.0.1",
 				Before: `{"status":"hidden"}`, After: `{"status":"visible"}`},
 		}
 		if got := e.audits(); !slices.Equal(got, wantAudit) {
