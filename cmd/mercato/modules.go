@@ -14,6 +14,7 @@ import (
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/secret"
 	"mercato/internal/platform/web"
+	"mercato/internal/reviews"
 	"mercato/internal/syncmon"
 )
 
@@ -38,6 +39,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		acc.Module(),
 		audit.NewLog(p.DB).Module(),
 		syncmon.New(mon).Module(),
+		reviews.New(p, reviews.Deps{}).Module(), // Products and Purchases: the catalog and orders, once wired
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err
