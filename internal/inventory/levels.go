@@ -141,7 +141,9 @@ func (s *Service) addLocation(ctx context.Context, tx *sqldb.Tx, st *skuState, l
 	if err != nil {
 		return nil, errs.E(op, errs.Internal, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, errs.E(op, errs.Internal, err)
+	} else if n != 1 {
 		// Another transaction added the row after st was read.
 		return nil, errs.E(op, fmt.Errorf("stock row of %s at %s appeared: %w", st.sku, location, sqldb.ErrConflict))
 	}
@@ -231,8 +233,10 @@ func (s *Service) CreateLocationTx(ctx context.Context, tx *sqldb.Tx, in Locatio
 	if err != nil {
 		return Location{}, errs.E(op, errs.Internal, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return Location{}, errs.E(op, errs.Conflict, CodeLocationExists, "a location with this code exists already", err)
+	if n, err := res.RowsAffected(); err != nil {
+		return Location{}, errs.E(op, errs.Internal, err)
+	} else if n != 1 {
+		return Location{}, errs.E(op, errs.Conflict, CodeLocationExists, "a location with this code exists already")
 	}
 	return loc, audit.Record(ctx, tx, audit.Entry{ActorID: actorID, Action: "inventory.location_created",
 		TargetType: "location", TargetID: in.Code, After: loc})

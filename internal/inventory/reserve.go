@@ -257,8 +257,10 @@ func (s *Service) ReserveTx(ctx context.Context, tx *sqldb.Tx, ref, customerID s
 	if err != nil {
 		return Reservation{}, errs.E(op, errs.Internal, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return Reservation{}, errs.E(op, errs.Conflict, CodeReservationExists, "a reservation for this reference exists already", err)
+	if n, err := res.RowsAffected(); err != nil {
+		return Reservation{}, errs.E(op, errs.Internal, err)
+	} else if n != 1 {
+		return Reservation{}, errs.E(op, errs.Conflict, CodeReservationExists, "a reservation for this reference exists already")
 	}
 	r := Reservation{Ref: ref, CustomerID: customerID, Status: StatusReserved, CreatedAt: tx.Now, ExpiresAt: tx.Now.Add(ttl)}
 	var ledger []ledgerRow

@@ -1,0 +1,202 @@
+package inventory
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/event"
+	"mercato/internal/platform/sqldb"
+)
+
+type sqldbTx = sqldb.Tx
+
+// countingCommitter counts the units handed to the write path.
+type countingCommitter struct {
+	sqldb.Committer
+	units *int
+}
+
+func (c *countingCommitter) Do(ctx context.Context, fn func(*sqldb.Tx) error) error {
+	*c.units++
+	return c.Committer.Do(ctx, fn)
+}
+
+func (c *countingCommitter) Run(ctx context.Context, u sqldb.Unit) error {
+	*c.units++
+	return c.Committer.Run(ctx, u)
+}
+
+// withWrite returns a copy of s writing through c (same sold-out set).
+func (s *Service) withWrite(c sqldb.Committer) *Service {
+	cp := *s
+	cp.write = c
+	return &cp
+}
+
+// TestOrderConsumer: order.paid commits the order's reservation and
+// order.cancelled / order.expired release it, keyed by the aggregate id
+// alone (the payload is not read); a redelivery or an event of an order
+// without a reservation has no effect.
+func TestOrderConsumer(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.setStock("P", "", 10)
+		for _, ref := range []string{"ord-paid", "ord-cancelled", "ord-expired"} {
+			if _, err := e.svc.Reserve(ctx, ref, "c1", []Line{{SKU: "P", Quantity: 2}}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		deliver := func(typ, orderID string) {
+			t.Helper()
+			env := event.Envelope{ID: event.NewID(), Type: typ, SchemaVersion: 1, AggregateType: "order", AggregateID: orderID,
+				Sequence: 2, OccurredAt: e.clock.Now(), Data: []byte(`{"order_id":"` + orderID + `","something":"unknown to inventory"}`)}
+			if err := e.db.Do(ctx, func(tx *sqldb.Tx) error { return e.svc.HandleOrderEvent(ctx, tx, env) }); err != nil {
+				t.Fatalf("%s %s: %v", typ, orderID, err)
+			}
+		}
+		deliver("order.paid", "ord-paid")
+		deliver("order.cancelled", "ord-cancelled")
+		deliver("order.expired", "ord-expired")
+		before := e.snapshot()
+		deliver("order.paid", "ord-paid")         // again
+		deliver("order.cancelled", "ord-paid")    // the other way: nothing
+		deliver("order.expired", "ord-no-stock")  // no reservation
+		deliver("order.paid", "ord-cancelled")    // released already
+		deliver("order.shipped", "ord-cancelled") // not selected
+		e.assertUnchanged(before)
+		if lv := e.level("P"); lv.OnHand != 8 || lv.Reserved != 0 {
+			t.Fatalf("level %+v, want on_hand 8 and nothing reserved", lv)
+		}
+		c := e.svc.OrderConsumer()
+		if !slices.Equal(c.Events, []string{"order.paid", "order.cancelled", "order.expired"}) {
+			t.Fatalf("consumer subscribes to %v", c.Events)
+		}
+		evs := e.events()
+		for _, want := range []string{"inventory.committed ord-paid", "inventory.released ord-cancelled", "inventory.released ord-expired"} {
+			if !slices.Contains(evs, want) {
+				t.Errorf("no %q among %v", want, evs)
+			}
+		}
+	})
+}
+
+// TestExpired: reservations past their TTL are listed, earliest first,
+// until they are settled.
+func TestExpired(t *testing.T) {
+	forEachEngine(t, Config{TTL: 10 * time.Minute}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.setStock("X", "", 10)
+		for _, r := range []struct {
+			ref string
+			ttl time.Duration
+		}{{"short", time.Minute}, {"default", 0}, {"long", time.Hour}} {
+			if _, err := e.svc.Reserve(ctx, r.ref, "", []Line{{SKU: "X", Quantity: 1}}, r.ttl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		list := func() []string {
+			t.Helper()
+			refs, err := e.svc.Expired(ctx, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var inTx []string
+			if err := e.db.Do(ctx, func(tx *sqldb.Tx) (err error) { inTx, err = e.svc.ExpiredTx(ctx, tx, 10); return err }); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(refs, inTx) {
+				t.Fatalf("Expired %v, ExpiredTx %v", refs, inTx)
+			}
+			return refs
+		}
+		if got := list(); len(got) != 0 {
+			t.Fatalf("expired at once: %v", got)
+		}
+		e.clock.Advance(11 * time.Minute)
+		if got := list(); !slices.Equal(got, []string{"short", "default"}) {
+			t.Fatalf("expired after 11 minutes: %v", got)
+		}
+		if err := e.svc.Release(ctx, "short"); err != nil {
+			t.Fatal(err)
+		}
+		if got := list(); !slices.Equal(got, []string{"default"}) {
+			t.Fatalf("after a release: %v", got)
+		}
+	})
+}
+
+// TestReserveRefusals: malformed input and a reference used twice.
+func TestReserveRefusals(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.setStock("Q", "", 10)
+		if _, err := e.svc.Reserve(ctx, "dup", "", []Line{{SKU: "Q", Quantity: 1}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		before := e.snapshot()
+		long := string(make([]byte, MaxRefLen+1))
+		for _, c := range []struct {
+			name, ref string
+			lines     []Line
+			code      errs.Code
+		}{
+			{"no lines", "a", nil, errs.CodeValidation},
+			{"zero quantity", "a", []Line{{SKU: "Q", Quantity: 0}}, errs.CodeValidation},
+			{"bad sku", "a", []Line{{SKU: "no spaces", Quantity: 1}}, errs.CodeValidation},
+			{"sum too large", "a", []Line{{SKU: "Q", Quantity: MaxQuantity}, {SKU: "Q", Quantity: 1}}, errs.CodeValidation},
+			{"no ref", "", []Line{{SKU: "Q", Quantity: 1}}, errs.CodeValidation},
+			{"ref too long", long, []Line{{SKU: "Q", Quantity: 1}}, errs.CodeValidation},
+			{"ref used", "dup", []Line{{SKU: "Q", Quantity: 1}}, CodeReservationExists},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				if _, err := e.svc.Reserve(ctx, c.ref, "", c.lines, 0); errs.CodeOf(err) != c.code {
+					t.Fatalf("Reserve = %v, want %s", err, c.code)
+				}
+			})
+		}
+		e.assertUnchanged(before)
+	})
+}
+
+// TestPrivacy: the export holds the customer's counters and reservations;
+// erasure deletes the counters and anonymises the reservations.
+func TestPrivacy(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.setStock("G", "", 10)
+		lim := int64(5)
+		if err := e.write.Do(ctx, func(tx *sqldb.Tx) error {
+			_, err := e.svc.SetGuardTx(ctx, tx, "G", GuardRequest{PerCustomerLimit: &lim}, e.opID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Reserve(ctx, "g1", "cust-1", []Line{{SKU: "G", Quantity: 3}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.svc.export(ctx, "cust-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := got.(CustomerData)
+		if !slices.Equal(d.PurchaseCounters, []CustomerUnits{{"G", 3}}) || !slices.Equal(d.Reservations, []CustomerReservation{{"g1", "reserved"}}) {
+			t.Fatalf("export %+v", d)
+		}
+		if err := e.db.Do(ctx, func(tx *sqldb.Tx) error { return e.svc.erase(ctx, tx, "cust-1") }); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.count("inventory_customer_units", "customer_id = 'cust-1'") + e.count("inventory_reservations", "customer_id = 'cust-1'"); n != 0 {
+			t.Fatalf("%d rows of the erased customer", n)
+		}
+		got, _ = e.svc.export(ctx, "cust-1")
+		if d := got.(CustomerData); len(d.PurchaseCounters)+len(d.Reservations) != 0 {
+			t.Fatalf("export after erasure %+v", d)
+		}
+		if err := e.svc.Release(ctx, "g1"); err != nil { // settling still works
+			t.Fatal(err)
+		}
+	})
+}
