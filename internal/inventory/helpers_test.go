@@ -71,6 +71,7 @@ type env struct {
 	db      *sqldb.DB
 	svc     *Service
 	write   *groupcommit.Batcher
+	router  *web.Router
 	clock   *clock
 	flushes *flushLog
 	anon    *webtest.Client
@@ -105,7 +106,7 @@ func newEnv(t testing.TB, db *sqldb.DB, cfg Config) *env {
 	for _, r := range svc.Routes() {
 		router.Handle(r)
 	}
-	e := &env{t: t, db: db, svc: svc, write: write, clock: clk, flushes: fl, anon: webtest.Start(t, router)}
+	e := &env{t: t, db: db, svc: svc, write: write, router: router, clock: clk, flushes: fl, anon: webtest.Start(t, router)}
 	e.opID, e.op = e.staff(acc, "op@example.com", accounts.RoleOperator)
 	_, e.cs = e.staff(acc, "cs@example.com", accounts.RoleCustomerService)
 	return e
