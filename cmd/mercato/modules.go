@@ -6,6 +6,7 @@ import (
 
 	"mercato/internal/accounts"
 	"mercato/internal/audit"
+	"mercato/internal/inventory"
 	"mercato/internal/platform/idem"
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
@@ -38,6 +39,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		acc.Module(),
 		audit.NewLog(p.DB).Module(),
 		syncmon.New(mon).Module(),
+		inventory.New(p, inventory.Config{}).Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err

@@ -107,7 +107,7 @@ const (
 // other way already, is applied with no effect (logged).
 func (s *Service) OrderConsumer() inbox.Consumer {
 	return inbox.Consumer{
-		Name:   "inventory.orders",
+		Name:   "inventory_orders",
 		Events: []string{EventOrderPaid, EventOrderCancelled, EventOrderExpired},
 		Handle: s.HandleOrderEvent,
 	}

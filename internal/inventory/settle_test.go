@@ -2,12 +2,15 @@ package inventory
 
 import (
 	"context"
+	"regexp"
 	"slices"
 	"testing"
 	"time"
 
+	"mercato/internal/accounts"
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/event"
+	"mercato/internal/platform/module"
 	"mercato/internal/platform/sqldb"
 )
 
@@ -199,4 +202,29 @@ func TestPrivacy(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestModule: the declaration passes module.Check, names the four event
+// types, both permissions (held by operators) and a consumer whose name is
+// a valid durable bus consumer name (no '.').
+func TestModule(t *testing.T) {
+	m := New(module.Platform{}, Config{}).Module()
+	if err := module.Check([]module.Module{m}); err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range m.Events {
+		types = append(types, e.Type)
+	}
+	if !slices.Equal(types, []string{"inventory.reserved", "inventory.committed", "inventory.released", "inventory.low_stock"}) {
+		t.Fatalf("events %v", types)
+	}
+	for _, p := range m.Permissions {
+		if !slices.Equal(p.Roles, []string{accounts.RoleOperator}) {
+			t.Fatalf("%s held by %v", p.Name, p.Roles)
+		}
+	}
+	if len(m.Consumers) != 1 || !regexp.MustCompile(`^[a-z0-9_-]+$`).MatchString(m.Consumers[0].Name) {
+		t.Fatalf("consumers %+v", m.Consumers)
+	}
 }
