@@ -3,6 +3,7 @@ package inventory
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -480,44 +481,34 @@ func reservationLines(ctx context.Context, tx *sqldb.Tx, ref string) ([]lineRow,
 // orders module's expiry job, which expires each order (order.expired
 // releases it here) or calls ReleaseTx in the same unit.
 func (s *Service) ExpiredTx(ctx context.Context, tx *sqldb.Tx, limit int) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT ref FROM inventory_reservations WHERE status = 'reserved' AND expires_at <= $1
-		ORDER BY expires_at, ref LIMIT $2`, sqldb.Micros(tx.Now), limit)
-	if err != nil {
-		return nil, errs.E("inventory.Expired", errs.Internal, err)
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var ref string
-		if err := rows.Scan(&ref); err != nil {
-			return nil, errs.E("inventory.Expired", errs.Internal, err)
-		}
-		out = append(out, ref)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, errs.E("inventory.Expired", errs.Internal, err)
-	}
-	return out, nil
+	return expired(ctx, tx, tx.Now, limit)
 }
 
 // Expired is ExpiredTx on the reader, at the database clock's now.
 func (s *Service) Expired(ctx context.Context, limit int) ([]string, error) {
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT ref FROM inventory_reservations WHERE status = 'reserved' AND expires_at <= $1
-		ORDER BY expires_at, ref LIMIT $2`, sqldb.Micros(s.db.Now()), limit)
+	return expired(ctx, s.db.Reader(), s.db.Now(), limit)
+}
+
+func expired(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, now time.Time, limit int) ([]string, error) {
+	const op = "inventory.Expired"
+	rows, err := q.QueryContext(ctx, `SELECT ref FROM inventory_reservations WHERE status = 'reserved' AND expires_at <= $1
+		ORDER BY expires_at, ref LIMIT $2`, sqldb.Micros(now), limit)
 	if err != nil {
-		return nil, errs.E("inventory.Expired", errs.Internal, err)
+		return nil, errs.E(op, errs.Internal, err)
 	}
 	defer rows.Close()
 	out := []string{}
 	for rows.Next() {
 		var ref string
 		if err := rows.Scan(&ref); err != nil {
-			return nil, errs.E("inventory.Expired", errs.Internal, err)
+			return nil, errs.E(op, errs.Internal, err)
 		}
 		out = append(out, ref)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, errs.E("inventory.Expired", errs.Internal, err)
+		return nil, errs.E(op, errs.Internal, err)
 	}
 	return out, nil
 }

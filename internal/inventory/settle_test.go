@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"slices"
 	"testing"
@@ -227,4 +228,53 @@ func TestModule(t *testing.T) {
 	if len(m.Consumers) != 1 || !regexp.MustCompile(`^[a-z0-9_-]+$`).MatchString(m.Consumers[0].Name) {
 		t.Fatalf("consumers %+v", m.Consumers)
 	}
+}
+
+// TestMixedBatch: reservations, a PUT, a commit, a release and a refused
+// unit of one SKU in one transaction: each unit is decided on the state
+// the earlier ones left, the refused one leaves nothing, and the row is
+// written by one UPDATE.
+func TestMixedBatch(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.setStock("MIX", "", 10)
+		for _, ref := range []string{"m-paid", "m-cancelled"} {
+			if _, err := e.svc.Reserve(ctx, ref, "", []Line{{SKU: "MIX", Quantity: 2}}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		reserve := func(ref string, q int64) sqldb.Unit {
+			return sqldb.Unit{Run: func(tx *sqldb.Tx) error {
+				_, err := e.svc.ReserveTx(ctx, tx, ref, "", []Line{{SKU: "MIX", Quantity: q}}, 0)
+				return err
+			}}
+		}
+		units := []sqldb.Unit{
+			reserve("m-1", 3), // 6 available → 3
+			{Run: func(tx *sqldb.Tx) error { _, err := e.svc.SetStockTx(ctx, tx, "MIX", "", 8, e.opID); return err }}, // 8-7 = 1
+			reserve("m-2", 2), // refused: 1 available
+			{Run: func(tx *sqldb.Tx) error { return e.svc.CommitTx(ctx, tx, "m-paid") }},       // on_hand 6, reserved 5
+			{Run: func(tx *sqldb.Tx) error { return e.svc.ReleaseTx(ctx, tx, "m-cancelled") }}, // reserved 3: 3 available
+			reserve("m-3", 3), // 0 available
+			{Run: func(tx *sqldb.Tx) error { _, err := e.svc.SetStockTx(ctx, tx, "MIX", "", 5, e.opID); return err }}, // refused: below 6 reserved
+		}
+		res := e.db.RunBatch(ctx, sqldb.Batch{Units: units})
+		for i, want := range []errs.Code{"", "", errs.CodeOutOfStock, "", "", "", CodeBelowReserved} {
+			got := res.Outcomes[i]
+			if want == "" && got != nil || want != "" && errs.CodeOf(got) != want {
+				t.Fatalf("unit %d: %v, want %q", i, got, want)
+			}
+		}
+		if lv := e.level("MIX"); lv.OnHand != 6 || lv.Reserved != 6 || lv.Available != 0 {
+			t.Fatalf("level %+v, want on_hand 6, reserved 6", lv)
+		}
+		e.checkInvariant()
+		fs := e.flushes.of("MIX")
+		if last := fs[len(fs)-1]; last.Updates != 1 || last.Available != 0 {
+			t.Fatalf("the batch's flush %+v, want one UPDATE leaving nothing", last)
+		}
+		if err := e.svc.Precheck([]Line{{SKU: "MIX", Quantity: 1}}); !errors.Is(err, ErrOutOfStock) {
+			t.Fatalf("sold out after the batch: %v", err)
+		}
+	})
 }
