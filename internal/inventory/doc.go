@@ -47,6 +47,29 @@
 // …/{sku}/guard, GET/POST /api/v1/admin/inventory/locations; permissions
 // inventory.read and inventory.write (role operator).
 //
+// # Errors
+//
+// Stable codes beside validation_failed (422, naming each field): 409
+// out_of_stock (the message and ShortSKUs name every short SKU),
+// sale_not_started (the message names the opening time, RFC 3339) and
+// sale_ended, below_reserved (a PUT of on_hand under the units reserved
+// at that location), reservation_exists (a ref reserved before),
+// location_exists, invalid_transition (commit of a released reservation
+// or release of a committed one); 422 limit_exceeded (a customer over a
+// SKU's per-customer limit); 404 not_found (a SKU without stock, an
+// unknown reservation).
+//
+// # Tables
+//
+// inventory_locations (code; "default" made by the migration),
+// inventory_stock (sku, location: on_hand, reserved), inventory_ledger
+// (one row per change of a row: reason, reference, deltas),
+// inventory_reservations (ref: customer, status, expires_at) and
+// inventory_reservation_lines (ref, sku, location: quantity, whether it
+// counts against a limit), inventory_guards (sku: per-customer limit,
+// sale window, low-stock threshold), inventory_customer_units (customer,
+// sku: units held against the limit).
+//
 // # Privacy
 //
 // The per-customer purchase counters of the guards and the customer id of
