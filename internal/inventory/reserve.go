@@ -200,7 +200,8 @@ func (s *Service) Precheck(lines []Line) error {
 // opening time in the message) and sale_ended (Conflict) by the SKU's
 // guard, limit_exceeded (Invalid) when the customer's units of a SKU with
 // a per-customer limit would exceed it (reserved and committed units count;
-// released ones do not), reservation_exists (Conflict) for a ref reserved
+// released ones do not; a reservation without a customer id, or made while
+// the SKU had no limit, is not counted), reservation_exists (Conflict) for a ref reserved
 // before, and validation_failed for malformed lines. On a refusal tx holds
 // no write of the call (the caller's unit fails).
 //
@@ -448,6 +449,49 @@ func (s *Service) settle(ctx context.Context, tx *sqldb.Tx, ref, status string) 
 		return err
 	}
 	return outbox.Append(ctx, tx, &ev)
+}
+
+// ReturnTx puts returned units of the committed order ref back on hand in
+// tx: each line's quantity is added to on_hand at its location (which
+// must hold the SKU already), with a return ledger row referencing ref.
+// It emits no event. Lines are validated like a reservation's.
+func (s *Service) ReturnTx(ctx context.Context, tx *sqldb.Tx, ref string, lines []ReservedLine) error {
+	const op = "inventory.Return"
+	var v errs.Validation
+	v.Check(ref != "" && len(ref) <= MaxRefLen, "ref", fmt.Sprintf("must be 1 to %d bytes", MaxRefLen))
+	v.Check(len(lines) > 0 && len(lines) <= MaxLines, "lines", fmt.Sprintf("must hold 1 to %d lines", MaxLines))
+	for i, l := range lines {
+		if msg := checkSKU(l.SKU); msg != "" {
+			v.Add(fmt.Sprintf("lines[%d].sku", i), msg)
+		}
+		v.Check(l.Quantity >= 1 && l.Quantity <= MaxQuantity, fmt.Sprintf("lines[%d].quantity", i), fmt.Sprintf("must be from 1 to %d", MaxQuantity))
+	}
+	if err := v.Err(op); err != nil {
+		return err
+	}
+	sorted := slices.Clone(lines)
+	slices.SortFunc(sorted, func(a, b ReservedLine) int {
+		return cmp.Or(strings.Compare(a.SKU, b.SKU), strings.Compare(a.Location, b.Location))
+	})
+	ledger := make([]ledgerRow, 0, len(sorted))
+	for i, l := range sorted {
+		st, err := s.state(ctx, tx, l.SKU)
+		if err != nil {
+			return err
+		}
+		loc := st.loc(l.Location)
+		if loc == nil {
+			return errs.E(op, errs.Invalid, errs.CodeValidation, "the request has invalid fields",
+				[]errs.FieldError{{Field: fmt.Sprintf("lines[%d].location", i), Message: "holds no stock of this SKU"}})
+		}
+		if loc.curOnHand()+l.Quantity > MaxOnHand {
+			return errs.E(op, errs.Invalid, errs.CodeValidation, "the request has invalid fields",
+				[]errs.FieldError{{Field: fmt.Sprintf("lines[%d].quantity", i), Message: "would raise on_hand over its maximum"}})
+		}
+		loc.change(tx, l.Quantity, 0)
+		ledger = append(ledger, ledgerRow{sku: l.SKU, location: l.Location, reason: ReasonReturn, dOnHand: l.Quantity})
+	}
+	return writeLedger(ctx, tx, ref, ledger)
 }
 
 type lineRow struct {

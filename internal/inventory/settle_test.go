@@ -278,3 +278,42 @@ func TestMixedBatch(t *testing.T) {
 		}
 	})
 }
+
+// TestReturn: returned units go back on hand with a return ledger row and
+// let a sold-out SKU be reserved again.
+func TestReturn(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.setStock("RET", "", 2)
+		if _, err := e.svc.Reserve(ctx, "ret-1", "", []Line{{SKU: "RET", Quantity: 2}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.Commit(ctx, "ret-1"); err != nil {
+			t.Fatal(err)
+		}
+		before := e.snapshot()
+		for _, bad := range [][]ReservedLine{nil, {{"RET", "nowhere", 1}}, {{"RET", "default", 0}}, {{"bad sku", "default", 1}}} {
+			if err := e.db.Do(ctx, func(tx *sqldb.Tx) error { return e.svc.ReturnTx(ctx, tx, "ret-1", bad) }); errs.CodeOf(err) != errs.CodeValidation {
+				t.Fatalf("ReturnTx(%v) = %v", bad, err)
+			}
+		}
+		e.assertUnchanged(before)
+		if err := e.svc.Precheck([]Line{{SKU: "RET", Quantity: 1}}); !errors.Is(err, ErrOutOfStock) {
+			t.Fatalf("sold out: %v", err)
+		}
+		if err := e.write.Do(ctx, func(tx *sqldb.Tx) error {
+			return e.svc.ReturnTx(ctx, tx, "ret-1", []ReservedLine{{"RET", "default", 1}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if lv := e.level("RET"); lv.OnHand != 1 || lv.Available != 1 {
+			t.Fatalf("level %+v", lv)
+		}
+		if n := e.count("inventory_ledger", "reason = 'return' AND reference = 'ret-1' AND on_hand_delta = 1"); n != 1 {
+			t.Fatalf("%d return rows", n)
+		}
+		if _, err := e.svc.Reserve(ctx, "ret-2", "", []Line{{SKU: "RET", Quantity: 1}}, 0); err != nil {
+			t.Fatalf("after the return: %v", err)
+		}
+	})
+}
