@@ -36,6 +36,11 @@ type Config struct {
 	TTL time.Duration
 	// SoldOutMax bounds the in-memory sold-out set (100,000 SKUs).
 	SoldOutMax int
+	// SoldOutTTL is how long a SKU stays refused at the door after it was
+	// seen sold out, unless a commit in this process clears it sooner
+	// (default 2s): the longest a receipt committed by another replica
+	// waits to be seen here.
+	SoldOutTTL time.Duration
 	// OnFlush, when set, is told after each commit what the transaction did
 	// to each SKU it touched (metrics, tests). It must not block.
 	OnFlush func(Flush)
@@ -71,7 +76,14 @@ func New(p module.Platform, cfg Config) *Service {
 	if cfg.SoldOutMax <= 0 {
 		cfg.SoldOutMax = 100_000
 	}
-	s.soldOut = newSoldOutSet(cfg.SoldOutMax)
+	if cfg.SoldOutTTL <= 0 {
+		cfg.SoldOutTTL = 2 * time.Second
+	}
+	now := time.Now
+	if p.DB != nil {
+		now = p.DB.Now
+	}
+	s.soldOut = newSoldOutSet(cfg.SoldOutMax, cfg.SoldOutTTL, now)
 	return s
 }
 

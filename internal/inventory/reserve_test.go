@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mercato/internal/platform/errs"
+	"mercato/internal/platform/module"
 )
 
 // parallel runs f(i) for i in [0, n) on n goroutines released together and
@@ -431,7 +432,8 @@ func TestSoldOutAtTheDoor(t *testing.T) {
 // TestSoldOutSet: a mark made from a reading older than a clear is
 // ignored, and a full set forgets everything.
 func TestSoldOutSet(t *testing.T) {
-	s := newSoldOutSet(2)
+	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := newSoldOutSet(2, time.Second, clk.Now)
 	g := s.generation("a")
 	s.clear("a")
 	s.mark("a", g)
@@ -443,6 +445,15 @@ func TestSoldOutSet(t *testing.T) {
 	if got := s.soldOut([]string{"a", "b"}); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("soldOut = %v", got)
 	}
+	clk.Advance(999 * time.Millisecond)
+	if got := s.soldOut([]string{"a"}); got == nil {
+		t.Fatal("forgotten before its ttl")
+	}
+	clk.Advance(time.Millisecond)
+	if got := s.soldOut([]string{"a"}); got != nil {
+		t.Fatalf("kept after its ttl: %v", got)
+	}
+	s.mark("a", s.generation("a"))
 	gc := s.generation("c")
 	s.mark("c", gc) // full: resets
 	if got := s.soldOut([]string{"a", "b", "c"}); got != nil {
@@ -452,4 +463,28 @@ func TestSoldOutSet(t *testing.T) {
 	if got := s.soldOut([]string{"c"}); got != nil {
 		t.Fatalf("a generation from before the reset was taken: %v", got)
 	}
+}
+
+// TestSoldOutAcrossReplicas: a receipt committed by another replica opens
+// this replica's door once the sold-out entry's ttl ran out.
+func TestSoldOutAcrossReplicas(t *testing.T) {
+	forEachEngine(t, Config{SoldOutTTL: 2 * time.Second}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		other := New(module.Platform{DB: e.db, Write: e.db}, Config{})
+		line := []Line{{SKU: "REP", Quantity: 1}}
+		e.setStock("REP", "", 1)
+		if _, err := e.svc.Reserve(ctx, "rep-1", "", line, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.SetStock(ctx, "REP", "", 5, e.opID); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.Precheck(line); !errors.Is(err, ErrOutOfStock) {
+			t.Fatalf("within the ttl: %v", err)
+		}
+		e.clock.Advance(2 * time.Second)
+		if _, err := e.svc.Reserve(ctx, "rep-2", "", line, 0); err != nil {
+			t.Fatalf("after the ttl: %v", err)
+		}
+	})
 }

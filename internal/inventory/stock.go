@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/outbox"
@@ -204,17 +205,23 @@ func (s *Service) committed(st *skuState) {
 // out only if no other cleared it since its own read, so a stale reading
 // never hides fresh stock. The set is bounded: when it would grow past max
 // SKUs it forgets everything (and every generation read before).
+//
+// The set is this process's: a receipt committed by another replica does
+// not clear it, so an entry lasts at most ttl — the longest another
+// replica's fresh stock stays refused at this one's door.
 type soldOutSet struct {
 	mu      sync.Mutex
-	counter uint64            // the last generation handed out
-	floor   uint64            // the generation of every SKU not in gen
-	gen     map[string]uint64 // SKUs cleared since the last reset
-	out     map[string]bool
+	counter uint64               // the last generation handed out
+	floor   uint64               // the generation of every SKU not in gen
+	gen     map[string]uint64    // SKUs cleared since the last reset
+	out     map[string]time.Time // when each SKU was marked
 	max     int
+	ttl     time.Duration
+	now     func() time.Time
 }
 
-func newSoldOutSet(max int) *soldOutSet {
-	return &soldOutSet{gen: map[string]uint64{}, out: map[string]bool{}, max: max}
+func newSoldOutSet(max int, ttl time.Duration, now func() time.Time) *soldOutSet {
+	return &soldOutSet{gen: map[string]uint64{}, out: map[string]time.Time{}, max: max, ttl: ttl, now: now}
 }
 
 func (s *soldOutSet) generation(sku string) uint64 {
@@ -238,11 +245,11 @@ func (s *soldOutSet) mark(sku string, gen uint64) {
 	if s.genOf(sku) != gen {
 		return
 	}
-	if len(s.out) >= s.max {
+	if _, ok := s.out[sku]; !ok && len(s.out) >= s.max {
 		s.reset()
 		return
 	}
-	s.out[sku] = true
+	s.out[sku] = s.now()
 }
 
 // clear takes sku out of the set and renews its generation.
@@ -266,13 +273,19 @@ func (s *soldOutSet) reset() {
 	clear(s.out)
 }
 
-// soldOut returns those of skus in the set.
+// soldOut returns those of skus in the set (marked within ttl).
 func (s *soldOutSet) soldOut(skus []string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
+	now := s.now()
 	for _, sku := range skus {
-		if s.out[sku] {
+		at, ok := s.out[sku]
+		switch {
+		case !ok:
+		case now.Sub(at) >= s.ttl:
+			delete(s.out, sku)
+		default:
 			out = append(out, sku)
 		}
 	}
