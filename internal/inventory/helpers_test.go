@@ -12,6 +12,7 @@ import (
 	"mercato/internal/audit"
 	"mercato/internal/platform/groupcommit"
 	"mercato/internal/platform/idem"
+	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/module"
 	"mercato/internal/platform/outbox"
@@ -23,7 +24,7 @@ import (
 
 // sources are the migrations an inventory test database needs.
 func sources() []migrate.Source {
-	return []migrate.Source{Migrations(), accounts.Migrations(), audit.Migrations(), outbox.Migrations(), web.Migrations(), idem.Migrations()}
+	return []migrate.Source{Migrations(), accounts.Migrations(), audit.Migrations(), outbox.Migrations(), web.Migrations(), idem.Migrations(), inbox.Migrations()}
 }
 
 // clock is a settable test clock for the database.
