@@ -274,6 +274,14 @@ func TestAllocationSplit(t *testing.T) {
 		if !slices.Equal(r.Lines, want) {
 			t.Fatalf("lines %v, want %v", r.Lines, want)
 		}
+		got, err := e.svc.Reservation(ctx, "split")
+		if err != nil || got.Status != StatusReserved || !got.ExpiresAt.Equal(e.clock.Now().Add(DefaultTTL)) ||
+			!slices.Equal(got.Lines, []ReservedLine{{"S", "north", 1}, {"S", "south", 5}}) {
+			t.Fatalf("Reservation = %+v, %v", got, err)
+		}
+		if _, err := e.svc.Reservation(ctx, "nope"); errs.KindOf(err) != errs.NotFound {
+			t.Fatalf("unknown ref: %v", err)
+		}
 		r, err = e.svc.Reserve(ctx, "one", "", []Line{{SKU: "S", Quantity: 2}}, 0)
 		if err != nil || !slices.Equal(r.Lines, []ReservedLine{{"S", "north", 2}}) {
 			t.Fatalf("lines %v, %v", r.Lines, err)
