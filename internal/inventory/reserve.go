@@ -344,4 +344,3 @@ func (s *Service) Reserve(ctx context.Context, ref, customerID string, lines []L
 	})
 	return r, err
 }
-
