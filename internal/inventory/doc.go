@@ -18,7 +18,8 @@
 // the units leave on_hand and reserved), ReleaseTx (cancelled, expired),
 // ExpiredTx (the refs its expiry job expires). CommitTx and ReleaseTx are
 // idempotent; of the two racing for one reservation exactly one wins.
-// Precheck refuses SKUs known to be sold out without a transaction.
+// Precheck refuses SKUs known to be sold out without a transaction;
+// Reservation reads one; ReturnTx puts returned units back on hand.
 //
 // # Hot SKUs
 //
