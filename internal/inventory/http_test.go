@@ -66,6 +66,7 @@ func TestStockHTTP(t *testing.T) {
 			{"unknown field", "PUT", path, map[string]any{"on_hand": 5, "onhand": 5}, 400, "malformed_request", ""},
 			{"not json", "PUT", path, `{"on_hand":`, 400, "malformed_request", ""},
 			{"null body", "PUT", path, `null`, 400, "malformed_request", ""},
+			{"sku named locations", "PUT", "/api/v1/admin/inventory/locations", map[string]any{"on_hand": 5}, 422, "validation_failed", "sku"},
 			{"unknown sku", "GET", "/api/v1/admin/inventory/NOPE", nil, 404, "not_found", ""},
 			{"get sku too long", "GET", "/api/v1/admin/inventory/" + long, nil, 422, "validation_failed", "sku"},
 		} {
