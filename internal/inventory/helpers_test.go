@@ -104,7 +104,7 @@ func newEnv(t testing.TB, db *sqldb.DB, cfg Config) *env {
 	t.Cleanup(acc.Close)
 	acc.UseModules([]module.Module{acc.Module(), svc.Module()})
 	router := web.NewRouter(web.Config{Logger: logger, Auth: acc})
-	for _, r := range svc.Routes() {
+	for _, r := range append(svc.Routes(), acc.Routes()...) {
 		router.Handle(r)
 	}
 	e := &env{t: t, db: db, svc: svc, write: write, router: router, clock: clk, flushes: fl, anon: webtest.Start(t, router)}

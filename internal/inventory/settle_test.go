@@ -165,6 +165,38 @@ func TestReserveRefusals(t *testing.T) {
 	})
 }
 
+// TestPrivacyHTTP: a customer's export through the accounts module holds
+// the inventory section; the customer's erasure removes it in the same
+// unit.
+func TestPrivacyHTTP(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		reg := e.anon.Do("POST", "/api/v1/auth/register", map[string]string{"email": "buyer@example.com", "password": password, "name": "B"})
+		reg.WantStatus(t, 201)
+		id, me := reg.Field("user.id").(string), e.anon.WithToken(reg.Field("token").(string))
+		e.setStock("PRIV", "", 5)
+		lim := int64(3)
+		if err := e.write.Do(ctx, func(tx *sqldb.Tx) error {
+			_, err := e.svc.SetGuardTx(ctx, tx, "PRIV", GuardRequest{PerCustomerLimit: &lim}, e.opID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Reserve(ctx, "priv-1", id, []Line{{SKU: "PRIV", Quantity: 2}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		r := me.Do("GET", "/api/v1/me/export", nil)
+		r.WantStatus(t, 200)
+		if r.Field("inventory.purchase_counters.0.units") != float64(2) || r.Field("inventory.reservations.0.ref") != "priv-1" {
+			t.Fatalf("export %s", r.Body)
+		}
+		me.Do("POST", "/api/v1/me/erase", map[string]string{"password": password}).WantStatus(t, 200)
+		if n := e.count("inventory_customer_units", "customer_id = $1", id) + e.count("inventory_reservations", "customer_id = $1", id); n != 0 {
+			t.Fatalf("%d inventory rows of the erased customer", n)
+		}
+	})
+}
+
 // TestPrivacy: the export holds the customer's counters and reservations;
 // erasure deletes the counters and anonymises the reservations.
 func TestPrivacy(t *testing.T) {
