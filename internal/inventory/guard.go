@@ -47,35 +47,48 @@ func (g Guard) window(op string, now time.Time) error {
 	return nil
 }
 
+// guardRow is a guard's columns as scanned.
+type guardRow struct {
+	limit, starts, ends, low sql.NullInt64
+	found                    bool
+}
+
+func (r guardRow) guard(sku string) Guard {
+	g := Guard{SKU: sku}
+	if !r.found {
+		return g
+	}
+	if r.limit.Valid {
+		g.PerCustomerLimit = &r.limit.Int64
+	}
+	if r.starts.Valid {
+		t := sqldb.FromMicros(r.starts.Int64)
+		g.SaleStartsAt = &t
+	}
+	if r.ends.Valid {
+		t := sqldb.FromMicros(r.ends.Int64)
+		g.SaleEndsAt = &t
+	}
+	if r.low.Valid {
+		g.LowStockThreshold = &r.low.Int64
+	}
+	return g
+}
+
 // readGuard reads sku's guard (the zero Guard when it has none).
 func readGuard(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, sku string) (Guard, error) {
-	g := Guard{SKU: sku}
-	var limit, starts, ends, low sql.NullInt64
+	r := guardRow{found: true}
 	err := q.QueryRowContext(ctx, `SELECT per_customer_limit, sale_starts_at, sale_ends_at, low_stock_threshold
-		FROM inventory_guards WHERE sku = $1`, sku).Scan(&limit, &starts, &ends, &low)
+		FROM inventory_guards WHERE sku = $1`, sku).Scan(&r.limit, &r.starts, &r.ends, &r.low)
 	if errNoRows(err) {
-		return g, nil
+		return Guard{SKU: sku}, nil
 	}
 	if err != nil {
-		return g, err
+		return Guard{SKU: sku}, err
 	}
-	if limit.Valid {
-		g.PerCustomerLimit = &limit.Int64
-	}
-	if starts.Valid {
-		t := sqldb.FromMicros(starts.Int64)
-		g.SaleStartsAt = &t
-	}
-	if ends.Valid {
-		t := sqldb.FromMicros(ends.Int64)
-		g.SaleEndsAt = &t
-	}
-	if low.Valid {
-		g.LowStockThreshold = &low.Int64
-	}
-	return g, nil
+	return r.guard(sku), nil
 }
 
 func (in GuardRequest) validate(op string) error {

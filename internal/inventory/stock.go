@@ -106,17 +106,23 @@ type Flush struct {
 func (s *Service) state(ctx context.Context, tx *sqldb.Tx, sku string) (*skuState, error) {
 	v, err := tx.Local(skuKey{sku}, func() (any, error) {
 		st := &skuState{sku: sku, gen: s.soldOut.generation(sku)}
-		q := `SELECT location, on_hand, reserved FROM inventory_stock WHERE sku = $1 ORDER BY location`
+		// The rows and the guard in one statement; a SKU without rows has
+		// its guard read on its own.
+		q := `SELECT s.location, s.on_hand, s.reserved,
+			g.per_customer_limit, g.sale_starts_at, g.sale_ends_at, g.low_stock_threshold, g.sku IS NOT NULL
+			FROM inventory_stock s LEFT JOIN inventory_guards g ON g.sku = s.sku
+			WHERE s.sku = $1 ORDER BY s.location`
 		if tx.Engine() == sqldb.Postgres {
-			q += ` FOR UPDATE`
+			q += ` FOR UPDATE OF s`
 		}
 		rows, err := tx.QueryContext(ctx, q, sku)
 		if err != nil {
 			return nil, err
 		}
+		var g guardRow
 		for rows.Next() {
 			l := &locState{}
-			if err := rows.Scan(&l.location, &l.onHand, &l.reserved); err != nil {
+			if err := rows.Scan(&l.location, &l.onHand, &l.reserved, &g.limit, &g.starts, &g.ends, &g.low, &g.found); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -125,7 +131,9 @@ func (s *Service) state(ctx context.Context, tx *sqldb.Tx, sku string) (*skuStat
 		if err := rows.Close(); err != nil {
 			return nil, err
 		}
-		if st.guard, err = readGuard(ctx, tx, sku); err != nil {
+		if len(st.locs) > 0 {
+			st.guard = g.guard(sku)
+		} else if st.guard, err = readGuard(ctx, tx, sku); err != nil {
 			return nil, err
 		}
 		st.avail0 = st.available()
