@@ -349,3 +349,90 @@ func TestReturn(t *testing.T) {
 		}
 	})
 }
+
+// allocatorFunc adapts a function to Allocator.
+type allocatorFunc func(sku string, qty int64, stock []LocationStock) ([]Allocation, bool)
+
+func (f allocatorFunc) Allocate(sku string, qty int64, stock []LocationStock) ([]Allocation, bool) {
+	return f(sku, qty, stock)
+}
+
+// TestPluggableAllocator: Config.Allocator decides where units come from;
+// an answer breaking its contract fails the unit (Internal) and writes
+// nothing.
+func TestPluggableAllocator(t *testing.T) {
+	lowestCode := allocatorFunc(func(_ string, qty int64, stock []LocationStock) ([]Allocation, bool) {
+		for _, l := range stock { // sorted by code
+			if l.Available >= qty {
+				return []Allocation{{l.Location, qty}}, true
+			}
+		}
+		return nil, false
+	})
+	greedy := allocatorFunc(func(_ string, qty int64, stock []LocationStock) ([]Allocation, bool) {
+		return []Allocation{{stock[0].Location, qty}}, true // ignores what is available
+	})
+	var alloc Allocator = lowestCode
+	forEachEngine(t, Config{Allocator: allocatorFunc(func(sku string, qty int64, stock []LocationStock) ([]Allocation, bool) {
+		return alloc.Allocate(sku, qty, stock)
+	})}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		alloc = lowestCode
+		if err := e.write.Do(ctx, func(tx *sqldb.Tx) error {
+			_, err := e.svc.CreateLocationTx(ctx, tx, LocationRequest{Code: "aaa", Name: "A"}, e.opID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		e.setStock("AL", "aaa", 2)
+		e.setStock("AL", "", 9)
+		r, err := e.svc.Reserve(ctx, "al-1", "", []Line{{SKU: "AL", Quantity: 2}}, 0)
+		if err != nil || !slices.Equal(r.Lines, []ReservedLine{{"AL", "aaa", 2}}) {
+			t.Fatalf("Reserve = %+v, %v; want the lowest code first", r.Lines, err)
+		}
+		alloc = greedy
+		before := e.snapshot()
+		if _, err := e.svc.Reserve(ctx, "al-2", "", []Line{{SKU: "AL", Quantity: 1}}, 0); errs.KindOf(err) != errs.Internal {
+			t.Fatalf("a contract-breaking allocator: %v", err)
+		}
+		e.assertUnchanged(before)
+		e.checkInvariant()
+	})
+}
+
+// TestCheckConstraints: the database itself refuses stock that breaks the
+// invariants, on both engines, whatever the code above it does.
+func TestCheckConstraints(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.setStock("CK", "", 5)
+		for _, c := range []struct{ name, set string }{
+			{"on_hand below zero", "on_hand = -1, reserved = 0"},
+			{"reserved below zero", "reserved = -1"},
+			{"reserved over on_hand", "reserved = on_hand + 1"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				err := e.db.InTx(ctx, func(tx *sqldb.Tx) error {
+					_, err := tx.ExecContext(ctx, `UPDATE inventory_stock SET `+c.set+` WHERE sku = 'CK'`)
+					return err
+				})
+				if err == nil {
+					t.Fatal("the database accepted it")
+				}
+			})
+		}
+		for _, q := range []string{
+			`INSERT INTO inventory_reservation_lines (ref, sku, location, quantity) VALUES ('nope', 'CK', 'default', 1)`,
+			`INSERT INTO inventory_customer_units (customer_id, sku, units) VALUES ('c', 'CK', -1)`,
+			`INSERT INTO inventory_ledger (sku, location, reason, reference, on_hand_delta, reserved_delta, created_at) VALUES ('CK', 'default', 'theft', '', 0, 0, 0)`,
+			`INSERT INTO inventory_stock (sku, location, on_hand, updated_at) VALUES ('CK2', 'mars', 1, 0)`,
+		} {
+			if err := e.db.InTx(ctx, func(tx *sqldb.Tx) error { _, err := tx.ExecContext(ctx, q); return err }); err == nil {
+				t.Errorf("accepted: %s", q)
+			}
+		}
+		if lv := e.level("CK"); lv.OnHand != 5 || lv.Reserved != 0 {
+			t.Fatalf("level %+v", lv)
+		}
+	})
+}
