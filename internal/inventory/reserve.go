@@ -200,8 +200,9 @@ func (s *Service) Precheck(lines []Line) error {
 // a per-customer limit would exceed it (reserved and committed units count;
 // released ones do not; a reservation without a customer id, or made while
 // the SKU had no limit, is not counted), reservation_exists (Conflict) for a ref reserved
-// before, and validation_failed for malformed lines. On a refusal tx holds
-// no write of the call (the caller's unit fails).
+// before, and validation_failed for malformed lines. A refusal may come
+// after some of the call's writes: the caller's unit must fail with it, so
+// that they are rolled back (the write path does that for a failing unit).
 //
 // The stock rows change only when tx commits, in one conditional UPDATE per
 // row for all the units of the transaction (see state). Emits
