@@ -6,6 +6,7 @@ import (
 
 	"mercato/internal/accounts"
 	"mercato/internal/audit"
+	"mercato/internal/inventory"
 	"mercato/internal/platform/idem"
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
@@ -40,6 +41,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		audit.NewLog(p.DB).Module(),
 		syncmon.New(mon).Module(),
 		reviews.New(p, reviews.Deps{}).Module(), // Products and Purchases: the catalog and orders, once wired
+		inventory.New(p, inventory.Config{}).Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err

@@ -1,0 +1,304 @@
+package inventory
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/outbox"
+	"mercato/internal/platform/sqldb"
+)
+
+// locState is one stock row (a SKU at a location) as a transaction sees
+// it: the row as read (or inserted), plus the changes the transaction's
+// units made to it so far, which the SKU's BeforeCommit hook writes in one
+// conditional UPDATE.
+type locState struct {
+	location         string
+	onHand, reserved int64 // as read
+	dOnHand, dRes    int64 // pending changes of this transaction
+}
+
+func (l *locState) curOnHand() int64   { return l.onHand + l.dOnHand }
+func (l *locState) curReserved() int64 { return l.reserved + l.dRes }
+func (l *locState) available() int64   { return l.curOnHand() - l.curReserved() }
+
+// change adds a pending change and registers its undo for when the current
+// unit is rolled back.
+func (l *locState) change(tx *sqldb.Tx, dOnHand, dRes int64) {
+	l.dOnHand += dOnHand
+	l.dRes += dRes
+	tx.OnRollback(func() { l.dOnHand -= dOnHand; l.dRes -= dRes })
+}
+
+// skuState is every stock row of one SKU, shared by the units of one
+// transaction through Tx.Local: read once (FOR UPDATE on PostgreSQL) by the
+// first unit that touches the SKU, changed in memory by each unit, written
+// once by a BeforeCommit hook. Every stock change of this module goes
+// through it — reservations, commits, releases, PUT — so the rows of a hot
+// SKU cost one UPDATE per row per batch, whatever the mix.
+type skuState struct {
+	sku     string
+	locs    []*locState // sorted by location
+	guard   Guard
+	avail0  int64  // available when read
+	gen     uint64 // the sold-out set's generation of sku when read
+	updates int    // UPDATE statements the hook ran
+}
+
+func (st *skuState) available() int64 {
+	var n int64
+	for _, l := range st.locs {
+		n += l.available()
+	}
+	return n
+}
+
+func (st *skuState) loc(code string) *locState {
+	i, ok := slices.BinarySearchFunc(st.locs, code, func(l *locState, c string) int { return strings.Compare(l.location, c) })
+	if !ok {
+		return nil
+	}
+	return st.locs[i]
+}
+
+// stock returns each location's available units, sorted by location.
+func (st *skuState) stock() []LocationStock {
+	out := make([]LocationStock, len(st.locs))
+	for i, l := range st.locs {
+		out[i] = LocationStock{Location: l.location, Available: l.available()}
+	}
+	return out
+}
+
+type skuKey struct{ sku string }
+
+func sortLocs(locs []*locState) {
+	slices.SortFunc(locs, func(a, b *locState) int { return strings.Compare(a.location, b.location) })
+}
+
+// remove takes l out of st (a row inserted by a unit that was rolled back).
+func (st *skuState) remove(l *locState) {
+	st.locs = slices.DeleteFunc(st.locs, func(x *locState) bool { return x == l })
+}
+
+// Flush is what one committed transaction did to one SKU's rows, reported
+// to Config.OnFlush after the commit.
+type Flush struct {
+	SKU string
+	// Updates is the number of UPDATE statements the transaction ran on
+	// the SKU's stock rows (one per row it changed).
+	Updates int
+	// Reserved is the change of the SKU's reserved units.
+	Reserved int64
+	// Available is the SKU's available units after the commit.
+	Available int64
+}
+
+// state returns the transaction's view of sku, reading its rows on first
+// use and registering the hook that writes them.
+func (s *Service) state(ctx context.Context, tx *sqldb.Tx, sku string) (*skuState, error) {
+	v, err := tx.Local(skuKey{sku}, func() (any, error) {
+		st := &skuState{sku: sku, gen: s.soldOut.generation(sku)}
+		// The rows and the guard in one statement; a SKU without rows has
+		// its guard read on its own.
+		q := `SELECT s.location, s.on_hand, s.reserved,
+			g.per_customer_limit, g.sale_starts_at, g.sale_ends_at, g.low_stock_threshold, g.sku IS NOT NULL
+			FROM inventory_stock s LEFT JOIN inventory_guards g ON g.sku = s.sku
+			WHERE s.sku = $1 ORDER BY s.location`
+		if tx.Engine() == sqldb.Postgres {
+			q += ` FOR UPDATE OF s`
+		}
+		rows, err := tx.QueryContext(ctx, q, sku)
+		if err != nil {
+			return nil, err
+		}
+		var g guardRow
+		for rows.Next() {
+			l := &locState{}
+			if err := rows.Scan(&l.location, &l.onHand, &l.reserved, &g.limit, &g.starts, &g.ends, &g.low, &g.found); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			st.locs = append(st.locs, l)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if len(st.locs) > 0 {
+			st.guard = g.guard(sku)
+		} else if st.guard, err = readGuard(ctx, tx, sku); err != nil {
+			return nil, err
+		}
+		st.avail0 = st.available()
+		if st.avail0 == 0 {
+			s.soldOut.mark(sku, st.gen) // committed state, read under the row locks
+		}
+		tx.BeforeCommit(func(ctx context.Context) error { return s.flush(ctx, tx, st) })
+		tx.AfterCommit(func() { s.committed(st) })
+		return st, nil
+	})
+	if err != nil {
+		return nil, errs.E("inventory.state", errs.Internal, err)
+	}
+	return v.(*skuState), nil
+}
+
+// flush writes the transaction's changes of st's rows: one conditional
+// UPDATE per changed row, refusing a row that changed since it was read
+// beyond what the changes allow (sqldb.ErrConflict: the batch runs again).
+// It emits inventory.low_stock when the SKU's available units crossed
+// below its threshold.
+func (s *Service) flush(ctx context.Context, tx *sqldb.Tx, st *skuState) error {
+	for _, l := range st.locs {
+		if l.dOnHand == 0 && l.dRes == 0 {
+			continue
+		}
+		st.updates++
+		res, err := tx.ExecContext(ctx, `UPDATE inventory_stock
+			SET on_hand = on_hand + $1, reserved = reserved + $2, updated_at = $3
+			WHERE sku = $4 AND location = $5
+			  AND on_hand + $1 >= 0 AND reserved + $2 >= 0 AND on_hand + $1 - (reserved + $2) >= 0`,
+			l.dOnHand, l.dRes, sqldb.Micros(tx.Now), st.sku, l.location)
+		if err != nil {
+			return errs.E("inventory.flush", errs.Internal, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("inventory: stock of %s at %s changed since it was read: %w", st.sku, l.location, sqldb.ErrConflict)
+		}
+	}
+	if t := st.guard.LowStockThreshold; t != nil {
+		if after := st.available(); st.avail0 >= *t && after < *t {
+			ev, err := LowStock.New(st.sku, tx.Now, LowStockData{SKU: st.sku, Available: after, Threshold: *t})
+			if err != nil {
+				return err
+			}
+			if err := outbox.Append(ctx, tx, &ev); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// committed runs after a transaction that touched st committed: it keeps
+// the sold-out set and reports the flush.
+func (s *Service) committed(st *skuState) {
+	avail := st.available()
+	if avail == 0 {
+		s.soldOut.mark(st.sku, st.gen)
+	} else {
+		s.soldOut.clear(st.sku)
+	}
+	if s.onFlush != nil {
+		var dRes int64
+		for _, l := range st.locs {
+			dRes += l.dRes
+		}
+		s.onFlush(Flush{SKU: st.sku, Updates: st.updates, Reserved: dRes, Available: avail})
+	}
+}
+
+// soldOutSet remembers the SKUs that had nothing available when last
+// read or committed, so that reservations of them are refused at the door,
+// without a transaction. A SKU leaves the set when a committed transaction
+// leaves it with units available (a receipt, a release). Each SKU has a
+// generation, renewed when it leaves the set: a transaction marks a SKU sold
+// out only if no other cleared it since its own read, so a stale reading
+// never hides fresh stock. The set is bounded: when it would grow past max
+// SKUs it forgets everything (and every generation read before).
+//
+// The set is this process's: a receipt committed by another replica does
+// not clear it, so an entry lasts at most ttl — the longest another
+// replica's fresh stock stays refused at this one's door.
+type soldOutSet struct {
+	mu      sync.Mutex
+	counter uint64               // the last generation handed out
+	floor   uint64               // the generation of every SKU not in gen
+	gen     map[string]uint64    // SKUs cleared since the last reset
+	out     map[string]time.Time // when each SKU was marked
+	max     int
+	ttl     time.Duration
+	now     func() time.Time
+}
+
+func newSoldOutSet(max int, ttl time.Duration, now func() time.Time) *soldOutSet {
+	return &soldOutSet{gen: map[string]uint64{}, out: map[string]time.Time{}, max: max, ttl: ttl, now: now}
+}
+
+func (s *soldOutSet) generation(sku string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.genOf(sku)
+}
+
+func (s *soldOutSet) genOf(sku string) uint64 {
+	if g, ok := s.gen[sku]; ok {
+		return g
+	}
+	return s.floor
+}
+
+// mark puts sku in the set unless it was cleared after generation gen was
+// read.
+func (s *soldOutSet) mark(sku string, gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.genOf(sku) != gen {
+		return
+	}
+	if _, ok := s.out[sku]; !ok && len(s.out) >= s.max {
+		s.reset()
+		return
+	}
+	s.out[sku] = s.now()
+}
+
+// clear takes sku out of the set and renews its generation.
+func (s *soldOutSet) clear(sku string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.gen[sku]; !ok && len(s.gen) >= s.max {
+		s.reset()
+		return
+	}
+	s.counter++
+	s.gen[sku] = s.counter
+	delete(s.out, sku)
+}
+
+// reset forgets every SKU; generations read before no longer match.
+func (s *soldOutSet) reset() {
+	s.counter++
+	s.floor = s.counter
+	clear(s.gen)
+	clear(s.out)
+}
+
+// soldOut returns those of skus in the set (marked within ttl).
+func (s *soldOutSet) soldOut(skus []string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	now := s.now()
+	for _, sku := range skus {
+		at, ok := s.out[sku]
+		switch {
+		case !ok:
+		case now.Sub(at) >= s.ttl:
+			delete(s.out, sku)
+		default:
+			out = append(out, sku)
+		}
+	}
+	return out
+}
+
+// errNoRows reports whether err is sql.ErrNoRows.
+func errNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
