@@ -99,7 +99,8 @@ var (
 )
 
 // Check reports every wiring mistake in mods: an empty or malformed name,
-// two modules of one name, a permission defined twice or malformed, a route
+// two modules of one name, a consumer name that is no lower_snake_case
+// durable name or that two modules use, a permission defined twice or malformed, a route
 // whose permission no module defines, two privacy sections of one name, and
 // a malformed event type or one that two modules emit.
 func Check(mods []Module) error {
@@ -107,6 +108,7 @@ func Check(mods []Module) error {
 	names := map[string]bool{}
 	perms := map[string]string{}
 	events := map[string]string{}
+	consumers := map[string]string{}
 	sections := map[string]string{"profile": "accounts", "addresses": "accounts", "login_addresses": "accounts", "exported_at": "accounts"}
 	for _, m := range mods {
 		if !nameRE.MatchString(m.Name) {
@@ -130,6 +132,17 @@ func Check(mods []Module) error {
 				problems = append(problems, fmt.Sprintf("export section %q of %s is taken by %s", m.Privacy.Section, m.Name, by))
 			}
 			sections[m.Privacy.Section] = m.Name
+		}
+		for _, c := range m.Consumers {
+			// The name is the bus's durable name: NATS refuses dots and
+			// wildcards in it.
+			if !nameRE.MatchString(c.Name) {
+				problems = append(problems, fmt.Sprintf("%s: consumer name %q is not lower_snake_case", m.Name, c.Name))
+			}
+			if by, dup := consumers[c.Name]; dup {
+				problems = append(problems, fmt.Sprintf("consumer %q defined by %s and %s", c.Name, by, m.Name))
+			}
+			consumers[c.Name] = m.Name
 		}
 		for _, e := range m.Events {
 			if err := event.CheckType(e.Type); err != nil {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"mercato/internal/platform/event"
+	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/web"
 )
 
@@ -32,6 +33,10 @@ func TestCheck(t *testing.T) {
 			[]string{`needs permission "orders.write", which no module defines`}},
 		{"export section taken", []Module{{Name: "a", Privacy: &Privacy{Section: "profile"}}},
 			[]string{`export section "profile" of a is taken by accounts`}},
+		{"consumer name no durable name or taken", []Module{
+			{Name: "a", Consumers: []inbox.Consumer{{Name: "a.search"}, {Name: "shared"}}},
+			{Name: "b", Consumers: []inbox.Consumer{{Name: "shared"}, {Name: "b_ok"}}},
+		}, []string{`consumer name "a.search"`, `consumer "shared" defined by a and b`}},
 		{"event type malformed or emitted twice", []Module{
 			{Name: "a", Events: []event.TypeInfo{{Type: "placed"}, {Type: "order.line.added"}, {Type: "order.placed"}}},
 			{Name: "b", Events: []event.TypeInfo{{Type: "order.placed"}}},
