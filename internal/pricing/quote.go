@@ -1,0 +1,135 @@
+package pricing
+
+import (
+	"fmt"
+
+	"mercato/internal/money"
+	"mercato/internal/platform/errs"
+)
+
+// The bounds of a cart the engine prices. They keep every intermediate sum
+// of quantities and weights within int64.
+const (
+	MaxLines       = 1000
+	MaxQuantity    = 1_000_000
+	MaxWeightGrams = 1_000_000_000 // per unit: a thousand tonnes
+)
+
+// Quote prices in: Discounts, then Shipping, then Tax, then the totals
+// (the package documentation has the rules). The error is an *errs.Error:
+// Invalid for bad input or rule sets, naming the fields. When only entered
+// coupons cannot apply, the error is Invalid with the first failing
+// coupon's code (coupon_unknown, coupon_expired, coupon_not_applicable,
+// coupon_exhausted) and one field error per failing coupon, and the Quote
+// returned with it is the cart priced without those coupons, their
+// outcomes in Coupons, so a caller may show both.
+func Quote(in Input) (Quotation, error) {
+	const op = "pricing.Quote"
+	d, err := Discounts(in)
+	if err != nil {
+		return Quotation{}, errs.E(op, err)
+	}
+	s, err := Shipping(in, d)
+	if err != nil {
+		return Quotation{}, errs.E(op, err)
+	}
+	t, err := Tax(in, d, s)
+	if err != nil {
+		return Quotation{}, errs.E(op, err)
+	}
+	q, err := Totals(in, d, s, t)
+	if err != nil {
+		return Quotation{}, errs.E(op, err)
+	}
+	if d.CouponErr != nil {
+		return q, errs.E(op, d.CouponErr)
+	}
+	return q, nil
+}
+
+// Totals is the last stage: it assembles the quote from the outcomes of
+// the others and works out the line and order totals.
+func Totals(in Input, d Discounted, s Shipped, t Taxed) (Quotation, error) {
+	const op = "pricing.Totals"
+	cur := in.Currency
+	q := Quotation{
+		Currency: cur, Lines: make([]LineQuote, len(in.Lines)), Subtotal: d.Subtotal, Discount: d.Total,
+		ShippingMethod: s.Method, ShippingZone: s.Zone, ShippingDiscount: s.Discount, Shipping: s.Charged,
+		ShippingTax: t.Shipping, Tax: t.Total, TaxInclusive: t.Inclusive, TaxRegion: t.Region,
+		Promotions: append([]AppliedPromotion{}, d.Applied...), ShippingVersion: in.Shipping.Version,
+		TaxVersion: in.Tax.Version, Coupons: append([]CouponOutcome{}, d.Coupons...),
+	}
+	if d.FreeShipping >= 0 {
+		q.Promotions[d.FreeShipping].Shipping = s.Discount
+	}
+	for i, l := range in.Lines {
+		lq := LineQuote{SKU: l.SKU, Subtotal: d.Subtotals[i], Discounts: d.Lines[i], Discount: d.PerLine[i],
+			Tax: t.Lines[i]}
+		if lq.Discounts == nil {
+			lq.Discounts = []LineDiscount{}
+		}
+		total, err := lq.Subtotal.Sub(lq.Discount)
+		if err == nil && !t.Inclusive {
+			total, err = total.Add(lq.Tax)
+		}
+		if err != nil {
+			return Quotation{}, errs.E(op, err)
+		}
+		lq.Total = total
+		q.Lines[i] = lq
+	}
+	total, err := d.Subtotal.Sub(d.Total)
+	if err == nil {
+		total, err = total.Add(s.Charged)
+	}
+	if err == nil && !t.Inclusive {
+		total, err = total.Add(t.Total)
+	}
+	if err != nil {
+		return Quotation{}, errs.E(op, err)
+	}
+	q.Total = total
+	return q, nil
+}
+
+// lineSubtotals validates the currency and the lines and returns each
+// line's unit price × quantity and their sum.
+func lineSubtotals(in *Input) ([]money.Money, money.Money, error) {
+	const op = "pricing.lines"
+	if _, ok := money.Exponent(in.Currency); !ok {
+		return nil, money.Money{}, errs.E(op, errs.Invalid, "unknown currency",
+			[]errs.FieldError{{Field: "currency", Message: "must be an ISO 4217 currency code"}})
+	}
+	var v errs.Validation
+	v.Check(len(in.Lines) <= MaxLines, "lines", fmt.Sprintf("must hold at most %d lines", MaxLines))
+	if err := v.Err(op); err != nil {
+		return nil, money.Money{}, err
+	}
+	for i, l := range in.Lines {
+		f := fmt.Sprintf("lines[%d]", i)
+		v.Check(l.SKU != "", f+".sku", "is required")
+		v.Check(l.Quantity >= 1 && l.Quantity <= MaxQuantity, f+".quantity",
+			fmt.Sprintf("must be from 1 to %d", MaxQuantity))
+		v.Check(l.UnitPrice.Currency() == in.Currency, f+".unit_price", "must be in "+in.Currency)
+		v.Check(!l.UnitPrice.IsNegative(), f+".unit_price", "must not be negative")
+		v.Check(l.WeightGrams >= 0 && l.WeightGrams <= MaxWeightGrams, f+".weight_grams",
+			fmt.Sprintf("must be from 0 to %d", MaxWeightGrams))
+	}
+	if err := v.Err(op); err != nil {
+		return nil, money.Money{}, err
+	}
+	subs := make([]money.Money, len(in.Lines))
+	total := money.Zero(in.Currency)
+	for i, l := range in.Lines {
+		m, err := l.UnitPrice.Mul(l.Quantity)
+		if err == nil {
+			total, err = total.Add(m)
+		}
+		if err != nil {
+			return nil, money.Money{}, errs.E(op, errs.Invalid, "the cart's amounts are out of range",
+				[]errs.FieldError{{Field: fmt.Sprintf("lines[%d]", i), Message: "takes the subtotal out of range"}}, err)
+		}
+		subs[i] = m
+	}
+	return subs, total, nil
+}
