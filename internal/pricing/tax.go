@@ -47,7 +47,9 @@ type TaxRegion struct {
 	Rates           []TaxRate   `json:"rates"`
 }
 
-func (r TaxRegion) key() string { return Area{strings.ToUpper(r.Country), strings.ToUpper(r.Region)}.String() }
+func (r TaxRegion) key() string {
+	return Area{strings.ToUpper(r.Country), strings.ToUpper(r.Region)}.String()
+}
 
 // rate is class's rate in r (class "" is DefaultTaxClass).
 func (r *TaxRegion) rate(class string) (int64, bool) {
