@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"mercato/internal/money"
-	"mercato/internal/platform/errs"
 )
 
 // Kind is what a promotion gives.
@@ -100,19 +99,20 @@ type Promotion struct {
 // and that IDs and coupon codes (case-insensitively) are unique. The error
 // is Invalid with one field error per problem, named from "promotions".
 func ValidatePromotions(ps []Promotion) error {
-	var v errs.Validation
-	ids := map[string]int{}
+	var v problems
+	ids := make(map[string]int, len(ps))
 	codes := map[string]int{}
-	for i, p := range ps {
-		f := fmt.Sprintf("promotions[%d]", i)
-		p.validate(&v, f)
+	list := root("")
+	for i := range ps {
+		p, f := &ps[i], list.at("promotions", i)
+		p.validate(&v, &f)
 		if j, dup := ids[p.ID]; dup {
-			v.Add(f+".id", fmt.Sprintf("duplicates promotions[%d]", j))
+			v.Add(f.String()+".id", fmt.Sprintf("duplicates promotions[%d]", j))
 		}
 		ids[p.ID] = i
 		if c := normCode(p.Code); c != "" {
 			if j, dup := codes[c]; dup {
-				v.Add(f+".code", fmt.Sprintf("duplicates the code of promotions[%d]", j))
+				v.Add(f.String()+".code", fmt.Sprintf("duplicates the code of promotions[%d]", j))
 			}
 			codes[c] = i
 		}
@@ -120,47 +120,47 @@ func ValidatePromotions(ps []Promotion) error {
 	return v.Err("pricing.ValidatePromotions")
 }
 
-func (p Promotion) validate(v *errs.Validation, f string) {
-	v.Check(p.ID != "", f+".id", "is required")
-	v.Check(p.Version >= 1, f+".version", "must be at least 1")
+func (p *Promotion) validate(v *problems, f *path) {
+	v.check(p.ID != "", f, ".id", "is required")
+	v.check(p.Version >= 1, f, ".version", "must be at least 1")
 	validPercent := func() {
-		v.Check(p.PercentBP > 0, f+".percent_bp", "must be above 0")
-		v.Check(p.PercentBP <= money.BasisPointsPerUnit, f+".percent_bp", "must be at most 10000 (100%)")
+		v.check(p.PercentBP > 0, f, ".percent_bp", "must be above 0")
+		v.check(p.PercentBP <= money.BasisPointsPerUnit, f, ".percent_bp", "must be at most 10000 (100%)")
 	}
 	switch p.Kind {
 	case Percentage:
 		validPercent()
 	case Fixed:
 		if p.Amount == nil {
-			v.Add(f+".amount", "is required")
+			v.check(false, f, ".amount", "is required")
 		} else {
-			v.Check(p.Amount.Currency() != "", f+".amount", "needs a currency")
-			v.Check(p.Amount.Amount() > 0, f+".amount", "must be above 0")
+			v.check(p.Amount.Currency() != "", f, ".amount", "needs a currency")
+			v.check(p.Amount.Amount() > 0, f, ".amount", "must be above 0")
 		}
 	case FreeShipping:
 	case BuyXGetY:
 		validPercent()
 		if p.BXGY == nil {
-			v.Add(f+".bxgy", "is required")
+			v.check(false, f, ".bxgy", "is required")
 		} else {
-			v.Check(p.BXGY.Buy >= 1, f+".bxgy.buy", "must be at least 1")
-			v.Check(p.BXGY.Get >= 1, f+".bxgy.get", "must be at least 1")
-			v.Check(p.BXGY.MaxUses >= 0, f+".bxgy.max_uses", "must not be negative")
+			v.check(p.BXGY.Buy >= 1, f, ".bxgy.buy", "must be at least 1")
+			v.check(p.BXGY.Get >= 1, f, ".bxgy.get", "must be at least 1")
+			v.check(p.BXGY.MaxUses >= 0, f, ".bxgy.max_uses", "must not be negative")
 		}
 	default:
-		v.Add(f+".kind", "must be percentage, fixed, free_shipping or bxgy")
+		v.check(false, f, ".kind", "must be percentage, fixed, free_shipping or bxgy")
 	}
 	if m := p.MinSubtotal; m != nil {
-		v.Check(m.Currency() != "" && !m.IsNegative(), f+".min_subtotal", "must be an amount of at least 0")
+		v.check(m.Currency() != "" && !m.IsNegative(), f, ".min_subtotal", "must be an amount of at least 0")
 	}
 	if p.UsesLeft != nil {
-		v.Check(*p.UsesLeft >= 0, f+".uses_left", "must not be negative")
+		v.check(*p.UsesLeft >= 0, f, ".uses_left", "must not be negative")
 	}
 	if b := p.BudgetLeft; b != nil {
-		v.Check(b.Currency() != "" && !b.IsNegative(), f+".budget_left", "must be an amount of at least 0")
+		v.check(b.Currency() != "" && !b.IsNegative(), f, ".budget_left", "must be an amount of at least 0")
 	}
 	if !p.StartsAt.IsZero() && !p.EndsAt.IsZero() {
-		v.Check(p.EndsAt.After(p.StartsAt), f+".ends_at", "must be after starts_at")
+		v.check(p.EndsAt.After(p.StartsAt), f, ".ends_at", "must be after starts_at")
 	}
 }
 

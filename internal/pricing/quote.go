@@ -100,20 +100,21 @@ func lineSubtotals(in *Input) ([]money.Money, money.Money, error) {
 		return nil, money.Money{}, errs.E(op, errs.Invalid, "unknown currency",
 			[]errs.FieldError{{Field: "currency", Message: "must be an ISO 4217 currency code"}})
 	}
-	var v errs.Validation
+	var v problems
 	v.Check(len(in.Lines) <= MaxLines, "lines", fmt.Sprintf("must hold at most %d lines", MaxLines))
 	if err := v.Err(op); err != nil {
 		return nil, money.Money{}, err
 	}
+	list := root("")
 	for i, l := range in.Lines {
-		f := fmt.Sprintf("lines[%d]", i)
-		v.Check(l.SKU != "", f+".sku", "is required")
-		v.Check(l.Quantity >= 1 && l.Quantity <= MaxQuantity, f+".quantity",
-			fmt.Sprintf("must be from 1 to %d", MaxQuantity))
-		v.Check(l.UnitPrice.Currency() == in.Currency, f+".unit_price", "must be in "+in.Currency)
-		v.Check(!l.UnitPrice.IsNegative(), f+".unit_price", "must not be negative")
-		v.Check(l.WeightGrams >= 0 && l.WeightGrams <= MaxWeightGrams, f+".weight_grams",
-			fmt.Sprintf("must be from 0 to %d", MaxWeightGrams))
+		f := list.at("lines", i)
+		v.check(l.SKU != "", &f, ".sku", "is required")
+		v.check(l.Quantity >= 1 && l.Quantity <= MaxQuantity, &f, ".quantity", "must be from 1 to 1000000")
+		if l.UnitPrice.Currency() != in.Currency {
+			v.Add(f.String()+".unit_price", "must be in "+in.Currency)
+		}
+		v.check(!l.UnitPrice.IsNegative(), &f, ".unit_price", "must not be negative")
+		v.check(l.WeightGrams >= 0 && l.WeightGrams <= MaxWeightGrams, &f, ".weight_grams", "must be from 0 to 1000000000")
 	}
 	if err := v.Err(op); err != nil {
 		return nil, money.Money{}, err

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"mercato/internal/money"
@@ -96,9 +97,11 @@ type MethodOption struct {
 // and one of its regions in another overlap too). The error is Invalid
 // naming each problem's field under "shipping".
 func (t ShippingTable) Validate(currency string) error {
-	var v errs.Validation
-	price := func(f string, m *money.Money) {
-		v.Check(m != nil && m.Currency() == currency && !m.IsNegative(), f, "must be an amount of at least 0 in "+currency)
+	var v problems
+	price := func(f *path, sub string, m *money.Money) {
+		if m == nil || m.Currency() != currency || m.IsNegative() {
+			v.Add(f.String()+sub, "must be an amount of at least 0 in "+currency)
+		}
 	}
 	type seen struct {
 		zone, area int
@@ -106,48 +109,48 @@ func (t ShippingTable) Validate(currency string) error {
 	}
 	countries := map[string][]seen{}
 	zoneIDs := map[string]int{}
+	list := root("")
 	for zi, z := range t.Zones {
-		zf := fmt.Sprintf("shipping.zones[%d]", zi)
-		v.Check(z.ID != "", zf+".id", "is required")
+		zf := list.at("shipping.zones", zi)
+		v.check(z.ID != "", &zf, ".id", "is required")
 		if j, dup := zoneIDs[z.ID]; dup {
-			v.Add(zf+".id", fmt.Sprintf("duplicates zones[%d]", j))
+			v.Add(zf.String()+".id", fmt.Sprintf("duplicates zones[%d]", j))
 		}
 		zoneIDs[z.ID] = zi
 		for ai, a := range z.Areas {
-			af := fmt.Sprintf("%s.areas[%d]", zf, ai)
+			af := zf.at(".areas", ai)
 			c, r := strings.ToUpper(a.Country), strings.ToUpper(a.Region)
 			if len(c) != 2 {
-				v.Add(af+".country", "must be an ISO 3166 alpha-2 code")
+				v.Add(af.String()+".country", "must be an ISO 3166 alpha-2 code")
 				continue
 			}
 			for _, s := range countries[c] {
 				if s.region == "" || r == "" || s.region == r {
-					v.Add(af, fmt.Sprintf("%s overlaps zones[%d].areas[%d] (%s)", a, s.zone, s.area,
+					v.Add(af.String(), fmt.Sprintf("%s overlaps zones[%d].areas[%d] (%s)", a, s.zone, s.area,
 						Area{c, s.region}))
 				}
 			}
 			countries[c] = append(countries[c], seen{zi, ai, r})
 		}
-		methods := map[string]bool{}
 		for ri, rt := range z.Rates {
-			rf := fmt.Sprintf("%s.rates[%d]", zf, ri)
+			rf := zf.at(".rates", ri)
 			switch rt.Method {
 			case MethodStandard, MethodExpress, MethodPickup:
 			default:
-				v.Add(rf+".method", "must be standard, express or pickup")
+				v.Add(rf.String()+".method", "must be standard, express or pickup")
 			}
-			v.Check(!methods[rt.Method], rf+".method", "has a second rate in this zone")
-			methods[rt.Method] = true
+			v.check(!slices.ContainsFunc(z.Rates[:ri], func(o Rate) bool { return o.Method == rt.Method }), &rf, ".method",
+				"has a second rate in this zone")
 			if rt.FreeFrom != nil {
-				price(rf+".free_from", rt.FreeFrom)
+				price(&rf, ".free_from", rt.FreeFrom)
 			}
 			switch rt.Kind {
 			case RateFlat:
-				price(rf+".price", rt.Price)
+				price(&rf, ".price", rt.Price)
 			case RateWeight, RateSubtotal:
-				validBrackets(&v, rf, rt.Brackets, price)
+				validBrackets(&v, &rf, rt.Brackets, price)
 			default:
-				v.Add(rf+".kind", "must be flat, weight or subtotal")
+				v.Add(rf.String()+".kind", "must be flat, weight or subtotal")
 			}
 		}
 	}
@@ -155,21 +158,21 @@ func (t ShippingTable) Validate(currency string) error {
 }
 
 // validBrackets reports brackets that are empty or overlap another.
-func validBrackets(v *errs.Validation, rf string, bs []Bracket, price func(string, *money.Money)) {
-	v.Check(len(bs) > 0, rf+".brackets", "must list at least one bracket")
+func validBrackets(v *problems, rf *path, bs []Bracket, price func(*path, string, *money.Money)) {
+	v.check(len(bs) > 0, rf, ".brackets", "must list at least one bracket")
 	order := make([]int, len(bs))
 	for i, b := range bs {
 		order[i] = i
-		bf := fmt.Sprintf("%s.brackets[%d]", rf, i)
-		v.Check(b.From >= 0, bf+".from", "must not be negative")
-		v.Check(b.To == 0 || b.To > b.From, bf+".to", "must be above from (or 0: no upper bound)")
-		price(bf+".price", &b.Price)
+		bf := rf.at(".brackets", i)
+		v.check(b.From >= 0, &bf, ".from", "must not be negative")
+		v.check(b.To == 0 || b.To > b.From, &bf, ".to", "must be above from (or 0: no upper bound)")
+		price(&bf, ".price", &b.Price)
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(bs[a].From, bs[b].From) })
 	for k := 1; k < len(order); k++ {
 		prev, cur := bs[order[k-1]], bs[order[k]]
 		if prev.To == 0 || cur.From < prev.To {
-			v.Add(fmt.Sprintf("%s.brackets[%d]", rf, order[k]),
+			v.Add(rf.String()+".brackets["+strconv.Itoa(order[k])+"]",
 				fmt.Sprintf("overlaps brackets[%d] (from %d)", order[k-1], prev.From))
 		}
 	}

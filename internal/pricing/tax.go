@@ -3,6 +3,7 @@ package pricing
 import (
 	"fmt"
 	"math/bits"
+	"slices"
 	"strings"
 
 	"mercato/internal/money"
@@ -75,23 +76,25 @@ type TaxTable struct {
 // rates from 0 to 10000 basis points, one rate per class per region. The
 // error is Invalid naming each problem's field under "tax".
 func (t TaxTable) Validate() error {
-	var v errs.Validation
-	keys := map[string]int{}
-	for i, r := range t.Regions {
-		f := fmt.Sprintf("tax.regions[%d]", i)
-		v.Check(len(r.Country) == 2, f+".country", "must be an ISO 3166 alpha-2 code")
-		if j, dup := keys[r.key()]; dup {
-			v.Add(f, fmt.Sprintf("%s overlaps regions[%d]", r.key(), j))
+	var v problems
+	keys := make(map[Area]int, len(t.Regions))
+	list := root("")
+	for i := range t.Regions {
+		r, f := &t.Regions[i], list.at("tax.regions", i)
+		v.check(len(r.Country) == 2, &f, ".country", "must be an ISO 3166 alpha-2 code")
+		key := Area{strings.ToUpper(r.Country), strings.ToUpper(r.Region)}
+		if j, dup := keys[key]; dup {
+			v.Add(f.String(), fmt.Sprintf("%s overlaps regions[%d]", key, j))
 		}
-		keys[r.key()] = i
-		v.Check(r.Rounding == RoundLine || r.Rounding == RoundOrder, f+".rounding", "must be line or order")
-		classes := map[string]bool{}
+		keys[key] = i
+		v.check(r.Rounding == RoundLine || r.Rounding == RoundOrder, &f, ".rounding", "must be line or order")
 		for k, rt := range r.Rates {
-			rf := fmt.Sprintf("%s.rates[%d]", f, k)
-			v.Check(rt.Class != "", rf+".class", "is required")
-			v.Check(!classes[rt.Class], rf+".class", "has a second rate in this region")
-			classes[rt.Class] = true
-			v.Check(rt.BP >= 0 && rt.BP <= money.BasisPointsPerUnit, rf+".bp", "must be from 0 to 10000")
+			rf := f.at(".rates", k)
+			v.check(rt.Class != "", &rf, ".class", "is required")
+			// Regions list a few classes: a scan beats a map.
+			v.check(!slices.ContainsFunc(r.Rates[:k], func(o TaxRate) bool { return o.Class == rt.Class }), &rf, ".class",
+				"has a second rate in this region")
+			v.check(rt.BP >= 0 && rt.BP <= money.BasisPointsPerUnit, &rf, ".bp", "must be from 0 to 10000")
 		}
 	}
 	return v.Err("pricing.TaxTable.Validate")
