@@ -72,13 +72,13 @@
 // # Tax
 //
 // The TaxTable has rules per country, or per region of it (the region's
-// replace the country's): a rate per product tax class, whether prices
-// include tax (tax extracted as amount × rate / (1 + rate)) or exclude it
-// (added as amount × rate), whether shipping is taxed (at ShippingClass),
-// and the rounding, always half-even: per line, or per order, rounding once
-// per rate over the order and allocating it to the lines by amount. Lines
-// are taxed on their discounted amounts. An address in no region is not
-// taxed.
+// replace the country's): a rate per product tax class; whether prices,
+// shipping prices too, include tax (extracted as amount × rate / (1 +
+// rate)) or exclude it (added as amount × rate); whether shipping is taxed
+// (at ShippingClass); and the rounding, always half-even: per line, or per
+// order, rounding once per rate over the order and allocating that tax to
+// the lines (and the shipping) by amount. Lines are taxed on their
+// discounted amounts. An address in no region is not taxed.
 //
 // # Totals
 //

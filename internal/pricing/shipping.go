@@ -194,7 +194,8 @@ func (t ShippingTable) ZoneOf(a Address) *Zone {
 
 // Methods lists the methods address a can have for cart c, in the zone's
 // order, with their prices before any free-shipping promotion: none when no
-// zone holds a. The table must be valid (Validate).
+// zone holds a. Validate the table first: Methods does not report its
+// mistakes (a flat rate without a price is simply not offered).
 func (t ShippingTable) Methods(c Cart, a Address) []MethodOption {
 	z := t.ZoneOf(a)
 	if z == nil {
@@ -216,6 +217,9 @@ func (rt Rate) price(c Cart) (money.Money, bool) {
 		return money.Zero(c.Subtotal.Currency()), true
 	}
 	if rt.Kind == RateFlat {
+		if rt.Price == nil { // an invalid table: not a method to offer
+			return money.Money{}, false
+		}
 		return *rt.Price, true
 	}
 	x := c.WeightGrams
