@@ -60,8 +60,11 @@ func benchInput(n int) Input {
 }
 
 // BenchmarkQuote prices the 10-line cart with 10 active promotions and 100
-// tax rates, and reports the p99 of single quotes next to the same figures
-// for the same cart without promotions, measured in the same run.
+// tax rates, and the same cart without promotions as the reference, one
+// after the other in each iteration so that both see the same machine
+// load. Each quote is timed: quote-ns/op and p99-ns are the cart's figures,
+// ref-ns/op and ref-p99-ns the reference's (the framework's ns/op is the
+// pair).
 func BenchmarkQuote(b *testing.B) {
 	full, ref := benchInput(10), benchInput(0)
 	for _, in := range []Input{full, ref} {
@@ -73,22 +76,19 @@ func BenchmarkQuote(b *testing.B) {
 			b.Fatalf("%d of %d promotions applied", len(q.Promotions), len(in.Promotions))
 		}
 	}
-	var times []time.Duration
+	var times, refTimes []time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		if _, err := Quote(full); err != nil {
-			b.Fatal(err)
+		_, err := Quote(full)
+		t1 := time.Now()
+		_, refErr := Quote(ref)
+		t2 := time.Now()
+		if err != nil || refErr != nil {
+			b.Fatal(err, refErr)
 		}
-		times = append(times, time.Since(t0))
+		times, refTimes = append(times, t1.Sub(t0)), append(refTimes, t2.Sub(t1))
 	}
-	refTimes := make([]time.Duration, 0, len(times))
-	for range len(times) {
-		t0 := time.Now()
-		if _, err := Quote(ref); err != nil {
-			b.Fatal(err)
-		}
-		refTimes = append(refTimes, time.Since(t0))
-	}
+	b.ReportMetric(mean(times), "quote-ns/op")
 	b.ReportMetric(p99(times), "p99-ns")
 	b.ReportMetric(mean(refTimes), "ref-ns/op")
 	b.ReportMetric(p99(refTimes), "ref-p99-ns")
