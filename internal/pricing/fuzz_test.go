@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"mercato/internal/money"
@@ -17,22 +15,13 @@ import (
 // and every quotation it returns satisfies the invariants. Seeds: the
 // golden cases' inputs.
 func FuzzQuote(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join("testdata", "golden", "*.json"))
-	if err != nil || len(files) == 0 {
-		f.Fatalf("no golden cases: %v", err)
-	}
-	for _, file := range files {
-		raw, err := os.ReadFile(file)
+	for _, file := range goldenFiles(f) {
+		_, in := loadGolden(f, file)
+		seed, err := json.Marshal(in)
 		if err != nil {
 			f.Fatal(err)
 		}
-		var g struct {
-			Input json.RawMessage `json:"input"`
-		}
-		if err := json.Unmarshal(raw, &g); err != nil {
-			f.Fatal(err)
-		}
-		f.Add([]byte(g.Input))
+		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var in Input

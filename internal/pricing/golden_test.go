@@ -17,12 +17,81 @@ import (
 var update = flag.Bool("update", false, "rewrite the expected outputs of testdata/golden (then review the diff)")
 
 // golden is one case of testdata/golden: an input, and the quotation and
-// error Quote must give for it (null when there is none).
+// error Quote must give for it (null when there is none). Tables names a
+// file of testdata/tables holding the shipping and tax tables the input
+// uses unless it has its own "shipping" or "tax". -update rewrites Want and
+// Error only: the input stays as written.
 type golden struct {
-	Doc   string          `json:"doc"`
-	Input Input           `json:"input"`
-	Want  json.RawMessage `json:"want"`
-	Error json.RawMessage `json:"error"`
+	Doc    string          `json:"doc"`
+	Tables string          `json:"tables,omitempty"`
+	Input  json.RawMessage `json:"input"`
+	Want   json.RawMessage `json:"want"`
+	Error  json.RawMessage `json:"error"`
+}
+
+// goldenFiles lists the cases.
+func goldenFiles(t testing.TB) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "golden", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden cases: %v", err)
+	}
+	return files
+}
+
+// strict decodes b into v refusing unknown members.
+func strict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// loadGolden reads a case and its input, the tables filled in.
+func loadGolden(t testing.TB, file string) (golden, Input) {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g golden
+	var in Input
+	if err := strict(raw, &g); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	if err := strict(g.Input, &in); err != nil {
+		t.Fatalf("%s: input: %v", file, err)
+	}
+	if g.Tables != "" {
+		var members map[string]json.RawMessage
+		if err := json.Unmarshal(g.Input, &members); err != nil {
+			t.Fatal(err)
+		}
+		ship, tax := loadTables(t, g.Tables)
+		if _, own := members["shipping"]; !own {
+			in.Shipping = ship
+		}
+		if _, own := members["tax"]; !own {
+			in.Tax = tax
+		}
+	}
+	return g, in
+}
+
+// loadTables reads testdata/tables/name.json.
+func loadTables(t testing.TB, name string) (ShippingTable, TaxTable) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "tables", name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tb struct {
+		Shipping ShippingTable `json:"shipping"`
+		Tax      TaxTable      `json:"tax"`
+	}
+	if err := strict(raw, &tb); err != nil {
+		t.Fatalf("tables %s: %v", name, err)
+	}
+	return tb.Shipping, tb.Tax
 }
 
 // goldenError is the part of an *errs.Error a caller relies on.
@@ -36,27 +105,14 @@ type goldenError struct {
 // the quotation and the error with the recorded ones. With -update it
 // records them instead.
 func TestGolden(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "golden", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden cases: %v", err)
-	}
-	for _, file := range files {
+	for _, file := range goldenFiles(t) {
 		name := strings.TrimSuffix(filepath.Base(file), ".json")
 		t.Run(name, func(t *testing.T) {
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var g golden
-			dec := json.NewDecoder(bytes.NewReader(raw))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&g); err != nil {
-				t.Fatalf("%s: %v", file, err)
-			}
+			g, in := loadGolden(t, file)
 			if g.Doc == "" {
 				t.Fatalf("%s: the case has no doc", file)
 			}
-			q, qerr := Quote(g.Input)
+			q, qerr := Quote(in)
 			got, gotErr := goldenOutputs(t, q, qerr)
 			if *update {
 				g.Want, g.Error = got, gotErr
@@ -76,7 +132,7 @@ func TestGolden(t *testing.T) {
 				t.Errorf("%s\nerror differs (-want +got):\n%s", g.Doc, d)
 			}
 			if q.Currency != "" {
-				checkInvariants(t, g.Input, q)
+				checkInvariants(t, in, q)
 			}
 		})
 	}

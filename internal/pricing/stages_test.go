@@ -3,7 +3,6 @@ package pricing
 import (
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -30,30 +29,22 @@ func fields(err error) []string {
 // TestStagesCompose: calling the stages one by one, as the orders pipeline
 // does, gives what Quote gives, for every golden input.
 func TestStagesCompose(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "golden", "*.json"))
-	for _, file := range files {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var g golden
-		if err := json.Unmarshal(raw, &g); err != nil {
-			t.Fatal(err)
-		}
+	for _, file := range goldenFiles(t) {
+		_, in := loadGolden(t, file)
 		t.Run(filepath.Base(file), func(t *testing.T) {
-			want, wantErr := Quote(g.Input)
-			d, err := Discounts(g.Input)
+			want, wantErr := Quote(in)
+			d, err := Discounts(in)
 			var s Shipped
 			var tx Taxed
 			var got Quotation
 			if err == nil {
-				s, err = Shipping(g.Input, d)
+				s, err = Shipping(in, d)
 			}
 			if err == nil {
-				tx, err = Tax(g.Input, d, s)
+				tx, err = Tax(in, d, s)
 			}
 			if err == nil {
-				got, err = Totals(g.Input, d, s, tx)
+				got, err = Totals(in, d, s, tx)
 			}
 			if err == nil {
 				err = d.CouponErr
