@@ -3,6 +3,7 @@ package pricing
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -266,6 +267,55 @@ func TestTaxOf(t *testing.T) {
 	for _, tt := range tests {
 		if got := taxOf(tt.base, tt.bp, tt.inclusive); got != tt.want {
 			t.Errorf("taxOf(%d, %d, %v) = %d, want %d", tt.base, tt.bp, tt.inclusive, got, tt.want)
+		}
+	}
+}
+
+// TestShippingClassWithoutRate: a region taxing shipping at a class it has
+// no rate for is refused, naming the region's field.
+func TestShippingClassWithoutRate(t *testing.T) {
+	ship, _ := tables(t)
+	in := Input{Currency: "EUR", Address: Address{Country: "FR"}, ShippingMethod: MethodExpress, Shipping: ship,
+		Lines: []Line{{SKU: "A", Quantity: 1, UnitPrice: eur(1000)}},
+		Tax: TaxTable{Regions: []TaxRegion{{Country: "DE", Rounding: RoundLine}, {Country: "FR", Rounding: RoundLine,
+			ShippingTaxable: true, ShippingClass: "freight", Rates: []TaxRate{{Class: DefaultTaxClass, BP: 2000}}}}}}
+	_, err := Quote(in)
+	if !errs.Is(err, errs.Invalid) || !slices.Equal(fields(err), []string{"tax.regions[1].shipping_class"}) {
+		t.Fatalf("Quote = %v, fields %v", err, fields(err))
+	}
+}
+
+// TestConcurrentQuotes: quotes of shared inputs from several goroutines
+// (run with -race) give what one goroutine gives: the engine mutates
+// nothing it is handed.
+func TestConcurrentQuotes(t *testing.T) {
+	var inputs []Input
+	var want []string
+	for _, file := range goldenFiles(t) {
+		_, in := loadGolden(t, file)
+		q, err := Quote(in)
+		b, _ := json.Marshal(q)
+		inputs, want = append(inputs, in), append(want, string(b)+fmt.Sprint(err))
+	}
+	const workers = 4
+	errc := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for k := range 20 * len(inputs) {
+				i := (k + w) % len(inputs)
+				q, err := Quote(inputs[i])
+				b, _ := json.Marshal(q)
+				if got := string(b) + fmt.Sprint(err); got != want[i] {
+					errc <- fmt.Errorf("input %d: concurrent quote differs:\n%s\n%s", i, got, want[i])
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -103,17 +103,25 @@ func (t TaxTable) Validate() error {
 // RegionOf returns the rules for a: its region's, else its country's; nil
 // when the table has neither.
 func (t TaxTable) RegionOf(a Address) *TaxRegion {
+	if i := t.regionIndex(a); i >= 0 {
+		return &t.Regions[i]
+	}
+	return nil
+}
+
+// regionIndex is the index of RegionOf(a) in t.Regions, or -1.
+func (t TaxTable) regionIndex(a Address) int {
 	c, r := strings.ToUpper(a.Country), strings.ToUpper(a.Region)
-	var country *TaxRegion
+	country := -1
 	for i := range t.Regions {
 		tr := &t.Regions[i]
 		if strings.ToUpper(tr.Country) != c {
 			continue
 		}
 		if tr.Region == "" {
-			country = tr
+			country = i
 		} else if r != "" && strings.ToUpper(tr.Region) == r {
-			return tr
+			return i
 		}
 	}
 	return country
@@ -143,10 +151,11 @@ func Tax(in Input, d Discounted, s Shipped) (Taxed, error) {
 	for i := range t.Lines {
 		t.Lines[i] = money.Zero(cur)
 	}
-	r := in.Tax.RegionOf(in.Address)
-	if r == nil {
+	ri := in.Tax.regionIndex(in.Address)
+	if ri < 0 {
 		return t, nil
 	}
+	r := &in.Tax.Regions[ri]
 	t.Region, t.Inclusive = r.key(), r.Inclusive
 
 	// Item n is line n, item len(lines) the shipping.
@@ -165,7 +174,7 @@ func Tax(in Input, d Discounted, s Shipped) (Taxed, error) {
 	if r.ShippingTaxable && s.Charged.Amount() > 0 {
 		bp, ok := r.rate(r.ShippingClass)
 		if !ok {
-			v.Add("tax.shipping_class", fmt.Sprintf("has no tax rate in %s", t.Region))
+			v.Add(fmt.Sprintf("tax.regions[%d].shipping_class", ri), "has no tax rate in this region")
 		}
 		bases[n], rates[n], taxed[n] = s.Charged.Amount(), bp, true
 	}
