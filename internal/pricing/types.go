@@ -98,7 +98,8 @@ type CouponOutcome struct {
 	PromotionID string `json:"promotion_id,omitempty"`
 }
 
-// Quotation is the priced cart (the type of what Quote returns). Invariants (property-tested):
+// Quotation is the priced cart, what Quote returns (a type cannot share the
+// function's name). Invariants, property-tested:
 //
 //	Σ lines' Discount = Discount;  Σ lines' Tax + ShippingTax = Tax
 //	exclusive: Total = Subtotal − Discount + Shipping + Tax
