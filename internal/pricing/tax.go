@@ -1,6 +1,7 @@
 package pricing
 
 import (
+	"cmp"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -77,16 +78,10 @@ type TaxTable struct {
 // error is Invalid naming each problem's field under "tax".
 func (t TaxTable) Validate() error {
 	var v problems
-	keys := make(map[Area]int, len(t.Regions))
 	list := root("")
 	for i := range t.Regions {
 		r, f := &t.Regions[i], list.at("tax.regions", i)
 		v.check(len(r.Country) == 2, &f, ".country", "must be an ISO 3166 alpha-2 code")
-		key := Area{strings.ToUpper(r.Country), strings.ToUpper(r.Region)}
-		if j, dup := keys[key]; dup {
-			v.Add(f.String(), fmt.Sprintf("%s overlaps regions[%d]", key, j))
-		}
-		keys[key] = i
 		v.check(r.Rounding == RoundLine || r.Rounding == RoundOrder, &f, ".rounding", "must be line or order")
 		for k, rt := range r.Rates {
 			rf := f.at(".rates", k)
@@ -95,6 +90,24 @@ func (t TaxTable) Validate() error {
 			v.check(!slices.ContainsFunc(r.Rates[:k], func(o TaxRate) bool { return o.Class == rt.Class }), &rf, ".class",
 				"has a second rate in this region")
 			v.check(rt.BP >= 0 && rt.BP <= money.BasisPointsPerUnit, &rf, ".bp", "must be from 0 to 10000")
+		}
+	}
+	// Two entries for one place: sorted by place, they are neighbours (a
+	// sort allocates less than a map, and every quote validates).
+	key := func(i int) Area {
+		return Area{strings.ToUpper(t.Regions[i].Country), strings.ToUpper(t.Regions[i].Region)}
+	}
+	order := make([]int, len(t.Regions))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		ka, kb := key(a), key(b)
+		return cmp.Or(cmp.Compare(ka.Country, kb.Country), cmp.Compare(ka.Region, kb.Region), cmp.Compare(a, b))
+	})
+	for k := 1; k < len(order); k++ {
+		if prev, cur := order[k-1], order[k]; key(prev) == key(cur) {
+			v.Add(fmt.Sprintf("tax.regions[%d]", cur), fmt.Sprintf("%s overlaps regions[%d]", key(cur), prev))
 		}
 	}
 	return v.Err("pricing.TaxTable.Validate")
