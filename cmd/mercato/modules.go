@@ -6,6 +6,7 @@ import (
 
 	"mercato/internal/accounts"
 	"mercato/internal/audit"
+	"mercato/internal/orders"
 	"mercato/internal/platform/idem"
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
@@ -38,6 +39,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		acc.Module(),
 		audit.NewLog(p.DB).Module(),
 		syncmon.New(mon).Module(),
+		orders.New(p, orders.Deps{Perms: acc}, orders.Config{}).Module(), // Catalog, Stock: nil until wired (503)
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err
