@@ -70,8 +70,8 @@ func (e *env) placeGo(qty int) Order {
 
 type row struct {
 	status, payment string
-	version        int64
-	events         int
+	version         int64
+	events          int
 }
 
 func (e *env) row(id string) row {
