@@ -186,3 +186,20 @@ func TestExpireDue(t *testing.T) {
 		}
 	})
 }
+
+// TestOrderNumber: date, dash, 12 base-32 characters; later in the day
+// sorts later; a thousand numbers of one instant are distinct.
+func TestOrderNumber(t *testing.T) {
+	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	a, b := orderNumber(at), orderNumber(at.Add(time.Millisecond))
+	if len(a) != 21 || a[:9] != "20300102-" || !(a < b) {
+		t.Fatalf("numbers %q, %q", a, b)
+	}
+	seen := map[string]bool{}
+	for range 1000 {
+		seen[orderNumber(at)] = true
+	}
+	if len(seen) != 1000 {
+		t.Fatalf("%d distinct numbers of 1000", len(seen))
+	}
+}
