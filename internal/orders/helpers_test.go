@@ -136,6 +136,7 @@ type env struct {
 	cat   *catalogDouble
 	clock *clock
 	c     *webtest.Client
+	rt    *web.Router
 }
 
 func usd(n int64) money.Money { return money.MustNew(n, "USD") }
@@ -165,7 +166,7 @@ func newEnv(t testing.TB, db *sqldb.DB) *env {
 	for _, r := range svc.Module().Routes {
 		router.Handle(r)
 	}
-	e := &env{t: t, db: db, svc: svc, cat: cat, clock: clk, c: webtest.Start(t, router)}
+	e := &env{t: t, db: db, svc: svc, cat: cat, clock: clk, c: webtest.Start(t, router), rt: router}
 	e.setStock("TEE-M", 10)
 	e.setStock("MUG", 3)
 	e.setStock("EUR-1", 5)
