@@ -3,6 +3,7 @@ package orders
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/event"
@@ -89,4 +90,34 @@ type TimelineEvent struct {
 // Timeline is an order's events, oldest first.
 type Timeline struct {
 	Items []TimelineEvent `json:"items"`
+}
+
+// Events returns order id's timeline, oldest first, to whoever may read it.
+func (s *Service) Events(ctx context.Context, caller Caller, id string, staff bool) (Timeline, error) {
+	const op = "orders.Events"
+	if _, err := s.Get(ctx, caller, id, staff); err != nil {
+		return Timeline{}, err
+	}
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT event_id, type, occurred_at, data FROM orders_timeline
+		WHERE order_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		return Timeline{}, errs.E(op, errs.Internal, err)
+	}
+	defer rows.Close()
+	out := Timeline{Items: []TimelineEvent{}}
+	for rows.Next() {
+		var e TimelineEvent
+		var at int64
+		var data string
+		if err := rows.Scan(&e.ID, &e.Type, &at, &data); err != nil {
+			return Timeline{}, errs.E(op, errs.Internal, err)
+		}
+		e.OccurredAt = sqldb.FromMicros(at).Format(time.RFC3339Nano)
+		e.Data = json.RawMessage(data)
+		out.Items = append(out.Items, e)
+	}
+	if err := rows.Err(); err != nil {
+		return Timeline{}, errs.E(op, errs.Internal, err)
+	}
+	return out, nil
 }

@@ -251,34 +251,4 @@ func (s *Service) Get(ctx context.Context, caller Caller, id string, staff bool)
 	return os[0], nil
 }
 
-// Events returns order id's timeline, oldest first, to whoever may read it.
-func (s *Service) Events(ctx context.Context, caller Caller, id string, staff bool) (Timeline, error) {
-	const op = "orders.Events"
-	if _, err := s.Get(ctx, caller, id, staff); err != nil {
-		return Timeline{}, err
-	}
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT event_id, type, occurred_at, data FROM orders_timeline
-		WHERE order_id = $1 ORDER BY seq`, id)
-	if err != nil {
-		return Timeline{}, errs.E(op, errs.Internal, err)
-	}
-	defer rows.Close()
-	out := Timeline{Items: []TimelineEvent{}}
-	for rows.Next() {
-		var e TimelineEvent
-		var at int64
-		var data string
-		if err := rows.Scan(&e.ID, &e.Type, &at, &data); err != nil {
-			return Timeline{}, errs.E(op, errs.Internal, err)
-		}
-		e.OccurredAt = sqldb.FromMicros(at).Format(time.RFC3339Nano)
-		e.Data = json.RawMessage(data)
-		out.Items = append(out.Items, e)
-	}
-	if err := rows.Err(); err != nil {
-		return Timeline{}, errs.E(op, errs.Internal, err)
-	}
-	return out, nil
-}
-
 func itoa(n int) string { return strconv.Itoa(n) }
