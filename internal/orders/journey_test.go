@@ -57,6 +57,13 @@ func TestJourney(t *testing.T) {
 		if got := e.outboxTypes(id); len(got) != 1 {
 			t.Fatalf("a decline appended events: %v", got)
 		}
+		decline := map[string]any{"method": "sandbox", "token": "tok_decline"}
+		first := alice.Do("POST", "/api/v1/orders/"+id+"/pay", decline, "Idempotency-Key: dec-1")
+		replay := alice.Do("POST", "/api/v1/orders/"+id+"/pay", decline, "Idempotency-Key: dec-1")
+		webtest.AssertProblem(t, replay, http.StatusPaymentRequired, "payment_declined")
+		if replay.Header.Get("Idempotent-Replayed") != "true" || string(replay.Body) != string(first.Body) {
+			t.Fatalf("a decline is not replayed for its key: %s", replay.Body)
+		}
 
 		pay := map[string]any{"method": "sandbox", "token": "tok_success"}
 		r = alice.Do("POST", "/api/v1/orders/"+id+"/pay", pay, "Idempotency-Key: pay-1")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"mercato/internal/platform/sqldb"
+	"mercato/internal/platform/sqldb/sqldbtest"
 )
 
 // TestExpiryRacesPayment: for each of 20 due orders a payment and the
@@ -137,4 +138,51 @@ func TestParallelCheckoutNoKey(t *testing.T) {
 			t.Fatalf("answers %v, orders %d, mugs %d", got, e.count("orders_orders", ""), e.stock("MUG"))
 		}
 	})
+}
+
+// TestStaleVersionRereads (PostgreSQL, where a transition can read a
+// version that another transaction is about to replace): a cancel that
+// read the order unpaid, and waited on the row while a payment committed,
+// finds 0 rows on its version, re-reads, and decides on what the order is
+// now — it cancels the paid order and asks for the refund.
+func TestStaleVersionRereads(t *testing.T) {
+	db := sqldbtest.Open(t, sqldb.Postgres, sources()...)
+	e := newEnv(t, db)
+	o := e.placeGo(1)
+	ctx := context.Background()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE orders_orders SET status = 'paid', payment_status = 'paid', version = version + 1 WHERE id = $1`, o.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- db.Do(ctx, func(tx *sqldb.Tx) error { _, err := e.svc.CancelTx(ctx, tx, Caller{CustomerID: "u-alice"}, o.ID, false); return err })
+	}()
+	waiting := false
+	for i := 0; i < 100000 && !waiting; i++ { // each look is a round trip: no timer
+		var n int
+		if err := db.Reader().QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+			AND query LIKE 'UPDATE orders_orders SET status = $1%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		waiting = n > 0
+	}
+	if !waiting {
+		t.Fatal("the cancel never waited on the order's row")
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	if r := e.row(o.ID); r.status != "cancelled" || r.version != 3 {
+		t.Fatalf("after the race: %+v, want cancelled at version 3", r)
+	}
+	if d := e.outboxData(o.ID, "order.cancelled"); d["was_paid"] != true {
+		t.Fatalf("the cancel decided on the stale read: %v", d)
+	}
 }
