@@ -159,7 +159,10 @@ func TestStaleVersionRereads(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		done <- db.Do(ctx, func(tx *sqldb.Tx) error { _, err := e.svc.CancelTx(ctx, tx, Caller{CustomerID: "u-alice"}, o.ID, false); return err })
+		done <- db.Do(ctx, func(tx *sqldb.Tx) error {
+			_, err := e.svc.CancelTx(ctx, tx, Caller{CustomerID: "u-alice"}, o.ID, false)
+			return err
+		})
 	}()
 	waiting := false
 	for i := 0; i < 100000 && !waiting; i++ { // each look is a round trip: no timer
