@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/module"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/sqldb/sqldbtest"
 	"mercato/internal/platform/web/webtest"
@@ -114,4 +116,31 @@ func TestPrivacy(t *testing.T) {
 			t.Fatalf("another customer's order was erased: %+v, %v", b.ShippingAddress, err)
 		}
 	})
+}
+
+// TestUnwired: without a Catalog and Stock (a process not wired with the
+// catalog and inventory modules) empty carts still work, and what needs
+// them is 503 unavailable, not 500.
+func TestUnwired(t *testing.T) {
+	db := sqldbtest.Open(t, sqldb.SQLite, sources()...)
+	svc := New(module.Platform{DB: db, Write: db}, Deps{}, Config{})
+	ctx := context.Background()
+	c := Caller{CustomerID: "u-alice"}
+	var cart Cart
+	if err := db.Do(ctx, func(tx *sqldb.Tx) (err error) { cart, err = svc.CreateCartTx(ctx, tx, c); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if cart.Total.Currency() != "USD" || len(cart.Lines) != 0 {
+		t.Fatalf("empty cart: %+v", cart)
+	}
+	err := db.Do(ctx, func(tx *sqldb.Tx) error { _, err := svc.SetItemTx(ctx, tx, c, cart.ID, "MUG", 1); return err })
+	if !errs.Is(err, errs.Unavailable) {
+		t.Fatalf("set item without a catalog: %v, want unavailable", err)
+	}
+	if _, err := (unavailable{}).VariantsTx(ctx, nil, nil); !errs.Is(err, errs.Unavailable) {
+		t.Fatalf("catalog: %v", err)
+	}
+	if err := (unavailable{}).ReserveTx(ctx, nil, "", "", nil, 0); !errs.Is(err, errs.Unavailable) {
+		t.Fatalf("stock: %v", err)
+	}
 }
