@@ -7,6 +7,7 @@ import (
 	"mercato/internal/accounts"
 	"mercato/internal/audit"
 	"mercato/internal/inventory"
+	"mercato/internal/orders"
 	"mercato/internal/platform/idem"
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
@@ -42,6 +43,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		syncmon.New(mon).Module(),
 		reviews.New(p, reviews.Deps{}).Module(), // Products and Purchases: the catalog and orders, once wired
 		inventory.New(p, inventory.Config{}).Module(),
+		orders.New(p, orders.Deps{Perms: acc}, orders.Config{}).Module(), // Catalog, Stock: nil until wired (503)
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err

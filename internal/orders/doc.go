@@ -1,0 +1,41 @@
+// Package orders is mercato's orders module: carts (a signed-in customer's
+// or a guest's), the quote, checkout, the order lifecycle, paying and
+// expiry (issue #15).
+//
+// Carts hold SKUs and quantities only; every answer prices them from the
+// Catalog (prices never come from a client). A guest cart is guarded by a
+// token given once in the 201 that created it, sent back as X-Cart-Token
+// and stored hashed; POST /api/v1/carts/{id}/claim makes it the signed-in
+// caller's. Anyone else is answered 404.
+//
+// The quote is a Pipeline of Stages (subtotal → discounts → shipping → tax
+// → total), each line's breakdown kept with the order; promotions, shipping
+// rates and tax plug in as stages (SetPipeline). For now: no discounts, one
+// flat "standard" shipping method (free over a threshold), zero tax.
+//
+// Checkout is one unit of the write path: validate, quote, Stock.ReserveTx
+// every line (all or nothing), mark the cart checked out (a conditional
+// UPDATE: one order per cart), write the order, its lines and the
+// order.placed event (outbox and the order's own timeline). It is
+// idempotent through web.Idempotency.
+//
+// The lifecycle is the Transitions table (status.go). Every transition is
+// a conditional write on the order's version (UPDATE … WHERE id AND
+// version), re-read and decided again when it lost, so that of racing
+// transitions (pay against the orders.expire job) exactly one wins, and
+// each appends its event: order.paid, order.cancelled, order.expired. The
+// inventory module commits or releases the reservation on those events;
+// orders never calls it for that.
+//
+// Paying goes through a PaymentMethod (the Sandbox: tok_success,
+// tok_decline). A declined payment changes nothing: the order stays
+// pending_payment, and only the idempotency record keeps the 402 (a retry
+// with the same key replays it; a new key tries again).
+//
+// It consumes Catalog and Stock (interfaces here, implemented by the
+// catalog and inventory modules through adapters in cmd/mercato) and
+// Permissions (accounts) to let staff read orders on the customers' routes.
+//
+// Privacy: the export holds the customer's orders; erasure anonymises their
+// shipping addresses (country and region stay with the amounts).
+package orders
