@@ -298,3 +298,5 @@ func containsFold(s, sub string) bool {
 type clientT = webtest.Client
 
 func openSQLite(t testing.TB) *sqldb.DB { return sqldbtest.Open(t, sqldb.SQLite, sources()...) }
+
+func platformOf(db *sqldb.DB) module.Platform { return module.Platform{DB: db, Write: db} }
