@@ -300,3 +300,5 @@ type clientT = webtest.Client
 func openSQLite(t testing.TB) *sqldb.DB { return sqldbtest.Open(t, sqldb.SQLite, sources()...) }
 
 func platformOf(db *sqldb.DB) module.Platform { return module.Platform{DB: db, Write: db} }
+
+func pageOf(limit int) web.PageRequest { return web.PageRequest{Limit: limit} }

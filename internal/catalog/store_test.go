@@ -168,3 +168,25 @@ func TestCacheConformance(t *testing.T) {
 		})
 	}
 }
+
+func TestSeedDemoIdempotent(t *testing.T) {
+	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		s := New(platformOf(db), Config{})
+		n, err := s.SeedDemo(context.Background())
+		if err != nil || n != len(demoProducts) {
+			t.Fatalf("first seed: %d, %v", n, err)
+		}
+		n, err = s.SeedDemo(context.Background())
+		if err != nil || n != 0 {
+			t.Fatalf("second seed: %d, %v", n, err)
+		}
+		cs, err := s.Categories(context.Background(), true)
+		if err != nil || len(cs) != len(demoCategories) {
+			t.Fatalf("%d categories, %v", len(cs), err)
+		}
+		list, err := s.PublicProducts(context.Background(), Filter{Page: pageOf(100)})
+		if err != nil || len(list.Items) != len(demoProducts) {
+			t.Fatalf("%d public products, %v", len(list.Items), err)
+		}
+	}, sources()...)
+}
