@@ -289,7 +289,7 @@ func (m *memIndex) Count(context.Context) (int, error) {
 	defer m.mu.Unlock()
 	return len(m.docs), nil
 }
-func (m *memIndex) Close() error                       { return nil }
+func (m *memIndex) Close() error { return nil }
 
 func containsFold(s, sub string) bool {
 	return sub != "" && strings.Contains(strings.ToLower(s), strings.ToLower(sub))

@@ -16,8 +16,9 @@ import (
 	"mercato/internal/platform/sqldb"
 )
 
-// ConsumerName is the durable name of the indexer's consumer.
-const ConsumerName = "catalog.search"
+// ConsumerName is the durable name of the indexer's consumer ("catalog_search":
+// a NATS consumer name cannot hold a dot).
+const ConsumerName = "catalog_search"
 
 // Indexer keeps the search index current: its consumer (product.* and
 // review.* events) registers the product ids to index after each batch

@@ -22,7 +22,7 @@ func TestPublicList(t *testing.T) {
 	forEachEngine(t, nil, func(t *testing.T, e *env) {
 		top := e.category("Electronics", "")
 		phones := e.category("Phones", top.ID)
-		e.create(withField(product("Cheap phone", "PH-1"), "category_ids", []string{phones.ID}))              // 1000
+		e.create(withField(product("Cheap phone", "PH-1"), "category_ids", []string{phones.ID}))          // 1000
 		e.create(withField(withField(product("Dear phone", "PH-2"), "category_ids", []string{phones.ID}), // 1000
 			"variants", []any{map[string]any{"sku": "PH-2", "price": map[string]any{"amount": 90000, "currency": "EUR"}}}))
 		e.create(withField(product("Radio", "RA-1"), "channels", []string{"pos"}))

@@ -59,6 +59,9 @@ type Route struct {
 	Query []string
 	// MaxBody overrides DefaultMaxBody.
 	MaxBody int64
+	// BodyType, when set, is the media type the route's body is read in
+	// instead of JSON ("text/csv"): the router refuses any other with 415.
+	BodyType string
 	Handler http.HandlerFunc
 
 	wildcards []string // the path pattern's wildcard names, set by Handle
