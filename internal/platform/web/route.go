@@ -62,7 +62,7 @@ type Route struct {
 	// BodyType, when set, is the media type the route's body is read in
 	// instead of JSON ("text/csv"): the router refuses any other with 415.
 	BodyType string
-	Handler http.HandlerFunc
+	Handler  http.HandlerFunc
 
 	wildcards []string // the path pattern's wildcard names, set by Handle
 	quiet     bool     // access-logged at DEBUG (the probes HandleOps registers)
