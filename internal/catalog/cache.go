@@ -93,6 +93,9 @@ func (s *Service) forget(ctx context.Context, tx *sqldb.Tx, ids ...string) error
 // answers, for read-your-writes).
 func (s *Service) drop(ids []string) {
 	s.gen.Add(1)
+	if s.onDrop != nil {
+		defer s.onDrop(ids)
+	}
 	keys := make([]string, len(ids))
 	for i, id := range ids {
 		keys[i] = productKey(id)
@@ -152,6 +155,9 @@ func (s *Service) RunInvalidations(ctx context.Context) error {
 				m.c.InvalidateAll()
 			}
 			s.listening.Store(true)
+			if s.onListen != nil {
+				s.onListen()
+			}
 		},
 	})
 }

@@ -72,6 +72,8 @@ type Service struct {
 
 	gen       atomic.Uint64 // counts cache invalidations (see drop)
 	listening atomic.Bool   // the replicas' invalidations reach us (PostgreSQL)
+	onDrop    func([]string) // called after each invalidation (tests)
+	onListen  func()         // called when the invalidations reach us (tests)
 }
 
 // New builds the catalog over p. It starts nothing: Run does.
