@@ -137,6 +137,7 @@ func (s *Service) ImportCSV(ctx context.Context, r io.Reader) (ImportReport, err
 		g.in.Variants = append(g.in.Variants, v)
 		g.bad = append(g.bad, bad...)
 	}
+	logged := 0
 	for i, g := range groups {
 		if len(g.bad) == 0 {
 			var outcome string
@@ -164,8 +165,11 @@ func (s *Service) ImportCSV(ctx context.Context, r io.Reader) (ImportReport, err
 			rep.Failed++
 			rep.Errors = append(rep.Errors, g.bad...)
 		}
-		if rows := g.rows[len(g.rows)-1] - 1; (i+1)%s.cfg.ImportProgress == 0 || i == len(groups)-1 && len(groups) >= s.cfg.ImportProgress {
-			s.log.Info("catalog: import progress", "products", i+1, "of", len(groups), "rows", rows,
+		// Progress: a log line each time another ImportProgress rows are done.
+		done := g.rows[len(g.rows)-1] - 1
+		if done/s.cfg.ImportProgress > logged {
+			logged = done / s.cfg.ImportProgress
+			s.log.Info("catalog: import progress", "rows", done, "products", i+1, "of", len(groups),
 				"imported", rep.Imported, "updated", rep.Updated, "failed", rep.Failed)
 		}
 	}

@@ -1,10 +1,14 @@
 package catalog
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 
+	"mercato/internal/platform/module"
 	"mercato/internal/platform/web/webtest"
 )
 
@@ -74,4 +78,23 @@ func TestCSVImportExport(t *testing.T) {
 		webtest.AssertFieldError(t, webtest.AssertProblem(t, csvPost(csvHeader[:len(csvHeader)-1]+",colour\n"), 422, "validation_failed"), "header")
 		webtest.AssertProblem(t, e.cs.Do("POST", "/api/v1/admin/products/import", file, "Content-Type: text/csv"), http.StatusForbidden, "forbidden")
 	})
+}
+
+// TestImportProgress: a large import logs its progress every
+// ImportProgress rows.
+func TestImportProgress(t *testing.T) {
+	var logs strings.Builder
+	db := openSQLite(t)
+	s := New(module.Platform{DB: db, Write: db, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, Config{ImportProgress: 2})
+	file := csvHeader
+	for i := range 5 {
+		file += fmt.Sprintf("h%d,Product %d,,active,,,,,PRG-%d,,100,EUR,,,\n", i, i, i)
+	}
+	rep, err := s.ImportCSV(context.Background(), strings.NewReader(file))
+	if err != nil || rep.Imported != 5 {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	if n := strings.Count(logs.String(), "import progress"); n != 2 {
+		t.Fatalf("%d progress lines, want 2 (after rows 2 and 4):\n%s", n, logs.String())
+	}
 }

@@ -70,8 +70,8 @@ type Service struct {
 	cache Cache
 	index *Indexer
 
-	gen       atomic.Uint64 // counts cache invalidations (see drop)
-	listening atomic.Bool   // the replicas' invalidations reach us (PostgreSQL)
+	gen       atomic.Uint64  // counts cache invalidations (see drop)
+	listening atomic.Bool    // the replicas' invalidations reach us (PostgreSQL)
 	onDrop    func([]string) // called after each invalidation (tests)
 	onListen  func()         // called when the invalidations reach us (tests)
 }

@@ -66,8 +66,12 @@ func TestConcurrentMovesMakeNoCycle(t *testing.T) {
 			b, _ := s.CreateCategory(ctx, CategoryInput{Name: fmt.Sprintf("B%d", round)})
 			var wg sync.WaitGroup
 			var errA, errB error
-			wg.Go(func() { _, errA = s.UpdateCategory(ctx, a.ID, CategoryPatch{ParentID: OptionalRef{Set: true, ID: b.ID}}) })
-			wg.Go(func() { _, errB = s.UpdateCategory(ctx, b.ID, CategoryPatch{ParentID: OptionalRef{Set: true, ID: a.ID}}) })
+			wg.Go(func() {
+				_, errA = s.UpdateCategory(ctx, a.ID, CategoryPatch{ParentID: OptionalRef{Set: true, ID: b.ID}})
+			})
+			wg.Go(func() {
+				_, errB = s.UpdateCategory(ctx, b.ID, CategoryPatch{ParentID: OptionalRef{Set: true, ID: a.ID}})
+			})
 			wg.Wait()
 			ok := 0
 			for _, err := range []error{errA, errB} {
