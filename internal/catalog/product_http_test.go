@@ -249,3 +249,21 @@ func TestSKURace(t *testing.T) {
 		}
 	})
 }
+
+// TestCreateIsIdempotent: a create sent again with its Idempotency-Key
+// answers the first answer and creates nothing more.
+func TestCreateIsIdempotent(t *testing.T) {
+	e := newEnv(t, openSQLite(t), Config{})
+	first := e.operator.Do("POST", "/api/v1/admin/products", product("Once", "ONCE-1"), "Idempotency-Key: k-1")
+	first.WantStatus(t, http.StatusCreated)
+	again := e.operator.Do("POST", "/api/v1/admin/products", product("Once", "ONCE-1"), "Idempotency-Key: k-1")
+	again.WantStatus(t, http.StatusCreated)
+	if again.Header.Get("Idempotent-Replayed") != "true" || again.Field("id") != first.Field("id") {
+		t.Fatalf("replay: %v %s", again.Header, again.Body)
+	}
+	if e.count("catalog_products") != 1 || len(e.events()) != 1 {
+		t.Fatalf("%d products, %d events after a replay", e.count("catalog_products"), len(e.events()))
+	}
+	webtest.AssertProblem(t, e.operator.Do("POST", "/api/v1/admin/products", product("Other", "ONCE-2"), "Idempotency-Key: k-1"),
+		http.StatusUnprocessableEntity, "idempotency_key_reused")
+}
