@@ -69,6 +69,9 @@ func TestProductLifecycle(t *testing.T) {
 			pub.Field("rating.count") != float64(0) || pub.Field("variants.1.sku") != "LS-2" {
 			t.Fatalf("public read: %v %s", pub.Header, pub.Body)
 		}
+		if v, ok, _ := e.svc.cache.Get(t.Context(), productKey(p.ID)); !ok || !strings.HasPrefix(string(v), etag+"\n") {
+			t.Fatalf("the public document is not cached: %q", v)
+		}
 		if r := e.anon.Do("GET", "/api/v1/products/"+p.ID, nil, "If-None-Match: "+etag); r.Status != http.StatusNotModified || len(r.Body) != 0 {
 			t.Fatalf("conditional public read: %d %s", r.Status, r.Body)
 		}
