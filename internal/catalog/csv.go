@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"mercato/internal/money"
 	"mercato/internal/platform/errs"
@@ -72,9 +73,20 @@ type csvGroup struct {
 // column or names an unknown one, or a file that is not CSV, is 422.
 func (s *Service) ImportCSV(ctx context.Context, r io.Reader) (ImportReport, error) {
 	const op = "catalog.ImportCSV"
-	cr := csv.NewReader(r)
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return ImportReport{}, errs.E(op, errs.Malformed, "the body could not be read", err)
+	}
+	// No store keeps NUL or invalid UTF-8: refused before any row is read.
+	if !utf8.Valid(body) || bytes.IndexByte(body, 0) >= 0 {
+		return ImportReport{}, csvInvalid("body", "must be UTF-8 text without NUL characters")
+	}
+	cr := csv.NewReader(bytes.NewReader(body))
 	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
+	if len(header) > len(csvColumns) {
+		return ImportReport{}, csvInvalid("header", "holds more columns than the import reads")
+	}
 	if err != nil {
 		return ImportReport{}, csvInvalid("header", "the body is not CSV with a header row")
 	}
@@ -100,10 +112,12 @@ func (s *Service) ImportCSV(ctx context.Context, r io.Reader) (ImportReport, err
 			break
 		}
 		if err != nil {
+			line := row
 			var pe *csv.ParseError
-			if errors.As(err, &pe) && !errors.Is(pe.Err, csv.ErrFieldCount) {
-				return ImportReport{}, csvInvalid("row "+strconv.Itoa(pe.Line), "is not valid CSV")
+			if errors.As(err, &pe) {
+				line = pe.Line
 			}
+			return ImportReport{}, csvInvalid("row "+strconv.Itoa(line), "is not valid CSV")
 		}
 		if row-1 > MaxImportRows {
 			return ImportReport{}, csvInvalid("body", "holds more than "+strconv.Itoa(MaxImportRows)+" rows")
@@ -128,8 +142,8 @@ func (s *Service) ImportCSV(ctx context.Context, r io.Reader) (ImportReport, err
 			for _, u := range splitList(get("media")) {
 				g.in.Media = append(g.in.Media, Media{URL: u})
 			}
-			if h == "" {
-				g.bad = append(g.bad, ImportError{Row: row, Field: "handle", Message: "is required"})
+			if h == "" || len(h) > 64 {
+				g.bad = append(g.bad, ImportError{Row: row, Field: "handle", Message: "is required, at most 64 characters"})
 			}
 		}
 		g.rows = append(g.rows, row)

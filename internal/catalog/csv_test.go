@@ -77,6 +77,17 @@ func TestCSVImportExport(t *testing.T) {
 		webtest.AssertFieldError(t, webtest.AssertProblem(t, csvPost("title,sku\nx,y\n"), 422, "validation_failed"), "header")
 		webtest.AssertFieldError(t, webtest.AssertProblem(t, csvPost(csvHeader[:len(csvHeader)-1]+",colour\n"), 422, "validation_failed"), "header")
 		webtest.AssertProblem(t, e.cs.Do("POST", "/api/v1/admin/products/import", file, "Content-Type: text/csv"), http.StatusForbidden, "forbidden")
+		// What no store keeps is refused whole, on every engine, never a 500.
+		for _, bad := range []string{"x,\xff\xfe,,active,,,,,BAD-1,,1,EUR,,,\n", "x,nul\x00,,active,,,,,BAD-1,,1,EUR,,,\n",
+			"x,\"unterminated,,active,,,,,BAD-1,,1,EUR,,,\n"} {
+			webtest.AssertProblem(t, csvPost(csvHeader+bad), 422, "validation_failed")
+		}
+		long := csvHeader + "long," + strings.Repeat("t", 300) + ",,active,,,,,LONG-1," + strings.Repeat("v", 300) + ",1,EUR,,,\n"
+		r = csvPost(long)
+		r.Decode(t, &rep)
+		if rep.Failed != 1 || len(rep.Errors) != 2 || rep.Errors[0].Field != "title" || rep.Errors[1].Field != "variant_title" {
+			t.Fatalf("long fields: %+v", rep)
+		}
 	})
 }
 

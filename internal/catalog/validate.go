@@ -51,6 +51,8 @@ func normalize(in ProductInput) (ProductInput, error) {
 	}
 	if in.Description, ok = cleanText(in.Description, true); !ok {
 		v.Add("description", "must not contain control characters other than newlines and tabs")
+	} else if utf8.RuneCountInString(in.Description) > 20000 {
+		v.Add("description", "must be at most 20000 characters")
 	}
 	if in.Status == "" {
 		in.Status = StatusDraft
@@ -95,8 +97,8 @@ func normalize(in ProductInput) (ProductInput, error) {
 		if !goodURL(m.URL) {
 			v.Add("media."+strconv.Itoa(i)+".url", "must be an absolute http or https URL")
 		}
-		if in.Media[i].Alt, ok = cleanText(m.Alt, false); !ok {
-			v.Add("media."+strconv.Itoa(i)+".alt", "must not contain control characters")
+		if in.Media[i].Alt, ok = cleanText(m.Alt, false); !ok || utf8.RuneCountInString(m.Alt) > 300 {
+			v.Add("media."+strconv.Itoa(i)+".alt", "must be at most 300 characters, without control characters")
 		}
 	}
 	checkVariants(&v, in.Variants)
@@ -128,6 +130,8 @@ func checkVariants(v *errs.Validation, vs []VariantInput) {
 		var ok bool
 		if x.Title, ok = cleanText(x.Title, false); !ok {
 			v.Add(p+".title", "must not contain control characters")
+		} else if utf8.RuneCountInString(x.Title) > 200 {
+			v.Add(p+".title", "must be at most 200 characters")
 		}
 		checkPrice(v, p+".price", x.Price, &currency, true)
 		if x.CompareAtPrice != nil {
@@ -146,8 +150,8 @@ func checkVariants(v *errs.Validation, vs []VariantInput) {
 			val, ok := cleanText(x.Attributes[k], false)
 			if !attrKeyRE.MatchString(k) {
 				v.Add(p+".attributes", "a name must be 1 to 64 letters, digits, spaces, _ or -")
-			} else if !ok {
-				v.Add(p+".attributes."+k, "must not contain control characters")
+			} else if !ok || utf8.RuneCountInString(val) > 200 {
+				v.Add(p+".attributes."+k, "must be at most 200 characters, without control characters")
 			}
 			x.Attributes[k] = val
 		}
