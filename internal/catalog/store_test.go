@@ -190,3 +190,32 @@ func TestSeedDemoIdempotent(t *testing.T) {
 		}
 	}, sources()...)
 }
+
+// TestRedisCacheReadYourWrites: with the shared cache, a change's answer
+// is sent after its entry is gone, so the next read sees the change.
+func TestRedisCacheReadYourWrites(t *testing.T) {
+	url := os.Getenv("MERCATO_TEST_REDIS_URL")
+	if url == "" {
+		t.Skip("Redis tests skipped: MERCATO_TEST_REDIS_URL is not set")
+	}
+	c, closeFn, err := NewRedisCache(url, fmt.Sprintf("mercato-test:%d:", time.Now().UnixNano()), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeFn() })
+	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		e := newEnv(t, db, Config{Cache: c})
+		p := e.create(product("Shared cache", fmt.Sprintf("RC-%s", db.Engine())))
+		for i := range 3 {
+			title := fmt.Sprintf("Title %d", i)
+			e.operator.Do("PATCH", "/api/v1/admin/products/"+p.ID, map[string]any{"title": title}).WantStatus(t, 200)
+			r := e.anon.Do("GET", "/api/v1/products/"+p.ID, nil)
+			if r.Field("title") != title {
+				t.Fatalf("read after write %d: %s", i, r.Body)
+			}
+			if _, ok, _ := c.Get(context.Background(), productKey(p.ID)); !ok {
+				t.Fatal("the read did not fill the shared cache")
+			}
+		}
+	}, sources()...)
+}
