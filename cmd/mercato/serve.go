@@ -147,24 +147,24 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 // app is one running mercato process: its stores, bus, background workers
 // and HTTP server, wired in one readable place.
 type app struct {
-	cfg        serveConfig
-	log        *slog.Logger
-	out        io.Writer
-	lock       *dirLock // the data directory's lock; nil when nothing lives there
-	db         *sqldb.DB
-	bus        *natsbus.Bus
-	relay      *outbox.Relay
-	runner     *inbox.Runner
-	monitor    *inbox.Monitor
-	batcher    *groupcommit.Batcher
-	idem       *web.Idempotency
-	router     *web.Router
-	jobs       *jobs.Runner // the periodic jobs of the modules this process runs
-	accounts   *accounts.Service
-	catalog    *catalog.Service // nil when this process does not run the catalog
-	closeRedis func() error     // the catalog's Redis cache; nil without --redis-url
-	handler    http.Handler
-	metrics    http.Handler // GET /metrics for --metrics-addr; nil without it
+	cfg      serveConfig
+	log      *slog.Logger
+	out      io.Writer
+	lock     *dirLock // the data directory's lock; nil when nothing lives there
+	db       *sqldb.DB
+	bus      *natsbus.Bus
+	relay    *outbox.Relay
+	runner   *inbox.Runner
+	monitor  *inbox.Monitor
+	batcher  *groupcommit.Batcher
+	idem     *web.Idempotency
+	router   *web.Router
+	jobs     *jobs.Runner // the periodic jobs of the modules this process runs
+	accounts *accounts.Service
+	catalog  *catalog.Service // nil when this process does not run the catalog
+	redis    func() error     // closes the catalog's Redis cache; nil without --redis-url
+	handler  http.Handler
+	metrics  http.Handler // GET /metrics for --metrics-addr; nil without it
 }
 
 // newApp opens the stores and the bus and wires the modules. On error it has
@@ -217,7 +217,7 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	p := module.Platform{DB: a.db, Write: a.batcher, Idem: a.idem, Logger: logger, Registerer: reg}
 	shopCfg := shopConfig{staffMFARequired: c.staffMFA == "required"}
 	if c.redisURL != "" {
-		if shopCfg.catalogCache, a.closeRedis, err = catalog.NewRedisCache(c.redisURL, "mercato:catalog:", catalog.DefaultCacheTTL); err != nil {
+		if shopCfg.catalogCache, a.redis, err = catalog.NewRedisCache(c.redisURL, "mercato:catalog:", catalog.DefaultCacheTTL); err != nil {
 			return nil, fmt.Errorf("--redis-url: %w", err)
 		}
 	}
@@ -406,8 +406,8 @@ func (a *app) close() {
 	if a.bus != nil {
 		a.bus.Close()
 	}
-	if a.closeRedis != nil {
-		a.closeRedis()
+	if a.redis != nil {
+		a.redis()
 	}
 	if a.db != nil {
 		a.db.Close()
