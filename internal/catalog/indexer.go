@@ -115,11 +115,17 @@ func (ix *Indexer) pendingCount() int {
 }
 
 // Run writes pending ids until ctx ends. A batch that fails is kept and
-// tried again after a pause.
+// tried again after a pause. An empty index (new, or its files lost) is
+// first rebuilt from the catalogue.
 func (ix *Indexer) Run(ctx context.Context) {
 	if ix.index == nil {
 		<-ctx.Done()
 		return
+	}
+	if n, err := ix.index.Count(ctx); err == nil && n == 0 {
+		if err := ix.Rebuild(ctx); err != nil && ctx.Err() == nil {
+			ix.log.Warn("catalog: rebuilding the search index failed; products are indexed as they change", "err", err)
+		}
 	}
 	for {
 		select {

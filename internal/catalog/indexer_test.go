@@ -48,7 +48,25 @@ func TestIndexerBatches(t *testing.T) {
 		}
 	}
 
-	// The loop: what is pending when it wakes goes in one batch.
+	// The loop: an empty index is rebuilt first (5 products, batches of 2)…
+	empty := signalIndex{memIndex: newMemIndex(), put: make(chan int, 16)}
+	s1 := New(platformOf(db), Config{Index: empty, IndexBatch: 2})
+	ctx1, stop1 := context.WithCancel(context.Background())
+	done1 := make(chan struct{})
+	go func() { defer close(done1); s1.index.Run(ctx1) }()
+	for _, want := range []int{2, 2, 1} {
+		if got := <-empty.put; got != want {
+			t.Fatalf("rebuild: a batch of %d, want %d", got, want)
+		}
+	}
+	stop1()
+	<-done1
+	if n, _ := empty.Count(context.Background()); n != 5 {
+		t.Fatalf("rebuilt %d documents, want 5", n)
+	}
+
+	// …and what is pending when it wakes goes in one batch (the index
+	// holds documents: no rebuild).
 	s2 := New(platformOf(db), Config{Index: ix, IndexWindow: time.Millisecond})
 	s2.index.enqueue(ids[0], ids[1])
 	ctx, stop := context.WithCancel(context.Background())
