@@ -25,7 +25,8 @@ const ConsumerName = "catalog_search"
 // commits, and its loop writes them in batches — one Index.Put and one
 // Index.Delete per batch of up to IndexBatch ids, gathered for at most
 // IndexWindow. The index is a projection: a lost pending id (a crash) is
-// repaired by the next change of the product or by Rebuild.
+// repaired by the next change of the product or by Rebuild, which Run does
+// itself when it finds the index empty.
 type Indexer struct {
 	s      *Service
 	index  search.Index // nil: search is disabled and the indexer idle
