@@ -8,6 +8,7 @@ import (
 	"mercato/internal/audit"
 	"mercato/internal/inventory"
 	"mercato/internal/orders"
+	"mercato/internal/catalog"
 	"mercato/internal/platform/idem"
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
@@ -23,12 +24,14 @@ import (
 // shopConfig is what the modules are told by flags and environment.
 type shopConfig struct {
 	staffMFARequired bool
+	catalogCache     catalog.Cache // nil: the catalog's in-process cache
 }
 
 // shop is the process's modules, built over one Platform.
 type shop struct {
 	accounts *accounts.Service // the Authenticator, also when its routes run elsewhere
-	modules  []module.Module   // every module, in dependency order
+	catalog  *catalog.Service
+	modules  []module.Module // every module, in dependency order
 }
 
 // newShop builds every module over p, in dependency order. Adding a module
@@ -37,6 +40,10 @@ type shop struct {
 // cases.
 func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error) {
 	acc := accounts.New(p, accounts.LogMailer{Logger: p.Logger}, accounts.Config{StaffMFARequired: c.staffMFARequired})
+	// Search is off (Index nil: ?q= lists with a LIKE on title and SKU)
+	// until the search package's Bleve and PostgreSQL indexes land; they are
+	// wired here then (catalog.Config.Index).
+	cat := catalog.New(p, catalog.Config{Cache: c.catalogCache})
 	mods := []module.Module{
 		acc.Module(),
 		audit.NewLog(p.DB).Module(),
@@ -44,12 +51,13 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		reviews.New(p, reviews.Deps{}).Module(), // Products and Purchases: the catalog and orders, once wired
 		inventory.New(p, inventory.Config{}).Module(),
 		orders.New(p, orders.Deps{Perms: acc}, orders.Config{}).Module(), // Catalog, Stock: nil until wired (503)
+		cat.Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err
 	}
 	acc.UseModules(mods)
-	return &shop{accounts: acc, modules: mods}, nil
+	return &shop{accounts: acc, catalog: cat, modules: mods}, nil
 }
 
 // moduleNames lists the names `serve --modules` accepts.

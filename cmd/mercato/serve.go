@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"mercato/internal/accounts"
+	"mercato/internal/catalog"
 	"mercato/internal/platform/bus/natsbus"
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/groupcommit"
@@ -78,9 +79,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve GET /metrics (unauthenticated) on this separate address only, e.g. 127.0.0.1:9090;\nempty serves it on --addr")
 	fs.StringVar(&c.natsURL, "nats-url", "", "external NATS URL (nats://…); empty runs NATS JetStream embedded under --data-dir")
 	fs.StringVar(&c.natsListen, "nats-listen", "", "embedded NATS: also listen for NATS clients on this address (none by default)")
-	fs.StringVar(&c.redisURL, "redis-url", "", "Redis URL (redis://…); only checked by /readyz for now: nothing is kept in Redis yet")
+	fs.StringVar(&c.redisURL, "redis-url", "", "Redis URL (redis://[user:password@]host[:port][/db]): the catalog's cache of public product\ndocuments, shared by replicas (default: in-process); also checked by /readyz")
 	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "for webhooks, which are not built yet: accepted and has no effect today")
-	fs.BoolVar(&c.demo, "demo", false, "create demo users (one per role) and print their logins")
+	fs.BoolVar(&c.demo, "demo", false, "create demo users (one per role) and print their logins, and a demo catalogue")
 	fs.Var(logLevel, "log-level", "log `level`: debug, info, warn or error")
 	fs.Var(logFormat, "log-format", "log `format` on standard error: json or text")
 	fs.Var(staffMFA, "staff-mfa", "staff multi-factor authentication `mode`: optional or required")
@@ -160,6 +161,8 @@ type app struct {
 	router   *web.Router
 	jobs     *jobs.Runner // the periodic jobs of the modules this process runs
 	accounts *accounts.Service
+	catalog  *catalog.Service // nil when this process does not run the catalog
+	redis    func() error     // closes the catalog's Redis cache; nil without --redis-url
 	handler  http.Handler
 	metrics  http.Handler // GET /metrics for --metrics-addr; nil without it
 }
@@ -212,7 +215,13 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	a.idem = web.NewIdempotency(a.db, web.IdempotencyConfig{Secret: key, Logger: logger})
 
 	p := module.Platform{DB: a.db, Write: a.batcher, Idem: a.idem, Logger: logger, Registerer: reg}
-	sh, err := newShop(p, a.monitor, shopConfig{staffMFARequired: c.staffMFA == "required"})
+	shopCfg := shopConfig{staffMFARequired: c.staffMFA == "required"}
+	if c.redisURL != "" {
+		if shopCfg.catalogCache, a.redis, err = catalog.NewRedisCache(c.redisURL, "mercato:catalog:", catalog.DefaultCacheTTL); err != nil {
+			return nil, fmt.Errorf("--redis-url: %w", err)
+		}
+	}
+	sh, err := newShop(p, a.monitor, shopCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +231,9 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	}
 	acc := sh.accounts
 	a.accounts = acc
+	if slices.ContainsFunc(run, func(m module.Module) bool { return m.Name == "catalog" }) {
+		a.catalog = sh.catalog
+	}
 	if c.bootstrapEmail != "" {
 		created, err := acc.BootstrapAdmin(ctx, c.bootstrapEmail, c.bootstrapPassword)
 		if err != nil {
@@ -249,6 +261,11 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 		if err := seedDemo(ctx, acc, out); err != nil {
 			return nil, fmt.Errorf("demo: %w", err)
 		}
+		n, err := sh.catalog.SeedDemo(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("demo catalogue: %w", err)
+		}
+		fmt.Fprintf(out, "demo catalogue: %d products created (GET /api/v1/products)\n", n)
 	}
 
 	a.router = web.NewRouter(web.Config{Logger: logger, Registerer: reg, Gatherer: reg, Auth: acc,
@@ -335,6 +352,13 @@ func (a *app) serve(ctx context.Context) error {
 			a.log.Error("token cache invalidations stopped", "err", err)
 		}
 	})
+	if a.catalog != nil {
+		wg.Go(func() { // the search indexer's loop and the cache invalidations
+			if err := a.catalog.Run(bg); err != nil {
+				a.log.Error("catalog background work stopped", "err", err)
+			}
+		})
+	}
 	wg.Go(func() {
 		if err := a.jobs.Run(bg); err != nil {
 			a.log.Error("periodic jobs stopped", "err", err)
@@ -381,6 +405,9 @@ func (a *app) close() {
 	}
 	if a.bus != nil {
 		a.bus.Close()
+	}
+	if a.redis != nil {
+		a.redis()
 	}
 	if a.db != nil {
 		a.db.Close()

@@ -143,11 +143,24 @@ func isJSONMediaType(ct string) bool {
 }
 
 // checkContentType returns an UnsupportedMedia error when r carries a body
-// that is not JSON by its Content-Type.
-func checkContentType(r *http.Request, body []byte) error {
-	if len(body) == 0 || isJSONMediaType(r.Header.Get("Content-Type")) {
+// that is not JSON by its Content-Type — or, for a route that declares a
+// BodyType, not of that media type (with any parameters, a charset, when
+// given, of utf-8).
+func checkContentType(r *http.Request, body []byte, bodyType string) error {
+	if len(body) == 0 {
 		return nil
 	}
-	return errs.E("web.Router", errs.UnsupportedMedia,
-		"the request body must be JSON, sent with Content-Type: application/json")
+	ct := r.Header.Get("Content-Type")
+	if bodyType == "" {
+		if isJSONMediaType(ct) {
+			return nil
+		}
+		return errs.E("web.Router", errs.UnsupportedMedia,
+			"the request body must be JSON, sent with Content-Type: application/json")
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if cs, ok := params["charset"]; err == nil && mt == bodyType && (!ok || strings.EqualFold(cs, "utf-8")) {
+		return nil
+	}
+	return errs.E("web.Router", errs.UnsupportedMedia, "the request body must be sent with Content-Type: "+bodyType)
 }

@@ -191,7 +191,7 @@ func (rt *Router) wrap(route *Route) http.Handler {
 				Error(w, r, err)
 				return
 			}
-			if err := checkContentType(r, buf); err != nil {
+			if err := checkContentType(r, buf, route.BodyType); err != nil {
 				Error(w, r, err)
 				return
 			}
