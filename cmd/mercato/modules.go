@@ -43,15 +43,20 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	// Search is off (Index nil: ?q= lists with a LIKE on title and SKU)
 	// until the search package's Bleve and PostgreSQL indexes land; they are
 	// wired here then (catalog.Config.Index).
-	cat := catalog.New(p, catalog.Config{Cache: c.catalogCache})
+	ratings := &catalogRatings{}
+	cat := catalog.New(p, catalog.Config{Cache: c.catalogCache, Ratings: ratings})
+	inv := inventory.New(p, inventory.Config{})
+	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc}, orders.Config{})
+	rev := reviews.New(p, reviews.Deps{Products: cat, Purchases: ord})
+	ratings.r = rev
 	mods := []module.Module{
 		acc.Module(),
 		audit.NewLog(p.DB).Module(),
 		syncmon.New(mon).Module(),
-		reviews.New(p, reviews.Deps{}).Module(), // Products and Purchases: the catalog and orders, once wired
-		inventory.New(p, inventory.Config{}).Module(),
-		orders.New(p, orders.Deps{Perms: acc}, orders.Config{}).Module(), // Catalog, Stock: nil until wired (503)
 		cat.Module(),
+		rev.Module(),
+		inv.Module(),
+		ord.Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err

@@ -202,3 +202,19 @@ func variants(ctx context.Context, q querier, channel string, skus []string) (ma
 	}
 	return out, internalOrNil(op, rows.Err())
 }
+
+// Reviewable reports whether productID names an active product, so that
+// it may be reviewed (the reviews module's Products). It reads in tx when
+// one is given, else from the reader pool.
+func (s *Service) Reviewable(ctx context.Context, tx *sqldb.Tx, productID string) (bool, error) {
+	var q querier = s.db.Reader()
+	if tx != nil {
+		q = tx
+	}
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM catalog_products WHERE id = $1 AND status = 'active'`, productID).Scan(&n)
+	if err != nil {
+		return false, internal("catalog.Reviewable", err)
+	}
+	return n > 0, nil
+}

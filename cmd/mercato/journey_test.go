@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"mercato/internal/platform/web/webtest"
+)
+
+// eventually polls get until ok holds of its answer, for at most a minute
+// (effects that travel through the event stream; the bound is generous
+// because CI shares two cores).
+func eventually(t *testing.T, what string, get func() *webtest.Response, ok func(r *webtest.Response) bool) *webtest.Response {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r := get()
+		if ok(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: never happened; last answer %d %s", what, r.Status, r.Body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestShopJourney walks the modules together through the real server on
+// both engines: staff list a product and stock it; a customer browses,
+// fills a cart, checks out (stock reserved), pays (stock committed by the
+// inventory consumer), reviews it as a verified purchase; a second order
+// for more than is left is out of stock; a cancelled order gives its stock
+// back.
+func TestShopJourney(t *testing.T) {
+	for name, args := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			env := map[string]string{
+				"MERCATO_BOOTSTRAP_ADMIN_EMAIL":    "root@example.com",
+				"MERCATO_BOOTSTRAP_ADMIN_PASSWORD": "a very long admin password",
+			}
+			c, _ := startInProcess(t, env, args(t)...)
+			login := c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "root@example.com", "password": "a very long admin password"})
+			login.WantStatus(t, http.StatusOK)
+			admin := c.WithToken(login.Field("token").(string))
+
+			cat := admin.Do("POST", "/api/v1/admin/categories", map[string]any{"name": "Audio"})
+			cat.WantStatus(t, http.StatusCreated)
+			prod := admin.Do("POST", "/api/v1/admin/products", map[string]any{
+				"title": "Wireless headphones", "description": "Over-ear, 30 hours.", "status": "active",
+				"category_ids": []string{cat.Field("id").(string)},
+				"variants": []map[string]any{{"sku": "HP-1", "title": "Black", "price": map[string]any{"amount": 4999, "currency": "USD"}, "attributes": map[string]string{"colour": "black"}}},
+			})
+			prod.WantStatus(t, http.StatusCreated)
+			productID := prod.Field("id").(string)
+			admin.Do("PUT", "/api/v1/admin/inventory/HP-1", map[string]any{"on_hand": 3}).WantStatus(t, http.StatusOK)
+
+			reg := c.Do("POST", "/api/v1/auth/register", map[string]string{"email": "ann@example.com", "password": "customer password 1", "name": "Ann"})
+			reg.WantStatus(t, http.StatusCreated)
+			ann := c.WithToken(reg.Field("token").(string))
+
+			list := c.Do("GET", "/api/v1/products?category="+cat.Field("id").(string), nil)
+			list.WantStatus(t, http.StatusOK)
+			if got := list.Field("items.0.id"); got != productID {
+				t.Fatalf("category list: first item %v, want %s: %s", got, productID, list.Body)
+			}
+			c.Do("GET", "/api/v1/products/"+productID, nil).WantStatus(t, http.StatusOK)
+
+			order := checkout(t, ann, "HP-1", 2)
+			if order.Field("status") != "pending_payment" || order.Field("total.amount") != float64(4999*2) {
+				t.Fatalf("order: %s", order.Body)
+			}
+			orderID := order.Field("id").(string)
+			stock := admin.Do("GET", "/api/v1/admin/inventory/HP-1", nil)
+			if stock.Field("reserved") != float64(2) || stock.Field("available") != float64(1) {
+				t.Fatalf("after checkout: %s", stock.Body)
+			}
+
+			paid := ann.Do("POST", "/api/v1/orders/"+orderID+"/pay", map[string]any{"method": "sandbox", "token": "tok_success"})
+			paid.WantStatus(t, http.StatusOK)
+			if paid.Field("status") != "paid" || paid.Field("payment_status") != "paid" {
+				t.Fatalf("pay: %s", paid.Body)
+			}
+			eventually(t, "stock committed on order.paid", func() *webtest.Response {
+				return admin.Do("GET", "/api/v1/admin/inventory/HP-1", nil)
+			}, func(r *webtest.Response) bool {
+				return r.Field("on_hand") == float64(1) && r.Field("reserved") == float64(0)
+			})
+
+			rev := ann.Do("POST", "/api/v1/products/"+productID+"/reviews", map[string]any{"rating": 5, "title": "Great", "body": "Quiet and light."})
+			rev.WantStatus(t, http.StatusCreated)
+			if rev.Field("verified_purchase") != true {
+				t.Errorf("review of a paid purchase not verified: %s", rev.Body)
+			}
+			eventually(t, "rating on the product", func() *webtest.Response {
+				return c.Do("GET", "/api/v1/products/"+productID, nil)
+			}, func(r *webtest.Response) bool { return r.Field("rating.count") == float64(1) })
+
+			// Bob wants 2 of the 1 left: out of stock, nothing reserved.
+			reg = c.Do("POST", "/api/v1/auth/register", map[string]string{"email": "bob@example.com", "password": "customer password 2", "name": "Bob"})
+			reg.WantStatus(t, http.StatusCreated)
+			bob := c.WithToken(reg.Field("token").(string))
+			cart := bob.Do("POST", "/api/v1/carts", nil)
+			cart.WantStatus(t, http.StatusCreated)
+			cartID := cart.Field("id").(string)
+			bob.Do("POST", "/api/v1/carts/"+cartID+"/items", map[string]any{"sku": "HP-1", "quantity": 2}).WantStatus(t, http.StatusOK)
+			webtest.AssertProblem(t, bob.Do("POST", "/api/v1/carts/"+cartID+"/checkout", map[string]any{"shipping_address": address()}), http.StatusConflict, "out_of_stock")
+			if r := admin.Do("GET", "/api/v1/admin/inventory/HP-1", nil); r.Field("reserved") != float64(0) {
+				t.Fatalf("a refused checkout reserved stock: %s", r.Body)
+			}
+
+			// Bob takes the last one, then cancels: it comes back.
+			second := checkout(t, bob, "HP-1", 1)
+			bob.Do("POST", "/api/v1/orders/"+second.Field("id").(string)+"/cancel", nil).WantStatus(t, http.StatusOK)
+			eventually(t, "stock released on order.cancelled", func() *webtest.Response {
+				return admin.Do("GET", "/api/v1/admin/inventory/HP-1", nil)
+			}, func(r *webtest.Response) bool {
+				return r.Field("on_hand") == float64(1) && r.Field("reserved") == float64(0) && r.Field("available") == float64(1)
+			})
+
+			// Ann's order is hers: Bob gets 404.
+			webtest.AssertProblem(t, bob.Do("GET", "/api/v1/orders/"+orderID, nil), http.StatusNotFound, "not_found")
+			events := ann.Do("GET", "/api/v1/orders/"+orderID+"/events", nil)
+			events.WantStatus(t, http.StatusOK)
+			if events.Field("items.0.type") != "order.placed" || events.Field("items.1.type") != "order.paid" {
+				t.Errorf("timeline: %s", events.Body)
+			}
+		})
+	}
+}
+
+// checkout puts quantity of sku in a new cart of c and checks it out.
+func checkout(t *testing.T, c *webtest.Client, sku string, quantity int) *webtest.Response {
+	t.Helper()
+	cart := c.Do("POST", "/api/v1/carts", nil)
+	cart.WantStatus(t, http.StatusCreated)
+	id := cart.Field("id").(string)
+	c.Do("POST", "/api/v1/carts/"+id+"/items", map[string]any{"sku": sku, "quantity": quantity}).WantStatus(t, http.StatusOK)
+	r := c.Do("POST", "/api/v1/carts/"+id+"/checkout", map[string]any{"shipping_address": address()}, fmt.Sprintf("Idempotency-Key: checkout-%s", id))
+	r.WantStatus(t, http.StatusCreated)
+	return r
+}
+
+func address() map[string]any {
+	return map[string]any{"name": "Ann Lee", "line1": "1 Main St", "city": "Springfield", "region": "IL", "postal_code": "62701", "country": "US"}
+}

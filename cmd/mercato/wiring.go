@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"mercato/internal/catalog"
+	"mercato/internal/inventory"
+	"mercato/internal/orders"
+	"mercato/internal/platform/sqldb"
+	"mercato/internal/reviews"
+)
+
+// The adapters below fit one module's exported API to the small interface
+// another module consumes (each interface belongs to its consumer), so that
+// no module imports another for a signature's sake.
+
+// ordersCatalog is the catalog as the orders module prices lines: the web
+// storefront's channel.
+type ordersCatalog struct{ c *catalog.Service }
+
+func (a ordersCatalog) VariantsTx(ctx context.Context, tx *sqldb.Tx, skus []string) (map[string]orders.Variant, error) {
+	vs, err := a.c.VariantsTx(ctx, tx, "web", skus)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]orders.Variant, len(vs))
+	for sku, v := range vs {
+		out[sku] = orders.Variant{SKU: v.SKU, ProductID: v.ProductID, Title: lineTitle(v.ProductTitle, v.VariantTitle),
+			Price: v.Price, WeightGrams: v.WeightGrams, TaxClass: v.TaxClass, Sellable: v.Sellable}
+	}
+	return out, nil
+}
+
+// lineTitle is an order line's title: the product's, with the variant's
+// when it says more ("Linen shirt — Blue / M").
+func lineTitle(product, variant string) string {
+	if variant == "" || variant == product {
+		return product
+	}
+	return product + " — " + variant
+}
+
+// ordersStock is inventory as the orders module reserves stock.
+type ordersStock struct{ inv *inventory.Service }
+
+func (a ordersStock) ReserveTx(ctx context.Context, tx *sqldb.Tx, ref, customerID string, lines []orders.StockLine, ttl time.Duration) error {
+	ls := make([]inventory.Line, len(lines))
+	for i, l := range lines {
+		ls[i] = inventory.Line{SKU: l.SKU, Quantity: int64(l.Quantity)}
+	}
+	_, err := a.inv.ReserveTx(ctx, tx, ref, customerID, ls, ttl)
+	return err
+}
+
+// catalogRatings is the reviews module as the catalog reads ratings. The
+// catalog is built first (reviews asks it which products are reviewable),
+// so r is set once reviews exists.
+type catalogRatings struct{ r *reviews.Service }
+
+func (a *catalogRatings) Ratings(ctx context.Context, ids []string) (map[string]catalog.Rating, error) {
+	rs, err := a.r.Ratings(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]catalog.Rating, len(rs))
+	for id, r := range rs {
+		out[id] = catalog.Rating{Average: r.Average, Count: r.Count}
+	}
+	return out, nil
+}
