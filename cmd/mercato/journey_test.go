@@ -50,7 +50,7 @@ func TestShopJourney(t *testing.T) {
 			prod := admin.Do("POST", "/api/v1/admin/products", map[string]any{
 				"title": "Wireless headphones", "description": "Over-ear, 30 hours.", "status": "active",
 				"category_ids": []string{cat.Field("id").(string)},
-				"variants": []map[string]any{{"sku": "HP-1", "title": "Black", "price": map[string]any{"amount": 4999, "currency": "USD"}, "attributes": map[string]string{"colour": "black"}}},
+				"variants":     []map[string]any{{"sku": "HP-1", "title": "Black", "price": map[string]any{"amount": 4999, "currency": "USD"}, "attributes": map[string]string{"colour": "black"}}},
 			})
 			prod.WantStatus(t, http.StatusCreated)
 			productID := prod.Field("id").(string)

@@ -6,9 +6,9 @@ import (
 
 	"mercato/internal/accounts"
 	"mercato/internal/audit"
+	"mercato/internal/catalog"
 	"mercato/internal/inventory"
 	"mercato/internal/orders"
-	"mercato/internal/catalog"
 	"mercato/internal/platform/idem"
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
