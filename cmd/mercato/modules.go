@@ -44,8 +44,8 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	// until the search package's Bleve and PostgreSQL indexes land; they are
 	// wired here then (catalog.Config.Index).
 	ratings := &catalogRatings{}
-	cat := catalog.New(p, catalog.Config{Cache: c.catalogCache, Ratings: ratings})
 	inv := inventory.New(p, inventory.Config{})
+	cat := catalog.New(p, catalog.Config{Cache: c.catalogCache, Ratings: ratings, Stock: inv})
 	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc}, orders.Config{})
 	rev := reviews.New(p, reviews.Deps{Products: cat, Purchases: ord})
 	ratings.r = rev

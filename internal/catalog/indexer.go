@@ -2,7 +2,9 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -61,11 +63,23 @@ type reviewRef struct {
 // product's cached public document (a review changes its rating; a change
 // made by another process reaches this one so).
 func (ix *Indexer) Consumer() inbox.Consumer {
-	return inbox.Consumer{Name: ConsumerName, Events: []string{"product.*", "review.*"}, Handle: ix.handle}
+	return inbox.Consumer{Name: ConsumerName, Events: []string{"product.*", "review.*", "inventory.sold_out", "inventory.restocked"}, Handle: ix.handle}
 }
 
 func (ix *Indexer) handle(ctx context.Context, tx *sqldb.Tx, e event.Envelope) error {
 	id := e.AggregateID
+	if strings.HasPrefix(e.Type, "inventory.") {
+		// A SKU sold out or came back: its product's in-stock changed.
+		err := tx.QueryRowContext(ctx, `SELECT product_id FROM catalog_variants WHERE sku = $1`, e.AggregateID).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // stock of a SKU the catalog does not sell
+		}
+		if err != nil {
+			return internal("catalog.index", err)
+		}
+		tx.AfterCommit(func() { ix.enqueue(id) })
+		return nil
+	}
 	if strings.HasPrefix(e.Type, "review.") {
 		var r reviewRef
 		if err := json.Unmarshal(e.Data, &r); err != nil || r.ProductID == "" {

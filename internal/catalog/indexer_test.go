@@ -3,10 +3,12 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"mercato/internal/catalog/search"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/sqldb/sqldbtest"
 )
@@ -129,5 +131,63 @@ func TestInvalidationAcrossReplicas(t *testing.T) {
 	etag2, body, err := b.PublicDocument(ctx, p.ID)
 	if err != nil || etag2 == etag || !containsFold(string(body), "Shared II") {
 		t.Fatalf("b after a's change: %s %s %v", etag2, body, err)
+	}
+}
+
+// stockSet is a StockSource test double: the SKUs in it are in stock.
+type stockSet map[string]bool
+
+func (s stockSet) InStock(_ context.Context, skus []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, sku := range skus {
+		out[sku] = s[sku]
+	}
+	return out, nil
+}
+
+// TestInStockFromInventory: a document is in stock when one of its
+// variants is, and an inventory availability event re-indexes the
+// product of its SKU (events of SKUs the catalog does not sell are
+// applied with no effect).
+func TestInStockFromInventory(t *testing.T) {
+	db := openSQLite(t)
+	stock := stockSet{"ST-2": true}
+	s := New(platformOf(db), Config{Index: newMemIndex(), Stock: stock})
+	ctx := context.Background()
+	in, err := s.CreateProduct(ctx, ProductInput{Title: "In", Status: StatusActive,
+		Variants: []VariantInput{{SKU: "ST-1", Price: eur(100)}, {SKU: "ST-2", Price: eur(200)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.CreateProduct(ctx, ProductInput{Title: "Out", Status: StatusActive,
+		Variants: []VariantInput{{SKU: "ST-3", Price: eur(100)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := s.Documents(ctx, []string{in.ID, out.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, d := range docs {
+		got[d.ID] = d.InStock
+	}
+	if !got[in.ID] || got[out.ID] {
+		t.Fatalf("in stock %v; want %s only", got, in.ID)
+	}
+
+	for _, c := range []struct {
+		sku  string
+		want []string
+	}{{"ST-3", []string{out.ID}}, {"NOT-SOLD", []string{}}} {
+		err := db.Do(ctx, func(tx *sqldb.Tx) error {
+			return s.index.handle(ctx, tx, event.Envelope{Type: "inventory.restocked", AggregateType: "inventory", AggregateID: c.sku})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pending := s.index.take(10); !slices.Equal(pending, c.want) {
+			t.Errorf("%s: pending %v, want %v", c.sku, pending, c.want)
+		}
 	}
 }

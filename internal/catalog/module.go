@@ -36,6 +36,12 @@ type RatingSource interface {
 	Ratings(ctx context.Context, productIDs []string) (map[string]Rating, error)
 }
 
+// StockSource says which SKUs have units available; the inventory module
+// satisfies it. It feeds the search documents' InStock.
+type StockSource interface {
+	InStock(ctx context.Context, skus []string) (map[string]bool, error)
+}
+
 // Config configures the catalog.
 type Config struct {
 	// Index is the search index; nil disables search: ?q= then lists
@@ -44,6 +50,8 @@ type Config struct {
 	Index search.Index
 	// Ratings gives the products' ratings (nil: every product has none).
 	Ratings RatingSource
+	// Stock says which SKUs are in stock (nil: every product is).
+	Stock StockSource
 	// Cache keeps encoded public product documents (nil: an in-process
 	// cache of CacheSize entries; NewRedisCache for one shared by replicas).
 	Cache     Cache

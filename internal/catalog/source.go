@@ -85,13 +85,17 @@ func (s *Service) documents(ctx context.Context, q querier, ps map[string]Produc
 	if err != nil {
 		return nil, err
 	}
+	inStock, err := s.inStock(ctx, ps)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]search.Document, 0, len(ids))
 	for _, id := range ids {
 		p := ps[id]
 		lo, hi, cur := priceRange(p.Variants)
 		d := search.Document{ID: p.ID, Title: p.Title, Description: p.Description, CategoryIDs: t.withAncestors(p.CategoryIDs),
 			CategoryNames: []string{}, Attributes: []string{}, SKUs: []string{}, PriceMin: lo, PriceMax: hi, Currency: cur,
-			Rating: ratings[id].Average, RatingCount: ratings[id].Count, InStock: true, Channels: slices.Clone(p.Channels),
+			Rating: ratings[id].Average, RatingCount: ratings[id].Count, InStock: inStock(p), Channels: slices.Clone(p.Channels),
 			CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 		for _, c := range d.CategoryIDs {
 			if cat, ok := t.byID[c]; ok {
@@ -217,4 +221,26 @@ func (s *Service) Reviewable(ctx context.Context, tx *sqldb.Tx, productID string
 		return false, internal("catalog.Reviewable", err)
 	}
 	return n > 0, nil
+}
+
+// inStock returns whether a product of ps has a variant in stock, asking
+// the StockSource once for every SKU of ps (every product is in stock when
+// there is none).
+func (s *Service) inStock(ctx context.Context, ps map[string]Product) (func(Product) bool, error) {
+	if s.cfg.Stock == nil {
+		return func(Product) bool { return true }, nil
+	}
+	var skus []string
+	for _, p := range ps {
+		for _, v := range p.Variants {
+			skus = append(skus, v.SKU)
+		}
+	}
+	avail, err := s.cfg.Stock.InStock(ctx, skus)
+	if err != nil {
+		return nil, err
+	}
+	return func(p Product) bool {
+		return slices.ContainsFunc(p.Variants, func(v Variant) bool { return avail[v.SKU] })
+	}, nil
 }

@@ -41,8 +41,10 @@ func TestStockHTTP(t *testing.T) {
 		if r.Field("available") != float64(3) {
 			t.Fatalf("after lowering: %s", r.Body)
 		}
-		if got := e.events(); !slices.Equal(got, []string{"inventory.reserved o-1"}) {
-			t.Fatalf("events %v: a PUT emits none", got)
+		// The first receipt made SKU-1 available (restocked); lowering it
+		// to 7 with 4 reserved keeps it available: no further event.
+		if got := e.events(); !slices.Equal(got, []string{"inventory.restocked SKU-1", "inventory.reserved o-1"}) {
+			t.Fatalf("events %v", got)
 		}
 
 		before := e.snapshot()
@@ -238,7 +240,7 @@ func TestGuardHTTP(t *testing.T) {
 		e.op.Do("PUT", "/api/v1/admin/inventory/SKU-3", map[string]any{"on_hand": 8}).WantStatus(t, http.StatusOK)
 		e.op.Do("PUT", "/api/v1/admin/inventory/SKU-3", map[string]any{"on_hand": 4}).WantStatus(t, http.StatusOK)
 		e.op.Do("PUT", "/api/v1/admin/inventory/SKU-3", map[string]any{"on_hand": 3}).WantStatus(t, http.StatusOK)
-		if got := e.events(); !slices.Equal(got, []string{"inventory.low_stock SKU-3"}) {
+		if got := e.events(); !slices.Equal(got, []string{"inventory.restocked SKU-3", "inventory.low_stock SKU-3"}) {
 			t.Fatalf("events %v", got)
 		}
 		// The sale window as a reservation sees it (clock: 03:04 UTC).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"mercato/internal/audit"
@@ -269,4 +271,40 @@ func (s *Service) Locations(ctx context.Context, p web.PageRequest) (web.Page[Lo
 		return web.Page[Location]{}, errs.E(op, errs.Internal, err)
 	}
 	return web.NewPage(out, p.Limit, func(last Location) any { return last.Code }), nil
+}
+
+// InStock reports, for each of skus, whether it has units available at
+// some location (a SKU without stock rows is not in stock). One query.
+func (s *Service) InStock(ctx context.Context, skus []string) (map[string]bool, error) {
+	const op = "inventory.InStock"
+	out := make(map[string]bool, len(skus))
+	for start := 0; start < len(skus); start += 500 {
+		part := skus[start:min(start+500, len(skus))]
+		args := make([]any, len(part))
+		marks := make([]string, len(part))
+		for i, sku := range part {
+			out[sku] = false
+			args[i] = sku
+			marks[i] = "$" + strconv.Itoa(i+1)
+		}
+		rows, err := s.db.Reader().QueryContext(ctx, `SELECT sku FROM inventory_stock
+			WHERE sku IN (`+strings.Join(marks, ", ")+`) GROUP BY sku HAVING SUM(on_hand - reserved) > 0`, args...)
+		if err != nil {
+			return nil, errs.E(op, errs.Internal, err)
+		}
+		for rows.Next() {
+			var sku string
+			if err := rows.Scan(&sku); err != nil {
+				rows.Close()
+				return nil, errs.E(op, errs.Internal, err)
+			}
+			out[sku] = true
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, errs.E(op, errs.Internal, err)
+		}
+	}
+	return out, nil
 }

@@ -157,7 +157,18 @@ var (
 	LowStock = event.Define[LowStockData]("inventory.low_stock", 1,
 		"A SKU's available units fell below its low-stock threshold (aggregate id: the SKU). Emitted once per crossing: "+
 			"again only after the stock rose to the threshold or above.")
+	SoldOut = event.Define[AvailabilityData]("inventory.sold_out", 1,
+		"A SKU's available units fell to zero (aggregate id: the SKU): the catalog's in-stock facet follows it.")
+	Restocked = event.Define[AvailabilityData]("inventory.restocked", 1,
+		"A SKU with no available units has some again (aggregate id: the SKU): a receipt, a release or a return.")
 )
+
+// AvailabilityData is the payload of inventory.sold_out and
+// inventory.restocked.
+type AvailabilityData struct {
+	SKU       string `json:"sku" doc:"The SKU (also the aggregate id)."`
+	Available int64  `json:"available" doc:"Its available units after the change."`
+}
 
 // ReservedData is the payload of inventory.reserved.
 type ReservedData struct {
@@ -181,5 +192,5 @@ type LowStockData struct {
 
 // Events describes the event types inventory emits.
 func Events() []event.TypeInfo {
-	return []event.TypeInfo{Reserved.Info(), Committed.Info(), Released.Info(), LowStock.Info()}
+	return []event.TypeInfo{Reserved.Info(), Committed.Info(), Released.Info(), LowStock.Info(), SoldOut.Info(), Restocked.Info()}
 }

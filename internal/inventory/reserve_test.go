@@ -566,3 +566,44 @@ func TestStockChurnRace(t *testing.T) {
 		}
 	})
 }
+
+// TestAvailabilityEvents: racing reservations that sell a SKU out emit
+// exactly one inventory.sold_out, whatever the batching; a release that
+// makes units available again emits one inventory.restocked.
+func TestAvailabilityEvents(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.setStock("AV", "", 10)
+		out := parallel(40, func(i int) error {
+			_, err := e.svc.Reserve(ctx, fmt.Sprintf("av%02d", i), "", []Line{{SKU: "AV", Quantity: 1}}, 0)
+			return err
+		})
+		sold := 0
+		for _, err := range out {
+			if err == nil {
+				sold++
+			}
+		}
+		if sold != 10 {
+			t.Fatalf("%d reservations of 10 units", sold)
+		}
+		if n := e.count("outbox", "type = 'inventory.sold_out' AND aggregate_id = 'AV'"); n != 1 {
+			t.Fatalf("%d sold_out events, want 1", n)
+		}
+		for i := range 40 {
+			if out[i] == nil {
+				if err := e.svc.Release(ctx, fmt.Sprintf("av%02d", i)); err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+		if n := e.count("outbox", "type = 'inventory.restocked' AND aggregate_id = 'AV'"); n != 2 { // the first receipt, the release
+			t.Fatalf("%d restocked events, want 2", n)
+		}
+		in, err := e.svc.InStock(ctx, []string{"AV", "NONE"})
+		if err != nil || !in["AV"] || in["NONE"] {
+			t.Fatalf("InStock = %v, %v", in, err)
+		}
+	})
+}

@@ -249,7 +249,8 @@ func TestModule(t *testing.T) {
 	for _, e := range m.Events {
 		types = append(types, e.Type)
 	}
-	if !slices.Equal(types, []string{"inventory.reserved", "inventory.committed", "inventory.released", "inventory.low_stock"}) {
+	if !slices.Equal(types, []string{"inventory.reserved", "inventory.committed", "inventory.released", "inventory.low_stock",
+		"inventory.sold_out", "inventory.restocked"}) {
 		t.Fatalf("events %v", types)
 	}
 	for _, p := range m.Permissions {

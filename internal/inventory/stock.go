@@ -153,8 +153,9 @@ func (s *Service) state(ctx context.Context, tx *sqldb.Tx, sku string) (*skuStat
 // flush writes the transaction's changes of st's rows: one conditional
 // UPDATE per changed row, refusing a row that changed since it was read
 // beyond what the changes allow (sqldb.ErrConflict: the batch runs again).
-// It emits inventory.low_stock when the SKU's available units crossed
-// below its threshold.
+// It emits inventory.sold_out or inventory.restocked when the SKU's
+// available units reached zero or left it, and inventory.low_stock when
+// they crossed below its threshold.
 func (s *Service) flush(ctx context.Context, tx *sqldb.Tx, st *skuState) error {
 	for _, l := range st.locs {
 		if l.dOnHand == 0 && l.dRes == 0 {
@@ -171,6 +172,19 @@ func (s *Service) flush(ctx context.Context, tx *sqldb.Tx, st *skuState) error {
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return fmt.Errorf("inventory: stock of %s at %s changed since it was read: %w", st.sku, l.location, sqldb.ErrConflict)
+		}
+	}
+	if before, after := st.avail0, st.available(); (before > 0) != (after > 0) {
+		kind := SoldOut
+		if after > 0 {
+			kind = Restocked
+		}
+		ev, err := kind.New(st.sku, tx.Now, AvailabilityData{SKU: st.sku, Available: after})
+		if err != nil {
+			return err
+		}
+		if err := outbox.Append(ctx, tx, &ev); err != nil {
+			return err
 		}
 	}
 	if t := st.guard.LowStockThreshold; t != nil {
