@@ -214,12 +214,14 @@ var errSearchRefused = errs.E("catalog.search", errs.Invalid, errs.CodeValidatio
 	[]errs.FieldError{{Field: "q", Message: "is not a query the search accepts (too long, bad characters, or a cursor or sort it did not make)"}})
 
 // PublicProducts is the public list: active products matching f, newest
-// first from the database, or — with a search text and an index — the
-// index's hits (with facets), hydrated from the database so that a hit no
+// first from the database, or — with a search text or an in_stock filter,
+// and an index — the index's hits (with facets), hydrated from the database so that a hit no
 // longer active is dropped.
 func (s *Service) PublicProducts(ctx context.Context, f Filter) (ProductList, error) {
 	f.Public = true
-	if f.Q != "" && s.cfg.Index != nil {
+	// Stock lives in the inventory module: the index knows it, the
+	// catalog's tables do not, so an in_stock filter asks the index too.
+	if (f.Q != "" || f.InStock != nil) && s.cfg.Index != nil {
 		return s.search(ctx, f)
 	}
 	ids, next, err := s.listIDs(ctx, f)
