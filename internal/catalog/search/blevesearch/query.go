@@ -1,0 +1,349 @@
+package blevesearch
+
+import (
+	"context"
+	"math"
+	"sort"
+	"strconv"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis/lang/en"
+	bsearch "github.com/blevesearch/bleve/v2/search"
+	"github.com/blevesearch/bleve/v2/search/query"
+
+	"mercato/internal/catalog/search"
+	"mercato/internal/catalog/search/internal/plan"
+	"mercato/internal/platform/errs"
+)
+
+// Field weights: a word in the title counts most, in the description least.
+var textFields = []struct {
+	name  string
+	boost float64
+}{{fTitle, 3}, {fCategories, 2}, {fAttributes, 1.5}, {fDescription, 0.5}}
+
+const (
+	fuzzyWeight  = 0.3 // a fuzzy match scores this share of an exact one
+	prefixBoost  = 1   // the last word as a prefix of a title word
+	skuWordBoost = 5   // a word equal to a SKU
+	skuBoost     = 10  // the whole text equal to a SKU
+	phraseBoost  = 5   // the whole text as a phrase of the title
+)
+
+// Search answers q.
+func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, error) {
+	const op = "blevesearch.Search"
+	p, err := plan.Make(Name, q)
+	if err != nil {
+		return search.Result{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return search.Result{}, errs.E(op, err)
+	}
+	order, kinds := sortOrder(p)
+	req := bleve.NewSearchRequestOptions(x.query(p), p.Limit+1, 0, false)
+	req.SortByCustom(order)
+	if p.After != nil {
+		if !validAfter(p.After, kinds) {
+			return search.Result{}, plan.BadCursor()
+		}
+		req.SearchAfter = p.After
+	}
+	if p.Facets {
+		addFacets(req)
+	}
+	res, err := x.idx.SearchInContext(ctx, req)
+	if err != nil {
+		return search.Result{}, errs.E(op, err)
+	}
+	out := search.Result{Total: int(res.Total), Hits: make([]search.Hit, 0, min(len(res.Hits), p.Limit))}
+	for i, h := range res.Hits {
+		if i == p.Limit {
+			out.NextCursor = p.Cursor(afterOf(res.Hits[i-1], kinds))
+			break
+		}
+		out.Hits = append(out.Hits, search.Hit{ID: h.ID, Score: h.Score})
+	}
+	if p.Facets {
+		out.Facets = facets(res.Facets)
+	}
+	return out, nil
+}
+
+// query is the Bleve query of p: the text's (or every document) and the
+// filters, which add nothing to the score.
+func (x *Index) query(p plan.Plan) query.Query {
+	must := []query.Query{x.textQuery(p)}
+	filter := func(q interface {
+		query.Query
+		SetBoost(float64)
+	}) {
+		q.SetBoost(0)
+		must = append(must, q)
+	}
+	if p.CategoryID != "" {
+		filter(term(fCategoryIDs, p.CategoryID, 0))
+	}
+	if p.Channel != "" {
+		filter(term(fChannels, p.Channel, 0))
+	}
+	if p.MinPrice != nil || p.MaxPrice != nil {
+		var lo, hi *float64
+		if p.MinPrice != nil {
+			v := float64(*p.MinPrice)
+			lo = &v
+		}
+		if p.MaxPrice != nil {
+			v := float64(*p.MaxPrice)
+			hi = &v
+		}
+		yes := true
+		r := query.NewNumericRangeInclusiveQuery(lo, hi, &yes, &yes)
+		r.SetField(fPrice)
+		filter(r)
+	}
+	if p.InStock != nil {
+		b := query.NewBoolFieldQuery(*p.InStock)
+		b.SetField(fInStock)
+		filter(b)
+	}
+	if p.MinRating > 0 {
+		yes := true
+		r := query.NewNumericRangeInclusiveQuery(&p.MinRating, nil, &yes, nil)
+		r.SetField(fRating)
+		filter(r)
+	}
+	if len(must) == 1 {
+		return must[0]
+	}
+	return query.NewConjunctionQuery(must)
+}
+
+// textQuery matches p's text: every word (stop words aside) in some field,
+// or the whole text as a SKU; the title phrase scores on top.
+func (x *Index) textQuery(p plan.Plan) query.Query {
+	if len(p.Words) == 0 {
+		return query.NewMatchAllQuery()
+	}
+	var words []query.Query
+	for i, w := range p.Words {
+		switch {
+		case w.CJK:
+			words = append(words, cjkWord(w))
+		case len(x.en.Analyze([]byte(w.Text))) == 0:
+			// a stop word ("the", "for"): matched by the phrase boost only
+		default:
+			words = append(words, latinWord(w, i == len(p.Words)-1))
+		}
+	}
+	if len(words) == 0 {
+		return query.NewMatchAllQuery()
+	}
+	var all query.Query = query.NewConjunctionQuery(words)
+	if len(words) == 1 {
+		all = words[0]
+	}
+	match := query.NewDisjunctionQuery([]query.Query{all, term(fSKUs, p.Raw, skuBoost)})
+	var should []query.Query
+	for _, f := range []string{fTitle, fTitle + zh} {
+		ph := query.NewMatchPhraseQuery(p.Text)
+		ph.SetField(f)
+		ph.SetBoost(phraseBoost)
+		should = append(should, ph)
+	}
+	b := query.NewBooleanQuery([]query.Query{match}, nil, nil)
+	b.AddShould(should...)
+	return b
+}
+
+// latinWord matches w in any English field, exactly or (weaker) within its
+// fuzziness, as a SKU, and — the last word, being typed — as a prefix.
+func latinWord(w plan.Word, last bool) query.Query {
+	var qs []query.Query
+	fuzz := w.Fuzziness()
+	for _, f := range textFields {
+		qs = append(qs, match(f.name, w.Text, 0, f.boost))
+		if fuzz > 0 {
+			qs = append(qs, match(f.name, w.Text, fuzz, f.boost*fuzzyWeight))
+		}
+	}
+	qs = append(qs, term(fSKUs, w.Text, skuWordBoost))
+	if last && len([]rune(w.Text)) >= 3 {
+		pq := query.NewPrefixQuery(w.Text)
+		pq.SetField(fTitle + zh) // unstemmed words
+		pq.SetBoost(prefixBoost)
+		qs = append(qs, pq)
+	}
+	return query.NewDisjunctionQuery(qs)
+}
+
+// cjkWord matches w when a document holds at least half its bigrams, each
+// in any CJK field.
+func cjkWord(w plan.Word) query.Query {
+	grams := make([]query.Query, 0, len(w.Grams))
+	for _, g := range w.Grams {
+		in := make([]query.Query, 0, len(textFields))
+		for _, f := range textFields {
+			in = append(in, term(f.name+zh, g, f.boost))
+		}
+		grams = append(grams, query.NewDisjunctionQuery(in))
+	}
+	d := query.NewDisjunctionQuery(grams)
+	d.SetMin(float64(w.MinGrams()))
+	return d
+}
+
+func match(field, text string, fuzz int, boost float64) *query.MatchQuery {
+	m := query.NewMatchQuery(text)
+	m.SetField(field)
+	m.Analyzer = en.AnalyzerName
+	m.SetFuzziness(fuzz)
+	m.SetBoost(boost)
+	return m
+}
+
+func term(field, text string, boost float64) *query.TermQuery {
+	t := query.NewTermQuery(text)
+	t.SetField(field)
+	t.SetBoost(boost)
+	return t
+}
+
+// sortKind says how a sort value is written into a cursor.
+type sortKind int
+
+const (
+	kScore sortKind = iota
+	kNumber
+	kID
+)
+
+// sortOrder is p's order, always ending with the id.
+func sortOrder(p plan.Plan) (bsearch.SortOrder, []sortKind) {
+	num := func(field string, desc bool) *bsearch.SortField {
+		return &bsearch.SortField{Field: field, Type: bsearch.SortFieldAsNumber, Desc: desc}
+	}
+	var o bsearch.SortOrder
+	var k []sortKind
+	switch {
+	case p.Relevance():
+		o, k = bsearch.SortOrder{&bsearch.SortScore{Desc: true}}, []sortKind{kScore}
+	case p.Sort == search.SortPriceAsc:
+		o, k = bsearch.SortOrder{num(fPrice, false)}, []sortKind{kNumber}
+	case p.Sort == search.SortPriceDesc:
+		o, k = bsearch.SortOrder{num(fPrice, true)}, []sortKind{kNumber}
+	case p.Sort == search.SortRating:
+		o, k = bsearch.SortOrder{num(fRating, true), num(fRatingCount, true)}, []sortKind{kNumber, kNumber}
+	default: // newest, and relevance without text
+		o, k = bsearch.SortOrder{num(fCreated, true)}, []sortKind{kNumber}
+	}
+	return append(o, &bsearch.SortDocID{}), append(k, kID)
+}
+
+// afterOf is the cursor's sort values of hit h.
+func afterOf(h *bsearch.DocumentMatch, kinds []sortKind) []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		switch k {
+		case kScore:
+			out[i] = strconv.FormatFloat(h.Score, 'g', -1, 64)
+		case kID:
+			out[i] = h.ID
+		default:
+			out[i] = h.DecodedSort[i]
+		}
+	}
+	return out
+}
+
+// validAfter checks a cursor's values before Bleve reads them.
+func validAfter(after []string, kinds []sortKind) bool {
+	if len(after) != len(kinds) {
+		return false
+	}
+	for i, k := range kinds {
+		if k == kID {
+			continue
+		}
+		f, err := strconv.ParseFloat(after[i], 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// Facet names in a request.
+const (
+	facetCategories = "categories"
+	facetPrice      = "price"
+	facetRating     = "rating"
+	facetInStock    = "in_stock"
+	// categoryFacetSize is asked of Bleve so that the top 50 are cut here,
+	// with ties broken by id.
+	categoryFacetSize = 1000
+)
+
+func addFacets(req *bleve.SearchRequest) {
+	req.AddFacet(facetCategories, bleve.NewFacetRequest(fCategoryIDs, categoryFacetSize))
+	pf := bleve.NewFacetRequest(fPrice, len(search.PriceBuckets)+1)
+	lo := 0.0
+	for i, b := range search.PriceBuckets {
+		min, max := lo, float64(b)
+		pf.AddNumericRange(strconv.Itoa(i), &min, &max)
+		lo = max
+	}
+	last := lo
+	pf.AddNumericRange(strconv.Itoa(len(search.PriceBuckets)), &last, nil)
+	req.AddFacet(facetPrice, pf)
+	rf := bleve.NewFacetRequest(fRating, len(plan.RatingThresholds))
+	for _, r := range plan.RatingThresholds {
+		min := float64(r)
+		rf.AddNumericRange(strconv.Itoa(r), &min, nil)
+	}
+	req.AddFacet(facetRating, rf)
+	req.AddFacet(facetInStock, bleve.NewFacetRequest(fInStock, 2))
+}
+
+func facets(res bsearch.FacetResults) *search.Facets {
+	f := plan.EmptyFacets()
+	if c := res[facetCategories]; c != nil {
+		for _, t := range c.Terms.Terms() {
+			f.Categories = append(f.Categories, search.Count{Value: t.Term, Count: t.Count})
+		}
+		sort.Slice(f.Categories, func(i, j int) bool {
+			a, b := f.Categories[i], f.Categories[j]
+			return a.Count > b.Count || a.Count == b.Count && a.Value < b.Value
+		})
+		if len(f.Categories) > plan.MaxCategoryFacets {
+			f.Categories = f.Categories[:plan.MaxCategoryFacets]
+		}
+	}
+	if p := res[facetPrice]; p != nil {
+		for _, r := range p.NumericRanges {
+			if i, err := strconv.Atoi(r.Name); err == nil && i >= 0 && i < len(f.Price) {
+				f.Price[i].Count = r.Count
+			}
+		}
+	}
+	if r := res[facetRating]; r != nil {
+		for _, nr := range r.NumericRanges {
+			for i := range f.Rating {
+				if f.Rating[i].Value == nr.Name {
+					f.Rating[i].Count = nr.Count
+				}
+			}
+		}
+	}
+	if s := res[facetInStock]; s != nil {
+		for _, t := range s.Terms.Terms() {
+			switch t.Term {
+			case "T":
+				f.InStock[0].Count = t.Count
+			case "F":
+				f.InStock[1].Count = t.Count
+			}
+		}
+	}
+	return f
+}
