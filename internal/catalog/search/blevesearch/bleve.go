@@ -16,7 +16,8 @@
 // # Matching
 //
 // See query.go: every word of the text must match (a Latin word in some
-// English field, exactly or within its fuzziness; a CJK word by half its
+// English field as a stem, or in a CJK twin — where Latin words are kept
+// lowercase and unstemmed — within its fuzziness; a CJK word by half its
 // bigrams), or the whole text must be a SKU; exact phrases in the title and
 // exact (unfuzzed) words score higher. The text is never parsed as Bleve
 // query-string syntax.

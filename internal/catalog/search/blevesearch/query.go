@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/analysis/lang/cjk"
 	"github.com/blevesearch/bleve/v2/analysis/lang/en"
 	bsearch "github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
@@ -162,9 +163,12 @@ func latinWord(w plan.Word, last bool) query.Query {
 	var qs []query.Query
 	fuzz := w.Fuzziness()
 	for _, f := range textFields {
-		qs = append(qs, match(f.name, w.Text, 0, f.boost))
+		qs = append(qs, match(f.name, en.AnalyzerName, w.Text, 0, f.boost))
 		if fuzz > 0 {
-			qs = append(qs, match(f.name, w.Text, fuzz, f.boost*fuzzyWeight))
+			// fuzzy on the unstemmed words of the CJK twin: a stem of a
+			// misspelt word ("wireles" → "wirel") is too far from the stem
+			// of the right one ("wireless")
+			qs = append(qs, match(f.name+zh, cjk.AnalyzerName, w.Text, fuzz, f.boost*fuzzyWeight))
 		}
 	}
 	qs = append(qs, term(fSKUs, w.Text, skuWordBoost))
@@ -193,10 +197,10 @@ func cjkWord(w plan.Word) query.Query {
 	return d
 }
 
-func match(field, text string, fuzz int, boost float64) *query.MatchQuery {
+func match(field, analyzer, text string, fuzz int, boost float64) *query.MatchQuery {
 	m := query.NewMatchQuery(text)
 	m.SetField(field)
-	m.Analyzer = en.AnalyzerName
+	m.Analyzer = analyzer
 	m.SetFuzziness(fuzz)
 	m.SetBoost(boost)
 	return m
