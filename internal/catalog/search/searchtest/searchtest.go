@@ -364,14 +364,14 @@ func testLanguages(t *testing.T, idx search.Index) {
 		want []string // each among the first len(want)+2 hits
 	}{
 		{"headphones", []string{"p001"}},
-		{"Headphone", []string{"p001"}},         // stemming
+		{"Headphone", []string{"p001"}},          // stemming
 		{"bluetoth headphnes", []string{"p001"}}, // two typos
 		{"wireles earbud", []string{"p004"}},
 		{"蓝牙耳机", []string{"p002"}},
 		{"耳机", []string{"p002"}},
 		{"纯棉T恤", []string{"p027"}},
 		{"蓝牙 speaker", []string{"p003"}}, // mixed
-		{"AUD-001-0", []string{"p001"}},    // a SKU
+		{"AUD-001-0", []string{"p001"}},  // a SKU
 		{"三体", []string{"p056"}},
 		{"espresso machine", []string{"p043"}},
 	}
@@ -385,8 +385,10 @@ func testLanguages(t *testing.T, idx search.Index) {
 			}
 		})
 	}
-	if n := search1(t, idx, search.Query{Text: "xylophone"}).Total; n != 0 {
-		t.Errorf("xylophone: %d hits, want none", n)
+	// A word near no fixture word. (Not "xylophone": PostgreSQL's trigrams
+	// find it half like "microphone".)
+	if n := search1(t, idx, search.Query{Text: "quokka"}).Total; n != 0 {
+		t.Errorf("quokka: %d hits, want none", n)
 	}
 }
 

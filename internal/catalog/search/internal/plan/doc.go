@@ -35,11 +35,11 @@ func CleanDocs(docs []search.Document) ([]search.Document, error) {
 		d.Title = clean(d.Title)
 		d.Description = clean(d.Description)
 		d.Currency = clean(d.Currency)
-		d.CategoryIDs = cleanAll(d.CategoryIDs)
+		d.CategoryIDs = distinct(cleanAll(d.CategoryIDs))
 		d.CategoryNames = cleanAll(d.CategoryNames)
 		d.Attributes = cleanAll(d.Attributes)
 		d.SKUs = cleanAll(d.SKUs)
-		d.Channels = cleanAll(d.Channels)
+		d.Channels = distinct(cleanAll(d.Channels))
 		if i, ok := pos[d.ID]; ok {
 			out[i] = d
 			continue
@@ -76,6 +76,19 @@ func cleanAll(ss []string) []string {
 	out := make([]string, 0, len(ss))
 	for _, s := range ss {
 		if s = clean(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// distinct drops repeated values (a category listed twice counts once).
+func distinct(ss []string) []string {
+	seen := make(map[string]bool, len(ss))
+	out := ss[:0]
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
 			out = append(out, s)
 		}
 	}

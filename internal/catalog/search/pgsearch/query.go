@@ -1,0 +1,316 @@
+package pgsearch
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"mercato/internal/catalog/search"
+	"mercato/internal/catalog/search/internal/plan"
+	"mercato/internal/platform/errs"
+)
+
+// Score weights, in the spirit of the Bleve index's boosts.
+const (
+	wordWeight    = 3   // ts_rank of a word (title-weighted)
+	fuzzyWeight   = 0.5 // word similarity of a word with the title
+	prefixWeight  = 0.3 // the last word as a prefix of a title word
+	titleGram     = 3   // a CJK bigram in the title
+	textGram      = 1   // a CJK bigram anywhere
+	phraseWeight  = 5   // the whole text in the title
+	skuWeight     = 10  // the whole text is a SKU
+	similarityMin = "0.5"
+)
+
+// statement builds one SQL text and its arguments.
+type statement struct {
+	args []any
+}
+
+// arg binds v and returns its placeholder.
+func (s *statement) arg(v any) string {
+	s.args = append(s.args, v)
+	return "$" + strconv.Itoa(len(s.args))
+}
+
+// where is the condition of p (filters and text) and score its score; the
+// condition uses the first n arguments only (the rest are the score's).
+func (x *Index) where(s *statement, p plan.Plan) (where, score string, n int) {
+	var conds []string
+	if p.CategoryID != "" {
+		conds = append(conds, s.arg(p.CategoryID)+" = ANY(category_ids)")
+	}
+	if p.Channel != "" {
+		conds = append(conds, s.arg(p.Channel)+" = ANY(channels)")
+	}
+	if p.MinPrice != nil {
+		conds = append(conds, "price_min >= "+s.arg(*p.MinPrice))
+	}
+	if p.MaxPrice != nil {
+		conds = append(conds, "price_min <= "+s.arg(*p.MaxPrice))
+	}
+	if p.InStock != nil {
+		conds = append(conds, "in_stock = "+s.arg(*p.InStock))
+	}
+	if p.MinRating > 0 {
+		conds = append(conds, "rating >= "+s.arg(p.MinRating))
+	}
+	score, n = "0::float8", len(s.args)
+	if len(p.Words) > 0 {
+		var words, scores []string
+		for i, w := range p.Words {
+			if w.CJK {
+				var in, title []string
+				for _, g := range w.Grams {
+					a := s.arg(g)
+					in = append(in, fmt.Sprintf("(strpos(words, %s) > 0)::int", a))
+					title = append(title, fmt.Sprintf("(strpos(title_l, %s) > 0)::int", a))
+				}
+				words = append(words, fmt.Sprintf("(%s) >= %d", strings.Join(in, " + "), w.MinGrams()))
+				scores = append(scores, fmt.Sprintf("(%d * (%s) + %d * (%s))::float8 / %d",
+					titleGram, strings.Join(title, " + "), textGram, strings.Join(in, " + "), len(w.Grams)))
+				continue
+			}
+			a := s.arg(w.Text)
+			tsq := "plainto_tsquery('english', " + a + ")"
+			alts := []string{"numnode(" + tsq + ") = 0", "tsv @@ " + tsq}
+			scores = append(scores, fmt.Sprintf("%d * ts_rank('{0.1, 0.2, 0.4, 1.0}', tsv, %s)::float8", wordWeight, tsq))
+			if w.Fuzziness() > 0 {
+				alts = append(alts, a+" OPERATOR("+x.trgm+".<%) words")
+				scores = append(scores, fmt.Sprintf("%g * %s.word_similarity(%s, title_l)", fuzzyWeight, x.trgm, a))
+			}
+			if i == len(p.Words)-1 && utf8.RuneCountInString(w.Text) >= 3 {
+				// w is letters, digits and apostrophes only: no regex syntax
+				re := `title_l ~ ('\m' || ` + a + `)`
+				alts = append(alts, re)
+				scores = append(scores, fmt.Sprintf("%g * (%s)::int", prefixWeight, re))
+			}
+			words = append(words, "("+strings.Join(alts, " OR ")+")")
+		}
+		sku := s.arg(p.Raw) + " = ANY(skus)"
+		conds = append(conds, "(("+strings.Join(words, " AND ")+") OR "+sku+")")
+		n = len(s.args)
+		scores = append(scores, fmt.Sprintf("%d * (strpos(title_l, %s) > 0)::int", phraseWeight, s.arg(p.Text)),
+			fmt.Sprintf("%d * (%s)::int", skuWeight, sku))
+		score = "(" + strings.Join(scores, " + ") + ")::float8"
+	}
+	if len(conds) == 0 {
+		return "TRUE", score, n
+	}
+	return strings.Join(conds, " AND "), score, n
+}
+
+// order is p's sort: the ORDER BY, the columns a cursor holds (id last)
+// and, given a cursor's placeholders, the condition of the rows after it.
+func order(p plan.Plan) (by string, cols []string, after func(ph []string) string) {
+	type col struct {
+		name string
+		desc bool
+	}
+	var cs []col
+	switch {
+	case p.Relevance():
+		cs = []col{{"score", true}}
+	case p.Sort == search.SortPriceAsc:
+		cs = []col{{"price_min", false}}
+	case p.Sort == search.SortPriceDesc:
+		cs = []col{{"price_min", true}}
+	case p.Sort == search.SortRating:
+		cs = []col{{"rating", true}, {"rating_count", true}}
+	default:
+		cs = []col{{"created_at", true}}
+	}
+	cs = append(cs, col{"id", false})
+	var parts []string
+	for _, c := range cs {
+		cols = append(cols, c.name)
+		if c.desc {
+			parts = append(parts, c.name+" DESC")
+		} else {
+			parts = append(parts, c.name)
+		}
+	}
+	after = func(ph []string) string {
+		// (a, b, id) after (x, y, z): a beyond x, or a = x and (b beyond y, or …)
+		cond := ""
+		for i := len(cs) - 1; i >= 0; i-- {
+			op := ">"
+			if cs[i].desc {
+				op = "<"
+			}
+			beyond := cs[i].name + " " + op + " " + ph[i]
+			if cond == "" {
+				cond = beyond
+			} else {
+				cond = "(" + beyond + " OR (" + cs[i].name + " = " + ph[i] + " AND " + cond + "))"
+			}
+		}
+		return cond
+	}
+	return strings.Join(parts, ", "), cols, after
+}
+
+// cursorArg reads a cursor value of column col.
+func cursorArg(col, v string) (any, bool) {
+	switch col {
+	case "id":
+		return v, true
+	case "score", "rating":
+		f, err := strconv.ParseFloat(v, 64)
+		return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
+	default:
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil
+	}
+}
+
+// Search answers q in one read-only transaction.
+func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, error) {
+	const op = "pgsearch.Search"
+	p, err := plan.Make(Name, q)
+	if err != nil {
+		return search.Result{}, err
+	}
+	var s statement
+	where, score, nWhere := x.where(&s, p)
+	by, cols, after := order(p)
+	page := ""
+	if p.After != nil {
+		if len(p.After) != len(cols) {
+			return search.Result{}, plan.BadCursor()
+		}
+		ph := make([]string, len(cols))
+		for i, c := range cols {
+			v, ok := cursorArg(c, p.After[i])
+			if !ok {
+				return search.Result{}, plan.BadCursor()
+			}
+			ph[i] = s.arg(v)
+		}
+		page = " WHERE " + after(ph)
+	}
+	hitsSQL := fmt.Sprintf(`SELECT %s FROM (SELECT id, price_min, rating, rating_count, created_at, %s AS score
+		FROM search_documents WHERE %s) m%s ORDER BY %s LIMIT %d`,
+		strings.Join(cols, ", "), score, where, page, by, p.Limit+1)
+
+	tx, err := x.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return search.Result{}, errs.E(op, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('pg_trgm.word_similarity_threshold', '`+similarityMin+`', true)`); err != nil {
+		return search.Result{}, errs.E(op, err)
+	}
+	var res search.Result
+	rows, err := tx.QueryContext(ctx, hitsSQL, s.args...)
+	if err != nil {
+		return search.Result{}, errs.E(op, err)
+	}
+	var last []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		var id string
+		var sc float64
+		var num int64
+		var fl float64
+		var rc int64
+		for i, c := range cols {
+			switch c {
+			case "id":
+				vals[i] = &id
+			case "score":
+				vals[i] = &sc
+			case "rating":
+				vals[i] = &fl
+			case "rating_count":
+				vals[i] = &rc
+			default:
+				vals[i] = &num
+			}
+		}
+		if err := rows.Scan(vals...); err != nil {
+			rows.Close()
+			return search.Result{}, errs.E(op, err)
+		}
+		if len(res.Hits) == p.Limit {
+			res.NextCursor = p.Cursor(last)
+			break
+		}
+		res.Hits = append(res.Hits, search.Hit{ID: id, Score: sc})
+		last = last[:0:0]
+		for _, c := range cols {
+			switch c {
+			case "id":
+				last = append(last, id)
+			case "score":
+				last = append(last, strconv.FormatFloat(sc, 'g', -1, 64))
+			case "rating":
+				last = append(last, strconv.FormatFloat(fl, 'g', -1, 64))
+			case "rating_count":
+				last = append(last, strconv.FormatInt(rc, 10))
+			default:
+				last = append(last, strconv.FormatInt(num, 10))
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return search.Result{}, errs.E(op, err)
+	}
+	if res.Hits == nil {
+		res.Hits = []search.Hit{}
+	}
+	if err := x.counts(ctx, tx, &res, p, where, s.args[:nWhere]); err != nil {
+		return search.Result{}, errs.E(op, err)
+	}
+	return res, nil
+}
+
+// counts sets res.Total and, when p asks, res.Facets.
+func (x *Index) counts(ctx context.Context, tx *sql.Tx, res *search.Result, p plan.Plan, where string, args []any) error {
+	if !p.Facets {
+		return tx.QueryRowContext(ctx, `SELECT count(*) FROM search_documents WHERE `+where, args...).Scan(&res.Total)
+	}
+	f := plan.EmptyFacets()
+	aggs := []string{"count(*)"}
+	dest := []any{&res.Total}
+	for i := range f.Price {
+		c := fmt.Sprintf("price_min >= %d", f.Price[i].Min)
+		if f.Price[i].Max != nil {
+			c += fmt.Sprintf(" AND price_min < %d", *f.Price[i].Max)
+		}
+		aggs = append(aggs, "count(*) FILTER (WHERE "+c+")")
+		dest = append(dest, &f.Price[i].Count)
+	}
+	for i, r := range plan.RatingThresholds {
+		aggs = append(aggs, fmt.Sprintf("count(*) FILTER (WHERE rating >= %d)", r))
+		dest = append(dest, &f.Rating[i].Count)
+	}
+	aggs = append(aggs, "count(*) FILTER (WHERE in_stock)", "count(*) FILTER (WHERE NOT in_stock)")
+	dest = append(dest, &f.InStock[0].Count, &f.InStock[1].Count)
+	if err := tx.QueryRowContext(ctx, `SELECT `+strings.Join(aggs, ", ")+` FROM search_documents WHERE `+where, args...).Scan(dest...); err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, fmt.Sprintf(`SELECT c, count(*) FROM search_documents, unnest(category_ids) AS c
+		WHERE %s GROUP BY c ORDER BY count(*) DESC, c COLLATE "C" LIMIT %d`, where, plan.MaxCategoryFacets), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c search.Count
+		if err := rows.Scan(&c.Value, &c.Count); err != nil {
+			return err
+		}
+		f.Categories = append(f.Categories, c)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	res.Facets = f
+	return nil
+}
