@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"mercato/internal/catalog/search"
@@ -27,6 +28,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("Languages", func(t *testing.T) { testLanguages(t, loaded(t, open)) })
 	t.Run("Invalid", func(t *testing.T) { testInvalid(t, loaded(t, open)) })
 	t.Run("Hostile", func(t *testing.T) { testHostile(t, loaded(t, open)) })
+	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, loaded(t, open)) })
 }
 
 // loaded is a fresh index holding the fixture.
@@ -473,6 +475,53 @@ func testHostile(t *testing.T, idx search.Index) {
 				}
 			})
 		}
+	}
+}
+
+// testConcurrent: writers and readers at once; each writer reads its own
+// writes.
+func testConcurrent(t *testing.T, idx search.Index) {
+	ctx := context.Background()
+	fx := Fixture()
+	const writers, each = 4, 15
+	var wg sync.WaitGroup
+	fail := make(chan string, writers*each)
+	for g := range writers {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			word := []string{"zanzibar", "quixotic", "marmalade", "obsidian"}[g] // far apart
+			for i := range each {
+				d := fx[g*each+i]
+				d.Title = word
+				if err := idx.Put(ctx, []search.Document{d}); err != nil {
+					fail <- err.Error()
+					return
+				}
+				res, err := idx.Search(ctx, search.Query{Text: word, Limit: 100})
+				if err != nil || res.Total != i+1 || !slices.Contains(ids(res.Hits), d.ID) {
+					fail <- fmt.Sprintf("%s after %d puts: %d hits, %v", word, i+1, res.Total, err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range each {
+				if _, err := idx.Search(ctx, search.Query{Text: "tea", Facets: true}); err != nil {
+					fail <- err.Error()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(fail)
+	for f := range fail {
+		t.Error(f)
+	}
+	if n, _ := idx.Count(ctx); n != len(fx) {
+		t.Errorf("Count = %d, want %d", n, len(fx))
 	}
 }
 
