@@ -25,11 +25,17 @@ type Counter interface {
 	Count(ctx context.Context) (int, error)
 }
 
+// Compacter is an index that can compact itself after many writes (the
+// Bleve index merges its segments); Rebuild calls it when done.
+type Compacter interface {
+	Compact(ctx context.Context) error
+}
+
 // Rebuild recreates idx's contents from src: every document src scans is
 // put (RebuildBatch at a time), then every document idx held that src did
 // not give is deleted. progress, when not nil, is called after each batch
 // with the documents done so far and the expected total, and once at the
-// end with done == total. Writes that an Indexer makes meanwhile are not
+// end with done == total, after a Compacter's Compact. Writes that an Indexer makes meanwhile are not
 // lost: a document put by both ends as the later write left it, and one
 // deleted from the catalog meanwhile is no longer scanned.
 func Rebuild(ctx context.Context, idx Index, src Source, progress func(done, total int)) error {
@@ -78,6 +84,11 @@ func Rebuild(ctx context.Context, idx Index, src Source, progress func(done, tot
 			return errs.E(op, err)
 		}
 		gone = gone[n:]
+	}
+	if c, ok := idx.(Compacter); ok {
+		if err := c.Compact(ctx); err != nil {
+			return errs.E(op, err)
+		}
 	}
 	progress(done, done)
 	return nil

@@ -8,10 +8,15 @@
 // indexed twice: with Bleve's English analyser ("en": possessives, stop
 // words, Porter stemming) under their own name, and with its CJK analyser
 // ("cjk": width folding, lowercase, bigrams of Han/kana/Hangul runs) under
-// name_zh. SKUs are one lowercased token each (skus). Category ids and
-// channels are keywords; price_min, rating, rating_count and created_at
-// (unix microseconds) are numbers; in_stock is a boolean. Nothing is stored:
-// a hit carries only its id.
+// name_zh; title, category names and attributes once more into one field,
+// words, with the CJK analyser (Latin words lowercase and unstemmed), where a
+// word is matched fuzzily — one fuzzy automaton per word, not per field. SKUs are one lowercased token each (skus). Category ids and
+// channels are keywords; price_min and rating are numbers (for range
+// filters); in_stock is a boolean. Sorts and facets read keyword doc values:
+// fixed-width digit strings of price, creation time and rating (+ count), a
+// price-bucket index and the rating's floor — a number's doc values hold its
+// sixteen precision terms, and decoding them for every match cost most of a
+// faceted search. Nothing is stored: a hit carries only its id.
 //
 // # Matching
 //
@@ -26,8 +31,11 @@ package blevesearch
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/blevesearch/bleve/v2"
@@ -38,6 +46,8 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/lang/en"
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/single"
+	"github.com/blevesearch/bleve/v2/index/scorch"
+	"github.com/blevesearch/bleve/v2/index/scorch/mergeplan"
 	"github.com/blevesearch/bleve/v2/mapping"
 
 	"mercato/internal/catalog/search"
@@ -111,15 +121,26 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	}
 	for _, name := range []string{fTitle, fDescription, fAttributes, fCategories} {
 		vectors := name == fTitle
-		dm.AddFieldMappingsAt(name, text(name, en.AnalyzerName, vectors), text(name+zh, cjk.AnalyzerName, vectors))
+		fms := []*mapping.FieldMapping{text(name, en.AnalyzerName, vectors), text(name+zh, cjk.AnalyzerName, vectors)}
+		if name != fDescription {
+			fms = append(fms, text(fWords, cjk.AnalyzerName, false))
+		}
+		dm.AddFieldMappingsAt(name, fms...)
 	}
 	dm.AddFieldMappingsAt(fSKUs, text(fSKUs, skuAnalyzer, false))
 	for _, name := range []string{fCategoryIDs, fChannels} {
 		dm.AddFieldMappingsAt(name, text(name, keyword.Name, false))
 	}
-	for _, name := range []string{fPrice, fRating, fRatingCount, fCreated} {
-		f := bleve.NewNumericFieldMapping()
-		f.Store, f.IncludeInAll = false, false
+	// keywords read through doc values (sorts, facets): small, unlike a
+	// number's sixteen precision terms
+	for _, name := range []string{fSortPrice, fSortCreated, fSortRating, fPriceBucket, fRatingFloor} {
+		f := text(name, keyword.Name, false)
+		f.DocValues = true
+		dm.AddFieldMappingsAt(name, f)
+	}
+	for _, name := range []string{fPrice, fRating} {
+		f := bleve.NewNumericFieldMapping() // range filters only
+		f.Store, f.IncludeInAll, f.DocValues = false, false, false
 		dm.AddFieldMappingsAt(name, f)
 	}
 	b := bleve.NewBooleanFieldMapping()
@@ -137,16 +158,38 @@ const (
 	fDescription = "description"
 	fAttributes  = "attributes"
 	fCategories  = "categories"
-	zh           = "_zh" // suffix of a text field's CJK twin
+	zh           = "_zh"   // suffix of a text field's CJK twin
+	fWords       = "words" // title, categories, attributes: CJK analyser (fuzzy matches)
 	fSKUs        = "skus"
 	fCategoryIDs = "category_ids"
 	fChannels    = "channels"
 	fPrice       = "price_min"
 	fRating      = "rating"
-	fRatingCount = "rating_count"
-	fCreated     = "created_at"
 	fInStock     = "in_stock"
+	fSortPrice   = "sort_price"   // PriceMin, 19 digits
+	fSortCreated = "sort_created" // CreatedAt, unix µs biased by 2^63, 20 digits
+	fSortRating  = "sort_rating"  // Rating×10⁸ (9 digits), RatingCount (10)
+	fPriceBucket = "price_bucket" // index of PriceMin's PriceBuckets range
+	fRatingFloor = "rating_floor" // ⌊Rating⌋: rating >= r iff ⌊rating⌋ >= r
 )
+
+// sortKeys are the keyword forms of d's sort values: fixed-width digits,
+// so that string order is numeric order.
+func sortKeys(d search.Document) (price, created, rating string) {
+	price = fmt.Sprintf("%019d", d.PriceMin)
+	created = fmt.Sprintf("%020d", uint64(d.CreatedAt.UnixMicro())^(1<<63))
+	rating = fmt.Sprintf("%09d%010d", int64(math.Round(d.Rating*1e8)), min(d.RatingCount, 9_999_999_999))
+	return price, created, rating
+}
+
+// priceBucket is the index of the PriceBuckets range holding p.
+func priceBucket(p int64) int {
+	i := 0
+	for i < len(search.PriceBuckets) && p >= search.PriceBuckets[i] {
+		i++
+	}
+	return i
+}
 
 // body is what Bleve indexes of d.
 func body(d search.Document) map[string]any {
@@ -154,6 +197,7 @@ func body(d search.Document) map[string]any {
 	for i, s := range d.SKUs {
 		skus[i] = strings.ToLower(s)
 	}
+	price, created, rating := sortKeys(d)
 	return map[string]any{
 		fTitle:       d.Title,
 		fDescription: d.Description,
@@ -164,9 +208,12 @@ func body(d search.Document) map[string]any {
 		fChannels:    d.Channels,
 		fPrice:       float64(d.PriceMin),
 		fRating:      d.Rating,
-		fRatingCount: float64(d.RatingCount),
-		fCreated:     float64(d.CreatedAt.UnixMicro()),
 		fInStock:     d.InStock,
+		fSortPrice:   price,
+		fSortCreated: created,
+		fSortRating:  rating,
+		fPriceBucket: strconv.Itoa(priceBucket(d.PriceMin)),
+		fRatingFloor: strconv.Itoa(int(math.Floor(d.Rating))),
 	}
 }
 
@@ -243,6 +290,26 @@ func (x *Index) IDs(ctx context.Context) ([]string, error) {
 		ids[i] = h.ID
 	}
 	return ids, nil
+}
+
+// Compact merges the index's segments into one (search.Rebuild calls it
+// when done): searches then decode one segment's doc values instead of many,
+// and no background merge competes with them. It blocks until the merge is
+// done or ctx ends.
+func (x *Index) Compact(ctx context.Context) error {
+	const op = "blevesearch.Compact"
+	ai, err := x.idx.Advanced()
+	if err != nil {
+		return errs.E(op, err)
+	}
+	s, ok := ai.(*scorch.Scorch)
+	if !ok {
+		return nil
+	}
+	if err := s.ForceMerge(ctx, &mergeplan.SingleSegmentMergePlanOptions); err != nil {
+		return errs.E(op, err)
+	}
+	return nil
 }
 
 // Close closes the index files.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis/lang/cjk"
@@ -24,7 +25,7 @@ var textFields = []struct {
 }{{fTitle, 3}, {fCategories, 2}, {fAttributes, 1.5}, {fDescription, 0.5}}
 
 const (
-	fuzzyWeight  = 0.3 // a fuzzy match scores this share of an exact one
+	fuzzyBoost   = 0.7 // a fuzzy match anywhere but the description
 	prefixBoost  = 1   // the last word as a prefix of a title word
 	skuWordBoost = 5   // a word equal to a SKU
 	skuBoost     = 10  // the whole text equal to a SKU
@@ -145,13 +146,18 @@ func (x *Index) textQuery(p plan.Plan) query.Query {
 		all = words[0]
 	}
 	match := query.NewDisjunctionQuery([]query.Query{all, term(fSKUs, p.Raw, skuBoost)})
-	var should []query.Query
-	for _, f := range []string{fTitle, fTitle + zh} {
-		ph := query.NewMatchPhraseQuery(p.Text)
-		ph.SetField(f)
-		ph.SetBoost(phraseBoost)
-		should = append(should, ph)
+	// the phrase in the title: Latin words in the English title, CJK ones
+	// (bigrams) in its CJK twin, where a mixed text is matched too
+	phraseField := fTitle
+	for _, w := range p.Words {
+		if w.CJK {
+			phraseField = fTitle + zh
+		}
 	}
+	ph := query.NewMatchPhraseQuery(p.Text)
+	ph.SetField(phraseField)
+	ph.SetBoost(phraseBoost)
+	should := []query.Query{ph}
 	b := query.NewBooleanQuery([]query.Query{match}, nil, nil)
 	b.AddShould(should...)
 	return b
@@ -164,12 +170,12 @@ func latinWord(w plan.Word, last bool) query.Query {
 	fuzz := w.Fuzziness()
 	for _, f := range textFields {
 		qs = append(qs, match(f.name, en.AnalyzerName, w.Text, 0, f.boost))
-		if fuzz > 0 {
-			// fuzzy on the unstemmed words of the CJK twin: a stem of a
-			// misspelt word ("wireles" → "wirel") is too far from the stem
-			// of the right one ("wireless")
-			qs = append(qs, match(f.name+zh, cjk.AnalyzerName, w.Text, fuzz, f.boost*fuzzyWeight))
-		}
+	}
+	if fuzz > 0 {
+		// fuzzy on unstemmed words (the stem of a misspelt word, "wireles" →
+		// "wirel", is too far from the right one's, "wireless"), not in
+		// descriptions, whose many words would add noise and time
+		qs = append(qs, match(fWords, cjk.AnalyzerName, w.Text, fuzz, fuzzyBoost))
 	}
 	qs = append(qs, term(fSKUs, w.Text, skuWordBoost))
 	if last && len([]rune(w.Text)) >= 3 {
@@ -218,30 +224,27 @@ type sortKind int
 
 const (
 	kScore sortKind = iota
-	kNumber
+	kKey            // a fixed-width digit string (sortKeys)
 	kID
 )
 
 // sortOrder is p's order, always ending with the id.
 func sortOrder(p plan.Plan) (bsearch.SortOrder, []sortKind) {
-	num := func(field string, desc bool) *bsearch.SortField {
-		return &bsearch.SortField{Field: field, Type: bsearch.SortFieldAsNumber, Desc: desc}
+	key := func(field string, desc bool) bsearch.SortOrder {
+		return bsearch.SortOrder{&bsearch.SortField{Field: field, Type: bsearch.SortFieldAsString, Desc: desc}}
 	}
-	var o bsearch.SortOrder
-	var k []sortKind
+	o, k := key(fSortCreated, true), kKey // newest, and relevance without text
 	switch {
 	case p.Relevance():
-		o, k = bsearch.SortOrder{&bsearch.SortScore{Desc: true}}, []sortKind{kScore}
+		o, k = bsearch.SortOrder{&bsearch.SortScore{Desc: true}}, kScore
 	case p.Sort == search.SortPriceAsc:
-		o, k = bsearch.SortOrder{num(fPrice, false)}, []sortKind{kNumber}
+		o = key(fSortPrice, false)
 	case p.Sort == search.SortPriceDesc:
-		o, k = bsearch.SortOrder{num(fPrice, true)}, []sortKind{kNumber}
+		o = key(fSortPrice, true)
 	case p.Sort == search.SortRating:
-		o, k = bsearch.SortOrder{num(fRating, true), num(fRatingCount, true)}, []sortKind{kNumber, kNumber}
-	default: // newest, and relevance without text
-		o, k = bsearch.SortOrder{num(fCreated, true)}, []sortKind{kNumber}
+		o = key(fSortRating, true)
 	}
-	return append(o, &bsearch.SortDocID{}), append(k, kID)
+	return append(o, &bsearch.SortDocID{}), []sortKind{k, kID}
 }
 
 // afterOf is the cursor's sort values of hit h.
@@ -254,7 +257,7 @@ func afterOf(h *bsearch.DocumentMatch, kinds []sortKind) []string {
 		case kID:
 			out[i] = h.ID
 		default:
-			out[i] = h.DecodedSort[i]
+			out[i] = h.Sort[i]
 		}
 	}
 	return out
@@ -266,12 +269,16 @@ func validAfter(after []string, kinds []sortKind) bool {
 		return false
 	}
 	for i, k := range kinds {
-		if k == kID {
-			continue
-		}
-		f, err := strconv.ParseFloat(after[i], 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return false
+		switch k {
+		case kScore:
+			f, err := strconv.ParseFloat(after[i], 64)
+			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				return false
+			}
+		case kKey:
+			if strings.Trim(after[i], "0123456789") != "" {
+				return false
+			}
 		}
 	}
 	return true
@@ -290,22 +297,8 @@ const (
 
 func addFacets(req *bleve.SearchRequest) {
 	req.AddFacet(facetCategories, bleve.NewFacetRequest(fCategoryIDs, categoryFacetSize))
-	pf := bleve.NewFacetRequest(fPrice, len(search.PriceBuckets)+1)
-	lo := 0.0
-	for i, b := range search.PriceBuckets {
-		min, max := lo, float64(b)
-		pf.AddNumericRange(strconv.Itoa(i), &min, &max)
-		lo = max
-	}
-	last := lo
-	pf.AddNumericRange(strconv.Itoa(len(search.PriceBuckets)), &last, nil)
-	req.AddFacet(facetPrice, pf)
-	rf := bleve.NewFacetRequest(fRating, len(plan.RatingThresholds))
-	for _, r := range plan.RatingThresholds {
-		min := float64(r)
-		rf.AddNumericRange(strconv.Itoa(r), &min, nil)
-	}
-	req.AddFacet(facetRating, rf)
+	req.AddFacet(facetPrice, bleve.NewFacetRequest(fPriceBucket, len(search.PriceBuckets)+1))
+	req.AddFacet(facetRating, bleve.NewFacetRequest(fRatingFloor, 6)) // floors 0..5
 	req.AddFacet(facetInStock, bleve.NewFacetRequest(fInStock, 2))
 }
 
@@ -324,17 +317,22 @@ func facets(res bsearch.FacetResults) *search.Facets {
 		}
 	}
 	if p := res[facetPrice]; p != nil {
-		for _, r := range p.NumericRanges {
-			if i, err := strconv.Atoi(r.Name); err == nil && i >= 0 && i < len(f.Price) {
-				f.Price[i].Count = r.Count
+		for _, t := range p.Terms.Terms() {
+			if i, err := strconv.Atoi(t.Term); err == nil && i >= 0 && i < len(f.Price) {
+				f.Price[i].Count = t.Count
 			}
 		}
 	}
 	if r := res[facetRating]; r != nil {
-		for _, nr := range r.NumericRanges {
-			for i := range f.Rating {
-				if f.Rating[i].Value == nr.Name {
-					f.Rating[i].Count = nr.Count
+		// rated at least n: the documents whose floor is n or more
+		for _, t := range r.Terms.Terms() {
+			floor, err := strconv.Atoi(t.Term)
+			if err != nil {
+				continue
+			}
+			for i, n := range plan.RatingThresholds {
+				if floor >= n {
+					f.Rating[i].Count += t.Count
 				}
 			}
 		}
