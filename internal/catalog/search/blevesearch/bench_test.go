@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -49,7 +48,7 @@ func bigIndex(b *testing.B) *Index {
 			return
 		}
 		start := time.Now()
-		if big.err = put(big.idx, searchtest.Synthetic(benchDocs, 1), search.RebuildBatch); big.err != nil {
+		if big.err = searchtest.PutAll(big.idx, searchtest.Synthetic(benchDocs, 1), search.RebuildBatch); big.err != nil {
 			return
 		}
 		big.took = time.Since(start)
@@ -61,64 +60,21 @@ func bigIndex(b *testing.B) *Index {
 	return big.idx
 }
 
-func put(idx search.Index, docs []search.Document, batch int) error {
-	for len(docs) > 0 {
-		n := min(batch, len(docs))
-		if err := idx.Put(context.Background(), docs[:n]); err != nil {
-			return err
-		}
-		docs = docs[n:]
-	}
-	return nil
-}
-
-// latencies runs q b.N times (cycling through qs) and reports p50 and p99
-// under name (ms).
-func latencies(b *testing.B, idx search.Index, qs []search.Query, name string) {
-	b.Helper()
-	d := make([]time.Duration, 0, b.N)
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		if _, err := idx.Search(context.Background(), qs[i%len(qs)]); err != nil {
-			b.Fatal(err)
-		}
-		d = append(d, time.Since(start))
-	}
-	slices.Sort(d)
-	ms := func(p float64) float64 { return float64(d[int(p*float64(len(d)-1))]) / 1e6 }
-	b.ReportMetric(ms(0.50), name+"-p50-ms")
-	b.ReportMetric(ms(0.99), name+"-p99-ms")
-}
-
 // BenchmarkSearch100k: a shopper's query — text, a category filter, an
 // in-stock filter and facets — on 100,000 documents, with the p50/p99 of a
 // plain one-word query without facets measured in the same run as the
 // reference.
 func BenchmarkSearch100k(b *testing.B) {
 	idx := bigIndex(b)
-	in := true
-	texts := []string{"bluetooth headphones", "cotton t-shirt", "蓝牙耳机", "coffee beans", "bluetoth headphnes",
-		"standing desk", "纯棉T恤", "green tea", "wireless mouse", "phone case"}
-	var full, plain []search.Query
-	for _, t := range texts {
-		full = append(full, search.Query{Text: t, CategoryID: "c-electronics", InStock: &in, Facets: true})
-		plain = append(plain, search.Query{Text: t})
-	}
-	// the category filter excludes some texts' products: half the queries
-	// filter on their own top category instead
-	for i := range full {
-		if i%2 == 1 {
-			full[i].CategoryID = ""
-			full[i].MinRating = 3
-		}
-	}
-	b.Run("faceted", func(b *testing.B) { latencies(b, idx, full, "search") })
-	b.Run("reference", func(b *testing.B) { latencies(b, idx, plain, "plain") })
+	full, plain := searchtest.BenchQueries()
+	idx.Search(context.Background(), full[0]) // the first search loads the doc values
+	b.Run("faceted", func(b *testing.B) { searchtest.Latencies(b, idx, full, "search") })
+	b.Run("reference", func(b *testing.B) { searchtest.Latencies(b, idx, plain, "plain") })
 	b.Run("worst", func(b *testing.B) {
-		// twelve long misspelt words, each fuzzy (distance 2) in every field
+		// twelve long misspelt words, each fuzzy (distance 2)
 		w := search.Query{Text: "headphnoes bluetoothh wirelesss cottonn shirtts coffeee standingg deskks " +
 			"keyboardd monitorr chargerr speakerr", Facets: true}
-		latencies(b, idx, []search.Query{w}, "worst")
+		searchtest.Latencies(b, idx, []search.Query{w}, "worst")
 	})
 }
 
@@ -135,13 +91,13 @@ func BenchmarkIndexBuild(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		if err := put(idx, docs, search.RebuildBatch); err != nil {
+		if err := searchtest.PutAll(idx, docs, search.RebuildBatch); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(len(docs))/time.Since(start).Seconds(), "batched-docs/s")
 		single := docs[:100]
 		start = time.Now()
-		if err := put(idx, single, 1); err != nil {
+		if err := searchtest.PutAll(idx, single, 1); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(len(single))/time.Since(start).Seconds(), "one-per-put-docs/s")
@@ -171,7 +127,7 @@ func BenchmarkRebuild(b *testing.B) {
 		b.ReportMetric(float64(last)/time.Since(start).Seconds(), "rebuild-docs/s")
 		b.StopTimer()
 		// put the 1% back for the next round
-		if err := put(idx, docs[benchDocs-benchDocs/100:], search.RebuildBatch); err != nil {
+		if err := searchtest.PutAll(idx, docs[benchDocs-benchDocs/100:], search.RebuildBatch); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
