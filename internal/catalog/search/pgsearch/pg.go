@@ -7,13 +7,16 @@
 // The same Query semantics as the Bleve index (see query.go): every word of
 // the text must match, or the whole text must be a SKU. A Latin word matches
 // the English tsvector (title weight A, category names, attributes and SKUs
-// B, description C; PostgreSQL's 'english' stemming and stop words) or, when
-// it has five runes or more, pg_trgm word similarity (≥ 0.5: looser than
-// Bleve's edit distance — "xylophone" finds "microphone") against the
-// lowercased text; the last word also matches as a prefix of a title word.
-// A CJK word matches when the lowercased text holds at least half its
-// bigrams (strpos: no Chinese dictionary is needed). Scores are computed in
-// SQL (ts_rank per word, similarity, bigrams in the title, the phrase in
+// B, description C; PostgreSQL's 'english' stemming and stop words — a stop
+// word is dropped, as Bleve drops it) or, when it has five runes or more,
+// pg_trgm word similarity (≥ 0.5: looser than Bleve's edit distance —
+// "xylophone" finds "microphone"; it also matches a prefix of a word) with
+// the lowercased title, category names, attributes and SKUs. A CJK word
+// matches when the document's grams (its CJK bigrams, plan.Grams, computed
+// at Put) hold at least half the word's: no Chinese dictionary is needed.
+// Every condition is one a GIN index answers (tsvector, trigrams, the grams
+// and SKU arrays). Scores are computed in SQL on the matches only (ts_rank
+// per word, similarity with the title, bigrams in the title, the phrase in
 // the title, a SKU) and differ in scale from Bleve's.
 //
 // Facets are SQL aggregates over the same WHERE, in the same read-only
@@ -30,6 +33,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 
 	"mercato/internal/catalog/search"
@@ -85,6 +89,7 @@ type row struct {
 	Categories  string   `json:"categories"`
 	Attributes  string   `json:"attributes"`
 	SKUs        []string `json:"skus"`
+	Grams       []string `json:"grams"`
 	CategoryIDs []string `json:"category_ids"`
 	Channels    []string `json:"channels"`
 	PriceMin    int64    `json:"price_min"`
@@ -98,19 +103,19 @@ type row struct {
 // upsert writes every document of $1 (a JSON array of rows) in one
 // statement, in id order (so two concurrent Puts lock rows in one order).
 const upsert = `
-INSERT INTO search_documents (id, title_l, words, tsv, skus, category_ids, channels,
+INSERT INTO search_documents (id, title_l, words, grams, tsv, skus, category_ids, channels,
 	price_min, rating, rating_count, in_stock, created_at, updated_at)
 SELECT d.id, lower(d.title),
-	lower(concat_ws(' ', d.title, d.categories, d.attributes, array_to_string(d.skus, ' '), d.description)),
+	lower(concat_ws(' ', d.title, d.categories, d.attributes, array_to_string(d.skus, ' '))), d.grams,
 	setweight(to_tsvector('english', d.title), 'A') ||
 	setweight(to_tsvector('english', concat_ws(' ', d.categories, d.attributes, array_to_string(d.skus, ' '))), 'B') ||
 	setweight(to_tsvector('english', d.description), 'C'),
 	d.skus, d.category_ids, d.channels, d.price_min, d.rating, d.rating_count, d.in_stock, d.created_at, d.updated_at
 FROM jsonb_to_recordset($1::jsonb) AS d(id TEXT, title TEXT, description TEXT, categories TEXT,
-	attributes TEXT, skus TEXT[], category_ids TEXT[], channels TEXT[], price_min BIGINT,
+	attributes TEXT, skus TEXT[], grams TEXT[], category_ids TEXT[], channels TEXT[], price_min BIGINT,
 	rating DOUBLE PRECISION, rating_count INTEGER, in_stock BOOLEAN, created_at BIGINT, updated_at BIGINT)
 ORDER BY d.id
-ON CONFLICT (id) DO UPDATE SET title_l = EXCLUDED.title_l, words = EXCLUDED.words, tsv = EXCLUDED.tsv,
+ON CONFLICT (id) DO UPDATE SET title_l = EXCLUDED.title_l, words = EXCLUDED.words, grams = EXCLUDED.grams, tsv = EXCLUDED.tsv,
 	skus = EXCLUDED.skus, category_ids = EXCLUDED.category_ids, channels = EXCLUDED.channels,
 	price_min = EXCLUDED.price_min, rating = EXCLUDED.rating, rating_count = EXCLUDED.rating_count,
 	in_stock = EXCLUDED.in_stock, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at`
@@ -135,6 +140,7 @@ func (x *Index) Put(ctx context.Context, docs []search.Document) error {
 			ID: d.ID, Title: d.Title, Description: d.Description,
 			Categories: strings.Join(d.CategoryNames, " "), Attributes: strings.Join(d.Attributes, " "),
 			SKUs: skus, CategoryIDs: d.CategoryIDs, Channels: d.Channels,
+			Grams:       plan.Grams(slices.Concat([]string{d.Title, d.Description}, d.CategoryNames, d.Attributes)...),
 			PriceMin: d.PriceMin, Rating: d.Rating, RatingCount: d.RatingCount, InStock: d.InStock,
 			CreatedAt: sqldb.Micros(d.CreatedAt), UpdatedAt: sqldb.Micros(d.UpdatedAt),
 		}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"mercato/internal/catalog/search"
 	"mercato/internal/catalog/search/internal/plan"
@@ -18,7 +17,6 @@ import (
 const (
 	wordWeight    = 3   // ts_rank of a word (title-weighted)
 	fuzzyWeight   = 0.5 // word similarity of a word with the title
-	prefixWeight  = 0.3 // the last word as a prefix of a title word
 	titleGram     = 3   // a CJK bigram in the title
 	textGram      = 1   // a CJK bigram anywhere
 	phraseWeight  = 5   // the whole text in the title
@@ -39,13 +37,14 @@ func (s *statement) arg(v any) string {
 
 // where is the condition of p (filters and text) and score its score; the
 // condition uses the first n arguments only (the rest are the score's).
-func (x *Index) where(s *statement, p plan.Plan) (where, score string, n int) {
+// stop[i] reports that word i is an English stop word (dropped).
+func (x *Index) where(s *statement, p plan.Plan, stop []bool) (where, score string, n int) {
 	var conds []string
 	if p.CategoryID != "" {
-		conds = append(conds, s.arg(p.CategoryID)+" = ANY(category_ids)")
+		conds = append(conds, "category_ids @> ARRAY["+s.arg(p.CategoryID)+"::text]")
 	}
 	if p.Channel != "" {
-		conds = append(conds, s.arg(p.Channel)+" = ANY(channels)")
+		conds = append(conds, "channels @> ARRAY["+s.arg(p.Channel)+"::text]")
 	}
 	if p.MinPrice != nil {
 		conds = append(conds, "price_min >= "+s.arg(*p.MinPrice))
@@ -60,48 +59,94 @@ func (x *Index) where(s *statement, p plan.Plan) (where, score string, n int) {
 		conds = append(conds, "rating >= "+s.arg(p.MinRating))
 	}
 	score, n = "0::float8", len(s.args)
-	if len(p.Words) > 0 {
-		var words, scores []string
-		for i, w := range p.Words {
-			if w.CJK {
-				var in, title []string
-				for _, g := range w.Grams {
-					a := s.arg(g)
-					in = append(in, fmt.Sprintf("(strpos(words, %s) > 0)::int", a))
-					title = append(title, fmt.Sprintf("(strpos(title_l, %s) > 0)::int", a))
-				}
-				words = append(words, fmt.Sprintf("(%s) >= %d", strings.Join(in, " + "), w.MinGrams()))
-				scores = append(scores, fmt.Sprintf("(%d * (%s) + %d * (%s))::float8 / %d",
-					titleGram, strings.Join(title, " + "), textGram, strings.Join(in, " + "), len(w.Grams)))
-				continue
+	if len(p.Words) == 0 {
+		return and(conds), score, n
+	}
+	var words, scores []string
+	for i, w := range p.Words {
+		if w.CJK {
+			g := s.arg(w.Grams)
+			cond := "grams && " + g + "::text[]"
+			held := "(SELECT count(*) FROM unnest(" + g + "::text[]) AS g WHERE g = ANY(grams))"
+			if w.MinGrams() > 1 {
+				cond += fmt.Sprintf(" AND %s >= %d", held, w.MinGrams())
 			}
-			a := s.arg(w.Text)
-			tsq := "plainto_tsquery('english', " + a + ")"
-			alts := []string{"numnode(" + tsq + ") = 0", "tsv @@ " + tsq}
-			scores = append(scores, fmt.Sprintf("%d * ts_rank('{0.1, 0.2, 0.4, 1.0}', tsv, %s)::float8", wordWeight, tsq))
-			if w.Fuzziness() > 0 {
-				alts = append(alts, a+" OPERATOR("+x.trgm+".<%) words")
-				scores = append(scores, fmt.Sprintf("%g * %s.word_similarity(%s, title_l)", fuzzyWeight, x.trgm, a))
-			}
-			if i == len(p.Words)-1 && utf8.RuneCountInString(w.Text) >= 3 {
-				// w is letters, digits and apostrophes only: no regex syntax
-				re := `title_l ~ ('\m' || ` + a + `)`
-				alts = append(alts, re)
-				scores = append(scores, fmt.Sprintf("%g * (%s)::int", prefixWeight, re))
-			}
-			words = append(words, "("+strings.Join(alts, " OR ")+")")
+			words = append(words, "("+cond+")")
+			inTitle := "(SELECT count(*) FROM unnest(" + g + "::text[]) AS g WHERE strpos(title_l, g) > 0)"
+			scores = append(scores, fmt.Sprintf("(%d * %s + %d * %s)::float8 / %d", titleGram, inTitle, textGram, held, len(w.Grams)))
+			continue
 		}
-		sku := s.arg(p.Raw) + " = ANY(skus)"
+		if stop[i] {
+			continue
+		}
+		a := s.arg(w.Text)
+		tsq := "plainto_tsquery('english', " + a + ")"
+		alts := []string{"tsv @@ " + tsq}
+		scores = append(scores, fmt.Sprintf("%d * ts_rank('{0.1, 0.2, 0.4, 1.0}', tsv, %s)::float8", wordWeight, tsq))
+		if w.Fuzziness() > 0 {
+			alts = append(alts, a+" OPERATOR("+x.trgm+".<%) words")
+			scores = append(scores, fmt.Sprintf("%g * %s.word_similarity(%s, title_l)", fuzzyWeight, x.trgm, a))
+		}
+		words = append(words, "("+strings.Join(alts, " OR ")+")")
+	}
+	if len(words) > 0 { // not only stop words
+		sku := "skus @> ARRAY[" + s.arg(p.Raw) + "::text]"
 		conds = append(conds, "(("+strings.Join(words, " AND ")+") OR "+sku+")")
-		n = len(s.args)
-		scores = append(scores, fmt.Sprintf("%d * (strpos(title_l, %s) > 0)::int", phraseWeight, s.arg(p.Text)),
-			fmt.Sprintf("%d * (%s)::int", skuWeight, sku))
-		score = "(" + strings.Join(scores, " + ") + ")::float8"
+		scores = append(scores, fmt.Sprintf("%d * (%s)::int", skuWeight, sku))
 	}
+	n = len(s.args)
+	scores = append(scores, fmt.Sprintf("%d * (strpos(title_l, %s) > 0)::int", phraseWeight, s.arg(p.Text)))
+	return and(conds), "(" + strings.Join(scores, " + ") + ")::float8", n
+}
+
+func and(conds []string) string {
 	if len(conds) == 0 {
-		return "TRUE", score, n
+		return "TRUE"
 	}
-	return strings.Join(conds, " AND "), score, n
+	return strings.Join(conds, " AND ")
+}
+
+// stopWords reports which of p's Latin words PostgreSQL's English
+// configuration drops (CJK words never).
+func stopWords(ctx context.Context, tx *sql.Tx, p plan.Plan) ([]bool, error) {
+	stop := make([]bool, len(p.Words))
+	var latin []string
+	for _, w := range p.Words {
+		if !w.CJK {
+			latin = append(latin, w.Text)
+		}
+	}
+	if len(latin) == 0 {
+		return stop, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT numnode(plainto_tsquery('english', w)) = 0
+		FROM unnest($1::text[]) WITH ORDINALITY AS t(w, i) ORDER BY i`, latin)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var got []bool
+	for rows.Next() {
+		var b bool
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		got = append(got, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(got) != len(latin) {
+		return nil, fmt.Errorf("stop words: %d answers for %d words", len(got), len(latin))
+	}
+	j := 0
+	for i, w := range p.Words {
+		if !w.CJK {
+			stop[i] = got[j]
+			j++
+		}
+	}
+	return stop, nil
 }
 
 // order is p's sort: the ORDER BY, the columns a cursor holds (id last)
@@ -175,8 +220,20 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, erro
 	if err != nil {
 		return search.Result{}, err
 	}
+	tx, err := x.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		return search.Result{}, errs.E(op, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('pg_trgm.word_similarity_threshold', '`+similarityMin+`', true)`); err != nil {
+		return search.Result{}, errs.E(op, err)
+	}
+	stop, err := stopWords(ctx, tx, p)
+	if err != nil {
+		return search.Result{}, errs.E(op, err)
+	}
 	var s statement
-	where, score, nWhere := x.where(&s, p)
+	where, score, nWhere := x.where(&s, p, stop)
 	by, cols, after := order(p)
 	page := ""
 	if p.After != nil {
@@ -197,14 +254,6 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, erro
 		FROM search_documents WHERE %s) m%s ORDER BY %s LIMIT %d`,
 		strings.Join(cols, ", "), score, where, page, by, p.Limit+1)
 
-	tx, err := x.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
-	if err != nil {
-		return search.Result{}, errs.E(op, err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT set_config('pg_trgm.word_similarity_threshold', '`+similarityMin+`', true)`); err != nil {
-		return search.Result{}, errs.E(op, err)
-	}
 	var res search.Result
 	rows, err := tx.QueryContext(ctx, hitsSQL, s.args...)
 	if err != nil {

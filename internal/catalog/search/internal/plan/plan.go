@@ -158,7 +158,28 @@ func invalid(field, msg string) error {
 }
 
 // Split cuts text into words (see the package comment).
-func Split(text string) []Word {
+func Split(text string) []Word { return split(text, MaxWords) }
+
+// Grams are the distinct CJK grams of texts (a document's), as Split makes
+// them of a query: what the PostgreSQL index stores to match CJK words by.
+func Grams(texts ...string) []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, t := range texts {
+		for _, w := range split(t, -1) {
+			for _, g := range w.Grams {
+				if !seen[g] {
+					seen[g] = true
+					out = append(out, g)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// split is Split keeping at most max words (all when max < 0).
+func split(text string, max int) []Word {
 	text = strings.ToLower(norm.NFKC.String(text))
 	var words []Word
 	var cur []rune
@@ -168,7 +189,7 @@ func Split(text string) []Word {
 		for len(cur) > 0 && isApostrophe(cur[len(cur)-1]) {
 			cur = cur[:len(cur)-1]
 		}
-		if len(cur) > 0 && len(words) < MaxWords {
+		if len(cur) > 0 && (max < 0 || len(words) < max) {
 			w := Word{Text: string(cur), CJK: curCJK}
 			if curCJK {
 				w.Grams = grams(cur)

@@ -13,8 +13,9 @@ $$;
 -- search.Rebuild), never the record.
 CREATE TABLE search_documents (
 	id           TEXT COLLATE "C" PRIMARY KEY,
-	title_l      TEXT NOT NULL,     -- lower(title): phrase and prefix matches
-	words        TEXT NOT NULL,     -- lower(all text): trigrams and CJK bigrams
+	title_l      TEXT NOT NULL,     -- lower(title): phrase matches, scores
+	words        TEXT NOT NULL,     -- lower(title, categories, attributes, SKUs): trigrams (typos)
+	grams        TEXT[] NOT NULL,   -- CJK bigrams of all text (plan.Grams)
 	tsv          TSVECTOR NOT NULL, -- English: title A, categories/attributes/SKUs B, description C
 	skus         TEXT[] NOT NULL,   -- lowercased
 	category_ids TEXT[] NOT NULL,
@@ -28,6 +29,8 @@ CREATE TABLE search_documents (
 );
 
 CREATE INDEX search_documents_tsv ON search_documents USING gin (tsv);
+CREATE INDEX search_documents_grams ON search_documents USING gin (grams);
+CREATE INDEX search_documents_skus ON search_documents USING gin (skus);
 CREATE INDEX search_documents_categories ON search_documents USING gin (category_ids);
 CREATE INDEX search_documents_created ON search_documents (created_at DESC, id);
 CREATE INDEX search_documents_price ON search_documents (price_min, id);
