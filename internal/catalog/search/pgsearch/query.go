@@ -71,7 +71,7 @@ func (x *Index) where(s *statement, p plan.Plan, stop []bool) (where, score stri
 			if w.MinGrams() > 1 {
 				cond += fmt.Sprintf(" AND %s >= %d", held, w.MinGrams())
 			}
-			words = append(words, "("+cond+")")
+			words = append(words, "SELECT id FROM search_documents WHERE "+cond)
 			inTitle := "(SELECT count(*) FROM unnest(" + g + "::text[]) AS g WHERE strpos(title_l, g) > 0)"
 			scores = append(scores, fmt.Sprintf("(%d * %s + %d * %s)::float8 / %d", titleGram, inTitle, textGram, held, len(w.Grams)))
 			continue
@@ -81,22 +81,33 @@ func (x *Index) where(s *statement, p plan.Plan, stop []bool) (where, score stri
 		}
 		a := s.arg(w.Text)
 		tsq := "plainto_tsquery('english', " + a + ")"
-		alts := []string{"tsv @@ " + tsq}
+		set := "SELECT id FROM search_documents WHERE tsv @@ " + tsq
 		scores = append(scores, fmt.Sprintf("%d * ts_rank('{0.1, 0.2, 0.4, 1.0}', tsv, %s)::float8", wordWeight, tsq))
 		if w.Fuzziness() > 0 {
-			alts = append(alts, a+" OPERATOR("+x.trgm+".<%) words")
+			set += " UNION SELECT id FROM search_documents WHERE " + a + " OPERATOR(" + x.trgm + ".<%) words"
 			scores = append(scores, fmt.Sprintf("%g * %s.word_similarity(%s, title_l)", fuzzyWeight, x.trgm, a))
 		}
-		words = append(words, "("+strings.Join(alts, " OR ")+")")
+		words = append(words, set)
 	}
 	if len(words) > 0 { // not only stop words
+		// the ids of every word's matches, intersected, and a SKU's: each
+		// part one condition a GIN index answers (an OR of them in one
+		// WHERE makes the planner scan the table)
 		sku := "skus @> ARRAY[" + s.arg(p.Raw) + "::text]"
-		conds = append(conds, "(("+strings.Join(words, " AND ")+") OR "+sku+")")
+		conds = append(conds, "id IN (("+strings.Join(parens(words), " INTERSECT ")+") UNION SELECT id FROM search_documents WHERE "+sku+")")
 		scores = append(scores, fmt.Sprintf("%d * (%s)::int", skuWeight, sku))
 	}
 	n = len(s.args)
 	scores = append(scores, fmt.Sprintf("%d * (strpos(title_l, %s) > 0)::int", phraseWeight, s.arg(p.Text)))
 	return and(conds), "(" + strings.Join(scores, " + ") + ")::float8", n
+}
+
+func parens(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = "(" + s + ")"
+	}
+	return out
 }
 
 func and(conds []string) string {
@@ -225,7 +236,11 @@ func (x *Index) Search(ctx context.Context, q search.Query) (search.Result, erro
 		return search.Result{}, errs.E(op, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT set_config('pg_trgm.word_similarity_threshold', '`+similarityMin+`', true)`); err != nil {
+	// enable_seqscan off: the planner prices a row's word similarity far
+	// below its cost and would scan the table rather than the trigram index
+	// (350 ms against 15 ms on 30,000 documents)
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('pg_trgm.word_similarity_threshold', '`+similarityMin+`', true),
+		set_config('enable_seqscan', 'off', true)`); err != nil {
 		return search.Result{}, errs.E(op, err)
 	}
 	stop, err := stopWords(ctx, tx, p)
