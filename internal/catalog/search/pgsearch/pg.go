@@ -140,7 +140,7 @@ func (x *Index) Put(ctx context.Context, docs []search.Document) error {
 			ID: d.ID, Title: d.Title, Description: d.Description,
 			Categories: strings.Join(d.CategoryNames, " "), Attributes: strings.Join(d.Attributes, " "),
 			SKUs: skus, CategoryIDs: d.CategoryIDs, Channels: d.Channels,
-			Grams:       plan.Grams(slices.Concat([]string{d.Title, d.Description}, d.CategoryNames, d.Attributes)...),
+			Grams:    plan.Grams(slices.Concat([]string{d.Title, d.Description}, d.CategoryNames, d.Attributes)...),
 			PriceMin: d.PriceMin, Rating: d.Rating, RatingCount: d.RatingCount, InStock: d.InStock,
 			CreatedAt: sqldb.Micros(d.CreatedAt), UpdatedAt: sqldb.Micros(d.UpdatedAt),
 		}
