@@ -28,6 +28,9 @@ func (c serveConfig) dataDirUse() []string {
 	if c.natsURL == "" {
 		use = append(use, "bus")
 	}
+	if c.search == searchBleve && runs(parseModules(c.modules), "catalog") {
+		use = append(use, "search index")
+	}
 	return use
 }
 

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +59,15 @@ func TestShopJourney(t *testing.T) {
 			prod.WantStatus(t, http.StatusCreated)
 			productID := prod.Field("id").(string)
 			admin.Do("PUT", "/api/v1/admin/inventory/HP-1", map[string]any{"on_hand": 3}).WantStatus(t, http.StatusOK)
+
+			// The search index follows through the event stream: a misspelt
+			// query finds the product, in stock once stock was put in.
+			found := eventually(t, "the product searchable and in stock", func() *webtest.Response {
+				return c.Do("GET", "/api/v1/products?q=wireles+headphnes&in_stock=true", nil)
+			}, func(r *webtest.Response) bool { return r.Status == http.StatusOK && r.Field("items.0.id") == productID })
+			if found.Field("facets.in_stock") == nil || found.Field("facets.categories.0.value") != cat.Field("id") {
+				t.Errorf("search facets: %s", found.Body)
+			}
 
 			reg := c.Do("POST", "/api/v1/auth/register", map[string]string{"email": "ann@example.com", "password": "customer password 1", "name": "Ann"})
 			reg.WantStatus(t, http.StatusCreated)
@@ -144,4 +157,48 @@ func checkout(t *testing.T, c *webtest.Client, sku string, quantity int) *webtes
 
 func address() map[string]any {
 	return map[string]any{"name": "Ann Lee", "line1": "1 Main St", "city": "Springfield", "region": "IL", "postal_code": "62701", "country": "US"}
+}
+
+// TestSearchReindex: `mercato search reindex` rebuilds the embedded index
+// of a stopped server's data directory (the demo catalogue) and is refused
+// beside a running server, whose index it cannot open.
+func TestSearchReindex(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"MERCATO_DATA_DIR": dir}
+	getenv := func(k string) string { return env[k] }
+	ctx, stop := context.WithCancel(context.Background())
+	var out, logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--log-level", "error", "--demo"}, getenv, &out, &logs)
+	}()
+	for !listenRE.MatchString(out.String()) {
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited: %v\n%s%s", err, out.String(), logs.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	m := regexp.MustCompile(`demo catalogue: (\d+) products`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no demo catalogue line:\n%s", out.String())
+	}
+	var beside, besideErr syncBuffer
+	if err := run(context.Background(), []string{"search", "reindex"}, getenv, &beside, &besideErr); !errors.Is(err, errDataDirInUse) {
+		t.Errorf("reindex beside a running server: %v, want the data directory refused", err)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	var rout, rerr syncBuffer
+	if err := run(context.Background(), []string{"search", "reindex"}, getenv, &rout, &rerr); err != nil {
+		t.Fatalf("reindex: %v\n%s", err, rerr.String())
+	}
+	if want := "rebuilt: " + m[1] + " products"; !strings.Contains(rout.String(), want) {
+		t.Errorf("reindex said %q, want %q", rout.String(), want)
+	}
+	if !strings.Contains(rerr.String(), "reindex: "+m[1]+"/"+m[1]+" products") {
+		t.Errorf("no final progress line: %q", rerr.String())
+	}
 }

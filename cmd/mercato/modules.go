@@ -7,6 +7,8 @@ import (
 	"mercato/internal/accounts"
 	"mercato/internal/audit"
 	"mercato/internal/catalog"
+	"mercato/internal/catalog/search"
+	"mercato/internal/catalog/search/pgsearch"
 	"mercato/internal/inventory"
 	"mercato/internal/orders"
 	"mercato/internal/platform/idem"
@@ -25,6 +27,7 @@ import (
 type shopConfig struct {
 	staffMFARequired bool
 	catalogCache     catalog.Cache // nil: the catalog's in-process cache
+	searchIndex      search.Index  // nil: no search index (?q= is a LIKE)
 }
 
 // shop is the process's modules, built over one Platform.
@@ -40,12 +43,9 @@ type shop struct {
 // cases.
 func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error) {
 	acc := accounts.New(p, accounts.LogMailer{Logger: p.Logger}, accounts.Config{StaffMFARequired: c.staffMFARequired})
-	// Search is off (Index nil: ?q= lists with a LIKE on title and SKU)
-	// until the search package's Bleve and PostgreSQL indexes land; they are
-	// wired here then (catalog.Config.Index).
 	ratings := &catalogRatings{}
 	inv := inventory.New(p, inventory.Config{})
-	cat := catalog.New(p, catalog.Config{Cache: c.catalogCache, Ratings: ratings, Stock: inv})
+	cat := catalog.New(p, catalog.Config{Cache: c.catalogCache, Index: c.searchIndex, Ratings: ratings, Stock: inv})
 	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc}, orders.Config{})
 	rev := reviews.New(p, reviews.Deps{Products: cat, Purchases: ord})
 	ratings.r = rev
@@ -87,7 +87,8 @@ func checkModuleNames(names []string) error {
 // platformSources are the migrations of the platform's own tables, which
 // every module's work relies on.
 func platformSources() []migrate.Source {
-	return []migrate.Source{web.Migrations(), idem.Migrations(), secret.Migrations(), outbox.Migrations(), inbox.Migrations(), jobs.Migrations()}
+	return []migrate.Source{web.Migrations(), idem.Migrations(), secret.Migrations(), outbox.Migrations(), inbox.Migrations(), jobs.Migrations(),
+		pgsearch.Migrations()} // the PostgreSQL search index's table (nothing on SQLite), whichever index serves
 }
 
 // migrations lists every migration the database needs: the platform's, then
@@ -105,4 +106,9 @@ func parseModules(v string) []string {
 		}
 	}
 	return out
+}
+
+// runs reports whether a --modules list (empty: every module) runs name.
+func runs(names []string, name string) bool {
+	return len(names) == 0 || slices.Contains(names, name)
 }

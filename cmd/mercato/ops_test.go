@@ -44,7 +44,7 @@ func TestStartupLog(t *testing.T) {
 		c, _, logs := startWithLogs(t, nil, "--data-dir", dir, "--log-level", "info", "--log-format", "json")
 		recs := logRecords(t, logs.String())
 		data := findRecord(recs, "data directory")
-		if data == nil || data["dir"] != dir || data["holds"] != "database, bus" || data["reset"] == nil {
+		if data == nil || data["dir"] != dir || data["holds"] != "database, bus, search index" || data["reset"] == nil {
 			t.Errorf("data directory record = %v\n%s", data, logs.String())
 		}
 		l := findRecord(recs, "listening")

@@ -20,6 +20,7 @@ import (
 
 	"mercato/internal/accounts"
 	"mercato/internal/catalog"
+	"mercato/internal/catalog/search"
 	"mercato/internal/platform/bus/natsbus"
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/groupcommit"
@@ -48,6 +49,7 @@ type serveConfig struct {
 	shutdownTimeout     time.Duration
 	relayPoll           time.Duration
 	modules             string
+	search              string // the product search index: bleve or postgres
 
 	bootstrapEmail, bootstrapPassword string
 	secret                            string // MERCATO_SECRET: keys what idempotency stores
@@ -75,6 +77,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	logLevel := &choiceFlag{value: "info", choices: []string{"debug", "info", "warn", "error"}}
 	logFormat := &choiceFlag{value: "json", choices: []string{"json", "text"}}
 	staffMFA := &choiceFlag{value: "optional", choices: []string{"optional", "required"}}
+	searchKind := searchFlag(fs)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "HTTP listen address of the API")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve GET /metrics (unauthenticated) on this separate address only, e.g. 127.0.0.1:9090;\nempty serves it on --addr")
 	fs.StringVar(&c.natsURL, "nats-url", "", "external NATS URL (nats://…); empty runs NATS JetStream embedded under --data-dir")
@@ -91,7 +94,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if done, err := helpOK(parse(fs, args, getenv, stdout)); done {
 		return err
 	}
-	c.logLevel, c.logFormat, c.staffMFA = logLevel.value, logFormat.value, staffMFA.value
+	c.logLevel, c.logFormat, c.staffMFA, c.search = logLevel.value, logFormat.value, staffMFA.value, searchKind.value
+	if err := checkSearch(c.search, c.storeFlags); err != nil {
+		return usagef(fs, "%v", err)
+	}
 	if err := checkModuleNames(parseModules(c.modules)); err != nil {
 		return usagef(fs, "--modules: %v", err)
 	}
@@ -162,6 +168,7 @@ type app struct {
 	jobs     *jobs.Runner // the periodic jobs of the modules this process runs
 	accounts *accounts.Service
 	catalog  *catalog.Service // nil when this process does not run the catalog
+	index    search.Index     // the product search index; nil when this process does not run the catalog
 	redis    func() error     // closes the catalog's Redis cache; nil without --redis-url
 	handler  http.Handler
 	metrics  http.Handler // GET /metrics for --metrics-addr; nil without it
@@ -220,6 +227,12 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 		if shopCfg.catalogCache, a.redis, err = catalog.NewRedisCache(c.redisURL, "mercato:catalog:", catalog.DefaultCacheTTL); err != nil {
 			return nil, fmt.Errorf("--redis-url: %w", err)
 		}
+	}
+	if runs(parseModules(c.modules), "catalog") {
+		if a.index, err = openSearch(ctx, c.search, c.storeFlags, a.db); err != nil {
+			return nil, fmt.Errorf("search index (%s): %w", c.search, err)
+		}
+		shopCfg.searchIndex = a.index
 	}
 	sh, err := newShop(p, a.monitor, shopCfg)
 	if err != nil {
@@ -408,6 +421,11 @@ func (a *app) close() {
 	}
 	if a.redis != nil {
 		a.redis()
+	}
+	if a.index != nil {
+		if err := a.index.Close(); err != nil {
+			a.log.Error("closing the search index", "err", err)
+		}
 	}
 	if a.db != nil {
 		a.db.Close()

@@ -164,8 +164,8 @@ func TestHelpSaysWhatIsTrue(t *testing.T) {
 	}{
 		{[]string{"--help"}, []string{"mercato serve", "outbox relay"}, []string{"web UI"}},
 		{[]string{"serve", "--help"}, []string{"MERCATO_BOOTSTRAP_ADMIN_EMAIL", "MERCATO_BOOTSTRAP_ADMIN_PASSWORD",
-			"-metrics-addr", "-log-format", "shared by replicas", "webhooks, which are not built yet"},
-			[]string{"web UI", "index"}},
+			"-metrics-addr", "-log-format", "shared by replicas", "webhooks, which are not built yet", "-search"},
+			[]string{"web UI"}},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -266,7 +266,7 @@ func TestDataDirLock(t *testing.T) {
 		}
 		dir := t.TempDir()
 		holdLock(t, dir)
-		startInProcess(t, nil, "--data-dir", dir, "--database-url", sqldbtest.PostgresURL(t), "--nats-url", natsURL)
+		startInProcess(t, nil, "--data-dir", dir, "--database-url", sqldbtest.PostgresURL(t), "--nats-url", natsURL, "--search", "postgres")
 	})
 	t.Run("a stopped server frees the directory", func(t *testing.T) {
 		dir := t.TempDir()

@@ -138,7 +138,7 @@ func (ix *Indexer) Run(ctx context.Context) {
 		return
 	}
 	if n, err := ix.index.Count(ctx); err == nil && n == 0 {
-		if err := ix.Rebuild(ctx); err != nil && ctx.Err() == nil {
+		if err := ix.Rebuild(ctx, nil); err != nil && ctx.Err() == nil {
 			ix.log.Warn("catalog: rebuilding the search index failed; products are indexed as they change", "err", err)
 		}
 	}
@@ -223,11 +223,12 @@ func (ix *Indexer) write(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// Rebuild puts every sellable product's document into the index (after
-// the index was lost or created).
-func (ix *Indexer) Rebuild(ctx context.Context) error {
+// Rebuild makes the index hold exactly the sellable products' documents
+// (after it was lost or created, or for `mercato search reindex`),
+// reporting progress after each batch when progress is not nil.
+func (ix *Indexer) Rebuild(ctx context.Context, progress func(done, total int)) error {
 	if ix.index == nil {
 		return nil
 	}
-	return ix.s.Scan(ctx, ix.batch, func(docs []search.Document) error { return ix.index.Put(ctx, docs) })
+	return search.Rebuild(ctx, ix.index, ix.s, progress)
 }
