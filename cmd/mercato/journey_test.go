@@ -32,13 +32,17 @@ func eventually(t *testing.T, what string, get func() *webtest.Response, ok func
 }
 
 // TestShopJourney walks the modules together through the real server on
-// both engines: staff list a product and stock it; a customer browses,
+// both engines (and both search indexes on PostgreSQL): staff list a product and stock it; a customer browses,
 // fills a cart, checks out (stock reserved), pays (stock committed by the
 // inventory consumer), reviews it as a verified purchase; a second order
 // for more than is left is out of stock; a cancelled order gives its stock
 // back.
 func TestShopJourney(t *testing.T) {
-	for name, args := range engines(t) {
+	variants := engines(t)
+	variants["postgres_search"] = func(t *testing.T) []string { // the index in the database
+		return append(variants["postgres"](t), "--search", "postgres")
+	}
+	for name, args := range variants {
 		t.Run(name, func(t *testing.T) {
 			env := map[string]string{
 				"MERCATO_BOOTSTRAP_ADMIN_EMAIL":    "root@example.com",
