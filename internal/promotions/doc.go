@@ -37,6 +37,6 @@
 // # Personal data
 //
 // Redemptions name their customer: exported in the section "promotions";
-// an erasure anonymises them (customer id '') and deletes the customer's
+// an erasure anonymises them (customer id ”) and deletes the customer's
 // use counters.
 package promotions

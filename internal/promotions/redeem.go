@@ -74,8 +74,8 @@ func (s *Service) ActiveTx(ctx context.Context, tx *sqldb.Tx, now time.Time, cod
 	var out []pricing.Promotion
 	for rows.Next() {
 		var (
-			id, rule, currency, code string
-			version, uses, spent, mine int64
+			id, rule, currency, code     string
+			version, uses, spent, mine   int64
 			perCustomer, maxUses, budget sql.NullInt64
 		)
 		if err := rows.Scan(&id, &version, &rule, &perCustomer, &uses, &spent, &maxUses, &budget, &currency, &mine, &code); err != nil {

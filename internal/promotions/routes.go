@@ -29,7 +29,7 @@ func (s *Service) Routes() []web.Route {
 			Access: write, Request: Patch{}, Response: Promotion{}, Handler: s.handleUpdate},
 		{Method: "POST", Path: "/api/v1/admin/promotions/{id}/deactivate", Summary: "Deactivate a promotion: a new version (audited)", Tag: tag,
 			Description: "409 `invalid_transition` when it is inactive already. Its codes stay taken.",
-			Access: write, Response: Promotion{}, Handler: s.handleDeactivate},
+			Access:      write, Response: Promotion{}, Handler: s.handleDeactivate},
 	}
 }
 
