@@ -15,6 +15,7 @@ import (
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/secret"
 	"mercato/internal/platform/web"
+	"mercato/internal/promotions"
 	"mercato/internal/reviews"
 	"mercato/internal/syncmon"
 )
@@ -42,6 +43,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		syncmon.New(mon).Module(),
 		reviews.New(p, reviews.Deps{}).Module(), // Products and Purchases: the catalog and orders, once wired
 		inventory.New(p, inventory.Config{}).Module(),
+		promotions.New(p, promotions.Config{}).Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err
