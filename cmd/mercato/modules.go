@@ -16,6 +16,7 @@ import (
 	"mercato/internal/platform/secret"
 	"mercato/internal/platform/web"
 	"mercato/internal/promotions"
+	"mercato/internal/rates"
 	"mercato/internal/reviews"
 	"mercato/internal/syncmon"
 )
@@ -44,6 +45,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		reviews.New(p, reviews.Deps{}).Module(), // Products and Purchases: the catalog and orders, once wired
 		inventory.New(p, inventory.Config{}).Module(),
 		promotions.New(p, promotions.Config{}).Module(),
+		rates.New(p, rates.Config{}).Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err
