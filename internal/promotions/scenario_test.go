@@ -94,6 +94,10 @@ func TestPromotionScenario(t *testing.T) {
 		r = op.Do("POST", base, map[string]any{"name": "B", "kind": "free_shipping", "codes": []string{"spring-b"}})
 		r.WantStatus(t, http.StatusCreated)
 		other := r.Field("id").(string)
+		// Taking another promotion's code in a change: 409, no version made.
+		pr = webtest.AssertProblem(t, op.Do("PATCH", base+"/"+p.ID, map[string]any{"codes": []string{"Spring-B"}}),
+			http.StatusConflict, string(CodeCodeTaken))
+		webtest.AssertFieldError(t, pr, "codes")
 
 		// Deactivation: version 3; a second one is 409.
 		r = op.Do("POST", base+"/"+p.ID+"/deactivate", nil)
@@ -185,6 +189,10 @@ func TestBadInput(t *testing.T) {
 		}{
 			{"over 100 %", map[string]any{"percent_bp": 20000}, "percent_bp"},
 			{"long name", map[string]any{"name": long}, "name"},
+			{"long code", map[string]any{"codes": []string{strings.Repeat("B", MaxCodeLen+1)}}, "codes.0"},
+			{"unknown kind", map[string]any{"kind": "bogof"}, "kind"},
+			{"fixed without amount", map[string]any{"kind": "fixed"}, "amount"},
+			{"zero per customer", map[string]any{"limits": map[string]any{"per_customer": 0}}, "limits.per_customer"},
 			{"end before start", map[string]any{"window": map[string]any{"starts_at": "2030-02-01T00:00:00Z", "ends_at": "2030-01-01T00:00:00Z"}}, "window.ends_at"},
 		}
 		for _, tc := range patches {

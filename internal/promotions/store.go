@@ -104,10 +104,12 @@ func (s *Service) UpdateTx(ctx context.Context, tx *sqldb.Tx, by Actor, id strin
 	if err := s.bump(ctx, tx, op, before, after); err != nil {
 		return Promotion{}, err
 	}
-	// The limits, held to what was used: a conditional update.
+	// The limits, held to what was used: a conditional update. A budget
+	// in a new currency needs no discount given in the old one; one set
+	// where there was none counts what was given already.
 	maxUses, budget, currency := counterLimits(r.Limits)
 	res, err := tx.ExecContext(ctx, `UPDATE promotions_counters SET max_uses = $2, budget = $3, currency = $4
-		WHERE id = $1 AND uses <= COALESCE($2, uses) AND spent <= COALESCE($3, spent) AND (spent = 0 OR currency = $4 OR $4 = '')`,
+		WHERE id = $1 AND uses <= COALESCE($2, uses) AND spent <= COALESCE($3, spent) AND (spent = 0 OR currency = $4 OR currency = '' OR $4 = '')`,
 		id, maxUses, budget, currency)
 	if err != nil {
 		return Promotion{}, errs.E(op, errs.Internal, err)
