@@ -18,7 +18,11 @@
 // budget for the customer), pricing.Quote, then RedeemTx with the quote's
 // applied promotions. RedeemTx enforces the limits with conditional
 // writes, so that no limit is ever exceeded under any concurrency; a limit
-// hit is Conflict coupon_exhausted and the checkout fails whole.
+// hit is Conflict coupon_exhausted and the checkout fails whole. A
+// promotion's counter is the hot row of a sale: the units of one
+// group-commit transaction share it (read locked once, each unit deciding
+// on its own in memory) and the transaction writes it with one
+// conditional UPDATE of the net change (counter.go).
 // ReleaseTx gives an order's redemptions back; the consumer
 // promotions_orders calls it on order.cancelled and order.expired, keyed by
 // the event's aggregate id (the order id, the orderRef of RedeemTx).

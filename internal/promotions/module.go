@@ -48,6 +48,7 @@ type Service struct {
 	idem     *web.Idempotency
 	log      *slog.Logger
 	clientIP func(r *http.Request) string
+	onFlush  func(id string, uses, spent int64) // tests: each counter UPDATE
 }
 
 // Config tunes the module.

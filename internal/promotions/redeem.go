@@ -141,9 +141,11 @@ type redemption struct {
 // order orderRef of each applied promotion (as the quote priced it, with
 // its version) and counts it against the promotion's limits with
 // conditional writes, promotions in ID order:
-//   - the total uses and the budget: one UPDATE of the promotion's counter
-//     row that matches nothing when a use or the discount (lines and
-//     shipping) would exceed a limit;
+//   - the total uses and the budget: the promotion's counter row, read
+//     locked once per transaction, decides each unit on its own; one
+//     conditional UPDATE per transaction (counterRow) writes the sum and
+//     matches nothing — the batch runs again — if a limit would be
+//     exceeded after all;
 //   - the customer's uses: one upsert of their counter that matches
 //     nothing at the per-customer limit (a guest cannot redeem a promotion
 //     limited per customer).
@@ -195,14 +197,12 @@ func (s *Service) RedeemTx(ctx context.Context, tx *sqldb.Tx, orderRef, customer
 		}
 	}
 	for _, r := range rs {
-		res, err := tx.ExecContext(ctx, `UPDATE promotions_counters SET uses = uses + 1, spent = spent + $2
-			WHERE id = $1 AND (max_uses IS NULL OR uses < max_uses)
-			AND (budget IS NULL OR (currency = $3 AND spent + $2 <= budget))`, r.ID, r.spent, r.currency)
-		if err := oneRow(op, res, err); err != nil {
-			if errs.KindOf(err) == errs.Conflict {
-				return exhausted(op, r)
-			}
+		c, err := s.counter(ctx, tx, r.ID)
+		if err != nil {
 			return err
+		}
+		if !c.take(tx, r.spent, r.currency) {
+			return exhausted(op, r)
 		}
 	}
 	if customerID != "" {
@@ -331,11 +331,11 @@ func (s *Service) ReleaseTx(ctx context.Context, tx *sqldb.Tx, orderRef string) 
 	}
 	slices.SortFunc(all, func(a, b released) int { return cmp.Compare(a.promotion, b.promotion) })
 	for _, r := range all {
-		res, err := tx.ExecContext(ctx, `UPDATE promotions_counters SET uses = uses - 1, spent = spent - $2
-			WHERE id = $1 AND uses >= 1 AND spent >= $2`, r.promotion, r.amount)
-		if err := oneRow(op, res, err); err != nil {
-			return errs.E(op, errs.Internal, "a released redemption was not counted", err)
+		c, err := s.counter(ctx, tx, r.promotion)
+		if err != nil {
+			return err
 		}
+		c.add(tx, -1, -r.amount)
 	}
 	for _, r := range all {
 		if r.customer == "" {

@@ -104,19 +104,17 @@ func (s *Service) UpdateTx(ctx context.Context, tx *sqldb.Tx, by Actor, id strin
 	if err := s.bump(ctx, tx, op, before, after); err != nil {
 		return Promotion{}, err
 	}
-	// The limits, held to what was used: a conditional update. A budget
-	// in a new currency needs no discount given in the old one; one set
-	// where there was none counts what was given already.
-	maxUses, budget, currency := counterLimits(r.Limits)
-	res, err := tx.ExecContext(ctx, `UPDATE promotions_counters SET max_uses = $2, budget = $3, currency = $4
-		WHERE id = $1 AND uses <= COALESCE($2, uses) AND spent <= COALESCE($3, spent) AND (spent = 0 OR currency = $4 OR currency = '' OR $4 = '')`,
-		id, maxUses, budget, currency)
+	// The limits, held to what was used (the transaction's own redemptions
+	// counted). A budget in a new currency needs no discount given in the
+	// old one; one set where there was none counts what was given already.
+	c, err := s.counter(ctx, tx, id)
 	if err != nil {
-		return Promotion{}, errs.E(op, errs.Internal, err)
+		return Promotion{}, err
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return Promotion{}, errs.E(op, errs.Internal, err)
-	} else if n == 0 {
+	maxUses, budget, currency := counterLimits(r.Limits)
+	if ok, err := c.setLimits(ctx, tx, maxUses, budget, currency); err != nil {
+		return Promotion{}, err
+	} else if !ok {
 		return Promotion{}, errs.E(op, errs.Invalid, errs.CodeValidation, "the limits are below what was used already",
 			[]errs.FieldError{{Field: "limits", Message: "must allow the uses and discount given already"}})
 	}
@@ -362,12 +360,14 @@ func spentOf(u Usage) int64 {
 }
 
 // counterLimits are l as promotions_counters holds them.
-func counterLimits(l Limits) (maxUses, budget any, currency string) {
-	maxUses = nullInt(l.TotalUses)
-	if b := l.Budget; b != nil {
-		return maxUses, b.Amount(), b.Currency()
+func counterLimits(l Limits) (maxUses, budget sql.NullInt64, currency string) {
+	if l.TotalUses != nil {
+		maxUses = sql.NullInt64{Int64: *l.TotalUses, Valid: true}
 	}
-	return maxUses, nil, ""
+	if b := l.Budget; b != nil {
+		return maxUses, sql.NullInt64{Int64: b.Amount(), Valid: true}, b.Currency()
+	}
+	return maxUses, budget, ""
 }
 
 func nullInt(p *int64) any {
