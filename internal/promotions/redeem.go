@@ -41,6 +41,22 @@ const CodePromotionChanged errs.Code = "promotion_changed"
 // limited per customer. One query; more than MaxCoupons codes is Invalid
 // naming coupons. The result is sorted by ID.
 func (s *Service) ActiveTx(ctx context.Context, tx *sqldb.Tx, now time.Time, codes []string, customerID string) ([]pricing.Promotion, error) {
+	return s.active(ctx, tx, now, codes, customerID)
+}
+
+// Active is ActiveTx read from the database's reader, outside any unit: for
+// a quote that commits nothing (a cart's price). Checkout calls ActiveTx.
+func (s *Service) Active(ctx context.Context, now time.Time, codes []string, customerID string) ([]pricing.Promotion, error) {
+	return s.active(ctx, s.db.Reader(), now, codes, customerID)
+}
+
+// rowsQueryer is what active reads through: the unit's transaction or the
+// reader.
+type rowsQueryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (s *Service) active(ctx context.Context, q rowsQueryer, now time.Time, codes []string, customerID string) ([]pricing.Promotion, error) {
 	const op = "promotions.Active"
 	if len(codes) > MaxCoupons {
 		return nil, errs.E(op, errs.Invalid, errs.CodeValidation, "too many coupons",
@@ -58,7 +74,7 @@ func (s *Service) ActiveTx(ctx context.Context, tx *sqldb.Tx, now time.Time, cod
 		args = append(args, c)
 		marks[i] = "$" + strconv.Itoa(i+3)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT p.id, p.version, p.rule, p.per_customer, c.uses, c.spent, c.max_uses,
+	rows, err := q.QueryContext(ctx, `SELECT p.id, p.version, p.rule, p.per_customer, c.uses, c.spent, c.max_uses,
 		c.budget, c.currency, COALESCE(u.uses, 0), COALESCE(k.code, '')
 		FROM promotions_promotions p
 		JOIN promotions_counters c ON c.id = p.id
@@ -123,12 +139,6 @@ func (s *Service) ActiveTx(ctx context.Context, tx *sqldb.Tx, now time.Time, cod
 	return out, nil
 }
 
-// Active is ActiveTx outside any unit (a read-only transaction of its own),
-// for a quote that commits nothing.
-func (s *Service) Active(ctx context.Context, now time.Time, codes []string, customerID string) (ps []pricing.Promotion, err error) {
-	err = s.db.InTx(ctx, func(tx *sqldb.Tx) error { ps, err = s.ActiveTx(ctx, tx, now, codes, customerID); return err })
-	return ps, err
-}
 
 // redemption is one applied promotion as RedeemTx records it.
 type redemption struct {

@@ -2,6 +2,7 @@ package promotions
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -311,9 +312,29 @@ func TestActive(t *testing.T) {
 		if err != nil || q.Discount.Amount() != 250+1000 { // priority 3 first: 5 % of 50 €, then 10 € off
 			t.Errorf("quote: %+v, %v", q.Discount, err)
 		}
+		// Inside a unit, ActiveTx reads the same.
+		var inUnit []pricing.Promotion
+		if err := e.db.Do(ctx, func(tx *sqldb.Tx) (err error) {
+			inUnit, err = e.svc.ActiveTx(ctx, tx, now, []string{"ten", "old"}, "ann")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if a, b := mustJSON(t, inUnit), mustJSON(t, e.active([]string{"ten", "old"}, "ann")); a != b || len(inUnit) != 3 {
+			t.Errorf("ActiveTx %s, Active %s", a, b)
+		}
 		// Too many codes.
 		if _, err := e.svc.Active(ctx, now, make([]string, MaxCoupons+1), "ann"); errs.KindOf(err) != errs.Invalid {
 			t.Errorf("too many codes: %v", err)
 		}
 	})
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
