@@ -139,7 +139,6 @@ func (s *Service) active(ctx context.Context, q rowsQueryer, now time.Time, code
 	return out, nil
 }
 
-
 // redemption is one applied promotion as RedeemTx records it.
 type redemption struct {
 	pricing.AppliedPromotion
