@@ -3,10 +3,12 @@ package promotions
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
 	"mercato/internal/platform/errs"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/pricing"
 )
@@ -95,6 +97,36 @@ func TestOneCounterUpdatePerTransaction(t *testing.T) {
 		got = run(redeem("o-10", "hal"))
 		if f := takeFlushes(); got != "[coupon_exhausted]" || len(f) != 0 {
 			t.Errorf("an exhausted redemption: %s, flushes %v", got, f)
+		}
+	})
+}
+
+// The order consumer releases on order.cancelled and order.expired only,
+// and an aggregate id that can be no order reference is applied with no
+// effect (not retried forever).
+func TestOrderConsumerIgnores(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		p := e.create(coupon("KEEP", Limits{}))
+		if err := e.svc.Redeem(ctx, "o-1", "ann", []pricing.AppliedPromotion{applied(p, 100)}); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range []event.Envelope{
+			{ID: "1", Type: "order.paid", AggregateType: "order", AggregateID: "o-1"},
+			{ID: "2", Type: "order.placed", AggregateType: "order", AggregateID: "o-1"},
+			{ID: "3", Type: EventOrderCancelled, AggregateType: "order", AggregateID: strings.Repeat("x", MaxOrderRef+1)},
+			{ID: "4", Type: EventOrderExpired, AggregateType: "order", AggregateID: ""},
+		} {
+			if err := e.db.Do(ctx, func(tx *sqldb.Tx) error { return e.svc.HandleOrderEvent(ctx, tx, ev) }); err != nil {
+				t.Errorf("%s %q: %v", ev.Type, ev.AggregateID, err)
+			}
+		}
+		if uses, spent := e.counter(p.ID); uses != 1 || spent != 100 {
+			t.Errorf("counter (%d, %d), want (1, 100): an event released what it should not", uses, spent)
+		}
+		c := e.svc.OrderConsumer()
+		if c.Name != "promotions_orders" || fmt.Sprint(c.Events) != "[order.cancelled order.expired]" {
+			t.Errorf("consumer %s on %v", c.Name, c.Events)
 		}
 	})
 }
