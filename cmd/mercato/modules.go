@@ -19,6 +19,8 @@ import (
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/secret"
 	"mercato/internal/platform/web"
+	"mercato/internal/promotions"
+	"mercato/internal/rates"
 	"mercato/internal/reviews"
 	"mercato/internal/syncmon"
 )
@@ -57,6 +59,8 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		rev.Module(),
 		inv.Module(),
 		ord.Module(),
+		promotions.New(p, promotions.Config{}).Module(), // the checkout prices with it once wired (issue #16)
+		rates.New(p, rates.Config{}).Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err

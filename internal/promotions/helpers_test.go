@@ -1,0 +1,237 @@
+package promotions
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mercato/internal/accounts"
+	"mercato/internal/audit"
+	"mercato/internal/money"
+	"mercato/internal/platform/groupcommit"
+	"mercato/internal/platform/idem"
+	"mercato/internal/platform/migrate"
+	"mercato/internal/platform/module"
+	"mercato/internal/platform/outbox"
+	"mercato/internal/platform/sqldb"
+	"mercato/internal/platform/sqldb/sqldbtest"
+	"mercato/internal/platform/web"
+	"mercato/internal/platform/web/webtest"
+	"mercato/internal/pricing"
+)
+
+// sources are the migrations a promotions test database needs.
+func sources() []migrate.Source {
+	return []migrate.Source{accounts.Migrations(), audit.Migrations(), outbox.Migrations(), web.Migrations(),
+		idem.Migrations(), Migrations()}
+}
+
+// clock is a settable test clock for the database.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// env is the promotions module and the accounts module behind a real HTTP
+// server, on the group-commit write path.
+type env struct {
+	t      testing.TB
+	db     *sqldb.DB
+	svc    *Service
+	acc    *accounts.Service
+	router *web.Router
+	c      *webtest.Client // anonymous
+	clock  *clock
+}
+
+const password = "violet-harbour-engine-42"
+
+var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func newEnv(t testing.TB, db *sqldb.DB) *env {
+	t.Helper()
+	clk := &clock{t: t0}
+	db.SetClock(clk.Now)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	idm := web.NewIdempotency(db, web.IdempotencyConfig{Logger: logger})
+	t.Cleanup(func() { idm.Close() })
+	write := groupcommit.New(db, groupcommit.Config{Logger: logger})
+	t.Cleanup(write.Close)
+	p := module.Platform{DB: db, Write: write, Idem: idm, Logger: logger}
+	acc := accounts.New(p, nil, accounts.Config{Hash: accounts.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}})
+	t.Cleanup(acc.Close)
+	ctx, stop := context.WithCancel(context.Background())
+	listening := make(chan struct{})
+	go func() { defer close(listening); acc.RunInvalidations(ctx) }()
+	t.Cleanup(func() { stop(); <-listening })
+	svc := New(p, Config{})
+	mods := []module.Module{acc.Module(), svc.Module()}
+	if err := module.Check(mods); err != nil {
+		t.Fatal(err)
+	}
+	acc.UseModules(mods)
+	router := web.NewRouter(web.Config{Logger: logger, Auth: acc})
+	for _, m := range mods {
+		for _, r := range m.Routes {
+			router.Handle(r)
+		}
+	}
+	return &env{t: t, db: db, svc: svc, acc: acc, router: router, c: webtest.Start(t, router), clock: clk}
+}
+
+// forEachEngine runs fn with a fresh env on SQLite and PostgreSQL.
+func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
+	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) { fn(t, newEnv(t, db)) }, sources()...)
+}
+
+// customer registers a customer over HTTP and returns its id and client.
+func (e *env) customer(email string) (string, *webtest.Client) {
+	e.t.Helper()
+	r := e.c.Do("POST", "/api/v1/auth/register", map[string]string{"email": email, "password": password, "name": "Customer " + email})
+	r.WantStatus(e.t, http.StatusCreated)
+	return r.Field("user.id").(string), e.c.WithToken(r.Field("token").(string))
+}
+
+// staff creates a staff member with roles and returns its id and client.
+func (e *env) staff(email string, roles ...string) (string, *webtest.Client) {
+	e.t.Helper()
+	u, err := e.acc.CreateUser(context.Background(), email, password, "Staff "+email, roles)
+	if err != nil {
+		e.t.Fatalf("CreateUser: %v", err)
+	}
+	r := e.c.Do("POST", "/api/v1/auth/login", map[string]string{"email": email, "password": password})
+	r.WantStatus(e.t, http.StatusOK)
+	return u.ID, e.c.WithToken(r.Field("token").(string))
+}
+
+// create makes a promotion through the service (staff "s-1").
+func (e *env) create(r Rule) Promotion {
+	e.t.Helper()
+	p, err := e.svc.Create(context.Background(), Actor{ID: "s-1"}, r)
+	if err != nil {
+		e.t.Fatalf("Create: %v", err)
+	}
+	return p
+}
+
+// promoEvent is one promotion event from the outbox.
+type promoEvent struct {
+	Type, AggregateID string
+	Data              PromotionEvent
+}
+
+// events returns the promotion events in the outbox, oldest first.
+func (e *env) events() []promoEvent {
+	e.t.Helper()
+	rows, err := e.db.Reader().Query(`SELECT type, aggregate_id, data FROM outbox
+		WHERE aggregate_type = 'promotion' ORDER BY id`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []promoEvent
+	for rows.Next() {
+		var ev promoEvent
+		var data string
+		if err := rows.Scan(&ev.Type, &ev.AggregateID, &data); err != nil {
+			e.t.Fatal(err)
+		}
+		dec := json.NewDecoder(strings.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ev.Data); err != nil {
+			e.t.Fatalf("event %s data %s: %v", ev.Type, data, err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// auditEntry is one row of the audit log.
+type auditEntry struct {
+	Actor, Action, TargetID string
+	Before, After           string
+}
+
+// audits returns the audit log's entries about promotions, oldest first.
+func (e *env) audits() []auditEntry {
+	e.t.Helper()
+	rows, err := e.db.Reader().Query(`SELECT actor_id, action, target_id, COALESCE(before_json, ''),
+		COALESCE(after_json, '') FROM audit_log WHERE target_type = 'promotion' ORDER BY created_at, id`)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []auditEntry
+	for rows.Next() {
+		var a auditEntry
+		if err := rows.Scan(&a.Actor, &a.Action, &a.TargetID, &a.Before, &a.After); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// count returns the number of rows of table matching where (optional).
+func (e *env) count(table, where string, args ...any) int {
+	e.t.Helper()
+	q := "SELECT count(*) FROM " + table
+	if where != "" {
+		q += " WHERE " + where
+	}
+	var n int
+	if err := e.db.Reader().QueryRow(q, args...).Scan(&n); err != nil {
+		e.t.Fatalf("count %s: %v", table, err)
+	}
+	return n
+}
+
+// counter reads promotion id's uses and spent.
+func (e *env) counter(id string) (uses, spent int64) {
+	e.t.Helper()
+	if err := e.db.Reader().QueryRow(`SELECT uses, spent FROM promotions_counters WHERE id = $1`, id).Scan(&uses, &spent); err != nil {
+		e.t.Fatal(err)
+	}
+	return uses, spent
+}
+
+// active is ActiveTx in a transaction of its own at the clock's now.
+func (e *env) active(codes []string, customerID string) []pricing.Promotion {
+	e.t.Helper()
+	ps, err := e.svc.Active(context.Background(), e.clock.Now(), codes, customerID)
+	if err != nil {
+		e.t.Fatalf("Active: %v", err)
+	}
+	return ps
+}
+
+func eur(n int64) money.Money { return money.MustNew(n, "EUR") }
+
+func ptr[T any](v T) *T { return &v }
+
+// applied is what a quote would report for p giving amount off.
+func applied(p Promotion, amount int64) pricing.AppliedPromotion {
+	code := ""
+	if len(p.Codes) > 0 {
+		code = p.Codes[0]
+	}
+	return pricing.AppliedPromotion{ID: p.ID, Version: p.Version, Code: code, Amount: eur(amount), Shipping: eur(0)}
+}
