@@ -69,7 +69,8 @@ type Index struct {
 
 var _ search.Index = (*Index)(nil)
 
-// Open opens the index under dir, creating it (and dir) when dir holds none.
+// Open opens the index under dir, creating it (and dir) when dir holds none
+// (an existing empty dir is fine).
 // An index created by another mapping version is reopened as it is; run
 // search.Rebuild after changing the mapping.
 func Open(dir string) (*Index, error) {

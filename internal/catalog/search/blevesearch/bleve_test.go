@@ -94,3 +94,15 @@ func FuzzSearch(f *testing.F) {
 		}
 	})
 }
+
+// TestOpenEmptyDir: an existing empty directory is created into.
+func TestOpenEmptyDir(t *testing.T) {
+	idx, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatalf("Open(empty dir): %v", err)
+	}
+	defer idx.Close()
+	if err := idx.Put(context.Background(), searchtest.Fixture()[:3]); err != nil {
+		t.Fatal(err)
+	}
+}
