@@ -244,3 +244,15 @@ func (s *Service) inStock(ctx context.Context, ps map[string]Product) (func(Prod
 		return slices.ContainsFunc(p.Variants, func(v Variant) bool { return avail[v.SKU] })
 	}, nil
 }
+
+// Count is the number of active products: what Scan gives (the total of a
+// rebuild's progress, search.Counter).
+func (s *Service) Count(ctx context.Context) (int, error) {
+	var n int
+	if err := s.db.Reader().QueryRowContext(ctx, `SELECT count(*) FROM catalog_products WHERE status = 'active'`).Scan(&n); err != nil {
+		return 0, internal("catalog.Count", err)
+	}
+	return n, nil
+}
+
+var _ search.Counter = (*Service)(nil)
