@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -302,3 +303,10 @@ func openSQLite(t testing.TB) *sqldb.DB { return sqldbtest.Open(t, sqldb.SQLite,
 func platformOf(db *sqldb.DB) module.Platform { return module.Platform{DB: db, Write: db} }
 
 func pageOf(limit int) web.PageRequest { return web.PageRequest{Limit: limit} }
+
+// IDs lists the documents' ids (search.IDLister, which Rebuild uses).
+func (m *memIndex) IDs(context.Context) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Sorted(maps.Keys(m.docs)), nil
+}
