@@ -97,6 +97,7 @@ var Transitions = []Transition{
 	{ActionRequestReturn, StatusDelivered, StatusReturnRequested, "", ""},
 	{ActionRequestReturn, StatusCompleted, StatusReturnRequested, "", ""},
 	{ActionReturn, StatusReturnRequested, StatusReturned, "", FulfillmentReturned},
+	{ActionRejectReturn, StatusReturnRequested, StatusDelivered, "", ""},
 }
 
 // Next returns the transition that action takes from status, or a Conflict
@@ -143,6 +144,8 @@ func pastTense(a Action) string {
 		return "returned by request"
 	case ActionReturn:
 		return "returned"
+	case ActionRejectReturn:
+		return "refused a return"
 	}
 	return string(a)
 }
