@@ -3,11 +3,15 @@ package main
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"mercato/internal/accounts"
 	"mercato/internal/audit"
 	"mercato/internal/catalog"
 	"mercato/internal/inventory"
+	"mercato/internal/logistics"
+	"mercato/internal/logistics/carrier"
+	"mercato/internal/logistics/sandboxcarrier"
 	"mercato/internal/orders"
 	"mercato/internal/platform/idem"
 	"mercato/internal/platform/inbox"
@@ -16,6 +20,7 @@ import (
 	"mercato/internal/platform/module"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/secret"
+	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
 	"mercato/internal/reviews"
 	"mercato/internal/syncmon"
@@ -25,6 +30,11 @@ import (
 type shopConfig struct {
 	staffMFARequired bool
 	catalogCache     catalog.Cache // nil: the catalog's in-process cache
+	// sandboxCarrierStep is the sandbox carrier's time per tracking stage
+	// (default 5 s) and sandboxCarrierSecret its webhook secret (none:
+	// its webhooks are refused).
+	sandboxCarrierStep   time.Duration
+	sandboxCarrierSecret []byte
 }
 
 // shop is the process's modules, built over one Platform.
@@ -48,6 +58,9 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	inv := inventory.New(p, inventory.Config{})
 	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc}, orders.Config{})
 	rev := reviews.New(p, reviews.Deps{Products: cat, Purchases: ord})
+	sandbox := sandboxcarrier.New(sandboxcarrier.Config{Step: c.sandboxCarrierStep, Now: dbNow(p.DB), Secret: c.sandboxCarrierSecret})
+	lgx := logistics.New(p, logistics.Deps{Orders: ord, Stock: inv, Carriers: []carrier.Carrier{sandbox}},
+		logistics.Config{TrackEvery: c.sandboxCarrierStep})
 	ratings.r = rev
 	mods := []module.Module{
 		acc.Module(),
@@ -57,12 +70,22 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		rev.Module(),
 		inv.Module(),
 		ord.Module(),
+		lgx.Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err
 	}
 	acc.UseModules(mods)
 	return &shop{accounts: acc, catalog: cat, modules: mods}, nil
+}
+
+// dbNow is db's clock, or the wall clock for a shop built without a
+// database (moduleNames, checkModuleNames: nothing runs there).
+func dbNow(db *sqldb.DB) func() time.Time {
+	if db == nil {
+		return time.Now
+	}
+	return db.Now
 }
 
 // moduleNames lists the names `serve --modules` accepts.
