@@ -44,7 +44,9 @@ func TestLogisticsJourney(t *testing.T) {
 			cy.Do("POST", "/api/v1/orders/"+id+"/pay", map[string]any{"method": "sandbox", "token": "tok_success"}).WantStatus(t, http.StatusOK)
 			eventually(t, "fulfilment opened on order.paid", func() *webtest.Response {
 				return admin.Do("GET", "/api/v1/admin/orders/"+id+"/fulfilment", nil)
-			}, func(r *webtest.Response) bool { return r.Status == http.StatusOK && r.Field("pick_lists.0.location") == "default" })
+			}, func(r *webtest.Response) bool {
+				return r.Status == http.StatusOK && r.Field("pick_lists.0.location") == "default"
+			})
 			eventually(t, "stock committed on order.paid", func() *webtest.Response {
 				return admin.Do("GET", "/api/v1/admin/inventory/TOTE-1", nil)
 			}, func(r *webtest.Response) bool { return r.Field("on_hand") == float64(3) })
