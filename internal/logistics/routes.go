@@ -43,7 +43,7 @@ type ReturnList struct {
 func (s *Service) routes() []web.Route {
 	const tag = "logistics"
 	ship, manage := web.Permission(PermShipmentsWrite), web.Permission(PermReturnsManage)
-	return []web.Route{
+	return append(s.noteRoutes(), []web.Route{
 		{Method: "POST", Path: "/api/v1/admin/orders/{id}/shipments", Summary: "Ship some or all of a paid order", Tag: tag, Access: ship,
 			Description: "Without `lines`, every unshipped unit. 409 `invalid_transition` for an order that is not paid or partially shipped " +
 				"(unpaid, cancelled, shipped in full); 409 `already_shipped` for more units than are left to ship; 422 for an unknown carrier or a SKU not in the order.",
@@ -76,7 +76,7 @@ func (s *Service) routes() []web.Route {
 			Description: "Each line restocked (where it was picked, unless named) or written off; the order is returned; `return.received` asks " +
 				"for the refund. 409 `invalid_transition` unless approved.",
 			Request: ReceiveRequest{}, Response: Return{}, Handler: s.handleReceive},
-	}
+	}...)
 }
 
 func staffID(r *http.Request) string {

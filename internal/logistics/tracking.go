@@ -1,6 +1,7 @@
 package logistics
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"strings"
@@ -161,7 +162,8 @@ func (s *Service) maybeDeliverTx(ctx context.Context, tx *sqldb.Tx, id string) e
 
 // Track asks the carriers for news of every shipment not yet delivered
 // and applies what is new, each shipment in its own unit: the
-// logistics.track job. It reports how many events it added.
+// logistics.track job. It reports how many events it added and the first
+// unit that failed (the others are applied all the same).
 func (s *Service) Track(ctx context.Context) (int64, error) {
 	const op = "logistics.Track"
 	type open struct {
@@ -169,6 +171,7 @@ func (s *Service) Track(ctx context.Context) (int64, error) {
 		created         int64
 	}
 	var total int64
+	var firstErr error
 	after := ""
 	for {
 		rows, err := s.db.Reader().QueryContext(ctx, `SELECT id, carrier, tracking_number, created_at
@@ -205,12 +208,13 @@ func (s *Service) Track(ctx context.Context) (int64, error) {
 			}
 			var n int
 			if err := s.write.Do(ctx, func(tx *sqldb.Tx) (err error) { n, err = s.ApplyTx(ctx, tx, o.id, evs); return err }); err != nil {
-				return total, err
+				firstErr = cmp.Or(firstErr, err) // the others still get their news
+				continue
 			}
 			total += int64(n)
 		}
 		if len(todo) < s.cfg.TrackChunk {
-			return total, nil
+			return total, firstErr
 		}
 		after = todo[len(todo)-1].id
 	}
