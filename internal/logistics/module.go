@@ -114,7 +114,9 @@ func (s *Service) Module() module.Module {
 		Routes:    s.routes(),
 		Consumers: []inbox.Consumer{s.OrderConsumer()},
 		Jobs: []jobs.Job{
-			{Name: "logistics.track", Every: s.cfg.TrackEvery, Run: s.Track},
+			// A run may take longer than a step when many parcels are on
+			// their way; the next one starts when it is done.
+			{Name: "logistics.track", Every: s.cfg.TrackEvery, Timeout: max(s.cfg.TrackEvery, time.Minute), Run: s.Track},
 			{Name: "logistics.complete", Every: s.cfg.CompleteEvery, Run: s.CompleteDue},
 		},
 		Events: []event.TypeInfo{ShipmentCreated.Info(), ShipmentUpdated.Info(), ReturnRequested.Info(),
