@@ -172,6 +172,9 @@ func (s *Service) CreateShipmentTx(ctx context.Context, tx *sqldb.Tx, shipmentID
 	if _, err := s.seedTx(ctx, tx, o); err != nil {
 		return Shipment{}, err
 	}
+	if err := lockFulfilment(ctx, tx, id); err != nil {
+		return Shipment{}, err
+	}
 	left, err := unshipped(ctx, tx, id)
 	if err != nil {
 		return Shipment{}, err
@@ -262,6 +265,17 @@ func (s *Service) CreateShipment(ctx context.Context, id string, in ShipmentRequ
 		return err
 	})
 	return sh, err
+}
+
+// lockFulfilment takes order id's fulfilment row in tx, so that the units
+// deciding about the order as a whole (is this the last unit shipped? the
+// last shipment delivered?) run one after the other and each sees what
+// the one before committed.
+func lockFulfilment(ctx context.Context, tx *sqldb.Tx, id string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE logistics_fulfilments SET updated_at = $1 WHERE order_id = $2`, sqldb.Micros(tx.Now), id); err != nil {
+		return errs.E("logistics.lock", errs.Internal, err)
+	}
+	return nil
 }
 
 // labelKey is the source id of a timeline's label_created event: one per

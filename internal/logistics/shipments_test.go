@@ -161,3 +161,35 @@ func TestShipmentRace(t *testing.T) {
 		}
 	})
 }
+
+// TestSplitShipmentRace: two shipments of different lines of one order at
+// once — the order ends shipped, with one order.shipped, whichever commits
+// last (both engines).
+func TestSplitShipmentRace(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		for range 3 {
+			id := e.paid(e.alice, "TEE", 1, "MUG", 1, "CAP", 1)
+			var wg sync.WaitGroup
+			errsOut := make([]error, 3)
+			for i, sku := range []string{"TEE", "MUG", "CAP"} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, errsOut[i] = e.svc.CreateShipment(context.Background(), id, ShipmentRequest{Carrier: "sandbox", Lines: []Line{{SKU: sku, Quantity: 1}}})
+				}()
+			}
+			wg.Wait()
+			for _, err := range errsOut {
+				if err != nil {
+					t.Fatalf("a shipment of its own line failed: %v", err)
+				}
+			}
+			if o := e.order(id); o.Field("status") != "shipped" {
+				t.Fatalf("order after three racing shipments: %s", o.Body)
+			}
+			if got := e.types("order", id); !equal(got, []string{"order.placed", "order.paid", "order.partially_shipped", "order.partially_shipped", "order.shipped"}) {
+				t.Errorf("order events %v", got)
+			}
+		}
+	})
+}

@@ -132,6 +132,9 @@ func (s *Service) ApplyTx(ctx context.Context, tx *sqldb.Tx, id string, evs []ca
 // shipment of it is on its way.
 func (s *Service) maybeDeliverTx(ctx context.Context, tx *sqldb.Tx, id string) error {
 	const op = "logistics.deliver"
+	if err := lockFulfilment(ctx, tx, id); err != nil {
+		return err
+	}
 	var open, left int64
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM logistics_shipments WHERE order_id = $1 AND status <> 'delivered'`, id).Scan(&open); err != nil {
 		return errs.E(op, errs.Internal, err)

@@ -3,6 +3,7 @@ package logistics
 import (
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,5 +174,42 @@ func TestWebhook(t *testing.T) {
 		}
 		unknown, ub := e.sandbox.Webhook("SBXNOPE", carrier.Event{ID: "evt-3", Status: carrier.Delivered, OccurredAt: at})
 		webtest.AssertProblem(t, post(unknown, ub), http.StatusNotFound, "not_found")
+	})
+}
+
+// TestDeliveriesRace: webhooks delivering an order's shipments at once —
+// the order is delivered once the last is, exactly once (both engines).
+func TestDeliveriesRace(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		id := e.paid(e.alice, "TEE", 1, "MUG", 1, "CAP", 1)
+		var tns []string
+		for _, sku := range []string{"TEE", "MUG", "CAP"} {
+			_, tn := e.ship(id, sku, 1)
+			tns = append(tns, tn)
+		}
+		var wg sync.WaitGroup
+		for i, tn := range tns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h, b := e.sandbox.Webhook(tn, carrier.Event{ID: fmt.Sprintf("race-%d", i), Status: carrier.Delivered, OccurredAt: e.clock.Now().Add(time.Hour)})
+				if r := e.c.Do("POST", "/api/v1/logistics/webhooks/sandbox", b, "X-Carrier-Signature: "+h.Get(carrier.SignatureHeader)); r.Status != http.StatusOK {
+					t.Errorf("webhook %d: %d %s", i, r.Status, r.Body)
+				}
+			}()
+		}
+		wg.Wait()
+		if o := e.order(id); o.Field("status") != "delivered" {
+			t.Fatalf("order after three racing deliveries: %s", o.Body)
+		}
+		n := 0
+		for _, ty := range e.types("order", id) {
+			if ty == "order.delivered" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d order.delivered, want 1", n)
+		}
 	})
 }
