@@ -250,6 +250,7 @@ func (s *Service) RejectReturnTx(ctx context.Context, tx *sqldb.Tx, id, staffID 
 func (s *Service) ReceiveReturnTx(ctx context.Context, tx *sqldb.Tx, id, staffID string, in ReceiveRequest) (Return, error) {
 	const op = "logistics.ReceiveReturn"
 	var v errs.Validation
+	v.Check(len(in.Lines) <= maxShipmentLines, "lines", fmt.Sprintf("must hold at most %d lines", maxShipmentLines))
 	for i, l := range in.Lines {
 		v.Check(l.Disposition == "" || l.Disposition == DispositionRestock || l.Disposition == DispositionWriteOff,
 			fmt.Sprintf("lines[%d].disposition", i), "must be restock or write_off")

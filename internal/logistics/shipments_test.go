@@ -67,8 +67,15 @@ func TestShipments(t *testing.T) {
 			}
 			webtest.AssertProblem(t, e.op.Do("POST", "/api/v1/admin/orders/"+id+"/shipments", map[string]any{"carrier": "sandbox",
 				"lines": []map[string]any{{"sku": "TEE", "quantity": 2}}}), http.StatusConflict, "already_shipped")
-			second := e.op.Do("POST", "/api/v1/admin/orders/"+id+"/shipments", map[string]any{"carrier": "sandbox"})
+			second := e.op.Do("POST", "/api/v1/admin/orders/"+id+"/shipments", map[string]any{"carrier": "sandbox"}, "Idempotency-Key: ship-rest")
 			second.WantStatus(t, http.StatusCreated)
+			replay := e.op.Do("POST", "/api/v1/admin/orders/"+id+"/shipments", map[string]any{"carrier": "sandbox"}, "Idempotency-Key: ship-rest")
+			if replay.Status != http.StatusCreated || string(replay.Body) != string(second.Body) || replay.Header.Get("Idempotent-Replayed") != "true" {
+				t.Fatalf("replayed shipment: %d %s", replay.Status, replay.Body)
+			}
+			if n := e.count(`SELECT count(*) FROM logistics_shipments WHERE order_id = $1`, id); n != 2 {
+				t.Fatalf("%d shipments after a replay, want 2", n)
+			}
 			if second.Field("lines.0.sku") != "MUG" || second.Field("lines.1.quantity") != float64(1) || second.Field("tracking_number") == first.Field("tracking_number") {
 				t.Fatalf("second shipment: %s", second.Body)
 			}
