@@ -116,3 +116,10 @@ func (s *Service) handleNotes(w http.ResponseWriter, r *http.Request) {
 	}
 	web.JSON(w, http.StatusOK, ns)
 }
+
+// AddNote is AddNoteTx as one unit of the write path.
+func (s *Service) AddNote(ctx context.Context, id, authorID string, in NoteRequest) (n Note, err error) {
+	noteID := newID()
+	err = s.write.Do(ctx, func(tx *sqldb.Tx) error { n, err = s.AddNoteTx(ctx, tx, noteID, id, authorID, in); return err })
+	return n, err
+}

@@ -471,3 +471,31 @@ func (s *Service) erase(ctx context.Context, tx *sqldb.Tx, userID string) error 
 	}
 	return nil
 }
+
+// RequestReturn is RequestReturnTx as one unit of the write path.
+func (s *Service) RequestReturn(ctx context.Context, id, customerID string, in ReturnRequest) (r Return, err error) {
+	returnID := newID()
+	err = s.write.Do(ctx, func(tx *sqldb.Tx) error {
+		r, err = s.RequestReturnTx(ctx, tx, returnID, id, customerID, in)
+		return err
+	})
+	return r, err
+}
+
+// ApproveReturn is ApproveReturnTx as one unit of the write path.
+func (s *Service) ApproveReturn(ctx context.Context, id, staffID string) (r Return, err error) {
+	err = s.write.Do(ctx, func(tx *sqldb.Tx) error { r, err = s.ApproveReturnTx(ctx, tx, id, staffID); return err })
+	return r, err
+}
+
+// RejectReturn is RejectReturnTx as one unit of the write path.
+func (s *Service) RejectReturn(ctx context.Context, id, staffID string, in RejectRequest) (r Return, err error) {
+	err = s.write.Do(ctx, func(tx *sqldb.Tx) error { r, err = s.RejectReturnTx(ctx, tx, id, staffID, in); return err })
+	return r, err
+}
+
+// ReceiveReturn is ReceiveReturnTx as one unit of the write path.
+func (s *Service) ReceiveReturn(ctx context.Context, id, staffID string, in ReceiveRequest) (r Return, err error) {
+	err = s.write.Do(ctx, func(tx *sqldb.Tx) error { r, err = s.ReceiveReturnTx(ctx, tx, id, staffID, in); return err })
+	return r, err
+}

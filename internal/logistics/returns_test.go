@@ -3,8 +3,11 @@ package logistics
 import (
 	"context"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
+
+	"mercato/internal/platform/errs"
 
 	"mercato/internal/platform/web/webtest"
 )
@@ -176,6 +179,43 @@ func TestCompleteDue(t *testing.T) {
 		}
 		if n, err := e.svc.CompleteDue(ctx); err != nil || n != 0 {
 			t.Fatalf("again: %d, %v", n, err)
+		}
+	})
+}
+
+// TestReturnRace: requests to return the same delivered units at once —
+// one wins, the others are 409 and take nothing (both engines).
+func TestReturnRace(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		id := e.delivered("TEE", 1)
+		const n = 6
+		var wg sync.WaitGroup
+		out := make([]error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, out[i] = e.svc.RequestReturn(context.Background(), id, "u-alice", ReturnRequest{Reason: "race"})
+			}()
+		}
+		wg.Wait()
+		won := 0
+		for _, err := range out {
+			switch {
+			case err == nil:
+				won++
+			case errs.KindOf(err) != errs.Conflict:
+				t.Errorf("loser: %v, want a conflict", err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d returns won, want 1", won)
+		}
+		if got := e.count(`SELECT returned FROM logistics_order_lines WHERE order_id = $1`, id); got != 1 {
+			t.Errorf("returned %d, want 1", got)
+		}
+		if got := e.count(`SELECT count(*) FROM logistics_returns WHERE order_id = $1`, id); got != 1 {
+			t.Errorf("%d returns, want 1", got)
 		}
 	})
 }
