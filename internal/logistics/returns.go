@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"mercato/internal/audit"
 	"mercato/internal/inventory"
 	"mercato/internal/money"
 	"mercato/internal/orders"
@@ -331,7 +332,8 @@ func pickedAt(ctx context.Context, tx *sqldb.Tx, id, sku string) (string, error)
 }
 
 // moveReturn moves return id from one status to another by a conditional
-// write (of two racing decisions one wins) and returns it.
+// write (of two racing decisions one wins), audits staff's decision and
+// returns the return.
 func (s *Service) moveReturn(ctx context.Context, tx *sqldb.Tx, id, from, to, staffID, note string) (Return, error) {
 	const op = "logistics.Return"
 	res, err := tx.ExecContext(ctx, `UPDATE logistics_returns SET status = $1, note = $2, decided_by = $3, updated_at = $4
@@ -349,6 +351,10 @@ func (s *Service) moveReturn(ctx context.Context, tx *sqldb.Tx, id, from, to, st
 	}
 	if n == 0 {
 		return Return{}, errs.E(op, errs.Conflict, errs.CodeInvalidTransition, fmt.Sprintf("a return that is %s cannot be %s", r.Status, to))
+	}
+	if err := audit.Record(ctx, tx, audit.Entry{ActorID: staffID, Action: "return." + to, TargetType: "return", TargetID: id,
+		Before: map[string]string{"status": from}, After: map[string]string{"status": to, "note": note}}); err != nil {
+		return Return{}, err
 	}
 	return r, nil
 }

@@ -78,6 +78,9 @@ func TestReturns(t *testing.T) {
 		if o := e.order(id); o.Field("status") != "returned" || o.Field("fulfillment_status") != "returned" {
 			t.Fatalf("order: %s", o.Body)
 		}
+		if n := e.count(`SELECT count(*) FROM audit_log WHERE target_type = 'return' AND target_id = $1 AND actor_id = 'u-cs'`, rid); n != 2 {
+			t.Errorf("%d audit entries of the return, want 2 (approved, received)", n)
+		}
 		if ev := e.types("return", rid); !equal(ev, []string{"return.requested", "return.approved", "return.received"}) {
 			t.Errorf("return events %v", ev)
 		}
