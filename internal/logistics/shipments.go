@@ -56,7 +56,8 @@ func shippable(st orders.Status) bool {
 // OpenFulfilmentTx opens the fulfilment of paid order id in tx: its lines
 // to ship and a pick list per location, from inventory's allocation of
 // the order's reservation (one pick list at default when it has none). It
-// is idempotent: an open fulfilment is left as it is.
+// is idempotent: what exists (the first shipment may have come first) is
+// kept.
 func (s *Service) OpenFulfilmentTx(ctx context.Context, tx *sqldb.Tx, id string) error {
 	const op = "logistics.OpenFulfilment"
 	o, err := s.orders.OrderTx(ctx, tx, id)
@@ -66,8 +67,7 @@ func (s *Service) OpenFulfilmentTx(ctx context.Context, tx *sqldb.Tx, id string)
 	if err != nil {
 		return err
 	}
-	created, err := s.seedTx(ctx, tx, o)
-	if err != nil || !created {
+	if _, err := s.seedTx(ctx, tx, o); err != nil {
 		return err
 	}
 	picks := map[[2]string]int64{}

@@ -53,9 +53,10 @@ const (
 // Action is something that moves an order from one status to another.
 type Action string
 
-// The actions. Pay, Cancel and Expire are served by this module; the
-// fulfilment and return actions are in the table for the issues that serve
-// them (shipping, returns), so that the lifecycle is stated in one place.
+// The actions. Pay, Cancel and Expire are served by this module's routes;
+// the fulfilment and return actions by the use cases of fulfilment.go,
+// which the logistics module calls in its units; the lifecycle is stated
+// in one place, here.
 const (
 	ActionPay           Action = "pay"
 	ActionCancel        Action = "cancel"
