@@ -183,6 +183,32 @@ func TestCompleteDue(t *testing.T) {
 		if n, err := e.svc.CompleteDue(ctx); err != nil || n != 0 {
 			t.Fatalf("again: %d, %v", n, err)
 		}
+		webtest.AssertProblem(t, e.op.Do("POST", "/api/v1/admin/orders/"+id+"/complete", nil), http.StatusConflict, "invalid_transition")
+	})
+}
+
+// TestCompleteByStaff: staff complete a delivered order at once; a shipped
+// one is 409; customers may not.
+func TestCompleteByStaff(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		shipped := e.paid(e.alice, "TEE", 1)
+		e.ship(shipped)
+		webtest.AssertProblem(t, e.op.Do("POST", "/api/v1/admin/orders/"+shipped+"/complete", nil), http.StatusConflict, "invalid_transition")
+		id := e.delivered("MUG", 1)
+		webtest.AssertProblem(t, e.alice.Do("POST", "/api/v1/admin/orders/"+id+"/complete", nil), http.StatusForbidden, "forbidden")
+		r := e.op.Do("POST", "/api/v1/admin/orders/"+id+"/complete", nil)
+		r.WantStatus(t, http.StatusOK)
+		if o := e.order(id); o.Field("status") != "completed" {
+			t.Fatalf("order: %s", o.Body)
+		}
+		if f := e.op.Do("GET", "/api/v1/admin/orders/"+id+"/fulfilment", nil); f.Field("status") != "completed" {
+			t.Errorf("fulfilment: %s", f.Body)
+		}
+		if ev := e.types("order", id); ev[len(ev)-1] != "order.completed" {
+			t.Errorf("order events %v", ev)
+		}
+		// Returns stay open within the window after completion.
+		e.alice.Do("POST", "/api/v1/orders/"+id+"/returns", map[string]any{"reason": "late doubts"}).WantStatus(t, http.StatusCreated)
 	})
 }
 

@@ -285,15 +285,12 @@ func (s *Service) CompleteDue(ctx context.Context) (int64, error) {
 	var n int64
 	for _, id := range ids {
 		err := s.write.Do(ctx, func(tx *sqldb.Tx) error {
-			if _, err := tx.ExecContext(ctx, `UPDATE logistics_fulfilments SET status = 'completed', updated_at = $1 WHERE order_id = $2`,
-				sqldb.Micros(tx.Now), id); err != nil {
-				return errs.E(op, errs.Internal, err)
+			err := s.CompleteTx(ctx, tx, id)
+			if errs.CodeOf(err) == errs.CodeInvalidTransition {
+				// A return under way: the fulfilment is done all the same.
+				_, err = tx.ExecContext(ctx, `UPDATE logistics_fulfilments SET status = 'completed', updated_at = $1 WHERE order_id = $2`,
+					sqldb.Micros(tx.Now), id)
 			}
-			o, err := s.orders.OrderTx(ctx, tx, id)
-			if err != nil || o.Status != orders.StatusDelivered {
-				return err // a return under way: the fulfilment is done all the same
-			}
-			_, err = s.orders.CompleteTx(ctx, tx, id)
 			return err
 		})
 		if err != nil {
@@ -302,6 +299,23 @@ func (s *Service) CompleteDue(ctx context.Context) (int64, error) {
 		n++
 	}
 	return n, nil
+}
+
+// CompleteTx completes delivered order id in tx (order.completed), the
+// job's work or staff's explicit action; an order that is not delivered is
+// 409 invalid_transition.
+func (s *Service) CompleteTx(ctx context.Context, tx *sqldb.Tx, id string) error {
+	if err := lockFulfilment(ctx, tx, id); err != nil {
+		return err
+	}
+	if _, err := s.orders.CompleteTx(ctx, tx, id); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE logistics_fulfilments SET status = 'completed', updated_at = $1 WHERE order_id = $2`,
+		sqldb.Micros(tx.Now), id); err != nil {
+		return errs.E("logistics.Complete", errs.Internal, err)
+	}
+	return nil
 }
 
 // shipmentTx reads shipment id with its lines.
