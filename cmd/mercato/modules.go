@@ -3,6 +3,7 @@ package main
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"mercato/internal/accounts"
 	"mercato/internal/audit"
@@ -10,6 +11,9 @@ import (
 	"mercato/internal/catalog/search"
 	"mercato/internal/catalog/search/pgsearch"
 	"mercato/internal/inventory"
+	"mercato/internal/logistics"
+	"mercato/internal/logistics/carrier"
+	"mercato/internal/logistics/sandboxcarrier"
 	"mercato/internal/orders"
 	"mercato/internal/platform/idem"
 	"mercato/internal/platform/inbox"
@@ -18,6 +22,7 @@ import (
 	"mercato/internal/platform/module"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/secret"
+	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
 	"mercato/internal/promotions"
 	"mercato/internal/rates"
@@ -30,6 +35,11 @@ type shopConfig struct {
 	staffMFARequired bool
 	catalogCache     catalog.Cache // nil: the catalog's in-process cache
 	searchIndex      search.Index  // nil: no search index (?q= is a LIKE)
+	// sandboxCarrierStep is the sandbox carrier's time per tracking stage
+	// (default 5 s) and sandboxCarrierSecret its webhook secret (none:
+	// its webhooks are refused).
+	sandboxCarrierStep   time.Duration
+	sandboxCarrierSecret []byte
 }
 
 // shop is the process's modules, built over one Platform.
@@ -50,6 +60,9 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	cat := catalog.New(p, catalog.Config{Cache: c.catalogCache, Index: c.searchIndex, Ratings: ratings, Stock: inv})
 	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc}, orders.Config{})
 	rev := reviews.New(p, reviews.Deps{Products: cat, Purchases: ord})
+	sandbox := sandboxcarrier.New(sandboxcarrier.Config{Step: c.sandboxCarrierStep, Now: dbNow(p.DB), Secret: c.sandboxCarrierSecret})
+	lgx := logistics.New(p, logistics.Deps{Orders: ord, Stock: inv, Carriers: []carrier.Carrier{sandbox}},
+		logistics.Config{TrackEvery: c.sandboxCarrierStep})
 	ratings.r = rev
 	mods := []module.Module{
 		acc.Module(),
@@ -61,12 +74,22 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		ord.Module(),
 		promotions.New(p, promotions.Config{}).Module(), // the checkout prices with it once wired (issue #16)
 		rates.New(p, rates.Config{}).Module(),
+		lgx.Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err
 	}
 	acc.UseModules(mods)
 	return &shop{accounts: acc, catalog: cat, modules: mods}, nil
+}
+
+// dbNow is db's clock, or the wall clock for a shop built without a
+// database (moduleNames, checkModuleNames: nothing runs there).
+func dbNow(db *sqldb.DB) func() time.Time {
+	if db == nil {
+		return time.Now
+	}
+	return db.Now
 }
 
 // moduleNames lists the names `serve --modules` accepts.

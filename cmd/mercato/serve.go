@@ -50,9 +50,11 @@ type serveConfig struct {
 	relayPoll           time.Duration
 	modules             string
 	search              string // the product search index: bleve or postgres
+	sandboxCarrierStep  time.Duration
 
 	bootstrapEmail, bootstrapPassword string
 	secret                            string // MERCATO_SECRET: keys what idempotency stores
+	sandboxCarrierSecret              string // MERCATO_SANDBOX_CARRIER_SECRET: signs the sandbox carrier's webhooks
 }
 
 const serveSynopsis = `Run the shop: the HTTP API, the outbox relay and the event consumers.
@@ -68,7 +70,10 @@ Environment only:
         the server secret (hex or base64, at least 32 bytes) that keys what
         idempotency records; without it one is generated and kept in the data
         directory (SQLite) or the database (PostgreSQL): set it in production,
-        the same on every replica`
+        the same on every replica
+  MERCATO_SANDBOX_CARRIER_SECRET
+        the secret the sandbox carrier's webhooks are signed with (HMAC-SHA256,
+        X-Carrier-Signature); unset, every sandbox webhook is refused`
 
 func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve [flags]", serveSynopsis)
@@ -90,6 +95,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.Var(staffMFA, "staff-mfa", "staff multi-factor authentication `mode`: optional or required")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a clean stop may take to drain requests")
 	fs.DurationVar(&c.relayPoll, "relay-poll", time.Second, "outbox relay fallback polling interval")
+	fs.DurationVar(&c.sandboxCarrierStep, "sandbox-carrier-step", 5*time.Second, "how long the sandbox carrier takes per tracking stage (label_created, picked_up, …, delivered)")
 	fs.StringVar(&c.modules, "modules", "", "comma-separated modules to run (their API, consumers and jobs); empty runs all: "+strings.Join(moduleNames(), ","))
 	if done, err := helpOK(parse(fs, args, getenv, stdout)); done {
 		return err
@@ -102,6 +108,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return usagef(fs, "--modules: %v", err)
 	}
 	c.secret = getenv("MERCATO_SECRET")
+	c.sandboxCarrierSecret = getenv("MERCATO_SANDBOX_CARRIER_SECRET")
 	c.bootstrapEmail = getenv("MERCATO_BOOTSTRAP_ADMIN_EMAIL")
 	c.bootstrapPassword = getenv("MERCATO_BOOTSTRAP_ADMIN_PASSWORD")
 
@@ -222,7 +229,8 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	a.idem = web.NewIdempotency(a.db, web.IdempotencyConfig{Secret: key, Logger: logger})
 
 	p := module.Platform{DB: a.db, Write: a.batcher, Idem: a.idem, Logger: logger, Registerer: reg}
-	shopCfg := shopConfig{staffMFARequired: c.staffMFA == "required"}
+	shopCfg := shopConfig{staffMFARequired: c.staffMFA == "required", sandboxCarrierStep: c.sandboxCarrierStep,
+		sandboxCarrierSecret: []byte(c.sandboxCarrierSecret)}
 	if c.redisURL != "" {
 		if shopCfg.catalogCache, a.redis, err = catalog.NewRedisCache(c.redisURL, "mercato:catalog:", catalog.DefaultCacheTTL); err != nil {
 			return nil, fmt.Errorf("--redis-url: %w", err)

@@ -166,7 +166,7 @@ func (s *Service) Module() module.Module {
 		Routes: s.routes(),
 		Jobs: []jobs.Job{{Name: "orders.expire", Every: s.cfg.ExpireEvery,
 			Run: func(ctx context.Context) (int64, error) { return s.ExpireDue(ctx) }}},
-		Events:  []event.TypeInfo{OrderPlaced.Info(), OrderPaid.Info(), OrderCancelled.Info(), OrderExpired.Info()},
+		Events:  append([]event.TypeInfo{OrderPlaced.Info(), OrderPaid.Info(), OrderCancelled.Info(), OrderExpired.Info()}, fulfilmentEvents()...),
 		Privacy: &module.Privacy{Section: "orders", Export: s.export, Erase: s.erase},
 	}
 }

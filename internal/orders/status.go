@@ -53,9 +53,10 @@ const (
 // Action is something that moves an order from one status to another.
 type Action string
 
-// The actions. Pay, Cancel and Expire are served by this module; the
-// fulfilment and return actions are in the table for the issues that serve
-// them (shipping, returns), so that the lifecycle is stated in one place.
+// The actions. Pay, Cancel and Expire are served by this module's routes;
+// the fulfilment and return actions by the use cases of fulfilment.go,
+// which the logistics module calls in its units; the lifecycle is stated
+// in one place, here.
 const (
 	ActionPay           Action = "pay"
 	ActionCancel        Action = "cancel"
@@ -97,6 +98,7 @@ var Transitions = []Transition{
 	{ActionRequestReturn, StatusDelivered, StatusReturnRequested, "", ""},
 	{ActionRequestReturn, StatusCompleted, StatusReturnRequested, "", ""},
 	{ActionReturn, StatusReturnRequested, StatusReturned, "", FulfillmentReturned},
+	{ActionRejectReturn, StatusReturnRequested, StatusDelivered, "", ""},
 }
 
 // Next returns the transition that action takes from status, or a Conflict
@@ -143,6 +145,8 @@ func pastTense(a Action) string {
 		return "returned by request"
 	case ActionReturn:
 		return "returned"
+	case ActionRejectReturn:
+		return "refused a return"
 	}
 	return string(a)
 }

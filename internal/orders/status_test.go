@@ -20,8 +20,9 @@ func TestNextTable(t *testing.T) {
 		"partially_shipped/ship_part": StatusPartiallyShipped, "paid/ship": StatusShipped, "partially_shipped/ship": StatusShipped,
 		"shipped/deliver": StatusDelivered, "delivered/complete": StatusCompleted, "delivered/request_return": StatusReturnRequested,
 		"completed/request_return": StatusReturnRequested, "return_requested/return": StatusReturned,
+		"return_requested/reject_return": StatusDelivered,
 	}
-	actions := []Action{ActionPay, ActionCancel, ActionExpire, ActionShipPart, ActionShip, ActionDeliver, ActionComplete, ActionRequestReturn, ActionReturn}
+	actions := []Action{ActionPay, ActionCancel, ActionExpire, ActionShipPart, ActionShip, ActionDeliver, ActionComplete, ActionRequestReturn, ActionReturn, ActionRejectReturn}
 	seen := 0
 	for _, s := range Statuses {
 		for _, a := range actions {
