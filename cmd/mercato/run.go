@@ -53,6 +53,7 @@ Usage:
   mercato serve [flags]          run the shop (HTTP API, outbox relay, event consumers)
   mercato migrate [flags]        apply database migrations and exit
   mercato admin create-user ...  create a user (e.g. the first admin)
+  mercato bench <scenario> ...   drive a running server as many buyers (load generator)
   mercato version                print the version
 
 Every flag can also be set in the environment as MERCATO_<FLAG>
@@ -91,6 +92,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return cmdAdmin(ctx, rest, getenv, stdout, stderr)
 	case "debug":
 		return cmdDebug(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return cmdBench(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "mercato %s\n", version)
 		return nil
