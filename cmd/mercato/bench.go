@@ -244,8 +244,8 @@ func (t *tally) merge(o *tally) {
 	}
 }
 
-// progress prints one line a second to w (stderr) until stop is closed:
-// the elapsed time and what line() says.
+// progress prints a line a second to w (stderr), \r-updated, until stop
+// is called, and the last one then: the elapsed time and what line() says.
 func progress(w io.Writer, start time.Time, line func() string) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -263,7 +263,11 @@ func progress(w io.Writer, start time.Time, line func() string) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done); wg.Wait(); fmt.Fprintln(w) }
+	return func() {
+		close(done)
+		wg.Wait()
+		fmt.Fprintf(w, "\r%6.1fs  %s   \n", time.Since(start).Seconds(), line())
+	}
 }
 
 // loadAverage is /proc/loadavg's first three figures ("" where there is

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -196,6 +197,20 @@ func referencePostgres(ctx context.Context, r referenceFlags, log io.Writer) (*R
 	return ref, nil
 }
 
+// libpqURL is u without the parameters libpq does not know but pgx takes
+// as run-time parameters (search_path): pgbench gets its schema from
+// PGOPTIONS.
+func libpqURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return u
+	}
+	q := p.Query()
+	q.Del("search_path")
+	p.RawQuery = q.Encode()
+	return p.String()
+}
+
 var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
 
 // runPgbench runs `pgbench -N` (no updates of tellers and branches) with
@@ -213,8 +228,9 @@ func runPgbench(ctx context.Context, db *sqldb.DB, r referenceFlags, log io.Writ
 	}
 	defer db.Writer().ExecContext(context.WithoutCancel(ctx), `DROP SCHEMA `+schema+` CASCADE`)
 	env := append(os.Environ(), "PGOPTIONS=-c search_path="+schema)
+	connURL := libpqURL(r.databaseURL)
 	pg := func(args ...string) ([]byte, error) {
-		cmd := exec.CommandContext(ctx, bin, append(args, r.databaseURL)...)
+		cmd := exec.CommandContext(ctx, bin, append(args, connURL)...)
 		cmd.Env = env
 		return cmd.CombinedOutput()
 	}
