@@ -105,6 +105,9 @@ func benchFlashSale(ctx context.Context, c benchCommon, stock int, stderr io.Wri
 		ready.Add(1)
 		go func() {
 			defer wg.Done()
+			// Open (or reuse) this buyer's keep-alive connection before
+			// the gate, so the race measures decisions, not TCP set-up.
+			base.do(ctx, "GET", "/healthz", nil, "")
 			ready.Done()
 			<-gate
 			t0 := time.Now()
