@@ -33,7 +33,7 @@ var listenRE = regexp.MustCompile(`listening on (http://[^ ]+)`)
 // startInProcess runs `mercato serve` through run() with args and env, and
 // returns a client for it; the server stops (and must exit cleanly) when the
 // test ends.
-func startInProcess(t *testing.T, env map[string]string, args ...string) (*webtest.Client, *syncBuffer) {
+func startInProcess(t testing.TB, env map[string]string, args ...string) (*webtest.Client, *syncBuffer) {
 	t.Helper()
 	c, out, _ := startWithLogs(t, env, args...)
 	return c, out
@@ -41,7 +41,7 @@ func startInProcess(t *testing.T, env map[string]string, args ...string) (*webte
 
 // startWithLogs is startInProcess that also returns the server's standard
 // error (its log; --log-level error unless args say otherwise).
-func startWithLogs(t *testing.T, env map[string]string, args ...string) (*webtest.Client, *syncBuffer, *syncBuffer) {
+func startWithLogs(t testing.TB, env map[string]string, args ...string) (*webtest.Client, *syncBuffer, *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, logs := &syncBuffer{}, &syncBuffer{}

@@ -179,6 +179,6 @@ func printFlashSale(w io.Writer, s *FlashSaleSummary) {
 	fmt.Fprintf(w, "  verdict: %s (orders read back %d, sold %d, oversold %d)\n", verdict, s.ReadBack.Orders, s.Sold, s.ReadBack.Oversold)
 	if s.Reference != nil {
 		printReference(w, s.Reference)
-		fmt.Fprintf(w, "  ratio: %.2f× attempts decided/s per reference commit/s\n", s.RatioToReference)
+		fmt.Fprintf(w, "  ratio: %.3f× attempts decided/s per reference commit/s\n", s.RatioToReference)
 	}
 }

@@ -256,9 +256,9 @@ func printCheckout(w io.Writer, s *CheckoutSummary) {
 	printReadBack(w, s.ReadBack)
 	if s.Reference != nil {
 		printReference(w, s.Reference)
-		fmt.Fprintf(w, "  ratio: %.2f× paid orders/s per reference commit/s\n", s.RatioToReference)
+		fmt.Fprintf(w, "  ratio: %.3f× paid orders/s per reference commit/s\n", s.RatioToReference)
 		if s.RatioToPgbench > 0 {
-			fmt.Fprintf(w, "  ratio: %.2f× placed orders/s per pgbench -N tps\n", s.RatioToPgbench)
+			fmt.Fprintf(w, "  ratio: %.3f× placed orders/s per pgbench -N tps\n", s.RatioToPgbench)
 		}
 	}
 }

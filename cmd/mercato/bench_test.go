@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
+	"time"
+
+	"mercato/internal/platform/sqldb/sqldbtest"
 )
 
 // benchAdmin is the bootstrap admin the bench tests' servers create.
@@ -159,6 +163,91 @@ func TestBenchCommandLine(t *testing.T) {
 			if err == nil || exitCode(err) != 2 {
 				t.Fatalf("err = %v, want a usage error", err)
 			}
+		})
+	}
+}
+
+// benchEngines is engines for benchmarks: the serve arguments and the
+// reference flags naming the same database.
+func benchEngines(b *testing.B) map[string]func() (serve []string, ref referenceFlags) {
+	return map[string]func() ([]string, referenceFlags){
+		"sqlite": func() ([]string, referenceFlags) {
+			dir := b.TempDir()
+			return []string{"--data-dir", dir}, referenceFlags{dataDir: dir}
+		},
+		"postgres": func() ([]string, referenceFlags) {
+			u := sqldbtest.PostgresURL(b)
+			return []string{"--data-dir", b.TempDir(), "--database-url", u}, referenceFlags{databaseURL: u}
+		},
+	}
+}
+
+// BenchmarkLoadCheckout runs `mercato bench checkout` for b.N orders
+// (32 buyers, 8 SKUs) against an in-process server, then the database's
+// reference in the same run: paid orders/s next to one-row commits/s (and
+// pgbench -N's tps at 32 clients on PostgreSQL when it is on PATH).
+//
+//	go test -run '^$' -bench LoadCheckout -benchtime 3000x ./cmd/mercato/
+func BenchmarkLoadCheckout(b *testing.B) {
+	for name, eng := range benchEngines(b) {
+		b.Run(name, func(b *testing.B) {
+			serve, ref := eng()
+			c, _ := startInProcess(b, benchAdmin, serve...)
+			ref.clients, ref.duration = 32, 3*time.Second
+			cfg := benchCommon{url: c.URL(), buyers: 32, settle: 2 * time.Minute, ref: ref,
+				adminEmail: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_EMAIL"], adminPassword: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_PASSWORD"]}
+			b.ResetTimer()
+			s, err := benchCheckout(context.Background(), cfg, 0, b.N, 8, io.Discard)
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if s.Paid != b.N || s.ReadBack.Orders != b.N || !s.ReadBack.StockAddsUp {
+				b.Fatalf("paid %d, read back %d of %d; stock adds up: %v; errors %v", s.Paid, s.ReadBack.Orders, b.N, s.ReadBack.StockAddsUp, s.Errors)
+			}
+			b.ReportMetric(s.PaidPerSec, "paid-orders/s")
+			b.ReportMetric(s.Loop.P99, "loop-p99-ms")
+			b.ReportMetric(s.Reference.CommitsPerSec, "ref-commits/s")
+			b.ReportMetric(s.RatioToReference, "x-ref")
+			if s.Reference.PgbenchTPS > 0 {
+				b.ReportMetric(s.Reference.PgbenchTPS, "pgbench-tps")
+				b.ReportMetric(s.RatioToPgbench, "x-pgbench")
+			}
+		})
+	}
+}
+
+// BenchmarkLoadFlashSale runs `mercato bench flash-sale` (1,000 guest
+// buyers for 500 units) b.N times against an in-process server: attempts
+// decided/s next to the database's one-row commits/s of the same run.
+//
+//	go test -run '^$' -bench LoadFlashSale -benchtime 3x ./cmd/mercato/
+func BenchmarkLoadFlashSale(b *testing.B) {
+	for name, eng := range benchEngines(b) {
+		b.Run(name, func(b *testing.B) {
+			serve, ref := eng()
+			c, _ := startInProcess(b, benchAdmin, serve...)
+			ref.clients, ref.duration = 32, 3*time.Second
+			cfg := benchCommon{url: c.URL(), buyers: 1000, settle: 2 * time.Minute,
+				adminEmail: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_EMAIL"], adminPassword: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_PASSWORD"]}
+			var decided float64
+			for range b.N {
+				s, err := benchFlashSale(context.Background(), cfg, 500, io.Discard)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if s.Sold != 500 || s.ErrorCount != 0 || s.ReadBack.Oversold != 0 || s.ReadBack.Orders != 500 {
+					b.Fatalf("sold %d, errors %v, oversold %d, read back %d", s.Sold, s.Errors, s.ReadBack.Oversold, s.ReadBack.Orders)
+				}
+				decided += s.DecidedPerSec
+			}
+			r, err := measureReference(context.Background(), ref, io.Discard)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(decided/float64(b.N), "decided/s")
+			b.ReportMetric(r.CommitsPerSec, "ref-commits/s")
+			b.ReportMetric(decided/float64(b.N)/r.CommitsPerSec, "x-ref")
 		})
 	}
 }
