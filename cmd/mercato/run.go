@@ -54,6 +54,7 @@ Usage:
   mercato migrate [flags]        apply database migrations and exit
   mercato admin create-user ...  create a user (e.g. the first admin)
   mercato search reindex         rebuild the product search index
+  mercato bench <scenario> ...   drive a running server as many buyers (load generator)
   mercato version                print the version
 
 Every flag can also be set in the environment as MERCATO_<FLAG>
@@ -94,6 +95,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return cmdDebug(ctx, rest, getenv, stdout, stderr)
 	case "search":
 		return cmdSearch(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return cmdBench(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "mercato %s\n", version)
 		return nil

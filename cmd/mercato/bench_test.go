@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"mercato/internal/platform/sqldb/sqldbtest"
+)
+
+// benchAdmin is the bootstrap admin the bench tests' servers create.
+var benchAdmin = map[string]string{
+	"MERCATO_BOOTSTRAP_ADMIN_EMAIL":    "root@example.com",
+	"MERCATO_BOOTSTRAP_ADMIN_PASSWORD": "a very long admin password",
+}
+
+// runBench runs `mercato bench args… --json` with env and decodes its
+// summary into v; it answers what went to stderr (the progress).
+func runBench(t *testing.T, env map[string]string, v any, args ...string) string {
+	t.Helper()
+	var out, errOut syncBuffer
+	err := run(context.Background(), append(append([]string{"bench"}, args...), "--json"),
+		func(k string) string { return env[k] }, &out, &errOut)
+	if err != nil {
+		t.Fatalf("bench %v: %v\n%s", args, err, errOut.String())
+	}
+	if err := json.Unmarshal([]byte(out.String()), v); err != nil {
+		t.Fatalf("bench %v: summary is not JSON: %v\n%s", args, err, out.String())
+	}
+	return errOut.String()
+}
+
+// TestBenchCheckoutCountsAddUp runs a short checkout bench against an
+// in-process server on both engines: every loop is placed and paid, the
+// staff read-back finds exactly those orders, the stock adds up, and the
+// event consumers settled with nothing failed.
+func TestBenchCheckoutCountsAddUp(t *testing.T) {
+	for name, args := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			c, _ := startInProcess(t, benchAdmin, args(t)...)
+			const buyers, orders = 4, 40
+			var s CheckoutSummary
+			progress := runBench(t, benchAdmin, &s, "checkout", "--url", c.URL(), "--buyers", "4", "--orders", "40", "--skus", "3")
+			if !strings.Contains(progress, "placed 40  paid 40  errors 0") {
+				t.Errorf("no progress line on stderr: %q", progress)
+			}
+			if len(s.Errors) != 0 {
+				t.Fatalf("errors: %v", s.Errors)
+			}
+			rb := s.ReadBack
+			tests := []struct {
+				what      string
+				got, want int
+			}{
+				{"buyers", s.Buyers, buyers},
+				{"loops", s.Loops, orders},
+				{"placed", s.Placed, orders},
+				{"paid", s.Paid, orders},
+				{"loop latencies", s.Loop.Count, orders},
+				{"pay latencies", s.Steps["pay"].Count, orders},
+				{"orders read back", rb.Orders, s.Placed},
+				{"paid read back", rb.Paid, s.Paid},
+				{"pending read back", rb.Pending, 0},
+				{"units sold", rb.UnitsPaid, orders},
+				{"put in", rb.PutIn, 3 * orders},
+				{"on hand", rb.OnHand, 3*orders - orders},
+				{"reserved", rb.Reserved, 0},
+				{"oversold", rb.Oversold, 0},
+				{"dead letters", int(rb.Sync.DeadLetters), 0},
+				{"failed consumer attempts", int(rb.Sync.Failed), 0},
+			}
+			for _, tc := range tests {
+				if tc.got != tc.want {
+					t.Errorf("%s = %d, want %d", tc.what, tc.got, tc.want)
+				}
+			}
+			if !rb.StockAddsUp || !rb.Sync.Settled {
+				t.Errorf("read back: %+v", rb)
+			}
+		})
+	}
+}
+
+// TestBenchFlashSaleSellsExactlyTheStock races more guest buyers than
+// units on both engines: exactly the stock is sold, everyone else is told
+// out_of_stock, nothing errs, and the read-back shows no oversell.
+func TestBenchFlashSaleSellsExactlyTheStock(t *testing.T) {
+	for name, args := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			c, _ := startInProcess(t, benchAdmin, args(t)...)
+			const buyers, stock = 60, 20
+			var s FlashSaleSummary
+			runBench(t, benchAdmin, &s, "flash-sale", "--url", c.URL(), "--buyers", "60", "--stock", "20")
+			rb := s.ReadBack
+			tests := []struct {
+				what      string
+				got, want int
+			}{
+				{"attempts", s.Attempts, buyers},
+				{"decided", s.Decided, buyers},
+				{"sold", s.Sold, stock},
+				{"out of stock", s.OutOfStock, buyers - stock},
+				{"errors", s.ErrorCount, 0},
+				{"orders read back", rb.Orders, stock},
+				{"units in pending orders", rb.UnitsPending, stock},
+				{"available", rb.Available, 0},
+				{"reserved", rb.Reserved, stock},
+				{"oversold", rb.Oversold, 0},
+			}
+			for _, tc := range tests {
+				if tc.got != tc.want {
+					t.Errorf("%s = %d, want %d", tc.what, tc.got, tc.want)
+				}
+			}
+			if !rb.StockAddsUp {
+				t.Errorf("stock does not add up: %+v", rb)
+			}
+		})
+	}
+}
+
+// TestBenchReference measures the reference on both engines: commits were
+// counted, and on PostgreSQL pgbench either ran or the summary says why not.
+func TestBenchReference(t *testing.T) {
+	for name, args := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			a := args(t)
+			var db []string
+			if name == "postgres" {
+				db = a[2:4] // --database-url URL
+			} else {
+				db = a[0:2] // --data-dir DIR
+			}
+			var ref Reference
+			runBench(t, nil, &ref, append([]string{"reference", "--reference-duration", "300ms", "--reference-clients", "2"}, db...)...)
+			if ref.Engine != name || ref.Commits <= 0 || ref.CommitsPerSec <= 0 {
+				t.Fatalf("reference: %+v", ref)
+			}
+			if name == "postgres" && ref.PgbenchTPS <= 0 && ref.PgbenchNote == "" {
+				t.Errorf("no pgbench figure and no note saying why: %+v", ref)
+			}
+		})
+	}
+}
+
+func TestBenchCommandLine(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"no scenario", []string{"bench"}},
+		{"unknown scenario", []string{"bench", "stampede"}},
+		{"no buyers", []string{"bench", "checkout", "--buyers", "0"}},
+		{"reference without a database", []string{"bench", "reference"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut syncBuffer
+			err := run(context.Background(), tc.args, func(string) string { return "" }, &out, &errOut)
+			if err == nil || exitCode(err) != 2 {
+				t.Fatalf("err = %v, want a usage error", err)
+			}
+		})
+	}
+}
+
+// benchEngines is engines for benchmarks: the serve arguments and the
+// reference flags naming the same database.
+func benchEngines(b *testing.B) map[string]func() (serve []string, ref referenceFlags) {
+	return map[string]func() ([]string, referenceFlags){
+		"sqlite": func() ([]string, referenceFlags) {
+			dir := b.TempDir()
+			return []string{"--data-dir", dir}, referenceFlags{dataDir: dir}
+		},
+		"postgres": func() ([]string, referenceFlags) {
+			u := sqldbtest.PostgresURL(b)
+			return []string{"--data-dir", b.TempDir(), "--database-url", u}, referenceFlags{databaseURL: u}
+		},
+	}
+}
+
+// BenchmarkLoadCheckout runs `mercato bench checkout` for b.N orders
+// (32 buyers, 8 SKUs) against an in-process server, then the database's
+// reference in the same run: paid orders/s next to one-row commits/s (and
+// pgbench -N's tps at 32 clients on PostgreSQL when it is on PATH).
+//
+//	go test -run '^$' -bench LoadCheckout -benchtime 3000x ./cmd/mercato/
+func BenchmarkLoadCheckout(b *testing.B) {
+	for name, eng := range benchEngines(b) {
+		b.Run(name, func(b *testing.B) {
+			serve, ref := eng()
+			c, _ := startInProcess(b, benchAdmin, serve...)
+			ref.clients, ref.duration = 32, 3*time.Second
+			cfg := benchCommon{url: c.URL(), buyers: 32, settle: 2 * time.Minute, ref: ref,
+				adminEmail: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_EMAIL"], adminPassword: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_PASSWORD"]}
+			b.ResetTimer()
+			s, err := benchCheckout(context.Background(), cfg, 0, b.N, 8, io.Discard)
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if s.Paid != b.N || s.ReadBack.Orders != b.N || !s.ReadBack.StockAddsUp {
+				b.Fatalf("paid %d, read back %d of %d; stock adds up: %v; errors %v", s.Paid, s.ReadBack.Orders, b.N, s.ReadBack.StockAddsUp, s.Errors)
+			}
+			b.ReportMetric(s.PaidPerSec, "paid-orders/s")
+			b.ReportMetric(s.Loop.P99, "loop-p99-ms")
+			b.ReportMetric(s.Reference.CommitsPerSec, "ref-commits/s")
+			b.ReportMetric(s.RatioToReference, "x-ref")
+			if s.Reference.PgbenchTPS > 0 {
+				b.ReportMetric(s.Reference.PgbenchTPS, "pgbench-tps")
+				b.ReportMetric(s.RatioToPgbench, "x-pgbench")
+			}
+		})
+	}
+}
+
+// BenchmarkLoadFlashSale runs `mercato bench flash-sale` (1,000 guest
+// buyers for 500 units) b.N times against an in-process server: attempts
+// decided/s next to the database's one-row commits/s of the same run.
+//
+//	go test -run '^$' -bench LoadFlashSale -benchtime 3x ./cmd/mercato/
+func BenchmarkLoadFlashSale(b *testing.B) {
+	for name, eng := range benchEngines(b) {
+		b.Run(name, func(b *testing.B) {
+			serve, ref := eng()
+			c, _ := startInProcess(b, benchAdmin, serve...)
+			ref.clients, ref.duration = 32, 3*time.Second
+			cfg := benchCommon{url: c.URL(), buyers: 1000, settle: 2 * time.Minute,
+				adminEmail: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_EMAIL"], adminPassword: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_PASSWORD"]}
+			var decided float64
+			for range b.N {
+				s, err := benchFlashSale(context.Background(), cfg, 500, io.Discard)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if s.Sold != 500 || s.ErrorCount != 0 || s.ReadBack.Oversold != 0 || s.ReadBack.Orders != 500 {
+					b.Fatalf("sold %d, errors %v, oversold %d, read back %d", s.Sold, s.Errors, s.ReadBack.Oversold, s.ReadBack.Orders)
+				}
+				decided += s.DecidedPerSec
+			}
+			r, err := measureReference(context.Background(), ref, io.Discard)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(decided/float64(b.N), "decided/s")
+			b.ReportMetric(r.CommitsPerSec, "ref-commits/s")
+			b.ReportMetric(decided/float64(b.N)/r.CommitsPerSec, "x-ref")
+		})
+	}
+}
