@@ -222,7 +222,7 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	a.idem = web.NewIdempotency(a.db, web.IdempotencyConfig{Secret: key, Logger: logger})
 
 	p := module.Platform{DB: a.db, Write: a.batcher, Idem: a.idem, Logger: logger, Registerer: reg}
-	shopCfg := shopConfig{staffMFARequired: c.staffMFA == "required"}
+	shopCfg := shopConfig{staffMFARequired: c.staffMFA == "required", identityKey: identityKey(key)}
 	if c.redisURL != "" {
 		if shopCfg.catalogCache, a.redis, err = catalog.NewRedisCache(c.redisURL, "mercato:catalog:", catalog.DefaultCacheTTL); err != nil {
 			return nil, fmt.Errorf("--redis-url: %w", err)
