@@ -36,7 +36,7 @@ func BenchmarkPlaceCoupon(b *testing.B) {
 			}
 			n := max(b.N, 64)
 			with, without := e.benchCarts(n, 64), e.benchCarts(n, 64)
-			if _, err := db.Writer().Exec(`UPDATE orders_carts SET coupons = '["BENCH"]' WHERE id IN (`+inList(with)+`)`); err != nil {
+			if _, err := db.Writer().Exec(`UPDATE orders_carts SET coupons = '["BENCH"]' WHERE id IN (` + inList(with) + `)`); err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
