@@ -37,6 +37,7 @@ func (s *Service) pricingRoutes() []web.Route {
 			Access: web.Public, Query: []string{"country", "region", "postal_code"},
 			Description: guest + " `country` (ISO 3166-1 alpha-2) is required; priced for the cart's discounted subtotal and weight.",
 			Response:    ShippingMethods{}, Handler: s.handleShippingMethods},
+		s.quoteRoute(),
 	}
 }
 

@@ -312,10 +312,12 @@ func TestRegionRules(t *testing.T) {
 		alice := e.as("alice")
 		for _, c := range cases {
 			cart := e.cartWith(alice, c.lines...)
-			r := alice.Do("POST", "/api/v1/carts/"+cart+"/checkout", c.body)
-			r.WantStatus(t, http.StatusUnprocessableEntity)
-			if got := fieldStr(r, "code"); got != c.code {
-				t.Errorf("%s: code %s, want %s (%s)", c.name, got, c.code, r.Body)
+			for _, step := range []string{"quote", "checkout"} {
+				r := alice.Do("POST", "/api/v1/carts/"+cart+"/"+step, c.body)
+				r.WantStatus(t, http.StatusUnprocessableEntity)
+				if got := fieldStr(r, "code"); got != c.code {
+					t.Errorf("%s %s: code %s, want %s (%s)", c.name, step, got, c.code, r.Body)
+				}
 			}
 		}
 		if n := e.count("orders_orders", ""); n != 0 {
@@ -325,6 +327,11 @@ func TestRegionRules(t *testing.T) {
 			t.Fatalf("%d counters written on refusals", n)
 		}
 		cart := e.cartWith(alice, "TEA", 1)
+		q := alice.Do("POST", "/api/v1/carts/"+cart+"/quote", map[string]any{"shipping_address": cnAddress, "identity": id})
+		q.WantStatus(t, http.StatusOK)
+		if amount(q, "total") != 300000 || q.Field("priced_with.rules_version") != float64(1) {
+			t.Errorf("quote: %s", q.Body)
+		}
 		r := alice.Do("POST", "/api/v1/carts/"+cart+"/checkout", map[string]any{"shipping_address": cnAddress, "identity": id})
 		r.WantStatus(t, http.StatusCreated)
 		if got := fieldStr(r, "identity.masked"); got != "**************002X" {
