@@ -82,11 +82,8 @@ func (a ordersRates) TablesTx(ctx context.Context, tx *sqldb.Tx) (orders.RateTab
 	if err != nil {
 		return orders.RateTables{}, err
 	}
-	cur, err := a.r.ShippingCurrencyTx(ctx, tx)
-	if err != nil {
-		return orders.RateTables{}, err
-	}
-	return orders.RateTables{Shipping: st, ShippingCurrency: cur, Tax: tt}, nil
+	// The table's currency from its prices: one query fewer than ShippingCurrencyTx.
+	return orders.RateTables{Shipping: st, ShippingCurrency: orders.TableCurrency(st), Tax: tt}, nil
 }
 
 // ordersCompliance is the compliance module as the orders checkout checks

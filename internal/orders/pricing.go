@@ -32,6 +32,25 @@ type Rates interface {
 	TablesTx(ctx context.Context, tx *sqldb.Tx) (RateTables, error)
 }
 
+// TableCurrency is the currency of a shipping table's prices ("" for a
+// table without zones): every price of a valid table is in one currency.
+func TableCurrency(t pricing.ShippingTable) string {
+	for _, z := range t.Zones {
+		for _, r := range z.Rates {
+			if r.Price != nil {
+				return r.Price.Currency()
+			}
+			for _, b := range r.Brackets {
+				return b.Price.Currency()
+			}
+			if r.FreeFrom != nil {
+				return r.FreeFrom.Currency()
+			}
+		}
+	}
+	return ""
+}
+
 // RateTables are the rate tables a quote is priced with.
 type RateTables struct {
 	Shipping         pricing.ShippingTable

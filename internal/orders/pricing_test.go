@@ -36,8 +36,7 @@ func (a testRates) TablesTx(ctx context.Context, tx *sqldb.Tx) (RateTables, erro
 	if err != nil {
 		return RateTables{}, err
 	}
-	cur, err := a.r.ShippingCurrencyTx(ctx, tx)
-	return RateTables{Shipping: st, ShippingCurrency: cur, Tax: tt}, err
+	return RateTables{Shipping: st, ShippingCurrency: TableCurrency(st), Tax: tt}, nil
 }
 
 type testRules struct{ c *compliance.Service }
@@ -208,6 +207,34 @@ func TestShippingMethodsListed(t *testing.T) {
 		}
 		alice.Do("GET", "/api/v1/carts/"+cart+"/shipping-methods", nil).WantStatus(t, http.StatusUnprocessableEntity)
 		e.as("bob").Do("GET", "/api/v1/carts/"+cart+"/shipping-methods?country=US", nil).WantStatus(t, http.StatusNotFound)
+
+		// With a rates table: its methods for the address, and the one chosen charged.
+		if _, err := e.rates.PutShipping(context.Background(), rates.Actor{ID: "u-op"}, rates.ShippingRequest{Currency: "USD",
+			Zones: []rates.Zone{{ID: "us", Areas: []rates.Area{{Country: "US"}}, Rates: []rates.Rate{
+				{Method: "standard", Kind: "flat", Price: ptr(usd(700))},
+				{Method: "express", Kind: "flat", Price: ptr(usd(1500))},
+			}}}}); err != nil {
+			t.Fatal(err)
+		}
+		r = alice.Do("GET", "/api/v1/carts/"+cart+"/shipping-methods?country=US&region=IL", nil)
+		r.WantStatus(t, http.StatusOK)
+		if r.Field("shipping_version") != float64(1) || fieldStr(r, "methods.1.method") != "express" || amount(r, "methods.1.price") != 1500 {
+			t.Errorf("table methods: %s", r.Body)
+		}
+		if r := alice.Do("GET", "/api/v1/carts/"+cart+"/shipping-methods?country=FR", nil); len(r.Field("methods").([]any)) != 0 {
+			t.Errorf("an address in no zone has methods: %s", r.Body)
+		}
+		fr := map[string]any{"name": "A", "line1": "1 rue", "city": "Paris", "region": "IDF", "postal_code": "75001", "country": "FR"}
+		r = alice.Do("POST", "/api/v1/carts/"+cart+"/checkout", map[string]any{"shipping_address": fr})
+		r.WantStatus(t, http.StatusUnprocessableEntity)
+		if fieldStr(r, "code") != "shipping_unavailable" {
+			t.Errorf("no zone: %s", r.Body)
+		}
+		r = alice.Do("POST", "/api/v1/carts/"+cart+"/checkout", map[string]any{"shipping_address": goodAddress, "shipping_method": "express"})
+		r.WantStatus(t, http.StatusCreated)
+		if amount(r, "shipping") != 1500 || amount(r, "total") != 2400 || r.Field("priced_with.shipping_version") != float64(1) {
+			t.Errorf("express checkout: %s", r.Body)
+		}
 	})
 }
 
