@@ -10,6 +10,7 @@ import (
 	"mercato/internal/catalog"
 	"mercato/internal/catalog/search"
 	"mercato/internal/catalog/search/pgsearch"
+	"mercato/internal/compliance"
 	"mercato/internal/inventory"
 	"mercato/internal/logistics"
 	"mercato/internal/logistics/carrier"
@@ -40,6 +41,7 @@ type shopConfig struct {
 	// its webhooks are refused).
 	sandboxCarrierStep   time.Duration
 	sandboxCarrierSecret []byte
+	identityKey      []byte        // keys the hash of identity numbers (from the server secret)
 }
 
 // shop is the process's modules, built over one Platform.
@@ -58,7 +60,11 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	ratings := &catalogRatings{}
 	inv := inventory.New(p, inventory.Config{})
 	cat := catalog.New(p, catalog.Config{Cache: c.catalogCache, Index: c.searchIndex, Ratings: ratings, Stock: inv})
-	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc}, orders.Config{})
+	promos := promotions.New(p, promotions.Config{})
+	rts := rates.New(p, rates.Config{})
+	rules := compliance.New(p, complianceProducts{cat})
+	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc,
+		Promotions: promos, Rates: ordersRates{rts}, Compliance: ordersCompliance{rules}}, orders.Config{IdentityKey: c.identityKey})
 	rev := reviews.New(p, reviews.Deps{Products: cat, Purchases: ord})
 	sandbox := sandboxcarrier.New(sandboxcarrier.Config{Step: c.sandboxCarrierStep, Now: dbNow(p.DB), Secret: c.sandboxCarrierSecret})
 	lgx := logistics.New(p, logistics.Deps{Orders: ord, Stock: inv, Carriers: []carrier.Carrier{sandbox}},
@@ -72,8 +78,9 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		rev.Module(),
 		inv.Module(),
 		ord.Module(),
-		promotions.New(p, promotions.Config{}).Module(), // the checkout prices with it once wired (issue #16)
-		rates.New(p, rates.Config{}).Module(),
+		promos.Module(),
+		rts.Module(),
+		rules.Module(),
 		lgx.Module(),
 	}
 	if err := module.Check(mods); err != nil {

@@ -230,7 +230,7 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 
 	p := module.Platform{DB: a.db, Write: a.batcher, Idem: a.idem, Logger: logger, Registerer: reg}
 	shopCfg := shopConfig{staffMFARequired: c.staffMFA == "required", sandboxCarrierStep: c.sandboxCarrierStep,
-		sandboxCarrierSecret: []byte(c.sandboxCarrierSecret)}
+		sandboxCarrierSecret: []byte(c.sandboxCarrierSecret), identityKey: identityKey(key)}
 	if c.redisURL != "" {
 		if shopCfg.catalogCache, a.redis, err = catalog.NewRedisCache(c.redisURL, "mercato:catalog:", catalog.DefaultCacheTTL); err != nil {
 			return nil, fmt.Errorf("--redis-url: %w", err)

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"time"
 
 	"mercato/internal/catalog"
+	"mercato/internal/compliance"
 	"mercato/internal/inventory"
 	"mercato/internal/orders"
 	"mercato/internal/platform/sqldb"
+	"mercato/internal/rates"
 	"mercato/internal/reviews"
 )
 
@@ -27,7 +31,7 @@ func (a ordersCatalog) VariantsTx(ctx context.Context, tx *sqldb.Tx, skus []stri
 	out := make(map[string]orders.Variant, len(vs))
 	for sku, v := range vs {
 		out[sku] = orders.Variant{SKU: v.SKU, ProductID: v.ProductID, Title: lineTitle(v.ProductTitle, v.VariantTitle),
-			Price: v.Price, WeightGrams: v.WeightGrams, TaxClass: v.TaxClass, Sellable: v.Sellable}
+			Price: v.Price, WeightGrams: v.WeightGrams, TaxClass: v.TaxClass, Sellable: v.Sellable, CategoryIDs: v.CategoryIDs}
 	}
 	return out, nil
 }
@@ -68,4 +72,53 @@ func (a *catalogRatings) Ratings(ctx context.Context, ids []string) (map[string]
 		out[id] = catalog.Rating{Average: r.Average, Count: r.Count}
 	}
 	return out, nil
+}
+
+// ordersRates is the rates module as the orders quote reads its tables.
+type ordersRates struct{ r *rates.Service }
+
+func (a ordersRates) TablesTx(ctx context.Context, tx *sqldb.Tx) (orders.RateTables, error) {
+	st, tt, err := a.r.CurrentTx(ctx, tx)
+	if err != nil {
+		return orders.RateTables{}, err
+	}
+	// The table's currency from its prices: one query fewer than ShippingCurrencyTx.
+	return orders.RateTables{Shipping: st, ShippingCurrency: orders.TableCurrency(st), Tax: tt}, nil
+}
+
+// ordersCompliance is the compliance module as the orders checkout checks
+// the region rules.
+type ordersCompliance struct{ c *compliance.Service }
+
+func complianceCart(rc orders.RegionCheck) compliance.Cart {
+	c := compliance.Cart{CustomerID: rc.CustomerID, Country: rc.Country, Region: rc.Region, Currency: rc.Currency,
+		Amount: rc.Amount, IdentityGiven: rc.IdentityGiven}
+	for _, l := range rc.Lines {
+		c.Lines = append(c.Lines, compliance.Line{SKU: l.SKU, ProductID: l.ProductID, CategoryIDs: l.CategoryIDs})
+	}
+	return c
+}
+
+func (a ordersCompliance) CheckTx(ctx context.Context, tx *sqldb.Tx, rc orders.RegionCheck) (int64, error) {
+	return a.c.CheckTx(ctx, tx, complianceCart(rc))
+}
+
+func (a ordersCompliance) CountTx(ctx context.Context, tx *sqldb.Tx, orderID string, rc orders.RegionCheck) (int64, error) {
+	return a.c.CountTx(ctx, tx, orderID, complianceCart(rc))
+}
+
+// complianceProducts is the catalog as the region rules check the products
+// they name (an existing, active product).
+type complianceProducts struct{ c *catalog.Service }
+
+func (a complianceProducts) ProductExistsTx(ctx context.Context, tx *sqldb.Tx, id string) (bool, error) {
+	return a.c.Reviewable(ctx, tx, id)
+}
+
+// identityKey derives the key of identity-number hashes from the server
+// secret.
+func identityKey(secret []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("mercato orders identity"))
+	return m.Sum(nil)
 }

@@ -16,6 +16,7 @@ import (
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/event"
 	"mercato/internal/platform/sqldb"
+	"mercato/internal/pricing"
 )
 
 // Cart limits.
@@ -69,8 +70,13 @@ type Cart struct {
 	Shipping   money.Money `json:"shipping"`
 	Tax        money.Money `json:"tax"`
 	Total      money.Money `json:"total"`
-	CreatedAt  time.Time   `json:"created_at"`
-	UpdatedAt  time.Time   `json:"updated_at"`
+	// TaxInclusive: the prices include Tax. Coupons are the codes entered
+	// with what became of each (applied, or why not, priced now).
+	TaxInclusive bool                    `json:"tax_inclusive"`
+	Coupons      []pricing.CouponOutcome `json:"coupons"`
+	Promotions   []AppliedPromotion      `json:"promotions" doc:"The promotions the price applies now."`
+	CreatedAt    time.Time               `json:"created_at"`
+	UpdatedAt    time.Time               `json:"updated_at"`
 }
 
 // CartLine is one priced line. Available is false for a SKU the catalog no
@@ -81,6 +87,7 @@ type CartLine struct {
 	Quantity  int          `json:"quantity"`
 	UnitPrice *money.Money `json:"unit_price"`
 	Total     *money.Money `json:"total"`
+	Discount  *money.Money `json:"discount,omitempty"`
 	Available bool         `json:"available"`
 }
 
@@ -89,6 +96,7 @@ type cartRow struct {
 	id, customerID, tokenHash, currency, status string
 	createdAt, updatedAt                        time.Time
 	lines                                       []StockLine // in the order added
+	coupons                                     []string    // normalised, in the order entered
 }
 
 // loadCartTx reads cart id and its lines (one statement) and checks that
@@ -96,7 +104,7 @@ type cartRow struct {
 func loadCartTx(ctx context.Context, tx *sqldb.Tx, caller Caller, id string) (*cartRow, error) {
 	const op = "orders.loadCart"
 	rows, err := tx.QueryContext(ctx, `SELECT c.customer_id, c.token_hash, c.currency, c.status, c.created_at, c.updated_at,
-		l.sku, l.quantity FROM orders_carts c LEFT JOIN orders_cart_lines l ON l.cart_id = c.id
+		c.coupons, l.sku, l.quantity FROM orders_carts c LEFT JOIN orders_cart_lines l ON l.cart_id = c.id
 		WHERE c.id = $1 ORDER BY l.added_at, l.sku`, id)
 	if err != nil {
 		return nil, errs.E(op, errs.Internal, err)
@@ -106,14 +114,14 @@ func loadCartTx(ctx context.Context, tx *sqldb.Tx, caller Caller, id string) (*c
 	for rows.Next() {
 		var cust, tok, cur, sku sql.NullString
 		var qty sql.NullInt64
-		var status string
+		var status, coupons string
 		var created, updated int64
-		if err := rows.Scan(&cust, &tok, &cur, &status, &created, &updated, &sku, &qty); err != nil {
+		if err := rows.Scan(&cust, &tok, &cur, &status, &created, &updated, &coupons, &sku, &qty); err != nil {
 			return nil, errs.E(op, errs.Internal, err)
 		}
 		if c == nil {
 			c = &cartRow{id: id, customerID: cust.String, tokenHash: tok.String, currency: cur.String, status: status,
-				createdAt: sqldb.FromMicros(created), updatedAt: sqldb.FromMicros(updated)}
+				createdAt: sqldb.FromMicros(created), updatedAt: sqldb.FromMicros(updated), coupons: decodeCoupons(coupons)}
 		}
 		if sku.Valid {
 			c.lines = append(c.lines, StockLine{SKU: sku.String, Quantity: int(qty.Int64)})
@@ -333,7 +341,14 @@ func (s *Service) viewCartTx(ctx context.Context, tx *sqldb.Tx, c *cartRow, know
 		out.Lines = append(out.Lines, line)
 		out.ItemCount += l.Quantity
 	}
-	q, err := s.quote.Run(ctx, cur, "standard", priced)
+	in, err := s.inputTx(ctx, tx, c, cur, quoteArgs{caller: Caller{Channel: "web"}, method: "standard", coupons: c.coupons})
+	if err != nil {
+		return Cart{}, err
+	}
+	if len(in.Shipping.Zones) > 0 {
+		in.ShippingMethod = "" // no address yet: the methods are GET …/shipping-methods
+	}
+	q, err := s.quote.Run(ctx, in, priced)
 	if err != nil {
 		return Cart{}, err
 	}
@@ -343,17 +358,21 @@ func (s *Service) viewCartTx(ctx context.Context, tx *sqldb.Tx, c *cartRow, know
 	}
 	for i := range out.Lines {
 		if ql, ok := bySKU[out.Lines[i].SKU]; ok {
-			up, tot := ql.Price, ql.Total
-			out.Lines[i].UnitPrice, out.Lines[i].Total = &up, &tot
+			up, tot, disc := ql.Price, ql.Total, ql.Discount
+			out.Lines[i].UnitPrice, out.Lines[i].Total, out.Lines[i].Discount = &up, &tot, &disc
 		}
 	}
 	out.Subtotal, out.Discount, out.Shipping, out.Tax, out.Total = q.Subtotal, q.Discount, q.Shipping, q.Tax, q.Total
+	out.TaxInclusive, out.Coupons, out.Promotions = q.TaxInclusive, q.Coupons, pricedWith(q, nil).Promotions
+	if out.Coupons == nil {
+		out.Coupons = []pricing.CouponOutcome{}
+	}
 	return out, nil
 }
 
 // strictQuoteTx prices every line of c for checkout: an unknown or
 // unsellable SKU, or another currency, is 422.
-func (s *Service) strictQuoteTx(ctx context.Context, tx *sqldb.Tx, c *cartRow, method string) (Quote, error) {
+func (s *Service) strictQuoteTx(ctx context.Context, tx *sqldb.Tx, c *cartRow, a quoteArgs) (Quote, error) {
 	const op = "orders.Checkout"
 	skus := make([]string, len(c.lines))
 	for i, l := range c.lines {
@@ -372,7 +391,11 @@ func (s *Service) strictQuoteTx(ctx context.Context, tx *sqldb.Tx, c *cartRow, m
 		v.SKU = l.SKU
 		lines = append(lines, QuoteLine{Variant: v, Quantity: l.Quantity})
 	}
-	return s.quote.Run(ctx, c.currency, method, lines)
+	in, err := s.inputTx(ctx, tx, c, c.currency, a)
+	if err != nil {
+		return Quote{}, err
+	}
+	return s.quote.Run(ctx, in, lines)
 }
 
 func nullable(s string) any {

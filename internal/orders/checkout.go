@@ -41,8 +41,9 @@ func (a Address) validate(v *errs.Validation, prefix string) {
 
 // CheckoutRequest is POST /api/v1/carts/{id}/checkout's body.
 type CheckoutRequest struct {
-	ShippingAddress *Address `json:"shipping_address"`
-	ShippingMethod  string   `json:"shipping_method,omitempty" maxlen:"40" doc:"standard (the default)."`
+	ShippingAddress *Address  `json:"shipping_address"`
+	ShippingMethod  string    `json:"shipping_method,omitempty" maxlen:"40" doc:"standard (the default)."`
+	Identity        *Identity `json:"identity,omitempty" doc:"Where a region requires it (422 identity_required without it)."`
 }
 
 func (in CheckoutRequest) validate() error {
@@ -51,6 +52,9 @@ func (in CheckoutRequest) validate() error {
 		v.Add("shipping_address", "is required")
 	} else {
 		in.ShippingAddress.validate(&v, "shipping_address")
+	}
+	if in.Identity != nil {
+		in.Identity.validate(&v)
 	}
 	return v.Err("orders.Checkout")
 }
@@ -77,6 +81,8 @@ type Order struct {
 	CreatedAt         time.Time         `json:"created_at"`
 	UpdatedAt         time.Time         `json:"updated_at"`
 	ExpiresAt         *time.Time        `json:"expires_at,omitempty" doc:"While pending_payment: when the order expires."`
+	PricedWith        *PricedWith       `json:"priced_with,omitempty" doc:"The promotions, rate tables and region rules (with versions) priced and checked."`
+	Identity          *StoredIdentity   `json:"identity,omitempty" doc:"Masked: the number's last 4 only."`
 
 	cartID    string
 	tokenHash string
@@ -125,9 +131,12 @@ func (s *Service) CheckoutTx(ctx context.Context, tx *sqldb.Tx, caller Caller, i
 		return Order{}, errs.E(op, errs.Invalid, errs.Code("cart_empty"), "the cart is empty",
 			[]errs.FieldError{{Field: "lines", Message: "add at least one item"}})
 	}
-	q, err := s.strictQuoteTx(ctx, tx, c, in.ShippingMethod)
+	q, err := s.strictQuoteTx(ctx, tx, c, quoteArgs{caller: caller, method: in.ShippingMethod, address: in.ShippingAddress, coupons: c.coupons})
 	if err != nil {
 		return Order{}, err
+	}
+	if q.CouponErr != nil {
+		return Order{}, errs.E(op, q.CouponErr)
 	}
 	o := Order{ID: event.NewID(), Status: StatusPendingPayment, PaymentStatus: PaymentUnpaid,
 		FulfillmentStatus: FulfillmentUnfulfilled, Channel: caller.Channel, Currency: q.Currency,
@@ -139,6 +148,24 @@ func (s *Service) CheckoutTx(ctx context.Context, tx *sqldb.Tx, caller Caller, i
 		o.Channel = "web"
 	}
 	o.Number = orderNumber(tx.Now)
+	priced := pricedWith(q, c.coupons)
+	o.PricedWith = &priced
+	if in.Identity != nil {
+		id := in.Identity.stored(s.cfg.IdentityKey)
+		o.Identity = &id
+	}
+	if s.rules != nil {
+		v, err := s.rules.CountTx(ctx, tx, o.ID, regionCheck(c, q, in.ShippingAddress, in.Identity != nil))
+		if err != nil {
+			return Order{}, errs.E(op, err)
+		}
+		o.PricedWith.RulesVersion = v
+	}
+	if s.promos != nil && len(q.Promotions) > 0 {
+		if err := s.promos.RedeemTx(ctx, tx, o.ID, c.customerID, q.Promotions); err != nil {
+			return Order{}, errs.E(op, err)
+		}
+	}
 	if c.customerID != "" {
 		cust := c.customerID
 		o.CustomerID = &cust
@@ -147,7 +174,7 @@ func (s *Service) CheckoutTx(ctx context.Context, tx *sqldb.Tx, caller Caller, i
 	for i, l := range q.Lines {
 		stock[i] = StockLine{SKU: l.SKU, Quantity: l.Quantity}
 		o.Lines = append(o.Lines, OrderLine{SKU: l.SKU, ProductID: l.ProductID, Title: l.Title, Quantity: l.Quantity,
-			UnitPrice: l.Price, Total: l.Total, Breakdown: l.breakdown()})
+			UnitPrice: l.Price, Total: l.Total, Breakdown: l.breakdown(q.TaxInclusive)})
 	}
 	if err := s.stock.ReserveTx(ctx, tx, o.ID, c.customerID, stock, s.cfg.ReservationTTL); err != nil {
 		return Order{}, errs.E(op, err)
@@ -217,14 +244,27 @@ func insertOrder(ctx context.Context, tx *sqldb.Tx, o *Order) error {
 	if err != nil {
 		return errs.E(op, errs.Internal, err)
 	}
+	var priced, identity, identityHash any
+	tax := o.Tax.Amount()
+	if o.PricedWith != nil {
+		b, _ := json.Marshal(o.PricedWith)
+		priced = string(b)
+		if o.PricedWith.TaxInclusive {
+			tax = 0 // the row's tax is what is added on top; the included tax is in pricing
+		}
+	}
+	if o.Identity != nil {
+		b, _ := json.Marshal(o.Identity)
+		identity, identityHash = string(b), o.Identity.Hash
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO orders_orders (id, number, cart_id, customer_id, token_hash, channel,
 		status, payment_status, fulfillment_status, currency, subtotal, discount, shipping, tax, total,
-		shipping_method, shipping_address, version, created_at, updated_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18, $18, $19)`,
+		shipping_method, shipping_address, version, created_at, updated_at, expires_at, pricing, identity, identity_hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18, $18, $19, $20, $21, $22)`,
 		o.ID, o.Number, o.cartID, nullable(o.customer()), nullable(o.tokenHash), o.Channel,
 		string(o.Status), string(o.PaymentStatus), string(o.FulfillmentStatus), o.Currency,
-		o.Subtotal.Amount(), o.Discount.Amount(), o.Shipping.Amount(), o.Tax.Amount(), o.Total.Amount(),
-		o.ShippingMethod, string(addr), sqldb.Micros(o.CreatedAt), sqldb.Micros(o.expiresAt)); err != nil {
+		o.Subtotal.Amount(), o.Discount.Amount(), o.Shipping.Amount(), tax, o.Total.Amount(),
+		o.ShippingMethod, string(addr), sqldb.Micros(o.CreatedAt), sqldb.Micros(o.expiresAt), priced, identity, identityHash); err != nil {
 		return errs.E(op, errs.Internal, err)
 	}
 	var b strings.Builder

@@ -8,10 +8,21 @@
 // and stored hashed; POST /api/v1/carts/{id}/claim makes it the signed-in
 // caller's. Anyone else is answered 404.
 //
-// The quote is a Pipeline of Stages (subtotal → discounts → shipping → tax
-// → total), each line's breakdown kept with the order; promotions, shipping
-// rates and tax plug in as stages (SetPipeline). For now: no discounts, one
-// flat "standard" shipping method (free over a threshold), zero tax.
+// The quote is a Pipeline of Stages: subtotal, then the pricing engine's
+// Discounts → Shipping → Tax → Totals (internal/pricing) over the cart's
+// lines, the customer, the channel, the address, the method, the coupon
+// codes entered on the cart (POST/DELETE …/coupons: a code is stored only
+// when it applies), the promotions (Promotions.ActiveTx) and the rate
+// tables (Rates); without a shipping table the one flat "standard" method
+// (free over a threshold), without a tax table no tax. Each line's
+// breakdown (discounts per promotion and version, tax) is kept with the
+// order, and the order records what it was priced and checked with
+// (priced_with: promotions, table and region-rule versions). Region rules
+// (Compliance) are checked at POST …/quote and inside the checkout unit,
+// which also redeems the promotions applied (Promotions.RedeemTx: a limit
+// hit fails the checkout whole). A region may require an identity, stored
+// masked with a keyed hash; orders.retention anonymises closed orders'
+// addresses and identities after Config.RetainFor.
 //
 // Checkout is one unit of the write path: validate, quote, Stock.ReserveTx
 // every line (all or nothing), mark the cart checked out (a conditional

@@ -3,6 +3,7 @@ package orders
 import (
 	"context"
 	"embed"
+	"log/slog"
 	"time"
 
 	"mercato/internal/accounts"
@@ -41,6 +42,7 @@ type Variant struct {
 	WeightGrams           int64
 	TaxClass              string
 	Sellable              bool
+	CategoryIDs           []string // the product's categories (promotions' and region rules' targets)
 }
 
 // Stock reserves every line for ref (the order id), all or nothing, inside
@@ -75,6 +77,12 @@ type Deps struct {
 	Stock   Stock
 	Perms   Permissions
 	Payment PaymentMethod
+	// Promotions, Rates and Compliance price and check the quote (issue
+	// #16); nil: no promotions, the flat shipping and no tax, no region
+	// rules.
+	Promotions Promotions
+	Rates      Rates
+	Compliance Compliance
 }
 
 // Config tunes the module. Zero values take the defaults.
@@ -93,6 +101,13 @@ type Config struct {
 	// and ExpireChunk how many orders one read of it takes (default 100).
 	ExpireEvery time.Duration
 	ExpireChunk int
+	// IdentityKey keys the hash of an identity number (from the server
+	// secret); RetainFor is how long a closed order keeps its personal data
+	// before the orders.retention job anonymises it (default 2 years),
+	// RetentionEvery that job's period (default 1 hour).
+	IdentityKey    []byte
+	RetainFor      time.Duration
+	RetentionEvery time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -114,6 +129,12 @@ func (c Config) withDefaults() Config {
 	if c.ExpireChunk <= 0 {
 		c.ExpireChunk = 100
 	}
+	if c.RetainFor <= 0 {
+		c.RetainFor = 2 * 365 * 24 * time.Hour
+	}
+	if c.RetentionEvery <= 0 {
+		c.RetentionEvery = time.Hour
+	}
 	return c
 }
 
@@ -129,13 +150,18 @@ type Service struct {
 	payment PaymentMethod
 	quote   Pipeline
 	cfg     Config
+	promos  Promotions
+	rates   Rates
+	rules   Compliance
+	flat    FlatShipping
+	logger  *slog.Logger
 }
 
 // New returns the orders module over p with deps and cfg.
 func New(p module.Platform, deps Deps, cfg Config) *Service {
 	cfg = cfg.withDefaults()
 	s := &Service{db: p.DB, write: p.Write, idem: p.Idem, catalog: deps.Catalog, stock: deps.Stock,
-		perms: deps.Perms, payment: deps.Payment, cfg: cfg}
+		perms: deps.Perms, payment: deps.Payment, cfg: cfg, promos: deps.Promotions, rates: deps.Rates, rules: deps.Compliance, logger: p.Logger}
 	if s.catalog == nil {
 		s.catalog = unavailable{}
 	}
@@ -145,7 +171,8 @@ func New(p module.Platform, deps Deps, cfg Config) *Service {
 	if s.payment == nil {
 		s.payment = Sandbox{}
 	}
-	s.quote = DefaultPipeline(FlatShipping{Method: "standard", Amount: cfg.ShippingFlat, FreeOver: cfg.ShippingFreeOver})
+	s.flat = FlatShipping{Method: "standard", Amount: cfg.ShippingFlat, FreeOver: cfg.ShippingFreeOver}
+	s.quote = DefaultPipeline(s.flat)
 	return s
 }
 
@@ -163,11 +190,11 @@ func (s *Service) Module() module.Module {
 			{Name: PermRead, Doc: "read any customer's orders", Roles: []string{accounts.RoleOperator, accounts.RoleCustomerService}},
 			{Name: PermWrite, Doc: "change any customer's orders (cancel)", Roles: []string{accounts.RoleOperator, accounts.RoleCustomerService}},
 		},
-		Routes: s.routes(),
+		Routes: append(s.routes(), s.pricingRoutes()...),
 		Jobs: []jobs.Job{{Name: "orders.expire", Every: s.cfg.ExpireEvery,
-			Run: func(ctx context.Context) (int64, error) { return s.ExpireDue(ctx) }}},
+			Run: func(ctx context.Context) (int64, error) { return s.ExpireDue(ctx) }}, s.retentionJob()},
 		Events:  append([]event.TypeInfo{OrderPlaced.Info(), OrderPaid.Info(), OrderCancelled.Info(), OrderExpired.Info()}, fulfilmentEvents()...),
-		Privacy: &module.Privacy{Section: "orders", Export: s.export, Erase: s.erase},
+		Privacy: &module.Privacy{Section: "orders", Export: s.export, Erase: s.eraseAll},
 	}
 }
 

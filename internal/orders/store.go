@@ -22,7 +22,7 @@ type querier interface {
 
 const orderCols = `id, number, cart_id, customer_id, token_hash, channel, status, payment_status, fulfillment_status,
 	currency, subtotal, discount, shipping, tax, total, shipping_method, shipping_address, version,
-	created_at, updated_at, expires_at`
+	created_at, updated_at, expires_at, pricing, identity`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -32,8 +32,9 @@ func scanOrder(sc scanner) (Order, error) {
 	var status, pay, ful, addr string
 	var sub, disc, ship, tax, tot, created, updated int64
 	var exp sql.NullInt64
+	var priced, identity *string
 	if err := sc.Scan(&o.ID, &o.Number, &o.cartID, &cust, &tok, &o.Channel, &status, &pay, &ful, &o.Currency,
-		&sub, &disc, &ship, &tax, &tot, &o.ShippingMethod, &addr, &o.Version, &created, &updated, &exp); err != nil {
+		&sub, &disc, &ship, &tax, &tot, &o.ShippingMethod, &addr, &o.Version, &created, &updated, &exp, &priced, &identity); err != nil {
 		return Order{}, err
 	}
 	if cust.Valid {
@@ -59,6 +60,9 @@ func scanOrder(sc scanner) (Order, error) {
 	}
 	o.CreatedAt, o.UpdatedAt = sqldb.FromMicros(created), sqldb.FromMicros(updated)
 	o.expiresAt = sqldb.NullMicros(exp)
+	if err := o.applyPricing(priced, identity); err != nil {
+		return Order{}, err
+	}
 	return o, nil
 }
 

@@ -1,0 +1,138 @@
+package orders
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"mercato/internal/platform/groupcommit"
+	"mercato/internal/platform/module"
+	"mercato/internal/platform/sqldb"
+	"mercato/internal/platform/sqldb/sqldbtest"
+	"mercato/internal/promotions"
+	"mercato/internal/rates"
+)
+
+// BenchmarkPlaceCoupon: placements per second through a real group-commit
+// batcher with the real promotions and rates modules, of carts with a
+// coupon entered (quoted, redeemed in the unit) next to carts without one,
+// measured in the same run on each engine (target: ratio ≥ 0.9).
+func BenchmarkPlaceCoupon(b *testing.B) {
+	for _, eng := range []sqldb.Engine{sqldb.SQLite, sqldb.Postgres} {
+		b.Run(string(eng), func(b *testing.B) {
+			db := sqldbtest.Open(b, eng, pricedSources()...)
+			e := newEnv(b, db)
+			db.SetClock(time.Now)
+			gc := groupcommit.New(db, groupcommit.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			defer gc.Close()
+			p := module.Platform{DB: db, Write: gc, Idem: e.svc.idem, Logger: e.svc.logger}
+			promos := promotions.New(p, promotions.Config{})
+			e.svc.promos, e.svc.rates = promos, testRates{rates.New(p, rates.Config{})}
+			if _, err := promos.Create(context.Background(), staff, promotions.Rule{Name: "bench", Kind: "percentage",
+				PercentBP: 1000, Codes: []string{"BENCH"}}); err != nil {
+				b.Fatal(err)
+			}
+			n := max(b.N, 64)
+			with, without := e.benchCarts(n, 64), e.benchCarts(n, 64)
+			if _, err := db.Writer().Exec(`UPDATE orders_carts SET coupons = '["BENCH"]' WHERE id IN (` + inList(with) + `)`); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			couponed := e.place(b, gc, with)
+			b.StopTimer()
+			plain := e.place(b, gc, without)
+			b.ReportMetric(couponed, "placements/s")
+			b.ReportMetric(plain, "ref_no_coupon/s")
+			b.ReportMetric(couponed/plain, "ratio")
+		})
+	}
+}
+
+func inList(ids []string) string {
+	s := ""
+	for i, id := range ids {
+		if i > 0 {
+			s += ", "
+		}
+		s += "'" + id + "'"
+	}
+	return s
+}
+
+// BenchmarkQuote: POST …/quote's use case (QuoteTx in a unit: the cart, the
+// catalog, 10 active promotions, the rates tables with 100 tax rates, the
+// engine) for a 10-line cart, with its p99 next to the same quote with no
+// promotions and no tables, in the same run (target: p99 < 1 ms).
+func BenchmarkQuote(b *testing.B) {
+	for _, eng := range []sqldb.Engine{sqldb.SQLite, sqldb.Postgres} {
+		b.Run(string(eng), func(b *testing.B) {
+			ctx := context.Background()
+			db := sqldbtest.Open(b, eng, pricedSources()...)
+			e := newEnv(b, db)
+			db.SetClock(time.Now)
+			p := module.Platform{DB: db, Write: db, Idem: e.svc.idem, Logger: e.svc.logger}
+			promos, rts := promotions.New(p, promotions.Config{}), rates.New(p, rates.Config{})
+			for i := range 10 {
+				if _, err := promos.Create(ctx, staff, promotions.Rule{Name: "p" + itoa(i), Kind: "percentage", PercentBP: 100}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var regions []rates.TaxRegion
+			for i := range 50 {
+				regions = append(regions, rates.TaxRegion{Country: "US", Region: "R" + itoa(i), Rounding: "line",
+					Rates: []rates.TaxRate{{Class: "standard", BP: 500}, {Class: "reduced", BP: 100}}})
+			}
+			if _, err := rts.PutTax(ctx, rates.Actor{ID: "op"}, rates.TaxRequest{Regions: regions}); err != nil {
+				b.Fatal(err)
+			}
+			carts := e.benchCarts(1, 10)
+			caller := Caller{CustomerID: "u-bench", Channel: "web"}
+			if err := db.Do(ctx, func(tx *sqldb.Tx) error {
+				for i := 1; i < 10; i++ {
+					if _, err := e.svc.SetItemTx(ctx, tx, caller, carts[0], "B"+itoa(i), 1); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+			in := CheckoutRequest{ShippingAddress: &Address{Name: "A", Line1: "1", City: "C", Region: "R49", PostalCode: "1", Country: "US"}}
+			run := func(n int) []time.Duration {
+				ds := make([]time.Duration, n)
+				for i := range ds {
+					start := time.Now()
+					if err := db.Do(ctx, func(tx *sqldb.Tx) error {
+						q, err := e.svc.QuoteTx(ctx, tx, caller, carts[0], in)
+						if err == nil && len(q.Lines) != 10 {
+							b.Fatalf("%d lines", len(q.Lines))
+						}
+						return err
+					}); err != nil {
+						b.Fatal(err)
+					}
+					ds[i] = time.Since(start)
+				}
+				return ds
+			}
+			e.svc.promos, e.svc.rates = promos, testRates{rts}
+			run(10) // fill the rates cache
+			b.ResetTimer()
+			full := run(b.N)
+			b.StopTimer()
+			e.svc.promos, e.svc.rates = nil, nil
+			bare := run(b.N)
+			b.ReportMetric(float64(p99(full).Microseconds()), "p99_µs")
+			b.ReportMetric(float64(p99(bare).Microseconds()), "ref_bare_p99_µs")
+		})
+	}
+}
+
+func p99(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	slices.Sort(s)
+	return s[max(0, (len(s)*99+99)/100-1)] // the ⌈0.99 n⌉-th smallest
+}
