@@ -273,4 +273,3 @@ func (s *Service) paidTx(ctx context.Context, tx *sqldb.Tx, att Attempt, orderID
 	}
 	return s.orders.MarkPaidTx(ctx, tx, orderID, method)
 }
-
