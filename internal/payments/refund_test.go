@@ -1,0 +1,160 @@
+package payments
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+
+	"mercato/internal/platform/web/webtest"
+)
+
+func usdBody(amount int64, reason string) map[string]any {
+	return map[string]any{"amount": map[string]any{"amount": amount, "currency": "USD"}, "reason": reason}
+}
+
+// TestRefunds: partial, then the rest (a full refund of a paid, unshipped
+// order cancels it), then above what is captured (422); the events, the
+// order's payment_status and the audit log follow.
+func TestRefunds(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		id, total := e.paid(2)
+		path := "/api/v1/admin/orders/" + id + "/refunds"
+		steps := []struct {
+			name          string
+			who           string
+			amount        int64
+			status        int
+			code          string
+			field         string
+			orderStatus   string
+			paymentStatus string
+		}{
+			{"a customer may not", "alice", 100, 403, "forbidden", "", "paid", "paid"},
+			{"zero", "cs", 0, 422, "validation_failed", "amount", "paid", "paid"},
+			{"above captured", "cs", total + 1, 422, "validation_failed", "amount", "paid", "paid"},
+			{"partial", "cs", 500, 201, "", "", "paid", "partially_refunded"},
+			{"the rest plus one", "op", total - 500 + 1, 422, "validation_failed", "amount", "paid", "partially_refunded"},
+			{"the rest", "op", total - 500, 201, "", "", "cancelled", "refunded"},
+			{"anything more", "op", 1, 422, "validation_failed", "amount", "cancelled", "refunded"},
+		}
+		for _, st := range steps {
+			r := e.as(st.who).Do("POST", path, usdBody(st.amount, "damaged in transit"))
+			if st.code != "" {
+				p := webtest.AssertProblem(t, r, st.status, st.code)
+				if st.field != "" {
+					webtest.AssertFieldError(t, p, st.field)
+				}
+			} else {
+				r.WantStatus(t, st.status)
+				if got := int64(r.Field("amount.amount").(float64)); got != st.amount {
+					t.Errorf("%s: refund amount = %d, want %d", st.name, got, st.amount)
+				}
+				if r.Field("status") != "succeeded" || r.Field("order_id") != id {
+					t.Errorf("%s: refund = %s", st.name, r.Body)
+				}
+			}
+			if gs, gp := e.orderStatus(id); gs != st.orderStatus || gp != st.paymentStatus {
+				t.Errorf("%s: order %s/%s, want %s/%s", st.name, gs, gp, st.orderStatus, st.paymentStatus)
+			}
+		}
+		want := []string{"order.placed", "payment.captured", "order.paid", "payment.refunded", "payment.refunded", "order.cancelled"}
+		if got := e.events(id); !equal(got, want) {
+			t.Errorf("events = %v, want %v", got, want)
+		}
+		if n := e.count("audit_log", "action = 'payment.refunded' AND target_id = $1", id); n != 2 {
+			t.Errorf("audit entries = %d, want 2", n)
+		}
+		var refunded, captured int64
+		var status string
+		e.db.Reader().QueryRow(`SELECT refunded, captured, status FROM payments_intents WHERE order_id = $1`, id).Scan(&refunded, &captured, &status)
+		if refunded != total || captured != total || status != "refunded" {
+			t.Errorf("intent refunded %d of %d (%s), want all of %d (refunded)", refunded, captured, status, total)
+		}
+		g := e.as("cs").Do("GET", "/api/v1/admin/orders/"+id+"/payment", nil)
+		g.WantStatus(t, http.StatusOK)
+		if rs, _ := g.Field("refunds").([]any); len(rs) != 2 {
+			t.Errorf("the payment lists %d refunds, want 2", len(rs))
+		}
+		webtest.AssertProblem(t, e.as("cs").Do("POST", "/api/v1/admin/orders/nope/refunds", usdBody(1, "x")), http.StatusNotFound, "not_found")
+	})
+}
+
+// TestRefundIdempotent: a retry with the refund's key replays the 201 and
+// refunds nothing more.
+func TestRefundIdempotent(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		id, _ := e.paid(1)
+		for i := range 2 {
+			r := e.as("cs").Do("POST", "/api/v1/admin/orders/"+id+"/refunds", usdBody(300, "goodwill"), "Idempotency-Key: r1")
+			r.WantStatus(t, http.StatusCreated)
+			if (r.Header.Get("Idempotent-Replayed") == "true") != (i == 1) {
+				t.Errorf("call %d: replayed = %q", i, r.Header.Get("Idempotent-Replayed"))
+			}
+		}
+		if n := e.count("payments_refunds", ""); n != 1 {
+			t.Errorf("refunds = %d, want 1", n)
+		}
+		var refunded int64
+		e.db.Reader().QueryRow(`SELECT refunded FROM payments_intents WHERE order_id = $1`, id).Scan(&refunded)
+		if refunded != 300 {
+			t.Errorf("refunded = %d, want 300", refunded)
+		}
+	})
+}
+
+// TestRefundRace: refunds racing for one capture never exceed it: of
+// eight parallel refunds of 40% each, exactly two pass (both engines).
+func TestRefundRace(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		id, total := e.paid(4)
+		part := total * 4 / 10
+		const n = 8
+		statuses := make([]int, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				statuses[i] = e.as("cs").Do("POST", "/api/v1/admin/orders/"+id+"/refunds", usdBody(part, "race")).Status
+			}()
+		}
+		close(start)
+		wg.Wait()
+		var ok, refused int
+		for _, s := range statuses {
+			switch s {
+			case http.StatusCreated:
+				ok++
+			case http.StatusUnprocessableEntity:
+				refused++
+			default:
+				t.Errorf("unexpected status %d", s)
+			}
+		}
+		if ok != 2 || refused != n-2 {
+			t.Errorf("%d refunds passed and %d were refused, want 2 and %d", ok, refused, n-2)
+		}
+		var refunded, captured int64
+		e.db.Reader().QueryRow(`SELECT refunded, captured FROM payments_intents WHERE order_id = $1`, id).Scan(&refunded, &captured)
+		if refunded != 2*part || refunded > captured {
+			t.Errorf("refunded %d of %d, want %d", refunded, captured, 2*part)
+		}
+		if n := e.count("payments_refunds", "status = 'succeeded'"); n != 2 {
+			t.Errorf("succeeded refunds = %d, want 2", n)
+		}
+		var evs int
+		for _, ty := range e.events(id) {
+			if ty == "payment.refunded" {
+				evs++
+			}
+		}
+		if evs != 2 {
+			t.Errorf("payment.refunded events = %d, want 2", evs)
+		}
+		if _, ps := e.orderStatus(id); ps != "partially_refunded" {
+			t.Errorf("payment_status = %s, want partially_refunded", ps)
+		}
+	})
+}
