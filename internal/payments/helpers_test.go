@@ -219,3 +219,9 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+type sqldbTx = sqldb.Tx
+
+func refundOf(ref string, amount int64) provider.RefundRequest {
+	return provider.RefundRequest{Key: "test-" + ref, Ref: ref, Amount: money.MustNew(amount, "USD")}
+}
