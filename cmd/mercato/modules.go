@@ -9,6 +9,7 @@ import (
 	"mercato/internal/catalog"
 	"mercato/internal/inventory"
 	"mercato/internal/orders"
+	"mercato/internal/payments"
 	"mercato/internal/platform/idem"
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
@@ -25,6 +26,7 @@ import (
 type shopConfig struct {
 	staffMFARequired bool
 	catalogCache     catalog.Cache // nil: the catalog's in-process cache
+	payments         paymentsConfig
 }
 
 // shop is the process's modules, built over one Platform.
@@ -46,17 +48,22 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	ratings := &catalogRatings{}
 	cat := catalog.New(p, catalog.Config{Cache: c.catalogCache, Ratings: ratings})
 	inv := inventory.New(p, inventory.Config{})
-	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc}, orders.Config{})
+	pay := payments.New(p, c.payments.providers(), payments.Config{})
+	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc, Payment: pay}, orders.Config{})
+	pay.UseOrders(ord)
+	sync := syncmon.New(mon)
+	sync.Report(pay)
 	rev := reviews.New(p, reviews.Deps{Products: cat, Purchases: ord})
 	ratings.r = rev
 	mods := []module.Module{
 		acc.Module(),
 		audit.NewLog(p.DB).Module(),
-		syncmon.New(mon).Module(),
+		sync.Module(),
 		cat.Module(),
 		rev.Module(),
 		inv.Module(),
 		ord.Module(),
+		pay.Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 
 	"mercato/internal/accounts"
 	"mercato/internal/catalog"
+	"mercato/internal/payments/stripepay"
 	"mercato/internal/platform/bus/natsbus"
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/groupcommit"
@@ -51,6 +52,7 @@ type serveConfig struct {
 
 	bootstrapEmail, bootstrapPassword string
 	secret                            string // MERCATO_SECRET: keys what idempotency stores
+	stripeKey, stripeWebhookSecret    string // MERCATO_STRIPE_KEY, MERCATO_STRIPE_WEBHOOK_SECRET: Stripe payments
 }
 
 const serveSynopsis = `Run the shop: the HTTP API, the outbox relay and the event consumers.
@@ -66,7 +68,10 @@ Environment only:
         the server secret (hex or base64, at least 32 bytes) that keys what
         idempotency records; without it one is generated and kept in the data
         directory (SQLite) or the database (PostgreSQL): set it in production,
-        the same on every replica`
+        the same on every replica
+  MERCATO_STRIPE_KEY, MERCATO_STRIPE_WEBHOOK_SECRET
+        enable the Stripe payment method (secret API key, webhook signing
+        secret) instead of the sandbox method`
 
 func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve [flags]", serveSynopsis)
@@ -98,6 +103,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	c.secret = getenv("MERCATO_SECRET")
 	c.bootstrapEmail = getenv("MERCATO_BOOTSTRAP_ADMIN_EMAIL")
 	c.bootstrapPassword = getenv("MERCATO_BOOTSTRAP_ADMIN_PASSWORD")
+	c.stripeKey, c.stripeWebhookSecret = getenv("MERCATO_STRIPE_KEY"), getenv("MERCATO_STRIPE_WEBHOOK_SECRET")
 
 	logger := newLogger(stderr, c.logLevel, c.logFormat)
 	slog.SetDefault(logger)
@@ -215,7 +221,9 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	a.idem = web.NewIdempotency(a.db, web.IdempotencyConfig{Secret: key, Logger: logger})
 
 	p := module.Platform{DB: a.db, Write: a.batcher, Idem: a.idem, Logger: logger, Registerer: reg}
-	shopCfg := shopConfig{staffMFARequired: c.staffMFA == "required"}
+	shopCfg := shopConfig{staffMFARequired: c.staffMFA == "required", payments: paymentsConfig{
+		sandboxSecret: hmacKey(key, "payments.sandbox.webhook"),
+		stripe:        stripepay.Config{Key: c.stripeKey, WebhookSecret: c.stripeWebhookSecret}}}
 	if c.redisURL != "" {
 		if shopCfg.catalogCache, a.redis, err = catalog.NewRedisCache(c.redisURL, "mercato:catalog:", catalog.DefaultCacheTTL); err != nil {
 			return nil, fmt.Errorf("--redis-url: %w", err)
