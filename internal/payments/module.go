@@ -10,6 +10,7 @@ import (
 	"mercato/internal/orders"
 	"mercato/internal/payments/provider"
 	"mercato/internal/platform/event"
+	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/module"
@@ -103,7 +104,8 @@ func (s *Service) Module() module.Module {
 			{Name: PermRead, Doc: "read any order's payment", Roles: []string{accounts.RoleOperator, accounts.RoleCustomerService}},
 			{Name: PermRefund, Doc: "refund a captured payment", Roles: []string{accounts.RoleOperator, accounts.RoleCustomerService}},
 		},
-		Routes: s.routes(),
+		Routes:    s.routes(),
+		Consumers: []inbox.Consumer{s.CancelledConsumer()},
 		Jobs: []jobs.Job{{Name: "payments.reconcile", Every: s.cfg.ReconcileEvery,
 			Run: func(ctx context.Context) (int64, error) { r, err := s.Reconcile(ctx); return r.Fixed, err }}},
 		Events:  []event.TypeInfo{PaymentCaptured.Info(), PaymentFailed.Info(), PaymentRefunded.Info()},

@@ -40,11 +40,16 @@ const (
 //   - captured, the order no longer payable (expired, cancelled, or paid
 //     by another attempt): the orphan capture is refunded in full.
 //
-// Then it checks that every order marked paid has a capture, and reports
+// It sends the refunds left pending (CancelledConsumer's, or those whose
+// provider call failed). Then it checks that every order marked paid has
+// a capture, and reports
 // those without one (nothing is safe to do automatically) as issues.
 func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
 	if err := s.settleAttempts(ctx, &rep); err != nil {
+		return rep, err
+	}
+	if err := s.sendPendingRefunds(ctx, &rep); err != nil {
 		return rep, err
 	}
 	return rep, s.checkPaidOrders(ctx, &rep)

@@ -124,9 +124,15 @@ func (s *Service) prepareRefund(ctx context.Context, orderID string, in RefundRe
 // unshipped order cancels it).
 func (s *Service) commitRefundTx(ctx context.Context, tx *sqldb.Tx, pr pendingRefund, actorID, ip string) (Refund, error) {
 	const op = "payments.Refund"
-	if _, err := exec(ctx, tx, op, `UPDATE payments_refunds SET status = 'succeeded', provider_ref = $1 WHERE id = $2 AND status = 'pending'`,
-		pr.providerRef, pr.id); err != nil {
+	n, err := exec(ctx, tx, op, `UPDATE payments_refunds SET status = 'succeeded', provider_ref = $1 WHERE id = $2 AND status = 'pending'`,
+		pr.providerRef, pr.id)
+	if err != nil {
 		return Refund{}, err
+	}
+	rf := Refund{ID: pr.id, PaymentID: pr.intentID, OrderID: pr.orderID, Status: "succeeded", Amount: pr.amount,
+		Reason: pr.reason, ProviderRef: pr.providerRef, CreatedAt: tx.Now}
+	if n == 0 {
+		return rf, nil // committed already (reconciliation sent it under the same key)
 	}
 	var refunded, captured int64
 	if err := tx.QueryRowContext(ctx, `UPDATE payments_intents SET status = CASE WHEN refunded >= captured THEN 'refunded' ELSE 'partially_refunded' END,
@@ -142,8 +148,6 @@ func (s *Service) commitRefundTx(ctx context.Context, tx *sqldb.Tx, pr pendingRe
 	if err := outbox.Append(ctx, tx, &ev); err != nil {
 		return Refund{}, err
 	}
-	rf := Refund{ID: pr.id, PaymentID: pr.intentID, OrderID: pr.orderID, Status: "succeeded", Amount: pr.amount,
-		Reason: pr.reason, ProviderRef: pr.providerRef, CreatedAt: tx.Now}
 	if err := audit.Record(ctx, tx, audit.Entry{ActorID: actorID, Action: "payment.refunded", TargetType: "order",
 		TargetID: pr.orderID, IP: ip, After: rf}); err != nil {
 		return Refund{}, err
