@@ -38,7 +38,15 @@ func (s *Service) handleCancelled(ctx context.Context, tx *sqldb.Tx, e event.Env
 	}
 	// Not d.WasPaid alone: an order partially refunded before its
 	// cancellation says was_paid false, and its rest is still due back.
-	in, err := intentOf(ctx, tx, d.OrderID)
+	return s.reserveRestTx(ctx, tx, d.OrderID, "mr_cancel_", "order cancelled")
+}
+
+// reserveRestTx reserves, in tx, a refund by the system of what is
+// captured and not yet refunded of order orderID's payment, under the
+// provider key prefix + order id (once: a second call reserves nothing).
+func (s *Service) reserveRestTx(ctx context.Context, tx *sqldb.Tx, orderID, prefix, reason string) error {
+	const op = "payments.reserveRest"
+	in, err := intentOf(ctx, tx, orderID)
 	if errs.Is(err, errs.NotFound) {
 		return nil // paid without a capture: reconciliation reports it
 	}
@@ -50,8 +58,8 @@ func (s *Service) handleCancelled(ctx context.Context, tx *sqldb.Tx, e event.Env
 		return nil
 	}
 	n, err := exec(ctx, tx, op, `INSERT INTO payments_refunds (id, intent_id, provider_key, status, amount, reason, actor_id, created_at)
-		VALUES ($1, $2, $3, 'pending', $4, 'order cancelled', $5, $6) ON CONFLICT (provider_key) DO NOTHING`,
-		newID(), in.ID, "mr_cancel_"+in.OrderID, left, systemActor, sqldb.Micros(tx.Now))
+		VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7) ON CONFLICT (provider_key) DO NOTHING`,
+		newID(), in.ID, prefix+in.OrderID, left, reason, systemActor, sqldb.Micros(tx.Now))
 	if err != nil || n == 0 {
 		return err
 	}

@@ -40,13 +40,18 @@ const (
 //   - captured, the order no longer payable (expired, cancelled, or paid
 //     by another attempt): the orphan capture is refunded in full.
 //
-// It sends the refunds left pending (CancelledConsumer's, or those whose
+// A capture recorded for an order that expired (a webhook arriving after
+// the expiry) is reserved for a refund of what is left. It sends the
+// refunds left pending (CancelledConsumer's, or those whose
 // provider call failed). Then it checks that every order marked paid has
 // a capture, and reports
 // those without one (nothing is safe to do automatically) as issues.
 func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
 	if err := s.settleAttempts(ctx, &rep); err != nil {
+		return rep, err
+	}
+	if err := s.refundOrphans(ctx, &rep); err != nil {
 		return rep, err
 	}
 	if err := s.sendPendingRefunds(ctx, &rep); err != nil {
@@ -207,4 +212,41 @@ func (s *Service) SyncIssues(ctx context.Context) ([]syncmon.Issue, error) {
 		out = append(out, is)
 	}
 	return out, rows.Err()
+}
+
+// refundOrphans reserves a refund of what is left of every capture whose
+// order expired (cancelled orders are CancelledConsumer's).
+func (s *Service) refundOrphans(ctx context.Context, rep *ReconcileReport) error {
+	const op = "payments.Reconcile"
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT order_id FROM payments_intents WHERE captured > refunded ORDER BY created_at, id`)
+	if err != nil {
+		return errs.E(op, errs.Internal, err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return errs.E(op, errs.Internal, err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return errs.E(op, errs.Internal, err)
+	}
+	for _, id := range ids {
+		o, err := s.orders.Get(ctx, orders.Caller{}, id, true)
+		if err != nil {
+			return err
+		}
+		if o.Status != orders.StatusExpired {
+			continue
+		}
+		rep.Checked++
+		if err := s.write.Do(ctx, func(tx *sqldb.Tx) error { return s.reserveRestTx(ctx, tx, id, "mr_orphan_", "order expired") }); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
+	"mercato/internal/platform/web"
 	"mercato/internal/platform/web/webtest"
+	"mercato/internal/syncmon"
 )
 
 var errCrash = errors.New("injected crash")
@@ -189,5 +192,121 @@ func TestPrivacy(t *testing.T) {
 			t.Errorf("export after erasure = %+v", v)
 		}
 		webtest.AssertProblem(t, e.as("cs").Do("GET", "/api/v1/admin/orders/nope/payment", nil), http.StatusNotFound, "not_found")
+	})
+}
+
+// TestReconcileLateWebhook: a 3-D Secure payment completed after the order
+// expired arrives as a webhook: the capture is recorded, the order stays
+// expired, and reconciliation refunds the capture in full.
+func TestReconcileLateWebhook(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		id := e.order(e.as("alice"), 1)
+		e.as("alice").Do("POST", "/api/v1/orders/"+id+"/pay", map[string]any{"method": "sandbox", "token": "tok_3ds"})
+		e.clock.Advance(31 * time.Minute)
+		if n, err := e.ord.ExpireDue(context.Background()); err != nil || n != 1 {
+			t.Fatalf("expired %d, %v", n, err)
+		}
+		var ref string
+		e.db.Reader().QueryRow(`SELECT provider_ref FROM payments_attempts`).Scan(&ref)
+		e.sbx.Confirm(context.Background(), "", ref)
+		for _, d := range e.sbx.Pending() {
+			e.deliver(d).WantStatus(t, http.StatusOK)
+		}
+		if st, _ := e.orderStatus(id); st != "expired" {
+			t.Fatalf("order %s, want expired", st)
+		}
+		e.reconcile() // reserves the refund
+		e.clock.Advance(3 * time.Minute)
+		if rep := e.reconcile(); rep.Fixed != 1 {
+			t.Errorf("report = %+v, want 1 fixed (the refund sent)", rep)
+		}
+		var captured, refunded int64
+		e.db.Reader().QueryRow(`SELECT captured, refunded FROM payments_intents`).Scan(&captured, &refunded)
+		if captured == 0 || refunded != captured {
+			t.Errorf("refunded %d of %d, want all", refunded, captured)
+		}
+		if _, err := e.sbx.Refund(context.Background(), refundOf(ref, 1)); err == nil {
+			t.Error("the provider still holds money of the expired order")
+		}
+		if n := e.count("payments_refunds", "status = 'succeeded' AND reason = 'order expired'"); n != 1 {
+			t.Errorf("succeeded orphan refunds = %d, want 1", n)
+		}
+	})
+}
+
+// TestDoublePay: two pay requests with different keys race; both reach
+// the provider, exactly one pays the order (200), the other is 409, and
+// reconciliation refunds the second capture.
+func TestDoublePay(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		id := e.order(e.as("alice"), 1)
+		// Both requests charge before either commits.
+		var charged sync.WaitGroup
+		charged.Add(2)
+		e.svc.crash = func(point string) error {
+			if point == "after_charge" {
+				charged.Done()
+				charged.Wait()
+			}
+			return nil
+		}
+		statuses := make(chan int, 2)
+		start := make(chan struct{})
+		for _, k := range []string{"a", "b"} {
+			go func() {
+				<-start
+				statuses <- e.as("alice").Do("POST", "/api/v1/orders/"+id+"/pay", map[string]any{"method": "sandbox", "token": "tok_success"},
+					"Idempotency-Key: "+k).Status
+			}()
+		}
+		close(start)
+		got := map[int]int{<-statuses: 1}
+		got[<-statuses]++
+		if got[200] != 1 || got[200]+got[409] != 2 {
+			t.Fatalf("statuses %v, want one 200 and one 409", got)
+		}
+		if e.sbx.Captures() != 2 {
+			t.Fatalf("captures = %d, want 2", e.sbx.Captures())
+		}
+		e.clock.Advance(3 * time.Minute)
+		if rep := e.reconcile(); rep.Fixed != 1 {
+			t.Errorf("report %+v: want the orphan refunded", rep)
+		}
+		if n := e.count("payments_attempts", "status = 'captured'"); n != 1 {
+			t.Errorf("captured attempts = %d, want 1", n)
+		}
+		if n := e.count("payments_attempts", "status = 'voided'"); n != 1 {
+			t.Errorf("voided attempts = %d, want 1", n)
+		}
+		var voided string
+		e.db.Reader().QueryRow(`SELECT provider_ref FROM payments_attempts WHERE status = 'voided'`).Scan(&voided)
+		if _, err := e.sbx.Refund(context.Background(), refundOf(voided, 1)); err == nil {
+			t.Error("the second capture was not refunded in full")
+		}
+		if st, ps := e.orderStatus(id); st != "paid" || ps != "paid" {
+			t.Errorf("order %s/%s, want paid/paid", st, ps)
+		}
+	})
+}
+
+// TestSyncIssuesRoute: the sync monitor lists what reconciliation left.
+func TestSyncIssuesRoute(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		bad := e.order(e.as("bob"), 1)
+		e.db.Writer().Exec(`UPDATE orders_orders SET status = 'paid', payment_status = 'paid' WHERE id = $1`, bad)
+		e.reconcile()
+		mon := syncmon.New(nil)
+		mon.Report(e.svc)
+		rt := web.NewRouter(web.Config{Auth: e.auth})
+		for _, r := range mon.Module().Routes {
+			rt.Handle(r)
+		}
+		c := webtest.Start(t, rt)
+		r := c.WithToken("op").Do("GET", "/api/v1/admin/sync/issues", nil)
+		r.WantStatus(t, http.StatusOK)
+		if r.Field("items.0.subject") != bad || r.Field("items.0.kind") != IssuePaidWithoutCapture {
+			t.Errorf("issues = %s", r.Body)
+		}
+		webtest.AssertProblem(t, c.WithToken("alice").Do("GET", "/api/v1/admin/sync/issues", nil), http.StatusForbidden, "forbidden")
 	})
 }

@@ -42,15 +42,15 @@ type Harness struct {
 	Tolerance time.Duration
 }
 
-var seq int
-
-func key(t *testing.T) string {
-	seq++
-	return fmt.Sprintf("paytest-%s-%d-%d", t.Name(), time.Now().UnixNano(), seq)
-}
-
 // Run runs the suite.
 func Run(t *testing.T, h Harness) {
+	seq := 0
+	// key is a provider key no earlier run used (a real PSP's test mode
+	// remembers keys for a day).
+	key := func(t *testing.T) string {
+		seq++
+		return fmt.Sprintf("paytest-%s-%d-%d", t.Name(), time.Now().UnixNano(), seq)
+	}
 	if h.Now == nil {
 		h.Now = time.Now
 	}
