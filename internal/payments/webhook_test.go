@@ -160,3 +160,63 @@ func TestCardLike(t *testing.T) {
 		}
 	}
 }
+
+// TestNoEndpointTakesACard: every POST route of orders and payments that
+// reads a body, sent a card number (as a field of its own, and as each
+// string a client might type), refuses it (4xx, never 2xx or 5xx); those
+// that read none ignore it; and the number is stored nowhere.
+func TestNoEndpointTakesACard(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		const pan = "4242424242424242"
+		paid, _ := e.paid(1)
+		open := e.order(e.as("alice"), 1)
+		routes := append(e.ord.Module().Routes, e.svc.Module().Routes...)
+		bodies := []map[string]any{
+			{"card_number": pan},
+			{"card": map[string]any{"number": pan, "exp_month": 12, "exp_year": 2031, "cvc": "123"}},
+			{"method": "sandbox", "token": pan},
+			{"amount": map[string]any{"amount": 100, "currency": "USD"}, "reason": pan},
+			{"sku": pan, "quantity": 1},
+		}
+		tried := 0
+		for _, rt := range routes {
+			if rt.Method != "POST" {
+				continue
+			}
+			for _, orderID := range []string{paid, open} {
+				path := strings.ReplaceAll(rt.Path, "{id}", orderID)
+				path = strings.ReplaceAll(path, "{provider}", "sandbox")
+				for _, who := range []string{"alice", "cs"} {
+					for _, b := range bodies {
+						r := e.as(who).Do("POST", path, b)
+						tried++
+						// A route that reads no body (cancel, create a cart)
+						// ignores it: it must only not fail or store it.
+						refused := r.Status >= 400 && r.Status < 500
+						if r.Status >= 500 || rt.Request != nil && !refused {
+							t.Errorf("%s %v as %s: %d %s", path, b, who, r.Status, r.Body)
+						}
+						if strings.Contains(string(r.Body), pan) {
+							t.Errorf("%s echoes the number", path)
+						}
+					}
+				}
+			}
+		}
+		if tried < 50 {
+			t.Fatalf("only %d requests tried", tried)
+		}
+		for _, q := range []string{
+			`SELECT count(*) FROM payments_attempts WHERE token LIKE '%4242%'`,
+			`SELECT count(*) FROM payments_refunds WHERE reason LIKE '%4242%'`,
+			`SELECT count(*) FROM orders_cart_lines WHERE sku LIKE '%4242%'`,
+			`SELECT count(*) FROM outbox WHERE data LIKE '%4242424242%'`,
+			`SELECT count(*) FROM audit_log WHERE after_json LIKE '%4242424242%'`,
+		} {
+			var n int
+			if err := e.db.Reader().QueryRow(q).Scan(&n); err != nil || n != 0 {
+				t.Errorf("%s = %d, %v", q, n, err)
+			}
+		}
+	})
+}
