@@ -14,7 +14,7 @@ import (
 
 // ConsumerCancelled is the name of the consumer that refunds cancelled
 // paid orders.
-const ConsumerCancelled = "payments.order-cancelled"
+const ConsumerCancelled = "payments_order_cancelled"
 
 // systemActor is the actor of the refunds the module makes by itself.
 const systemActor = "system"
