@@ -159,6 +159,10 @@ func (s *Service) recordAttempt(ctx context.Context, a orders.PayAttempt, key st
 		if in.Amount != a.Amount {
 			return errs.E(op, errs.Internal, "the order's total differs from its payment's amount")
 		}
+		if in.Captured.Amount() > 0 {
+			// Paid meanwhile by another request: charge nothing more.
+			return errs.E(op, errs.Conflict, errs.CodeInvalidTransition, "the order is paid already")
+		}
 		_, err = exec(ctx, tx, op, `INSERT INTO payments_attempts (id, intent_id, provider_key, token, status, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, 'pending', $5, $5) ON CONFLICT (provider_key) DO NOTHING`, newID(), in.ID, key, a.Token, now)
 		return err

@@ -16,7 +16,9 @@ import (
 // Status is a payment intent's status.
 type Status string
 
-// The intent statuses.
+// The intent statuses. The providers capture at once today, so an intent
+// goes requires_action → captured (or failed); authorized is reserved for
+// a manual capture.
 const (
 	StatusRequiresAction    Status = "requires_action"
 	StatusAuthorized        Status = "authorized"
