@@ -185,12 +185,16 @@ func (s *Service) checkPaidOrders(ctx context.Context, rep *ReconcileReport) err
 
 // report records an issue once (kind, order).
 func (s *Service) report(ctx context.Context, kind, orderID, detail string, rep *ReconcileReport) error {
-	return s.write.Do(ctx, func(tx *sqldb.Tx) error {
-		n, err := exec(ctx, tx, "payments.report", `INSERT INTO payments_issues (id, kind, order_id, detail, found_at)
+	var n int64 // of the run that committed (a unit may run more than once)
+	err := s.write.Do(ctx, func(tx *sqldb.Tx) (err error) {
+		n, err = exec(ctx, tx, "payments.report", `INSERT INTO payments_issues (id, kind, order_id, detail, found_at)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, order_id) DO NOTHING`, newID(), kind, orderID, detail, sqldb.Micros(tx.Now))
-		rep.Reported += n
 		return err
 	})
+	if err == nil {
+		rep.Reported += n
+	}
+	return err
 }
 
 // SyncIssues implements syncmon.Reporter: the issues reconciliation left.
