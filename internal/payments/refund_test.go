@@ -158,3 +158,24 @@ func TestRefundRace(t *testing.T) {
 		}
 	})
 }
+
+// TestRefundShipped: a full refund of a shipped order changes its
+// payment_status only; the lifecycle stays (no cancellation).
+func TestRefundShipped(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		id, total := e.paid(1)
+		// Shipping is the logistics module's; here the row says shipped.
+		if _, err := e.db.Writer().Exec(`UPDATE orders_orders SET status = 'shipped', fulfillment_status = 'shipped' WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		e.as("op").Do("POST", "/api/v1/admin/orders/"+id+"/refunds", usdBody(total, "lost in transit")).WantStatus(t, http.StatusCreated)
+		if st, ps := e.orderStatus(id); st != "shipped" || ps != "refunded" {
+			t.Errorf("order %s/%s, want shipped/refunded", st, ps)
+		}
+		for _, ty := range e.events(id) {
+			if ty == "order.cancelled" {
+				t.Error("a shipped order was cancelled by its refund")
+			}
+		}
+	})
+}
