@@ -92,6 +92,7 @@ type env struct {
 	svc   *Service
 	ord   *orders.Service
 	sbx   *sandboxpay.Sandbox
+	flaky *flaky
 	clock *clock
 	auth  fakeAuth
 	c     *webtest.Client
@@ -116,14 +117,15 @@ func newEnv(t testing.TB, db *sqldb.DB) *env {
 	}}
 	p := module.Platform{DB: db, Write: write, Idem: id, Logger: logger}
 	sbx := sandboxpay.New(webhookSecret, clk.Now)
-	svc := New(p, []provider.Provider{sbx}, Config{})
+	fl := &flaky{Sandbox: sbx}
+	svc := New(p, []provider.Provider{fl}, Config{})
 	ord := orders.New(p, orders.Deps{Catalog: catalog{}, Stock: stock{}, Perms: auth, Payment: svc}, orders.Config{})
 	svc.UseOrders(ord)
 	router := web.NewRouter(web.Config{Logger: logger, Auth: auth})
 	for _, r := range append(ord.Module().Routes, svc.Module().Routes...) {
 		router.Handle(r)
 	}
-	return &env{t: t, db: db, svc: svc, ord: ord, sbx: sbx, clock: clk, auth: auth, c: webtest.Start(t, router)}
+	return &env{t: t, db: db, svc: svc, ord: ord, sbx: sbx, flaky: fl, clock: clk, auth: auth, c: webtest.Start(t, router)}
 }
 
 func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
@@ -226,3 +228,26 @@ type sqldbTx = sqldb.Tx
 func refundOf(ref string, amount int64) provider.RefundRequest {
 	return provider.RefundRequest{Key: "test-" + ref, Ref: ref, Amount: money.MustNew(amount, "USD")}
 }
+
+// flaky is the sandbox whose next lostRefunds refunds are made but their
+// answers lost (ErrAmbiguous), like a timeout after the PSP acted.
+type flaky struct {
+	*sandboxpay.Sandbox
+	mu          sync.Mutex
+	lostRefunds int
+	refunds     int // refunds the sandbox was asked for
+}
+
+func (f *flaky) Refund(ctx context.Context, r provider.RefundRequest) (provider.Refund, error) {
+	rf, err := f.Sandbox.Refund(ctx, r)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refunds++
+	if err == nil && f.lostRefunds > 0 {
+		f.lostRefunds--
+		return provider.Refund{}, provider.ErrAmbiguous
+	}
+	return rf, err
+}
+
+func (f *flaky) loseRefunds(n int) { f.mu.Lock(); f.lostRefunds = n; f.mu.Unlock() }

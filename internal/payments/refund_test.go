@@ -1,9 +1,12 @@
 package payments
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"mercato/internal/platform/web/webtest"
 )
@@ -175,6 +178,59 @@ func TestRefundShipped(t *testing.T) {
 		for _, ty := range e.events(id) {
 			if ty == "order.cancelled" {
 				t.Error("a shipped order was cancelled by its refund")
+			}
+		}
+	})
+}
+
+// TestRefundAnswerLost: the provider refunds but its answer is lost: 503
+// payment_outcome_unknown, the amount stays reserved (no other refund may
+// take it). A retry with the same key asks the provider under the same
+// provider key and commits the one refund; without a retry,
+// reconciliation does.
+func TestRefundAnswerLost(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		for _, retry := range []bool{true, false} {
+			id, total := e.paid(1)
+			path := "/api/v1/admin/orders/" + id + "/refunds"
+			e.flaky.loseRefunds(1)
+			key := fmt.Sprintf("Idempotency-Key: lost-%v", retry)
+			webtest.AssertProblem(t, e.as("cs").Do("POST", path, usdBody(total, "broken"), key), http.StatusServiceUnavailable, "payment_outcome_unknown")
+			webtest.AssertProblem(t, e.as("cs").Do("POST", path, usdBody(1, "another"), "Idempotency-Key: other-"+id),
+				http.StatusUnprocessableEntity, "validation_failed")
+			if _, ps := e.orderStatus(id); ps != "paid" {
+				t.Errorf("retry=%v: payment_status %s before the refund commits", retry, ps)
+			}
+			if retry {
+				e.as("cs").Do("POST", path, usdBody(total, "broken"), key).WantStatus(t, http.StatusCreated)
+			} else {
+				e.clock.Advance(3 * time.Minute)
+				if rep := e.reconcile(); rep.Fixed != 1 {
+					t.Errorf("report %+v, want the pending refund sent", rep)
+				}
+			}
+			if st, ps := e.orderStatus(id); st != "cancelled" || ps != "refunded" {
+				t.Errorf("retry=%v: order %s/%s, want cancelled/refunded", retry, st, ps)
+			}
+			var n int
+			e.db.Reader().QueryRow(`SELECT count(*) FROM payments_refunds r JOIN payments_intents i ON i.id = r.intent_id
+				WHERE i.order_id = $1 AND r.status = 'succeeded'`, id).Scan(&n)
+			if n != 1 {
+				t.Errorf("retry=%v: %d succeeded refunds, want 1", retry, n)
+			}
+			var ref string
+			e.db.Reader().QueryRow(`SELECT provider_ref FROM payments_intents WHERE order_id = $1`, id).Scan(&ref)
+			if _, err := e.sbx.Refund(context.Background(), refundOf(ref, 1)); err == nil {
+				t.Errorf("retry=%v: the provider holds money after a full refund", retry)
+			}
+			refunded := 0
+			for _, ty := range e.events(id) {
+				if ty == "payment.refunded" {
+					refunded++
+				}
+			}
+			if refunded != 1 {
+				t.Errorf("retry=%v: %d payment.refunded, want 1", retry, refunded)
 			}
 		}
 	})
