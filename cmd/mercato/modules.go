@@ -16,6 +16,7 @@ import (
 	"mercato/internal/logistics/carrier"
 	"mercato/internal/logistics/sandboxcarrier"
 	"mercato/internal/orders"
+	"mercato/internal/payments"
 	"mercato/internal/platform/idem"
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
@@ -41,7 +42,8 @@ type shopConfig struct {
 	// its webhooks are refused).
 	sandboxCarrierStep   time.Duration
 	sandboxCarrierSecret []byte
-	identityKey      []byte        // keys the hash of identity numbers (from the server secret)
+	identityKey          []byte // keys the hash of identity numbers (from the server secret)
+	payments             paymentsConfig
 }
 
 // shop is the process's modules, built over one Platform.
@@ -63,8 +65,12 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	promos := promotions.New(p, promotions.Config{})
 	rts := rates.New(p, rates.Config{})
 	rules := compliance.New(p, complianceProducts{cat})
-	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc,
+	pay := payments.New(p, c.payments.providers(), payments.Config{})
+	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc, Payment: pay,
 		Promotions: promos, Rates: ordersRates{rts}, Compliance: ordersCompliance{rules}}, orders.Config{IdentityKey: c.identityKey})
+	pay.UseOrders(ord)
+	sync := syncmon.New(mon)
+	sync.Report(pay)
 	rev := reviews.New(p, reviews.Deps{Products: cat, Purchases: ord})
 	sandbox := sandboxcarrier.New(sandboxcarrier.Config{Step: c.sandboxCarrierStep, Now: dbNow(p.DB), Secret: c.sandboxCarrierSecret})
 	lgx := logistics.New(p, logistics.Deps{Orders: ord, Stock: inv, Carriers: []carrier.Carrier{sandbox}},
@@ -73,7 +79,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	mods := []module.Module{
 		acc.Module(),
 		audit.NewLog(p.DB).Module(),
-		syncmon.New(mon).Module(),
+		sync.Module(),
 		cat.Module(),
 		rev.Module(),
 		inv.Module(),
@@ -82,6 +88,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		rts.Module(),
 		rules.Module(),
 		lgx.Module(),
+		pay.Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err

@@ -36,7 +36,7 @@ func TestServeModulesSubset(t *testing.T) {
 		}
 	}
 	slices.Sort(api)
-	if want := []string{"/api/v1/admin/audit", "/api/v1/admin/sync"}; !slices.Equal(api, want) {
+	if want := []string{"/api/v1/admin/audit", "/api/v1/admin/sync", "/api/v1/admin/sync/issues"}; !slices.Equal(api, want) {
 		t.Errorf("the audit,syncmon subset serves %v, want %v", api, want)
 	}
 }
@@ -78,7 +78,7 @@ func TestServeRunsPeriodicJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	want := []string{"accounts.prune", "inbox.prune", "logistics.complete", "logistics.track", "orders.expire", "orders.retention", "outbox.prune", "web.idempotency-prune"}
+	want := []string{"accounts.prune", "inbox.prune", "logistics.complete", "logistics.track", "orders.expire", "orders.retention", "outbox.prune", "payments.reconcile", "web.idempotency-prune"}
 	var got []string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		got = got[:0]

@@ -21,6 +21,7 @@ import (
 	"mercato/internal/accounts"
 	"mercato/internal/catalog"
 	"mercato/internal/catalog/search"
+	"mercato/internal/payments/stripepay"
 	"mercato/internal/platform/bus/natsbus"
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/groupcommit"
@@ -55,6 +56,7 @@ type serveConfig struct {
 	bootstrapEmail, bootstrapPassword string
 	secret                            string // MERCATO_SECRET: keys what idempotency stores
 	sandboxCarrierSecret              string // MERCATO_SANDBOX_CARRIER_SECRET: signs the sandbox carrier's webhooks
+	stripeKey, stripeWebhookSecret    string // MERCATO_STRIPE_KEY, MERCATO_STRIPE_WEBHOOK_SECRET: Stripe payments
 }
 
 const serveSynopsis = `Run the shop: the HTTP API, the outbox relay and the event consumers.
@@ -73,7 +75,10 @@ Environment only:
         the same on every replica
   MERCATO_SANDBOX_CARRIER_SECRET
         the secret the sandbox carrier's webhooks are signed with (HMAC-SHA256,
-        X-Carrier-Signature); unset, every sandbox webhook is refused`
+        X-Carrier-Signature); unset, every sandbox webhook is refused
+  MERCATO_STRIPE_KEY, MERCATO_STRIPE_WEBHOOK_SECRET
+        enable the Stripe payment method (secret API key, webhook signing
+        secret) instead of the sandbox method`
 
 func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve [flags]", serveSynopsis)
@@ -111,6 +116,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	c.sandboxCarrierSecret = getenv("MERCATO_SANDBOX_CARRIER_SECRET")
 	c.bootstrapEmail = getenv("MERCATO_BOOTSTRAP_ADMIN_EMAIL")
 	c.bootstrapPassword = getenv("MERCATO_BOOTSTRAP_ADMIN_PASSWORD")
+	c.stripeKey, c.stripeWebhookSecret = getenv("MERCATO_STRIPE_KEY"), getenv("MERCATO_STRIPE_WEBHOOK_SECRET")
 
 	logger := newLogger(stderr, c.logLevel, c.logFormat)
 	slog.SetDefault(logger)
@@ -230,7 +236,9 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 
 	p := module.Platform{DB: a.db, Write: a.batcher, Idem: a.idem, Logger: logger, Registerer: reg}
 	shopCfg := shopConfig{staffMFARequired: c.staffMFA == "required", sandboxCarrierStep: c.sandboxCarrierStep,
-		sandboxCarrierSecret: []byte(c.sandboxCarrierSecret), identityKey: identityKey(key)}
+		sandboxCarrierSecret: []byte(c.sandboxCarrierSecret), identityKey: identityKey(key), payments: paymentsConfig{
+			sandboxSecret: hmacKey(key, "payments.sandbox.webhook"),
+			stripe:        stripepay.Config{Key: c.stripeKey, WebhookSecret: c.stripeWebhookSecret}}}
 	if c.redisURL != "" {
 		if shopCfg.catalogCache, a.redis, err = catalog.NewRedisCache(c.redisURL, "mercato:catalog:", catalog.DefaultCacheTTL); err != nil {
 			return nil, fmt.Errorf("--redis-url: %w", err)

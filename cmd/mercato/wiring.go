@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"time"
 
@@ -10,6 +11,9 @@ import (
 	"mercato/internal/compliance"
 	"mercato/internal/inventory"
 	"mercato/internal/orders"
+	"mercato/internal/payments/provider"
+	"mercato/internal/payments/sandboxpay"
+	"mercato/internal/payments/stripepay"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/rates"
 	"mercato/internal/reviews"
@@ -117,8 +121,32 @@ func (a complianceProducts) ProductExistsTx(ctx context.Context, tx *sqldb.Tx, i
 
 // identityKey derives the key of identity-number hashes from the server
 // secret.
-func identityKey(secret []byte) []byte {
+func identityKey(secret []byte) []byte { return hmacKey(secret, "mercato orders identity") }
+
+// paymentsConfig picks the payment providers: Stripe when
+// MERCATO_STRIPE_KEY is set, else the sandbox (its webhooks signed with
+// sandboxSecret, random when empty) — never both, so that a shop taking
+// real money offers no free tok_success.
+type paymentsConfig struct {
+	sandboxSecret []byte
+	stripe        stripepay.Config
+}
+
+func (c paymentsConfig) providers() []provider.Provider {
+	secret := c.sandboxSecret
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		rand.Read(secret)
+	}
+	if c.stripe.Key != "" {
+		return []provider.Provider{stripepay.New(c.stripe)}
+	}
+	return []provider.Provider{sandboxpay.New(secret, nil)}
+}
+
+// hmacKey derives a purpose's key from the server secret.
+func hmacKey(secret []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("mercato orders identity"))
+	m.Write([]byte(purpose))
 	return m.Sum(nil)
 }

@@ -215,6 +215,10 @@ func (s *Service) handlePay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := callerOf(r)
+	if pp, ok := s.payment.(PaymentPreparer); ok {
+		s.handlePrepared(w, r, c, in, pp)
+		return
+	}
 	s.run(w, r, http.StatusOK, c, func(ctx context.Context, tx *sqldb.Tx) (any, error) {
 		return s.PayTx(ctx, tx, c, r.PathValue("id"), in)
 	})

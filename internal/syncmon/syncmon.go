@@ -19,7 +19,8 @@ const PermRead = "sync.read"
 
 // Monitor is the sync monitor module.
 type Monitor struct {
-	m *inbox.Monitor
+	m         *inbox.Monitor
+	reporters []Reporter
 }
 
 // New returns the module reading the status from m.
@@ -31,7 +32,7 @@ func (s *Monitor) Module() module.Module {
 		Name:        "syncmon",
 		Doc:         "the sync monitor: consumer lag, failures, outbox backlog, dead letters",
 		Permissions: []module.Permission{{Name: PermRead, Doc: "read the sync status", Roles: []string{accounts.RoleOperator}}},
-		Routes:      []web.Route{s.statusRoute()},
+		Routes:      []web.Route{s.statusRoute(), s.issuesRoute()},
 	}
 }
 
