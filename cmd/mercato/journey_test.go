@@ -187,6 +187,9 @@ func TestSearchReindex(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no demo catalogue line:\n%s", out.String())
 	}
+	if !regexp.MustCompile(`demo stock: [1-9]\d* SKUs stocked`).MatchString(out.String()) {
+		t.Errorf("no demo stock line:\n%s", out.String())
+	}
 	var beside, besideErr syncBuffer
 	if err := run(context.Background(), []string{"search", "reindex"}, getenv, &beside, &besideErr); !errors.Is(err, errDataDirInUse) {
 		t.Errorf("reindex beside a running server: %v, want the data directory refused", err)

@@ -48,9 +48,10 @@ type shopConfig struct {
 
 // shop is the process's modules, built over one Platform.
 type shop struct {
-	accounts *accounts.Service // the Authenticator, also when its routes run elsewhere
-	catalog  *catalog.Service
-	modules  []module.Module // every module, in dependency order
+	accounts  *accounts.Service // the Authenticator, also when its routes run elsewhere
+	catalog   *catalog.Service
+	inventory *inventory.Service
+	modules   []module.Module // every module, in dependency order
 }
 
 // newShop builds every module over p, in dependency order. Adding a module
@@ -94,7 +95,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		return nil, err
 	}
 	acc.UseModules(mods)
-	return &shop{accounts: acc, catalog: cat, modules: mods}, nil
+	return &shop{accounts: acc, catalog: cat, inventory: inv, modules: mods}, nil
 }
 
 // dbNow is db's clock, or the wall clock for a shop built without a

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"mercato/internal/accounts"
+	"mercato/internal/catalog/search"
 	"mercato/internal/platform/errs"
 )
 
@@ -76,4 +77,32 @@ func seedDemo(ctx context.Context, acc *accounts.Service, out io.Writer) error {
 		fmt.Fprintf(out, "  %-17s %-28s %s\n", u.role, u.email, u.password)
 	}
 	return nil
+}
+
+// demoStock is the units --demo puts in for each demo SKU.
+const demoStock = 100
+
+// seedDemoStock stocks every active product's SKUs that have no stock yet
+// with demoStock units at the default location (a second start adds none),
+// so that the demo shopper can check out.
+func seedDemoStock(ctx context.Context, sh *shop) (int, error) {
+	n := 0
+	err := sh.catalog.Scan(ctx, 500, func(docs []search.Document) error {
+		for _, d := range docs {
+			for _, sku := range d.SKUs {
+				if _, err := sh.inventory.Stock(ctx, sku); errs.KindOf(err) != errs.NotFound {
+					if err != nil {
+						return err
+					}
+					continue // stocked already
+				}
+				if _, err := sh.inventory.SetStock(ctx, sku, "", demoStock, ""); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
 }

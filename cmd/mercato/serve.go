@@ -295,6 +295,11 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 			return nil, fmt.Errorf("demo catalogue: %w", err)
 		}
 		fmt.Fprintf(out, "demo catalogue: %d products created (GET /api/v1/products)\n", n)
+		stocked, err := seedDemoStock(ctx, sh)
+		if err != nil {
+			return nil, fmt.Errorf("demo stock: %w", err)
+		}
+		fmt.Fprintf(out, "demo stock: %d SKUs stocked with %d units each\n", stocked, demoStock)
 	}
 
 	a.router = web.NewRouter(web.Config{Logger: logger, Registerer: reg, Gatherer: reg, Auth: acc,
