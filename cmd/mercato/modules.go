@@ -19,12 +19,15 @@ import (
 	"mercato/internal/platform/web"
 	"mercato/internal/reviews"
 	"mercato/internal/syncmon"
+	"mercato/internal/webhooks"
 )
 
 // shopConfig is what the modules are told by flags and environment.
 type shopConfig struct {
 	staffMFARequired bool
 	catalogCache     catalog.Cache // nil: the catalog's in-process cache
+	secret           []byte        // the server secret (webhook secrets are sealed under it)
+	webhooksPrivate  bool          // --webhook-allow-private
 }
 
 // shop is the process's modules, built over one Platform.
@@ -49,7 +52,8 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc}, orders.Config{})
 	rev := reviews.New(p, reviews.Deps{Products: cat, Purchases: ord})
 	ratings.r = rev
-	mods := []module.Module{
+	var mods []module.Module
+	mods = []module.Module{
 		acc.Module(),
 		audit.NewLog(p.DB).Module(),
 		syncmon.New(mon).Module(),
@@ -57,6 +61,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		rev.Module(),
 		inv.Module(),
 		ord.Module(),
+		webhooks.New(p, webhooks.Config{Secret: c.secret, AllowPrivate: c.webhooksPrivate, Types: func() []string { return eventTypes(mods) }}).Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err
@@ -103,6 +108,15 @@ func parseModules(v string) []string {
 		if n = strings.TrimSpace(n); n != "" {
 			out = append(out, n)
 		}
+	}
+	return out
+}
+
+// eventTypes lists the event types the modules emit (webhook filters name them).
+func eventTypes(mods []module.Module) []string {
+	var out []string
+	for _, e := range module.Events(mods) {
+		out = append(out, e.Type)
 	}
 	return out
 }
