@@ -221,7 +221,7 @@ type receiver struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	got     []received
-	secrets []string     // verified against; set by the test
+	secrets []string // verified against; set by the test
 	now     func() time.Time
 	answer  func(n int, r received) (int, http.Header) // nil: 204
 }
