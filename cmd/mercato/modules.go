@@ -53,15 +53,16 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	rev := reviews.New(p, reviews.Deps{Products: cat, Purchases: ord})
 	ratings.r = rev
 	var mods []module.Module
+	wh := webhooks.New(p, webhooks.Config{Secret: c.secret, AllowPrivate: c.webhooksPrivate, Types: func() []string { return eventTypes(mods) }})
 	mods = []module.Module{
 		acc.Module(),
 		audit.NewLog(p.DB).Module(),
-		syncmon.New(mon).Module(),
+		wh.Module(),
+		syncmon.New(mon).WithWebhooks(wh).Module(),
 		cat.Module(),
 		rev.Module(),
 		inv.Module(),
 		ord.Module(),
-		webhooks.New(p, webhooks.Config{Secret: c.secret, AllowPrivate: c.webhooksPrivate, Types: func() []string { return eventTypes(mods) }}).Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err
