@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,6 +110,7 @@ func (d *Dispatcher) runPeriod(ctx context.Context) (int64, error) {
 type job struct {
 	id, endpointID, eventID, envelope string
 	attempts                          int
+	order                             int // position among the step's candidates
 	url                               string
 	secrets                           []string
 }
@@ -146,39 +149,66 @@ func (d *Dispatcher) Step(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		for i := range js {
-			js[i].url, js[i].secrets = ep.url, secrets
+			js[i].url, js[i].secrets, js[i].order = ep.url, secrets, len(cands)+i
 		}
 		cands = append(cands, js...)
 	}
 	if len(cands) == 0 {
 		return 0, nil
 	}
-	lease := sqldb.Micros(now.Add(d.s.cfg.Timeout + time.Minute))
-	var claimed []job
-	err = d.s.write.Do(ctx, func(tx *sqldb.Tx) error {
-		claimed = claimed[:0]
-		for _, j := range cands {
-			res, err := tx.ExecContext(ctx, `UPDATE webhooks_deliveries SET status = 'delivering', next_at = $2
-				WHERE id = $1 AND status IN ('pending', 'delivering') AND next_at <= $3`, j.id, lease, sqldb.Micros(now))
-			if err != nil {
-				return err
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n == 1 {
-				claimed = append(claimed, j)
-			}
-		}
-		return nil
-	})
+	claimed, err := d.claim(ctx, cands, now)
 	if err != nil {
-		return 0, fmt.Errorf("webhooks: claim: %w", err)
+		return 0, err
 	}
 	for _, j := range claimed {
 		d.acquire(j.endpointID)
 		d.wg.Go(func() { d.deliver(context.WithoutCancel(ctx), j) })
 	}
 	return len(claimed), nil
+}
+
+// claim marks the candidates that are still due as delivering, until a
+// lease that outlasts an attempt (a crashed replica's claims come due again
+// then), with one conditional UPDATE, and returns those it claimed: of two
+// replicas claiming one row, only one's UPDATE returns it.
+func (d *Dispatcher) claim(ctx context.Context, cands []job, now time.Time) ([]job, error) {
+	byID := make(map[string]job, len(cands))
+	var q strings.Builder
+	q.WriteString(`UPDATE webhooks_deliveries SET status = 'delivering', next_at = $1
+		WHERE status IN ('pending', 'delivering') AND next_at <= $2 AND id IN (`)
+	args := []any{sqldb.Micros(now.Add(d.s.cfg.Timeout + time.Minute)), sqldb.Micros(now)}
+	for i, j := range cands {
+		byID[j.id] = j
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		args = append(args, j.id)
+		q.WriteString("$" + strconv.Itoa(len(args)))
+	}
+	q.WriteString(") RETURNING id")
+	var claimed []job
+	err := d.s.write.Do(ctx, func(tx *sqldb.Tx) error {
+		claimed = claimed[:0]
+		rows, err := tx.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			claimed = append(claimed, byID[id])
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: claim: %w", err)
+	}
+	// Start them in the order they were due (RETURNING's order is the engine's).
+	slices.SortFunc(claimed, func(a, b job) int { return cmp.Compare(a.order, b.order) })
+	return claimed, nil
 }
 
 func (d *Dispatcher) dueEndpoints(ctx context.Context, now time.Time) ([]dueEndpoint, error) {

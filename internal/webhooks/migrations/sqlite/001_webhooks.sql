@@ -36,7 +36,7 @@ CREATE TABLE webhooks_deliveries (
 	updated_at     BIGINT NOT NULL,
 	UNIQUE (endpoint_id, event_id)
 );
-CREATE INDEX webhooks_deliveries_due ON webhooks_deliveries (next_at) WHERE status IN ('pending', 'delivering');
+CREATE INDEX webhooks_deliveries_due ON webhooks_deliveries (endpoint_id, next_at) WHERE status IN ('pending', 'delivering');
 CREATE INDEX webhooks_deliveries_aggregate ON webhooks_deliveries (endpoint_id, aggregate_type, aggregate_id, sequence);
 CREATE INDEX webhooks_deliveries_endpoint ON webhooks_deliveries (endpoint_id, id);
 
