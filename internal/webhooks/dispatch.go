@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mercato/internal/platform/event"
@@ -26,12 +27,13 @@ import (
 // for concurrent use; replicas may each run one (claims are conditional
 // writes).
 type Dispatcher struct {
-	s      *Service
-	client *http.Client
-	wake   chan struct{}
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	eps    map[string]*epState
+	s       *Service
+	client  *http.Client
+	wake    chan struct{}
+	wg      sync.WaitGroup
+	running atomic.Int64 // deliveries started and not yet settled
+	mu      sync.Mutex
+	eps     map[string]*epState
 }
 
 // epState is one endpoint's concurrency and circuit breaker, in memory.
@@ -46,7 +48,9 @@ func newDispatcher(s *Service) *Dispatcher {
 		Proxy:               nil, // a proxy would dial for us, past the guard
 		DialContext:         s.guard.DialContext,
 		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: s.cfg.MaxInFlight,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: max(64, s.cfg.MaxInFlight), // endpoints may share a host
+
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
@@ -72,9 +76,10 @@ func (d *Dispatcher) Wait() { d.wg.Wait() }
 // and a fake clock.
 func (d *Dispatcher) Flush(ctx context.Context) error {
 	for {
+		busy := d.running.Load() > 0 // started earlier: their slots free up when they settle
 		n, err := d.Step(ctx)
 		d.Wait()
-		if err != nil || n == 0 {
+		if err != nil || n == 0 && !busy {
 			return err
 		}
 	}
@@ -162,7 +167,11 @@ func (d *Dispatcher) Step(ctx context.Context) (int, error) {
 	}
 	for _, j := range claimed {
 		d.acquire(j.endpointID)
-		d.wg.Go(func() { d.deliver(context.WithoutCancel(ctx), j) })
+		d.running.Add(1)
+		d.wg.Go(func() {
+			defer d.running.Add(-1)
+			d.deliver(context.WithoutCancel(ctx), j)
+		})
 	}
 	return len(claimed), nil
 }
