@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"slices"
@@ -223,7 +224,8 @@ func TestGoneDisables(t *testing.T) {
 	})
 }
 
-// 429 with Retry-After holds the delivery exactly that long, using up no try.
+// 429 with Retry-After holds the delivery that long (beyond the schedule's
+// 5 s), counted as a try.
 func TestTooManyRequestsHonoured(t *testing.T) {
 	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
 		rc := newReceiver(t, e.clock.Now)
@@ -237,7 +239,7 @@ func TestTooManyRequestsHonoured(t *testing.T) {
 		ev := e.emit("order.placed", "o1")[0]
 		e.flush()
 		st, n, next := e.delivery(c.ID, ev.ID)
-		if st != "pending" || n != 0 || !next.Equal(e.clock.Now().Add(120*time.Second)) {
+		if st != "pending" || n != 1 || !next.Equal(e.clock.Now().Add(120*time.Second)) {
 			t.Fatalf("after 429: %s, %d tries, next %v (now %v)", st, n, next, e.clock.Now())
 		}
 		e.clock.Advance(119 * time.Second)
@@ -302,6 +304,36 @@ func TestFIFOPerAggregate(t *testing.T) {
 		}
 		if maxInflight != 1 {
 			t.Fatalf("at most %d deliveries of one aggregate in flight, want 1", maxInflight)
+		}
+	})
+}
+
+// Prune removes delivered deliveries and their attempts after the
+// retention period and keeps the dead ones.
+func TestPrune(t *testing.T) {
+	forEachEngine(t, Config{Schedule: []time.Duration{time.Second}}, func(t *testing.T, e *env) {
+		ok := newReceiver(t, e.clock.Now)
+		bad := newReceiver(t, e.clock.Now)
+		bad.answer = func(int, received) (int, http.Header) { return http.StatusTeapot, nil }
+		e.register(ok.URL(), []string{"order.*"}, false)
+		b := e.register(bad.URL(), []string{"order.*"}, false)
+		e.emit("order.placed", "o1")
+		e.flush()
+		e.clock.Advance(2 * time.Second)
+		e.flush()
+		e.clock.Advance(29 * 24 * time.Hour)
+		if n, err := e.svc.Prune(context.Background()); err != nil || n != 0 {
+			t.Fatalf("Prune within the retention: %d, %v", n, err)
+		}
+		e.clock.Advance(24*time.Hour + time.Second)
+		if n, err := e.svc.Prune(context.Background()); err != nil || n != 2 {
+			t.Fatalf("Prune: %d rows, %v; want the delivered delivery and its attempt", n, err)
+		}
+		if n := sqldbtest.Count(t, e.db, `SELECT count(*) FROM webhooks_deliveries WHERE endpoint_id = $1 AND status = 'dead'`, b.ID); n != 1 {
+			t.Fatalf("%d dead deliveries kept, want 1", n)
+		}
+		if n := sqldbtest.Count(t, e.db, `SELECT count(*) FROM webhooks_attempts WHERE endpoint_id = $1`, b.ID); n != 2 {
+			t.Fatalf("%d attempts of the dead delivery kept, want 2", n)
 		}
 	})
 }

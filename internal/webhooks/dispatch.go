@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"mercato/internal/platform/event"
@@ -30,9 +29,9 @@ type Dispatcher struct {
 	s       *Service
 	client  *http.Client
 	wake    chan struct{}
-	wg      sync.WaitGroup
-	running atomic.Int64 // deliveries started and not yet settled
 	mu      sync.Mutex
+	idle    *sync.Cond // signalled (on mu) when running drops to 0
+	running int        // deliveries started and not yet settled (under mu)
 	eps     map[string]*epState
 }
 
@@ -54,10 +53,12 @@ func newDispatcher(s *Service) *Dispatcher {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	return &Dispatcher{s: s, wake: make(chan struct{}, 1), eps: map[string]*epState{},
+	d := &Dispatcher{s: s, wake: make(chan struct{}, 1), eps: map[string]*epState{},
 		client: &http.Client{Transport: tr,
 			// A redirect is not followed: a 3xx is a failed attempt.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	d.idle = sync.NewCond(&d.mu)
+	return d
 }
 
 // Wake makes Run step at once.
@@ -68,15 +69,28 @@ func (d *Dispatcher) Wake() {
 	}
 }
 
-// Wait returns when every delivery started so far has been settled.
-func (d *Dispatcher) Wait() { d.wg.Wait() }
+// Wait returns when no delivery is in flight (every one started so far has
+// been settled). It may be called concurrently with Step.
+func (d *Dispatcher) Wait() {
+	d.mu.Lock()
+	for d.running > 0 {
+		d.idle.Wait()
+	}
+	d.mu.Unlock()
+}
+
+func (d *Dispatcher) busy() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.running > 0
+}
 
 // Flush steps and waits until a step starts nothing: every delivery due now
 // (by the database clock) has been tried. Tests drive the dispatcher with it
 // and a fake clock.
 func (d *Dispatcher) Flush(ctx context.Context) error {
 	for {
-		busy := d.running.Load() > 0 // started earlier: their slots free up when they settle
+		busy := d.busy() // started earlier: their slots free up when they settle
 		n, err := d.Step(ctx)
 		d.Wait()
 		if err != nil || n == 0 && !busy {
@@ -167,11 +181,7 @@ func (d *Dispatcher) Step(ctx context.Context) (int, error) {
 	}
 	for _, j := range claimed {
 		d.acquire(j.endpointID)
-		d.running.Add(1)
-		d.wg.Go(func() {
-			defer d.running.Add(-1)
-			d.deliver(context.WithoutCancel(ctx), j)
-		})
+		go d.deliver(context.WithoutCancel(ctx), j)
 	}
 	return len(claimed), nil
 }
@@ -316,6 +326,7 @@ func (d *Dispatcher) acquire(id string) {
 		d.eps[id] = st
 	}
 	st.inflight++
+	d.running++
 }
 
 // release ends a delivery of endpoint id: a success closes its breaker, a
@@ -324,6 +335,9 @@ func (d *Dispatcher) release(id string, ok bool, now time.Time) {
 	d.mu.Lock()
 	st := d.eps[id]
 	st.inflight--
+	if d.running--; d.running == 0 {
+		d.idle.Broadcast()
+	}
 	if ok {
 		st.fails = 0
 	} else {
@@ -408,18 +422,12 @@ func (d *Dispatcher) post(ctx context.Context, j job) outcome {
 }
 
 // settleTx records the attempt and moves the delivery on: delivered; back
-// to pending after a schedule delay (or the receiver's Retry-After); dead
-// after the last try. A 410 disables the endpoint and leaves the delivery
+// to pending after the schedule's delay, or the receiver's Retry-After
+// when a 429 asks for longer; dead after the last try. A 410 disables the endpoint and leaves the delivery
 // pending for when staff enable it again.
 func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, j job, o outcome) error {
 	now := tx.Now
 	attempt := j.attempts + 1
-	if _, err := tx.ExecContext(ctx, `INSERT INTO webhooks_attempts (id, delivery_id, endpoint_id, attempt,
-			attempted_at, status_code, latency_us, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		event.NewID(), j.id, j.endpointID, attempt, sqldb.Micros(now), o.status, o.latency.Microseconds(),
-		o.excerpt, o.err); err != nil {
-		return err
-	}
 	status, attempts, next, lastErr := "pending", attempt, now, o.err
 	if lastErr == "" && !o.ok() {
 		lastErr = "HTTP " + strconv.Itoa(o.status)
@@ -434,16 +442,25 @@ func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, j job, o outcom
 			return err
 		}
 		d.s.log.Warn("webhooks: endpoint answered 410 Gone; disabled", "endpoint", j.endpointID)
-	case o.status == http.StatusTooManyRequests && o.retryAfter > 0:
-		attempts, next = j.attempts, now.Add(o.retryAfter)
 	case attempt > len(d.s.cfg.Schedule):
 		status = "dead"
 	default:
-		next = now.Add(d.jitter(d.s.cfg.Schedule[attempt-1]))
+		// A 429's Retry-After is honoured: never sooner than it asks.
+		next = now.Add(max(d.jitter(d.s.cfg.Schedule[attempt-1]), o.retryAfter))
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE webhooks_deliveries SET status = $2, attempts = $3, next_at = $4,
+	res, err := tx.ExecContext(ctx, `UPDATE webhooks_deliveries SET status = $2, attempts = $3, next_at = $4,
 			last_status = $5, last_error = $6, updated_at = $7 WHERE id = $1 AND status = 'delivering'`,
 		j.id, status, attempts, sqldb.Micros(next), o.status, lastErr, sqldb.Micros(now))
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err // deleted with its endpoint meanwhile: nothing to log
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO webhooks_attempts (id, delivery_id, endpoint_id, attempt,
+			attempted_at, status_code, latency_us, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		event.NewID(), j.id, j.endpointID, attempt, sqldb.Micros(now), o.status, o.latency.Microseconds(),
+		o.excerpt, o.err)
 	return err
 }
 

@@ -14,7 +14,8 @@
 // delivered; retried on the schedule (about 5s, 5m, 30m, 2h, 5h, 10h, 10h,
 // with jitter, on the injected clock); dead after the last try (replayable
 // by staff). 410 Gone disables the endpoint; 429 with Retry-After delays the
-// next try by what the receiver asked, without using up a try.
+// next try at least as long as the receiver asked. Delivered rows and their
+// attempts are pruned after Config.Retention.
 //
 // Each endpoint has a concurrency limit and a circuit breaker, so that a
 // slow or dead receiver costs the others nothing; an endpoint with fifo set

@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"context"
 	"embed"
 	"log/slog"
 	"time"
@@ -70,6 +71,10 @@ type Config struct {
 	Poll time.Duration
 	// BatchSize caps the deliveries claimed in one step (default 256).
 	BatchSize int
+	// Retention is how long delivered deliveries and their attempts are
+	// kept (default 30 days); dead ones are kept until replayed or their
+	// endpoint is deleted.
+	Retention time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -102,6 +107,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 256
+	}
+	if c.Retention <= 0 {
+		c.Retention = 30 * 24 * time.Hour
 	}
 	return c
 }
@@ -150,6 +158,20 @@ func (s *Service) Module() module.Module {
 		Routes:    s.Routes(),
 		Consumers: []inbox.Consumer{s.Consumer()},
 		Jobs: []jobs.Job{{Name: "webhooks.dispatch", Every: dispatchPeriod, Timeout: dispatchPeriod + 30*time.Second,
-			Run: s.disp.runPeriod}},
+			Run: s.disp.runPeriod},
+			{Name: "webhooks.prune", Every: time.Hour, Run: s.Prune}},
 	}
+}
+
+// Prune deletes the delivered deliveries last changed before the retention
+// period, with their attempts, and reports how many rows went.
+func (s *Service) Prune(ctx context.Context) (int64, error) {
+	cutoff := sqldb.Micros(s.db.Now().Add(-s.cfg.Retention))
+	a, err := jobs.DeleteChunked(ctx, s.db, "webhooks_attempts", "id", `delivery_id IN (SELECT id FROM webhooks_deliveries
+		WHERE status = 'delivered' AND updated_at < $1)`, cutoff)
+	if err != nil {
+		return a, err
+	}
+	d, err := jobs.DeleteChunked(ctx, s.db, "webhooks_deliveries", "id", `status = 'delivered' AND updated_at < $1`, cutoff)
+	return a + d, err
 }
