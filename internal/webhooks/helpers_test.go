@@ -72,8 +72,9 @@ type env struct {
 	cs    *webtest.Client // customer service: no webhooks permission
 	opID  string
 	seq   map[string]int64 // next sequence per aggregate
-	acc   *accounts.Service
-	anon  *webtest.Client
+	acc    *accounts.Service
+	anon   *webtest.Client
+	router *web.Router
 }
 
 // relogin signs the operator in again (sessions expire as the fake clock
@@ -119,7 +120,7 @@ func newEnv(t testing.TB, db *sqldb.DB, cfg Config) *env {
 		router.Handle(r)
 	}
 	anon := webtest.Start(t, router)
-	e := &env{t: t, db: db, svc: svc, clock: clk, seq: map[string]int64{}, acc: acc, anon: anon}
+	e := &env{t: t, db: db, svc: svc, clock: clk, seq: map[string]int64{}, acc: acc, anon: anon, router: router}
 	e.opID, e.op = staff(t, acc, anon, "op@example.com", accounts.RoleOperator)
 	_, e.cs = staff(t, acc, anon, "cs@example.com", accounts.RoleCustomerService)
 	return e
