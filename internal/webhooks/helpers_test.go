@@ -64,14 +64,14 @@ func (f fakeResolver) LookupIPAddr(_ context.Context, host string) ([]net.IPAddr
 var testTypes = []string{"order.placed", "order.paid", "order.cancelled", "product.created"}
 
 type env struct {
-	t     testing.TB
-	db    *sqldb.DB
-	svc   *Service
-	clock *clock
-	op    *webtest.Client // an operator: webhooks.manage
-	cs    *webtest.Client // customer service: no webhooks permission
-	opID  string
-	seq   map[string]int64 // next sequence per aggregate
+	t      testing.TB
+	db     *sqldb.DB
+	svc    *Service
+	clock  *clock
+	op     *webtest.Client // an operator: webhooks.manage
+	cs     *webtest.Client // customer service: no webhooks permission
+	opID   string
+	seq    map[string]int64 // next sequence per aggregate
 	acc    *accounts.Service
 	anon   *webtest.Client
 	router *web.Router
