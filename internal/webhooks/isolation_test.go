@@ -1,11 +1,14 @@
 package webhooks
 
 import (
+	"bytes"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/sqldb/sqldbtest"
@@ -105,4 +108,30 @@ func (s *switchResolver) LookupIPAddr(ctx context.Context, host string) ([]netIP
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return fakeResolver{host: {s.answer}}.LookupIPAddr(ctx, host)
+}
+
+// A receiver's answer is kept as at most 1 KiB of valid UTF-8 without NUL,
+// whatever it sent (PostgreSQL refuses invalid UTF-8 and NUL in text).
+func TestResponseExcerptBounded(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write(append([]byte("é\x00\xff\xfe"), bytes.Repeat([]byte("€"), 3000)...))
+		}))
+		t.Cleanup(srv.Close)
+		c := e.register(srv.URL, []string{"order.*"}, false)
+		ev := e.emit("order.placed", "o1")[0]
+		e.flush()
+		var resp string
+		if err := e.db.Reader().QueryRow(`SELECT a.response FROM webhooks_attempts a
+			JOIN webhooks_deliveries d ON d.id = a.delivery_id WHERE d.event_id = $1`, ev.ID).Scan(&resp); err != nil {
+			t.Fatalf("attempt not recorded: %v", err)
+		}
+		if len(resp) > 1024 || !utf8.ValidString(resp) || strings.ContainsRune(resp, 0) || !strings.HasPrefix(resp, "é€") {
+			t.Fatalf("excerpt of %d bytes, valid %v: %q…", len(resp), utf8.ValidString(resp), resp[:min(len(resp), 12)])
+		}
+		if st, n, _ := e.delivery(c.ID, ev.ID); st != "pending" || n != 1 {
+			t.Fatalf("after a 500: %s after %d tries", st, n)
+		}
+	})
 }
