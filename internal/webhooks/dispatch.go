@@ -406,7 +406,7 @@ func (d *Dispatcher) post(ctx context.Context, j job) outcome {
 	start := time.Now()
 	resp, err := d.client.Do(req)
 	if err != nil {
-		return outcome{latency: time.Since(start), err: clip(err.Error(), 1000)}
+		return outcome{latency: time.Since(start), err: excerpt([]byte(clip(err.Error(), 1000)))}
 	}
 	defer resp.Body.Close()
 	buf, _ := io.ReadAll(io.LimitReader(resp.Body, maxExcerpt))
@@ -416,7 +416,7 @@ func (d *Dispatcher) post(ctx context.Context, j job) outcome {
 		o.retryAfter = retryAfter(resp.Header.Get("Retry-After"), d.s.db.Now())
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		o.err = "redirect not followed (to " + clip(resp.Header.Get("Location"), 200) + ")"
+		o.err = "redirect not followed (to " + excerpt([]byte(clip(resp.Header.Get("Location"), 200))) + ")"
 	}
 	return o
 }
