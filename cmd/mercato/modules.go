@@ -30,6 +30,7 @@ import (
 	"mercato/internal/rates"
 	"mercato/internal/reviews"
 	"mercato/internal/syncmon"
+	"mercato/internal/webhooks"
 )
 
 // shopConfig is what the modules are told by flags and environment.
@@ -44,6 +45,8 @@ type shopConfig struct {
 	sandboxCarrierSecret []byte
 	identityKey          []byte // keys the hash of identity numbers (from the server secret)
 	payments             paymentsConfig
+	secret               []byte // the server secret (webhook secrets are sealed under it)
+	webhooksPrivate      bool   // --webhook-allow-private
 }
 
 // shop is the process's modules, built over one Platform.
@@ -77,10 +80,13 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	lgx := logistics.New(p, logistics.Deps{Orders: ord, Stock: inv, Carriers: []carrier.Carrier{sandbox}},
 		logistics.Config{TrackEvery: c.sandboxCarrierStep})
 	ratings.r = rev
-	mods := []module.Module{
+	var mods []module.Module
+	wh := webhooks.New(p, webhooks.Config{Secret: c.secret, AllowPrivate: c.webhooksPrivate, Types: func() []string { return eventTypes(mods) }})
+	mods = []module.Module{
 		acc.Module(),
 		audit.NewLog(p.DB).Module(),
-		sync.Module(),
+		wh.Module(),
+		sync.WithWebhooks(wh).Module(),
 		cat.Module(),
 		rev.Module(),
 		inv.Module(),
@@ -153,4 +159,13 @@ func parseModules(v string) []string {
 // runs reports whether a --modules list (empty: every module) runs name.
 func runs(names []string, name string) bool {
 	return len(names) == 0 || slices.Contains(names, name)
+}
+
+// eventTypes lists the event types the modules emit (webhook filters name them).
+func eventTypes(mods []module.Module) []string {
+	var out []string
+	for _, e := range module.Events(mods) {
+		out = append(out, e.Type)
+	}
+	return out
 }

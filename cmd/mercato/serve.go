@@ -93,7 +93,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&c.natsURL, "nats-url", "", "external NATS URL (nats://…); empty runs NATS JetStream embedded under --data-dir")
 	fs.StringVar(&c.natsListen, "nats-listen", "", "embedded NATS: also listen for NATS clients on this address (none by default)")
 	fs.StringVar(&c.redisURL, "redis-url", "", "Redis URL (redis://[user:password@]host[:port][/db]): the catalog's cache of public product\ndocuments, shared by replicas (default: in-process); also checked by /readyz")
-	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "for webhooks, which are not built yet: accepted and has no effect today")
+	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "let webhook URLs resolve to loopback, private and link-local addresses (local development and tests only)")
 	fs.BoolVar(&c.demo, "demo", false, "create demo users (one per role) and print their logins, and a demo catalogue")
 	fs.Var(logLevel, "log-level", "log `level`: debug, info, warn or error")
 	fs.Var(logFormat, "log-format", "log `format` on standard error: json or text")
@@ -238,7 +238,8 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	shopCfg := shopConfig{staffMFARequired: c.staffMFA == "required", sandboxCarrierStep: c.sandboxCarrierStep,
 		sandboxCarrierSecret: []byte(c.sandboxCarrierSecret), identityKey: identityKey(key), payments: paymentsConfig{
 			sandboxSecret: hmacKey(key, "payments.sandbox.webhook"),
-			stripe:        stripepay.Config{Key: c.stripeKey, WebhookSecret: c.stripeWebhookSecret}}}
+			stripe:        stripepay.Config{Key: c.stripeKey, WebhookSecret: c.stripeWebhookSecret}},
+		secret: key, webhooksPrivate: c.webhookAllowPrivate}
 	if c.redisURL != "" {
 		if shopCfg.catalogCache, a.redis, err = catalog.NewRedisCache(c.redisURL, "mercato:catalog:", catalog.DefaultCacheTTL); err != nil {
 			return nil, fmt.Errorf("--redis-url: %w", err)

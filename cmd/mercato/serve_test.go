@@ -164,7 +164,7 @@ func TestHelpSaysWhatIsTrue(t *testing.T) {
 	}{
 		{[]string{"--help"}, []string{"mercato serve", "outbox relay"}, []string{"web UI"}},
 		{[]string{"serve", "--help"}, []string{"MERCATO_BOOTSTRAP_ADMIN_EMAIL", "MERCATO_BOOTSTRAP_ADMIN_PASSWORD",
-			"-metrics-addr", "-log-format", "shared by replicas", "webhooks, which are not built yet", "-search"},
+			"-metrics-addr", "-log-format", "shared by replicas", "webhook URLs resolve to loopback", "-search"},
 			[]string{"web UI"}},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,518 @@
+package webhooks
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"mercato/internal/platform/event"
+	"mercato/internal/platform/sqldb"
+)
+
+// Dispatcher delivers recorded deliveries, outside transactions. Step claims
+// what is due (by the database clock, sqldb.DB.Now) and starts one goroutine
+// per claimed delivery; Run steps whenever woken or every Config.Poll. Safe
+// for concurrent use; replicas may each run one (claims are conditional
+// writes).
+type Dispatcher struct {
+	s       *Service
+	client  *http.Client
+	wake    chan struct{}
+	mu      sync.Mutex
+	idle    *sync.Cond // signalled (on mu) when running drops to 0
+	running int        // deliveries started and not yet settled (under mu)
+	eps     map[string]*epState
+}
+
+// epState is one endpoint's concurrency and circuit breaker, in memory.
+type epState struct {
+	inflight  int
+	fails     int       // consecutive failures
+	openUntil time.Time // the breaker is open until then (when fails >= threshold)
+}
+
+func newDispatcher(s *Service) *Dispatcher {
+	tr := &http.Transport{
+		Proxy:               nil, // a proxy would dial for us, past the guard
+		DialContext:         s.guard.DialContext,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: max(64, s.cfg.MaxInFlight), // endpoints may share a host
+
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	d := &Dispatcher{s: s, wake: make(chan struct{}, 1), eps: map[string]*epState{},
+		client: &http.Client{Transport: tr,
+			// A redirect is not followed: a 3xx is a failed attempt.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	d.idle = sync.NewCond(&d.mu)
+	return d
+}
+
+// Wake makes Run step at once.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Wait returns when no delivery is in flight (every one started so far has
+// been settled). It may be called concurrently with Step.
+func (d *Dispatcher) Wait() {
+	d.mu.Lock()
+	for d.running > 0 {
+		d.idle.Wait()
+	}
+	d.mu.Unlock()
+}
+
+func (d *Dispatcher) busy() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.running > 0
+}
+
+// Flush steps and waits until a step starts nothing: every delivery due now
+// (by the database clock) has been tried. Tests drive the dispatcher with it
+// and a fake clock.
+func (d *Dispatcher) Flush(ctx context.Context) error {
+	for {
+		busy := d.busy() // started earlier: their slots free up when they settle
+		n, err := d.Step(ctx)
+		d.Wait()
+		if err != nil || n == 0 && !busy {
+			return err
+		}
+	}
+}
+
+// Run delivers until ctx ends, then waits for the deliveries in flight.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	defer d.Wait()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.wake:
+		case <-t.C:
+		}
+		if _, err := d.Step(ctx); err != nil && ctx.Err() == nil {
+			d.s.log.Error("webhooks: dispatch", "err", err)
+		}
+		t.Reset(d.s.cfg.Poll)
+	}
+}
+
+// runPeriod is the dispatch job's run: Run for one period.
+func (d *Dispatcher) runPeriod(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, dispatchPeriod)
+	defer cancel()
+	return 0, d.Run(ctx)
+}
+
+// job is one claimed delivery.
+type job struct {
+	id, endpointID, eventID, envelope string
+	attempts                          int
+	order                             int // position among the step's candidates
+	url                               string
+	secrets                           []string
+}
+
+// dueEndpoint is an enabled endpoint with due deliveries.
+type dueEndpoint struct {
+	id, url, sealed string
+	fifo            bool
+	prevSealed      sql.NullString
+	prevUntil       sql.NullInt64
+}
+
+// Step claims the deliveries due now that the endpoints' concurrency limits
+// and circuit breakers allow, starts them, and reports how many it started.
+// For a fifo endpoint only the first undelivered event of each aggregate
+// (in sequence order) is due: one in flight per aggregate.
+func (d *Dispatcher) Step(ctx context.Context) (int, error) {
+	now := d.s.db.Now()
+	eps, err := d.dueEndpoints(ctx, now)
+	if err != nil {
+		return 0, err
+	}
+	var cands []job
+	for _, ep := range eps {
+		free := d.free(ep.id, now)
+		if free == 0 {
+			continue
+		}
+		secrets, err := d.secrets(ep, now)
+		if err != nil {
+			d.s.log.Error("webhooks: endpoint secret", "endpoint", ep.id, "err", err)
+			continue
+		}
+		js, err := d.dueOf(ctx, ep, now, min(free, d.s.cfg.BatchSize))
+		if err != nil {
+			return 0, err
+		}
+		for i := range js {
+			js[i].url, js[i].secrets, js[i].order = ep.url, secrets, len(cands)+i
+		}
+		cands = append(cands, js...)
+	}
+	if len(cands) == 0 {
+		return 0, nil
+	}
+	claimed, err := d.claim(ctx, cands, now)
+	if err != nil {
+		return 0, err
+	}
+	for _, j := range claimed {
+		d.acquire(j.endpointID)
+		go d.deliver(context.WithoutCancel(ctx), j)
+	}
+	return len(claimed), nil
+}
+
+// claim marks the candidates that are still due as delivering, until a
+// lease that outlasts an attempt (a crashed replica's claims come due again
+// then), with one conditional UPDATE, and returns those it claimed: of two
+// replicas claiming one row, only one's UPDATE returns it.
+func (d *Dispatcher) claim(ctx context.Context, cands []job, now time.Time) ([]job, error) {
+	byID := make(map[string]job, len(cands))
+	var q strings.Builder
+	q.WriteString(`UPDATE webhooks_deliveries SET status = 'delivering', next_at = $1
+		WHERE status IN ('pending', 'delivering') AND next_at <= $2 AND id IN (`)
+	args := []any{sqldb.Micros(now.Add(d.s.cfg.Timeout + time.Minute)), sqldb.Micros(now)}
+	for i, j := range cands {
+		byID[j.id] = j
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		args = append(args, j.id)
+		q.WriteString("$" + strconv.Itoa(len(args)))
+	}
+	q.WriteString(") RETURNING id")
+	var claimed []job
+	err := d.s.write.Do(ctx, func(tx *sqldb.Tx) error {
+		claimed = claimed[:0]
+		rows, err := tx.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			claimed = append(claimed, byID[id])
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: claim: %w", err)
+	}
+	// Start them in the order they were due (RETURNING's order is the engine's).
+	slices.SortFunc(claimed, func(a, b job) int { return cmp.Compare(a.order, b.order) })
+	return claimed, nil
+}
+
+func (d *Dispatcher) dueEndpoints(ctx context.Context, now time.Time) ([]dueEndpoint, error) {
+	rows, err := d.s.db.Reader().QueryContext(ctx, `SELECT e.id, e.url, e.fifo, e.secret_sealed,
+			e.previous_secret_sealed, e.previous_secret_until
+		FROM webhooks_endpoints e WHERE e.enabled = 1 AND EXISTS (SELECT 1 FROM webhooks_deliveries d
+			WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'delivering') AND d.next_at <= $1)
+		ORDER BY e.id`, sqldb.Micros(now))
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: due endpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []dueEndpoint
+	for rows.Next() {
+		var ep dueEndpoint
+		var fifo int
+		if err := rows.Scan(&ep.id, &ep.url, &fifo, &ep.sealed, &ep.prevSealed, &ep.prevUntil); err != nil {
+			return nil, fmt.Errorf("webhooks: due endpoints: %w", err)
+		}
+		ep.fifo = fifo == 1
+		out = append(out, ep)
+	}
+	return out, rows.Err()
+}
+
+// dueOf returns up to limit due deliveries of ep.
+func (d *Dispatcher) dueOf(ctx context.Context, ep dueEndpoint, now time.Time, limit int) ([]job, error) {
+	q := `SELECT d.id, d.event_id, d.envelope, d.attempts FROM webhooks_deliveries d
+		WHERE d.endpoint_id = $1 AND d.status IN ('pending', 'delivering') AND d.next_at <= $2`
+	if ep.fifo {
+		q += ` AND NOT EXISTS (SELECT 1 FROM webhooks_deliveries p WHERE p.endpoint_id = d.endpoint_id
+			AND p.aggregate_type = d.aggregate_type AND p.aggregate_id = d.aggregate_id
+			AND p.status IN ('pending', 'delivering')
+			AND (p.sequence < d.sequence OR (p.sequence = d.sequence AND p.id < d.id)))`
+	}
+	q += ` ORDER BY d.next_at, d.id LIMIT $3`
+	rows, err := d.s.db.Reader().QueryContext(ctx, q, ep.id, sqldb.Micros(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: due deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []job
+	for rows.Next() {
+		j := job{endpointID: ep.id}
+		if err := rows.Scan(&j.id, &j.eventID, &j.envelope, &j.attempts); err != nil {
+			return nil, fmt.Errorf("webhooks: due deliveries: %w", err)
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// secrets opens the endpoint's signing secrets: the current one, and the
+// previous one while its rotation window lasts.
+func (d *Dispatcher) secrets(ep dueEndpoint, now time.Time) ([]string, error) {
+	cur, err := d.s.seal.open(ep.id, ep.sealed)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{cur}
+	if ep.prevSealed.Valid && ep.prevUntil.Valid && now.Before(sqldb.FromMicros(ep.prevUntil.Int64)) {
+		prev, err := d.s.seal.open(ep.id, ep.prevSealed.String)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, prev)
+	}
+	return out, nil
+}
+
+// free is how many more deliveries endpoint id may start now: the
+// concurrency limit less those in flight; 0 while its breaker is open, 1
+// probe (when none is in flight) once the cool-down is over.
+func (d *Dispatcher) free(id string, now time.Time) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.eps[id]
+	if st == nil {
+		return d.s.cfg.MaxInFlight
+	}
+	if st.fails >= d.s.cfg.BreakerThreshold {
+		if now.Before(st.openUntil) || st.inflight > 0 {
+			return 0
+		}
+		return 1 // half-open
+	}
+	return max(0, d.s.cfg.MaxInFlight-st.inflight)
+}
+
+func (d *Dispatcher) acquire(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.eps[id]
+	if st == nil {
+		st = &epState{}
+		d.eps[id] = st
+	}
+	st.inflight++
+	d.running++
+}
+
+// release ends a delivery of endpoint id: a success closes its breaker, a
+// failure counts towards opening it (again, after a failed probe).
+func (d *Dispatcher) release(id string, ok bool, now time.Time) {
+	d.mu.Lock()
+	st := d.eps[id]
+	st.inflight--
+	if d.running--; d.running == 0 {
+		d.idle.Broadcast()
+	}
+	if ok {
+		st.fails = 0
+	} else {
+		st.fails++
+		if st.fails >= d.s.cfg.BreakerThreshold {
+			st.openUntil = now.Add(d.s.cfg.BreakerCooldown)
+		}
+	}
+	d.mu.Unlock()
+	d.Wake()
+}
+
+// BreakerOpen reports whether endpoint id's circuit breaker is open now.
+func (d *Dispatcher) BreakerOpen(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.eps[id]
+	return st != nil && st.fails >= d.s.cfg.BreakerThreshold && d.s.db.Now().Before(st.openUntil)
+}
+
+// maxExcerpt bounds the response text kept per attempt.
+const maxExcerpt = 1024
+
+// outcome is what one attempt got.
+type outcome struct {
+	status     int
+	latency    time.Duration
+	excerpt    string
+	err        string
+	retryAfter time.Duration // from a 429's Retry-After; 0 when absent
+}
+
+func (o outcome) ok() bool { return o.err == "" && o.status >= 200 && o.status < 300 }
+
+// deliver makes one attempt at j and settles it.
+func (d *Dispatcher) deliver(ctx context.Context, j job) {
+	o := d.post(ctx, j)
+	now := d.s.db.Now()
+	if err := d.s.write.Do(ctx, func(tx *sqldb.Tx) error { return d.settleTx(ctx, tx, j, o) }); err != nil {
+		// The row stays claimed until its lease ends; then it is tried again.
+		d.s.log.Error("webhooks: settle", "delivery", j.id, "err", err)
+	}
+	// 429 and 410 are answers of a live receiver: they do not trip the breaker.
+	d.release(j.endpointID, o.ok() || o.status == http.StatusTooManyRequests || o.status == http.StatusGone, now)
+}
+
+// post sends j's envelope, signed.
+func (d *Dispatcher) post(ctx context.Context, j job) outcome {
+	body := []byte(j.envelope)
+	ts := d.s.db.Now().Unix()
+	sig, err := Sign(j.secrets, j.eventID, ts, body)
+	if err != nil {
+		return outcome{err: err.Error()}
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(body))
+	if err != nil {
+		return outcome{err: "bad URL: " + err.Error()}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "mercato-webhooks/1")
+	req.Header.Set("webhook-id", j.eventID)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("webhook-signature", sig)
+	start := time.Now()
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return outcome{latency: time.Since(start), err: excerpt([]byte(clip(err.Error(), 1000)))}
+	}
+	defer resp.Body.Close()
+	buf, _ := io.ReadAll(io.LimitReader(resp.Body, maxExcerpt))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
+	o := outcome{status: resp.StatusCode, latency: time.Since(start), excerpt: excerpt(buf)}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		o.retryAfter = retryAfter(resp.Header.Get("Retry-After"), d.s.db.Now())
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		o.err = "redirect not followed (to " + excerpt([]byte(clip(resp.Header.Get("Location"), 200))) + ")"
+	}
+	return o
+}
+
+// settleTx records the attempt and moves the delivery on: delivered; back
+// to pending after the schedule's delay, or the receiver's Retry-After
+// when a 429 asks for longer; dead after the last try. A 410 disables the endpoint and leaves the delivery
+// pending for when staff enable it again.
+func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, j job, o outcome) error {
+	now := tx.Now
+	attempt := j.attempts + 1
+	status, attempts, next, lastErr := "pending", attempt, now, o.err
+	if lastErr == "" && !o.ok() {
+		lastErr = "HTTP " + strconv.Itoa(o.status)
+	}
+	switch {
+	case o.ok():
+		status, lastErr = "delivered", ""
+	case o.status == http.StatusGone:
+		attempts = j.attempts
+		if _, err := tx.ExecContext(ctx, `UPDATE webhooks_endpoints SET enabled = 0, disabled_reason = 'gone',
+				updated_at = $2 WHERE id = $1 AND enabled = 1`, j.endpointID, sqldb.Micros(now)); err != nil {
+			return err
+		}
+		d.s.log.Warn("webhooks: endpoint answered 410 Gone; disabled", "endpoint", j.endpointID)
+	case attempt > len(d.s.cfg.Schedule):
+		status = "dead"
+	default:
+		// A 429's Retry-After is honoured: never sooner than it asks.
+		next = now.Add(max(d.jitter(d.s.cfg.Schedule[attempt-1]), o.retryAfter))
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE webhooks_deliveries SET status = $2, attempts = $3, next_at = $4,
+			last_status = $5, last_error = $6, updated_at = $7 WHERE id = $1 AND status = 'delivering'`,
+		j.id, status, attempts, sqldb.Micros(next), o.status, lastErr, sqldb.Micros(now))
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err // deleted with its endpoint meanwhile: nothing to log
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO webhooks_attempts (id, delivery_id, endpoint_id, attempt,
+			attempted_at, status_code, latency_us, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		event.NewID(), j.id, j.endpointID, attempt, sqldb.Micros(now), o.status, o.latency.Microseconds(),
+		o.excerpt, o.err)
+	return err
+}
+
+// jitter shortens or lengthens dur by up to Config.Jitter of it.
+func (d *Dispatcher) jitter(dur time.Duration) time.Duration {
+	f := 1 + d.s.cfg.Jitter*(2*rand.Float64()-1)
+	return time.Duration(float64(dur) * f)
+}
+
+// maxRetryAfter caps how long a 429's Retry-After may hold a delivery.
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter parses a Retry-After value (seconds or an HTTP date) into a
+// delay of at least a second and at most maxRetryAfter; 0 when absent or
+// unreadable.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0
+		}
+		d = time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	} else {
+		return 0
+	}
+	return min(max(d, time.Second), maxRetryAfter)
+}
+
+// excerpt is the response text kept for staff: valid UTF-8 without NUL (what
+// both engines store), at most maxExcerpt bytes.
+func excerpt(b []byte) string {
+	s := strings.ReplaceAll(strings.ToValidUTF8(string(b), ""), "\x00", "")
+	return clip(s, maxExcerpt)
+}
+
+// clip cuts s to at most n bytes at a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+var errNotDead = errors.New("webhooks: the delivery is not dead")

@@ -1,0 +1,36 @@
+// Package webhooks is the outbound webhooks module (issue #18): staff
+// register HTTPS (or, with AllowPrivate, any HTTP) endpoints with event
+// filters ("order.*", "*", "order.paid"), and every event the shop emits is
+// delivered to the endpoints whose filters select it, signed by the
+// Standard Webhooks specification.
+//
+// It owns webhooks_endpoints, webhooks_deliveries and webhooks_attempts.
+// It consumes every event (the inbox consumer "webhooks" on "*"): in the
+// consumer's batch transaction it records one delivery row per selecting
+// endpoint and nothing else — no network inside a transaction. The
+// Dispatcher delivers outside transactions: it claims due rows with a
+// conditional UPDATE (so replicas never deliver one row twice at once),
+// POSTs the event envelope, records the attempt and settles the row:
+// delivered; retried on the schedule (about 5s, 5m, 30m, 2h, 5h, 10h, 10h,
+// with jitter, on the injected clock); dead after the last try (replayable
+// by staff). 410 Gone disables the endpoint; 429 with Retry-After delays the
+// next try at least as long as the receiver asked. Delivered rows and their
+// attempts are pruned after Config.Retention.
+//
+// Each endpoint has a concurrency limit and a circuit breaker, so that a
+// slow or dead receiver costs the others nothing; an endpoint with fifo set
+// gets one event per aggregate in flight, in sequence order.
+//
+// URLs resolving to loopback, private, link-local or otherwise non-public
+// addresses are refused at registration (422) and again at dial time (the
+// dialer resolves, checks every address, and dials the checked address
+// only; redirects are not followed) unless Config.AllowPrivate is set
+// (`serve --webhook-allow-private`).
+//
+// Routes (permission webhooks.manage, held by operators; every change is
+// audited): POST/GET /api/v1/admin/webhooks, GET/PATCH/DELETE
+// /api/v1/admin/webhooks/{id}, POST …/{id}/rotate-secret, POST …/{id}/test,
+// GET …/{id}/deliveries, POST …/{id}/deliveries/{delivery_id}/replay,
+// POST …/{id}/replay, and GET /api/v1/admin/sync/webhooks (per-endpoint
+// pending, failed and dead counts). It emits no events.
+package webhooks
