@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,24 +28,7 @@ func sources() []migrate.Source {
 	return []migrate.Source{Migrations(), audit.Migrations(), outbox.Migrations(), web.Migrations(), idem.Migrations()}
 }
 
-// clock is a settable test clock for the database (token expiry, throttle
-// windows, TOTP steps).
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = sqldbtest.Clock
 
 // mailbox is a Mailer that keeps what it is given.
 type mailbox struct{ ch chan Message }
@@ -74,7 +56,7 @@ func newEnv(t testing.TB, db *sqldb.DB, cfg Config) *env {
 	if cfg.Hash.MemoryKiB == 0 {
 		cfg.Hash = testHash
 	}
-	clk := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := sqldbtest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	db.SetClock(clk.Now)
 	mail := mailbox{ch: make(chan Message, 16)}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,12 +26,7 @@ func sources() []migrate.Source {
 		idem.Migrations(), Migrations()}
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+type clock = sqldbtest.Clock
 
 // products is a Products double: the ids it knows.
 type products map[string]bool
@@ -56,7 +50,7 @@ const password = "violet-harbour-engine-42"
 
 func newEnv(t testing.TB, db *sqldb.DB) *env {
 	t.Helper()
-	clk := &clock{t: time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC)}
+	clk := sqldbtest.NewClock(time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC))
 	db.SetClock(clk.Now)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	idm := web.NewIdempotency(db, web.IdempotencyConfig{Logger: logger})

@@ -74,17 +74,7 @@ func (a fakeAuth) Allowed(p web.Principal, perm string) bool {
 	return false
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = sqldbtest.Clock
 
 type env struct {
 	t     testing.TB
@@ -102,7 +92,7 @@ var webhookSecret = []byte("whsec_test_0123456789abcdef")
 
 func newEnv(t testing.TB, db *sqldb.DB) *env {
 	t.Helper()
-	clk := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := sqldbtest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	db.SetClock(clk.Now)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	id := web.NewIdempotency(db, web.IdempotencyConfig{Logger: logger})

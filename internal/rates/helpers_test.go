@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,23 +28,7 @@ func sources() []migrate.Source {
 		idem.Migrations(), Migrations()}
 }
 
-// clock is a settable test clock for the database.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = sqldbtest.Clock
 
 // env is the rates module and the accounts module behind a real HTTP
 // server, on the group-commit write path.
@@ -65,7 +48,7 @@ var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func newEnv(t testing.TB, db *sqldb.DB) *env {
 	t.Helper()
-	clk := &clock{t: t0}
+	clk := sqldbtest.NewClock(t0)
 	db.SetClock(clk.Now)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	idm := web.NewIdempotency(db, web.IdempotencyConfig{Logger: logger})

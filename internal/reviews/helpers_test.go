@@ -82,23 +82,7 @@ func (o *orders) pay(customerID, productID string) {
 	o.mu.Unlock()
 }
 
-// clock is a settable test clock for the database.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type clock = sqldbtest.Clock
 
 // env is the reviews module and the accounts module behind a real HTTP
 // server, on the group-commit write path.
@@ -118,7 +102,7 @@ const password = "violet-harbour-engine-42"
 
 func newEnv(t testing.TB, db *sqldb.DB) *env {
 	t.Helper()
-	clk := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := sqldbtest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	db.SetClock(clk.Now)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	idm := web.NewIdempotency(db, web.IdempotencyConfig{Logger: logger})

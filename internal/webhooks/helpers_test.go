@@ -37,15 +37,7 @@ func sources() []migrate.Source {
 		web.Migrations(), idem.Migrations(), inbox.Migrations()}
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+type clock = sqldbtest.Clock
 
 // fakeResolver answers from a table; unknown names do not resolve.
 type fakeResolver map[string][]string
@@ -97,7 +89,7 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 
 func newEnv(t testing.TB, db *sqldb.DB, cfg Config) *env {
 	t.Helper()
-	clk := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := sqldbtest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	db.SetClock(clk.Now)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	idm := web.NewIdempotency(db, web.IdempotencyConfig{Logger: logger})
