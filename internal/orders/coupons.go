@@ -215,7 +215,7 @@ func (s *Service) handleShippingMethods(w http.ResponseWriter, r *http.Request) 
 	c := callerOf(r)
 	q := r.URL.Query()
 	addr := Address{Country: q.Get("country"), Region: q.Get("region"), PostalCode: q.Get("postal_code")}
-	s.do(w, r, func(ctx context.Context, tx *sqldb.Tx) (any, error) {
+	s.view(w, r, func(ctx context.Context, tx *sqldb.Tx) (any, error) {
 		return s.ShippingMethodsTx(ctx, tx, c, r.PathValue("id"), addr)
 	})
 }

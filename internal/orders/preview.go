@@ -93,7 +93,7 @@ func (s *Service) handleQuote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := callerOf(r)
-	s.do(w, r, func(ctx context.Context, tx *sqldb.Tx) (any, error) {
+	s.view(w, r, func(ctx context.Context, tx *sqldb.Tx) (any, error) {
 		return s.QuoteTx(ctx, tx, c, r.PathValue("id"), in)
 	})
 }

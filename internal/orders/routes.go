@@ -115,11 +115,23 @@ func (s *Service) handleCreateCart(w http.ResponseWriter, r *http.Request) {
 	s.run(w, r, http.StatusCreated, c, func(ctx context.Context, tx *sqldb.Tx) (any, error) { return s.CreateCartTx(ctx, tx, c) })
 }
 
-// handleGetCart quotes in a unit of the write path: the catalog is read
-// inside a transaction (the Catalog contract), and nothing is written.
+// handleGetCart quotes in a read transaction: the catalog is read inside a
+// transaction (the Catalog contract), and nothing is written.
 func (s *Service) handleGetCart(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
-	s.do(w, r, func(ctx context.Context, tx *sqldb.Tx) (any, error) { return s.CartTx(ctx, tx, c, r.PathValue("id")) })
+	s.view(w, r, func(ctx context.Context, tx *sqldb.Tx) (any, error) { return s.CartTx(ctx, tx, c, r.PathValue("id")) })
+}
+
+// view answers r from a read transaction on the reader pool (quotes: the
+// same reads checkout makes in its unit, with nothing to write).
+func (s *Service) view(w http.ResponseWriter, r *http.Request, fn func(ctx context.Context, tx *sqldb.Tx) (any, error)) {
+	var v any
+	err := s.db.ReadTx(r.Context(), func(tx *sqldb.Tx) (err error) { v, err = fn(r.Context(), tx); return err })
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	web.JSON(w, http.StatusOK, v)
 }
 
 func (s *Service) handleSetItem(w http.ResponseWriter, r *http.Request) {

@@ -97,6 +97,33 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+		t.Run("read transaction reads, never writes", func(t *testing.T) {
+			if err := db.InTx(ctx, func(tx *sqldb.Tx) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO items (name, created_at) VALUES ('seen by reads', 1)`)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			err := db.ReadTx(ctx, func(tx *sqldb.Tx) error {
+				tx.AfterCommit(func() { t.Error("a read transaction's after-commit hook ran") })
+				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM items WHERE name = 'seen by reads'`).Scan(&n); err != nil {
+					return err
+				}
+				_, err := tx.ExecContext(ctx, `INSERT INTO items (name, created_at) VALUES ('written by a read', 1)`)
+				if err == nil {
+					t.Error("a write in a read transaction succeeded")
+				}
+				return nil
+			})
+			if err != nil || n != 1 {
+				t.Fatalf("ReadTx: %v, saw %d rows", err, n)
+			}
+			var written int
+			if err := db.Reader().QueryRowContext(ctx, `SELECT count(*) FROM items WHERE name = 'written by a read'`).Scan(&written); err != nil || written != 0 {
+				t.Fatalf("%d rows written by a read transaction (%v)", written, err)
+			}
+		})
 		t.Run("savepoint rolls back only its part", func(t *testing.T) {
 			var ran bool
 			err := db.InTx(ctx, func(tx *sqldb.Tx) error {

@@ -174,6 +174,21 @@ func (tx *Tx) runBefore(f func(context.Context) error) (err error) {
 	return f(tx.ctx)
 }
 
+// ReadTx runs fn in a read-only transaction on the reader pool, for use
+// cases whose reads take a *Tx (a quote reads the catalogue, promotions and
+// rate tables through the same contracts checkout uses inside its unit)
+// but write nothing: no writer connection, no place on the write path.
+// The transaction is always rolled back; a write in it fails; its
+// AfterCommit and BeforeCommit hooks never run.
+func (db *DB) ReadTx(ctx context.Context, fn func(*Tx) error) error {
+	t, err := db.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("sqldb: begin read: %w", err)
+	}
+	defer t.Rollback()
+	return fn(&Tx{Tx: t, Now: db.Now(), engine: db.engine, ctx: ctx})
+}
+
 // InTx runs fn in a write transaction and commits it when fn returns nil;
 // otherwise (or on panic) it rolls back and returns fn's error. It neither
 // retries nor contains panics: use-case writes go through Run (or a
