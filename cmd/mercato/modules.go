@@ -8,6 +8,7 @@ import (
 	"mercato/internal/accounts"
 	"mercato/internal/audit"
 	"mercato/internal/catalog"
+	"mercato/internal/channels"
 	"mercato/internal/catalog/search"
 	"mercato/internal/catalog/search/pgsearch"
 	"mercato/internal/compliance"
@@ -89,6 +90,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		rules.Module(),
 		lgx.Module(),
 		pay.Module(),
+		channels.New(p, channels.Deps{Orders: ord, Tokens: acc}).Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err

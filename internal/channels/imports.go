@@ -1,0 +1,149 @@
+package channels
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sort"
+
+	"mercato/internal/orders"
+	"mercato/internal/platform/errs"
+	"mercato/internal/platform/sqldb"
+)
+
+// ImportRequest is POST /api/v1/channels/{code}/orders's body.
+type ImportRequest struct {
+	ExternalID      string                `json:"external_id" maxlen:"100" doc:"The channel's order id: an order is imported once per channel and external_id."`
+	Lines           []orders.ImportLine   `json:"lines" doc:"1 to 100 lines at the channel's prices."`
+	Customer        orders.ImportCustomer `json:"customer"`
+	ShippingAddress *orders.Address       `json:"shipping_address"`
+}
+
+// Imported is an import's outcome: the order, and whether this call
+// created it (false: the (channel, external_id) was imported before).
+type Imported struct {
+	Order   orders.Order
+	Created bool
+}
+
+// ImportTx imports channel code's order in in tx, once per (code,
+// in.ExternalID): a repeat returns the first order (Created false) and
+// reserves nothing. Otherwise it claims the key in channels_imports
+// (INSERT … ON CONFLICT DO NOTHING: of racing units one inserts, the others
+// find the row once it commits), counts the lines against the channel's
+// quotas (409 quota_exceeded) and writes the order through
+// orders.ImportTx (validation and unknown SKUs 422, shortage 409
+// out_of_stock). Any refusal leaves nothing: the unit rolls back.
+func (s *Service) ImportTx(ctx context.Context, tx *sqldb.Tx, code string, in ImportRequest) (Imported, error) {
+	const op = "channels.Import"
+	if s.orders == nil {
+		return Imported{}, errs.E(op, errs.Unavailable, "no orders module is wired")
+	}
+	if _, err := getTx(ctx, tx, code); err != nil {
+		return Imported{}, err
+	}
+	if in.ExternalID == "" {
+		return Imported{}, errs.E(op, errs.Invalid, errs.CodeValidation, "the request has invalid fields",
+			[]errs.FieldError{{Field: "external_id", Message: "is required"}})
+	}
+	if in.ShippingAddress == nil {
+		return Imported{}, errs.E(op, errs.Invalid, errs.CodeValidation, "the request has invalid fields",
+			[]errs.FieldError{{Field: "shipping_address", Message: "is required"}})
+	}
+	if id, ok, err := importedTx(ctx, tx, code, in.ExternalID); err != nil {
+		return Imported{}, err
+	} else if ok {
+		o, err := s.orders.OrderTx(ctx, tx, id)
+		return Imported{Order: o}, err
+	}
+	o, err := s.orders.ImportTx(ctx, tx, orders.Import{Channel: code, ExternalID: in.ExternalID, Lines: in.Lines,
+		Customer: in.Customer, Address: *in.ShippingAddress})
+	if err != nil {
+		return Imported{}, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO channels_imports (channel, external_id, order_id, created_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, code, in.ExternalID, o.ID, sqldb.Micros(tx.Now))
+	if err != nil {
+		return Imported{}, errs.E(op, errs.Internal, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return Imported{}, errs.E(op, errs.Internal, err)
+	} else if n == 0 {
+		// A racing import committed the key after our look-up (PostgreSQL
+		// blocked this INSERT until it did): ours must not stand.
+		return Imported{}, errImportRaced
+	}
+	if err := s.countQuotasTx(ctx, tx, code, in.Lines); err != nil {
+		return Imported{}, err
+	}
+	return Imported{Order: o, Created: true}, nil
+}
+
+// errImportRaced rolls back an import that lost the race for its key; the
+// caller runs the import again, which then finds the winner's order.
+var errImportRaced = errs.E("channels.Import", errs.Conflict, errs.Code("import_in_progress"),
+	"this order is being imported by another request; retry")
+
+// Import is ImportTx as one unit of the write path. An import that lost a
+// race for its key is run once more, and then answers with the winner's
+// order.
+func (s *Service) Import(ctx context.Context, code string, in ImportRequest) (im Imported, err error) {
+	for range 2 {
+		err = s.write.Do(ctx, func(tx *sqldb.Tx) error { im, err = s.ImportTx(ctx, tx, code, in); return err })
+		if !errors.Is(err, errImportRaced) {
+			break
+		}
+	}
+	return im, err
+}
+
+// importedTx returns the order id imported for (code, externalID), if any.
+func importedTx(ctx context.Context, tx *sqldb.Tx, code, externalID string) (string, bool, error) {
+	var id string
+	err := tx.QueryRowContext(ctx, `SELECT order_id FROM channels_imports WHERE channel = $1 AND external_id = $2`,
+		code, externalID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, errs.E("channels.Import", errs.Internal, err)
+	}
+	return id, true, nil
+}
+
+// countQuotasTx adds lines to channel code's quota counters, in SKU order,
+// each with a conditional UPDATE (reserved + n <= units); a SKU without a
+// quota is not counted. Every SKU over its cap is named in the 409.
+func (s *Service) countQuotasTx(ctx context.Context, tx *sqldb.Tx, code string, lines []orders.ImportLine) error {
+	const op = "channels.quota"
+	sorted := append([]orders.ImportLine(nil), lines...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].SKU < sorted[j].SKU })
+	var over []errs.FieldError
+	for _, l := range sorted {
+		res, err := tx.ExecContext(ctx, `UPDATE channels_quotas SET reserved = reserved + $1, updated_at = $2
+			WHERE channel = $3 AND sku = $4 AND reserved + $1 <= units`, l.Quantity, sqldb.Micros(tx.Now), code, l.SKU)
+		if err != nil {
+			return errs.E(op, errs.Internal, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return errs.E(op, errs.Internal, err)
+		}
+		if n == 1 {
+			continue
+		}
+		var one int
+		err = tx.QueryRowContext(ctx, `SELECT 1 FROM channels_quotas WHERE channel = $1 AND sku = $2`, code, l.SKU).Scan(&one)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			continue // no quota on this SKU
+		case err != nil:
+			return errs.E(op, errs.Internal, err)
+		}
+		over = append(over, errs.FieldError{Field: "lines", Message: l.SKU + " is over the channel's quota"})
+	}
+	if len(over) > 0 {
+		return errs.E(op, errs.Conflict, errs.Code("quota_exceeded"), "the channel's quota of a SKU would be exceeded", over)
+	}
+	return nil
+}
