@@ -73,6 +73,7 @@ type env struct {
 	svc   *Service
 	inv   *inventory.Service
 	c     *webtest.Client
+	rt    *web.Router
 	op    string // an operator's token (holds channels.manage)
 	admin string // an admin's token
 }
@@ -110,7 +111,7 @@ func newEnv(t testing.TB, db *sqldb.DB) *env {
 			router.Handle(r)
 		}
 	}
-	e := &env{t: t, db: db, svc: svc, inv: inv, c: webtest.Start(t, router)}
+	e := &env{t: t, db: db, svc: svc, inv: inv, c: webtest.Start(t, router), rt: router}
 	e.op = e.staff(acc, "op@example.com", accounts.RoleOperator)
 	e.admin = e.staff(acc, "admin@example.com", accounts.RoleAdmin)
 	for sku, n := range map[string]int64{"TEE-M": 10, "MUG": 3} {

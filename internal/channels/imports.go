@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"sort"
+	"strings"
 
 	"mercato/internal/orders"
 	"mercato/internal/platform/errs"
@@ -28,12 +29,14 @@ type Imported struct {
 
 // ImportTx imports channel code's order in in tx, once per (code,
 // in.ExternalID): a repeat returns the first order (Created false) and
-// reserves nothing. Otherwise it claims the key in channels_imports
-// (INSERT … ON CONFLICT DO NOTHING: of racing units one inserts, the others
-// find the row once it commits), counts the lines against the channel's
-// quotas (409 quota_exceeded) and writes the order through
-// orders.ImportTx (validation and unknown SKUs 422, shortage 409
-// out_of_stock). Any refusal leaves nothing: the unit rolls back.
+// reserves nothing. The unit first claims the key in channels_imports
+// (INSERT … ON CONFLICT DO NOTHING): of racing units one inserts; on
+// PostgreSQL the others' INSERT waits for it to commit and then inserts
+// nothing, and they answer with its order (had it rolled back, one of them
+// inserts instead). Then it writes the order through orders.ImportTx
+// (validation and unknown SKUs 422, shortage 409 out_of_stock) and counts
+// the lines against the channel's quotas (409 quota_exceeded). Any refusal
+// leaves nothing, the claim included: the unit rolls back.
 func (s *Service) ImportTx(ctx context.Context, tx *sqldb.Tx, code string, in ImportRequest) (Imported, error) {
 	const op = "channels.Import"
 	if s.orders == nil {
@@ -42,17 +45,25 @@ func (s *Service) ImportTx(ctx context.Context, tx *sqldb.Tx, code string, in Im
 	if _, err := getTx(ctx, tx, code); err != nil {
 		return Imported{}, err
 	}
-	if in.ExternalID == "" {
-		return Imported{}, errs.E(op, errs.Invalid, errs.CodeValidation, "the request has invalid fields",
-			[]errs.FieldError{{Field: "external_id", Message: "is required"}})
-	}
-	if in.ShippingAddress == nil {
-		return Imported{}, errs.E(op, errs.Invalid, errs.CodeValidation, "the request has invalid fields",
-			[]errs.FieldError{{Field: "shipping_address", Message: "is required"}})
-	}
-	if id, ok, err := importedTx(ctx, tx, code, in.ExternalID); err != nil {
+	var v errs.Validation
+	v.Check(strings.TrimSpace(in.ExternalID) != "", "external_id", "is required")
+	v.Check(in.ShippingAddress != nil, "shipping_address", "is required")
+	if err := v.Err(op); err != nil {
 		return Imported{}, err
-	} else if ok {
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO channels_imports (channel, external_id, order_id, customer_email, customer_name, created_at)
+		VALUES ($1, $2, NULL, $3, $4, $5) ON CONFLICT DO NOTHING`,
+		code, in.ExternalID, in.Customer.Email, in.Customer.Name, sqldb.Micros(tx.Now))
+	if err != nil {
+		return Imported{}, errs.E(op, errs.Internal, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return Imported{}, errs.E(op, errs.Internal, err)
+	} else if n == 0 {
+		id, err := importedTx(ctx, tx, code, in.ExternalID)
+		if err != nil {
+			return Imported{}, err
+		}
 		o, err := s.orders.OrderTx(ctx, tx, id)
 		return Imported{Order: o}, err
 	}
@@ -61,17 +72,9 @@ func (s *Service) ImportTx(ctx context.Context, tx *sqldb.Tx, code string, in Im
 	if err != nil {
 		return Imported{}, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO channels_imports (channel, external_id, order_id, created_at)
-		VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, code, in.ExternalID, o.ID, sqldb.Micros(tx.Now))
-	if err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE channels_imports SET order_id = $1 WHERE channel = $2 AND external_id = $3`,
+		o.ID, code, in.ExternalID); err != nil {
 		return Imported{}, errs.E(op, errs.Internal, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return Imported{}, errs.E(op, errs.Internal, err)
-	} else if n == 0 {
-		// A racing import committed the key after our look-up (PostgreSQL
-		// blocked this INSERT until it did): ours must not stand.
-		return Imported{}, errImportRaced
 	}
 	if err := s.countQuotasTx(ctx, tx, code, in.Lines); err != nil {
 		return Imported{}, err
@@ -79,36 +82,26 @@ func (s *Service) ImportTx(ctx context.Context, tx *sqldb.Tx, code string, in Im
 	return Imported{Order: o, Created: true}, nil
 }
 
-// errImportRaced rolls back an import that lost the race for its key; the
-// caller runs the import again, which then finds the winner's order.
-var errImportRaced = errs.E("channels.Import", errs.Conflict, errs.Code("import_in_progress"),
-	"this order is being imported by another request; retry")
-
-// Import is ImportTx as one unit of the write path. An import that lost a
-// race for its key is run once more, and then answers with the winner's
-// order.
+// Import is ImportTx as one unit of the write path (without the
+// idempotency store: channels_imports alone de-duplicates).
 func (s *Service) Import(ctx context.Context, code string, in ImportRequest) (im Imported, err error) {
-	for range 2 {
-		err = s.write.Do(ctx, func(tx *sqldb.Tx) error { im, err = s.ImportTx(ctx, tx, code, in); return err })
-		if !errors.Is(err, errImportRaced) {
-			break
-		}
-	}
+	err = s.write.Do(ctx, func(tx *sqldb.Tx) error { im, err = s.ImportTx(ctx, tx, code, in); return err })
 	return im, err
 }
 
-// importedTx returns the order id imported for (code, externalID), if any.
-func importedTx(ctx context.Context, tx *sqldb.Tx, code, externalID string) (string, bool, error) {
-	var id string
+// importedTx returns the order imported for (code, externalID), a key
+// committed (or claimed earlier in tx) with its order.
+func importedTx(ctx context.Context, tx *sqldb.Tx, code, externalID string) (string, error) {
+	var id sql.NullString
 	err := tx.QueryRowContext(ctx, `SELECT order_id FROM channels_imports WHERE channel = $1 AND external_id = $2`,
 		code, externalID).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
+	if err == nil && !id.Valid {
+		err = errors.New("an import key without its order")
 	}
 	if err != nil {
-		return "", false, errs.E("channels.Import", errs.Internal, err)
+		return "", errs.E("channels.Import", errs.Internal, err)
 	}
-	return id, true, nil
+	return id.String, nil
 }
 
 // countQuotasTx adds lines to channel code's quota counters, in SKU order,

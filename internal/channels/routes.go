@@ -109,30 +109,21 @@ func (s *Service) handleImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := idem.Request{Scope: "channel-orders:" + code, Key: "order:" + in.ExternalID, Material: []byte(in.ExternalID)}
-	var (
-		res idem.Result
-		err error
-	)
-	for range 2 { // once more after losing a race for the key (see ImportTx)
-		res, err = s.idem.Store().Do(r.Context(), s.write, req, func(ctx context.Context, tx *sqldb.Tx) (idem.Outcome, error) {
-			im, err := s.ImportTx(ctx, tx, code, in)
-			if err != nil {
-				return idem.Outcome{}, err
-			}
-			b, err := json.Marshal(im.Order)
-			if err != nil {
-				return idem.Outcome{}, errs.E("channels.Import", errs.Internal, err)
-			}
-			status := http.StatusOK
-			if im.Created {
-				status = http.StatusCreated
-			}
-			return idem.Outcome{Status: status, ContentType: "application/json", Body: b}, nil
-		})
-		if !errors.Is(err, errImportRaced) {
-			break
+	res, err := s.idem.Store().Do(r.Context(), s.write, req, func(ctx context.Context, tx *sqldb.Tx) (idem.Outcome, error) {
+		im, err := s.ImportTx(ctx, tx, code, in)
+		if err != nil {
+			return idem.Outcome{}, err
 		}
-	}
+		b, err := json.Marshal(im.Order)
+		if err != nil {
+			return idem.Outcome{}, errs.E("channels.Import", errs.Internal, err)
+		}
+		status := http.StatusOK
+		if im.Created {
+			status = http.StatusCreated
+		}
+		return idem.Outcome{Status: status, ContentType: "application/json", Body: b}, nil
+	})
 	switch {
 	case errors.Is(err, idem.ErrKeyInUse):
 		err = errs.E("channels.Import", errs.Conflict, errs.CodeIdemInUse, "this order is still being imported; retry later")

@@ -9,12 +9,16 @@ CREATE TABLE channels_channels (
 INSERT INTO channels_channels (code, name, kind, created_at) VALUES ('web', 'Web shop', 'web', 0);
 
 -- One row per imported order: the unique key of (channel, external_id), so
--- that a channel's order is imported once however often it is sent.
+-- that a channel's order is imported once however often it is sent. The
+-- import claims its key first (order_id NULL) and sets order_id in the
+-- same unit; customer_* are the buyer as the channel named them.
 CREATE TABLE channels_imports (
-    channel     TEXT    NOT NULL REFERENCES channels_channels (code),
-    external_id TEXT    NOT NULL CHECK (length(external_id) BETWEEN 1 AND 100),
-    order_id    TEXT    NOT NULL UNIQUE,
-    created_at  BIGINT  NOT NULL,
+    channel        TEXT    NOT NULL REFERENCES channels_channels (code),
+    external_id    TEXT    NOT NULL CHECK (length(external_id) BETWEEN 1 AND 100),
+    order_id       TEXT    UNIQUE,
+    customer_email TEXT    NOT NULL,
+    customer_name  TEXT    NOT NULL,
+    created_at     BIGINT  NOT NULL,
     PRIMARY KEY (channel, external_id)
 );
 
