@@ -89,3 +89,50 @@ func TestRoutesInOpenAPI(t *testing.T) {
 	spec.ValidateResponse(t, "POST", "/api/v1/channels/{code}/orders", bad)
 	webtest.AssertNoInternalText(t, bad.Body)
 }
+
+func TestImportCSV(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		e.channel("pos-1", "pos")
+		const head = "external_id,sku,quantity,unit_price,currency,customer_email,customer_name,ship_name,ship_line1,ship_line2,ship_city,ship_region,ship_postal_code,ship_country\n"
+		addr := ",bea@example.com,Bea,Bea,1 Quay St,,Leith,Edinburgh,EH6 6AA,GB\n"
+		file := head +
+			"P-1,TEE-M,2,1200,USD" + addr +
+			"P-1,MUG,1,800,USD" + addr +
+			"P-2,NOPE,1,100,USD" + addr +
+			"P-3,TEE-M,1,-5,USD" + addr +
+			"P-4,TEE-M,x,100,USD" + addr
+		op := e.c.WithToken(e.op)
+		r := op.Do("POST", "/api/v1/admin/channels/pos-1/orders/import", file, "Content-Type: text/csv")
+		r.WantStatus(t, http.StatusOK)
+		var rep CSVReport
+		r.Decode(t, &rep)
+		if rep.Imported != 1 || rep.Failed != 3 || rep.Duplicates != 0 || len(rep.Errors) != 3 {
+			t.Fatalf("report %+v", rep)
+		}
+		want := map[string]string{"P-2": "unknown_sku", "P-3": "validation_failed", "P-4": "validation_failed"}
+		for _, er := range rep.Errors {
+			if want[er.ExternalID] != er.Code {
+				t.Errorf("%s: code %q, want %q (%s)", er.ExternalID, er.Code, want[er.ExternalID], er.Message)
+			}
+		}
+		if lv := e.level("TEE-M"); lv.Reserved != 2 {
+			t.Fatalf("TEE-M %+v", lv)
+		}
+		if evs := e.events("order.placed"); len(evs) != 1 || evs[0].Data["channel"] != "pos-1" || evs[0].Data["total"] != 3200.0 {
+			t.Fatalf("order.placed %+v", evs)
+		}
+		// The same file again: a duplicate, nothing reserved twice.
+		r = op.Do("POST", "/api/v1/admin/channels/pos-1/orders/import", file, "Content-Type: text/csv")
+		r.WantStatus(t, http.StatusOK)
+		r.Decode(t, &rep)
+		if rep.Imported != 0 || rep.Duplicates != 1 || rep.Failed != 3 || e.level("TEE-M").Reserved != 2 {
+			t.Fatalf("report %+v, TEE-M %+v", rep, e.level("TEE-M"))
+		}
+		webtest.AssertProblem(t, op.Do("POST", "/api/v1/admin/channels/pos-1/orders/import", "sku,quantity\nA,1\n", "Content-Type: text/csv"),
+			http.StatusBadRequest, "malformed_request")
+		webtest.AssertProblem(t, op.Do("POST", "/api/v1/admin/channels/nope/orders/import", file, "Content-Type: text/csv"),
+			http.StatusNotFound, "not_found")
+		webtest.AssertProblem(t, op.Do("POST", "/api/v1/admin/channels/pos-1/orders/import", map[string]string{"a": "b"}),
+			http.StatusUnsupportedMediaType, "unsupported_media_type")
+	})
+}

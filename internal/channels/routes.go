@@ -31,6 +31,10 @@ func (s *Service) routes() []web.Route {
 			Description: "Counts the units imported through the channel; an import beyond the cap is 409 quota_exceeded. " +
 				"A cap below what was reserved already is 409 quota_below_reserved.",
 			Access: manage, Request: QuotaRequest{}, Response: Quota{}, Handler: s.handleQuota},
+		{Method: "POST", Path: "/api/v1/admin/channels/{code}/orders/import", Summary: "Import a channel's orders from CSV", Tag: "channels",
+			Description: "For channels without an API. Body: `text/csv`, one row per order line, columns in docs/api.md; " +
+				"each order imports alone as through the channel's API (once per external_id); the answer lists every refused order.",
+			Access: manage, Response: CSVReport{}, MaxBody: MaxCSVBody, BodyType: "text/csv", Handler: s.handleImportCSV},
 		{Method: "POST", Path: "/api/v1/channels/{code}/orders", Summary: "Import an order the channel took", Tag: "channels",
 			Description: "Needs a token of the channel role bound to {code} (another channel's token is 403). " +
 				"Prices are the channel's, recorded as given; the order is placed and paid, its stock reserved from the shared pool. " +
