@@ -34,5 +34,6 @@
 //	GET  /api/v1/admin/channels                    channels.manage
 //	POST /api/v1/admin/channels/{code}/tokens      channels.manage
 //	PUT  /api/v1/admin/channels/{code}/quotas/{sku} channels.manage
+//	POST /api/v1/admin/channels/{code}/orders/import channels.manage (text/csv)
 //	POST /api/v1/channels/{code}/orders            the channel's token
 package channels
