@@ -20,13 +20,14 @@
 // A channel may have a cap per SKU (PUT …/quotas/{sku}): the units
 // reserved through the channel count up with a conditional UPDATE (reserved
 // + n <= units) in the import's unit, so racing imports never exceed it; an
-// import beyond it is 409 quota_exceeded and reserves nothing. The count is
-// of units ever imported: a cancelled import does not give its units back
-// (no consumer yet).
+// import beyond it is 409 quota_exceeded and reserves nothing. A cancelled
+// imported order gives its units back (the channels_quotas consumer of
+// order.cancelled).
 //
 // # Events
 //
-// Emits channel.created and channel.quota_set. Consumes nothing.
+// Emits channel.created and channel.quota_set. Consumes order.cancelled
+// (QuotaConsumer).
 //
 // # Routes
 //

@@ -136,3 +136,30 @@ func TestImportCSV(t *testing.T) {
 			http.StatusUnsupportedMediaType, "unsupported_media_type")
 	})
 }
+
+// TestQuotaGivenBackOnCancel: a cancelled imported order's units count no
+// more against the channel's quota; another channel's order changes nothing.
+func TestQuotaGivenBackOnCancel(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		ch := e.c.WithToken(e.channel("pos-1", "pos"))
+		e.c.WithToken(e.op).Do("PUT", "/api/v1/admin/channels/pos-1/quotas/TEE-M", map[string]any{"units": 3}).WantStatus(t, http.StatusOK)
+		r := ch.Do("POST", "/api/v1/channels/pos-1/orders", importBody("P-1", line("TEE-M", 3, 1000), line("MUG", 1, 500)))
+		r.WantStatus(t, http.StatusCreated)
+		webtest.AssertProblem(t, ch.Do("POST", "/api/v1/channels/pos-1/orders", importBody("P-2", line("TEE-M", 1, 1000))),
+			http.StatusConflict, "quota_exceeded")
+		for _, id := range []string{"not-an-import", r.Field("id").(string)} {
+			ev, err := orders.OrderCancelled.New(id, e.db.Now(), orders.CancelledData{OrderID: id, By: "staff", Currency: "USD"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.db.InTx(context.Background(), func(tx *sqldb.Tx) error { return e.svc.HandleOrderCancelled(context.Background(), tx, ev) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var reserved int
+		if err := e.db.Reader().QueryRow(`SELECT reserved FROM channels_quotas WHERE channel = 'pos-1' AND sku = 'TEE-M'`).Scan(&reserved); err != nil || reserved != 0 {
+			t.Fatalf("reserved %d (%v), want 0", reserved, err)
+		}
+		ch.Do("POST", "/api/v1/channels/pos-1/orders", importBody("P-2", line("TEE-M", 1, 1000))).WantStatus(t, http.StatusCreated)
+	})
+}

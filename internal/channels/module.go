@@ -7,6 +7,7 @@ import (
 	"mercato/internal/accounts"
 	"mercato/internal/orders"
 	"mercato/internal/platform/event"
+	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/module"
 	"mercato/internal/platform/sqldb"
@@ -62,8 +63,9 @@ func (s *Service) Module() module.Module {
 		Migrations: []migrate.Source{Migrations()},
 		Permissions: []module.Permission{{Name: PermManage, Doc: "create channels, issue their tokens, set their stock quotas",
 			Roles: []string{accounts.RoleOperator}}},
-		Routes: s.routes(),
-		Events: []event.TypeInfo{ChannelCreated.Info(), QuotaSet.Info()},
+		Routes:    s.routes(),
+		Consumers: []inbox.Consumer{s.QuotaConsumer()},
+		Events:    []event.TypeInfo{ChannelCreated.Info(), QuotaSet.Info()},
 	}
 }
 
