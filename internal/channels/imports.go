@@ -9,8 +9,8 @@ import (
 
 	"mercato/internal/orders"
 	"mercato/internal/platform/errs"
-	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/event"
+	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/sqldb"
 )
 
