@@ -10,6 +10,7 @@ import (
 	"mercato/internal/catalog"
 	"mercato/internal/catalog/search"
 	"mercato/internal/catalog/search/pgsearch"
+	"mercato/internal/channels"
 	"mercato/internal/compliance"
 	"mercato/internal/inventory"
 	"mercato/internal/logistics"
@@ -96,6 +97,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		rules.Module(),
 		lgx.Module(),
 		pay.Module(),
+		channels.New(p, channels.Deps{Orders: ord, Tokens: acc}).Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err
