@@ -97,7 +97,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		rules.Module(),
 		lgx.Module(),
 		pay.Module(),
-		channels.New(p, channels.Deps{Orders: ord, Tokens: acc}).Module(),
+		channels.New(p, channels.Deps{Orders: ord, Tokens: acc}, channels.Config{}).Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,13 +57,6 @@ func (a stockAdapter) ReserveTx(ctx context.Context, tx *sqldb.Tx, ref, customer
 	return err
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
 // env is the channels module with real accounts, orders and inventory
 // behind a real HTTP server.
 type env struct {
@@ -74,6 +66,7 @@ type env struct {
 	inv   *inventory.Service
 	c     *webtest.Client
 	rt    *web.Router
+	clk   *sqldbtest.Clock
 	op    string // an operator's token (holds channels.manage)
 	admin string // an admin's token
 }
@@ -82,7 +75,7 @@ const password = "violet-harbour-engine-42"
 
 func newEnv(t testing.TB, db *sqldb.DB) *env {
 	t.Helper()
-	clk := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clk := sqldbtest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	db.SetClock(clk.Now)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	id := web.NewIdempotency(db, web.IdempotencyConfig{Logger: logger})
@@ -99,7 +92,7 @@ func newEnv(t testing.TB, db *sqldb.DB) *env {
 		"MUG":   {SKU: "MUG", ProductID: "p-mug", Title: "Mug", Price: usd(900), Sellable: true},
 	}
 	ord := orders.New(p, orders.Deps{Catalog: cat, Stock: stockAdapter{inv}, Perms: acc}, orders.Config{})
-	svc := New(p, Deps{Orders: ord, Tokens: acc})
+	svc := New(p, Deps{Orders: ord, Tokens: acc}, Config{})
 	mods := []module.Module{acc.Module(), inv.Module(), ord.Module(), svc.Module()}
 	if err := module.Check(mods); err != nil {
 		t.Fatal(err)
@@ -111,7 +104,7 @@ func newEnv(t testing.TB, db *sqldb.DB) *env {
 			router.Handle(r)
 		}
 	}
-	e := &env{t: t, db: db, svc: svc, inv: inv, c: webtest.Start(t, router), rt: router}
+	e := &env{t: t, db: db, svc: svc, inv: inv, c: webtest.Start(t, router), rt: router, clk: clk}
 	e.op = e.staff(acc, "op@example.com", accounts.RoleOperator)
 	e.admin = e.staff(acc, "admin@example.com", accounts.RoleAdmin)
 	for sku, n := range map[string]int64{"TEE-M": 10, "MUG": 3} {

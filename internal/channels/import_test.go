@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"mercato/internal/money"
 	"mercato/internal/orders"
@@ -161,5 +162,39 @@ func TestQuotaGivenBackOnCancel(t *testing.T) {
 			t.Fatalf("reserved %d (%v), want 0", reserved, err)
 		}
 		ch.Do("POST", "/api/v1/channels/pos-1/orders", importBody("P-2", line("TEE-M", 1, 1000))).WantStatus(t, http.StatusCreated)
+	})
+}
+
+// TestRetention: channels.retention erases the buyer's e-mail address and
+// name of imports older than the retention period (audited), keeps the
+// import (a late duplicate still finds its order) and leaves newer ones.
+func TestRetention(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		ch := e.c.WithToken(e.channel("mkt", "marketplace"))
+		old := ch.Do("POST", "/api/v1/channels/mkt/orders", importBody("OLD-1", line("MUG", 1, 500)))
+		old.WantStatus(t, http.StatusCreated)
+		e.clk.Advance(DefaultRetainFor + time.Hour)
+		ch.Do("POST", "/api/v1/channels/mkt/orders", importBody("NEW-1", line("MUG", 1, 500))).WantStatus(t, http.StatusCreated)
+		n, err := e.svc.AnonymiseDue(context.Background())
+		if err != nil || n != 1 {
+			t.Fatalf("AnonymiseDue = %d, %v; want 1", n, err)
+		}
+		if got := e.count("channels_imports", "external_id = 'OLD-1' AND customer_email = '' AND customer_name = ''"); got != 1 {
+			t.Errorf("the old import keeps its buyer (%d anonymised rows)", got)
+		}
+		if got := e.count("channels_imports", "external_id = 'NEW-1' AND customer_email <> ''"); got != 1 {
+			t.Errorf("the new import lost its buyer")
+		}
+		if got := e.count("audit_log", "action = 'channel_import.anonymised'"); got != 1 {
+			t.Errorf("%d audit entries, want 1", got)
+		}
+		again := ch.Do("POST", "/api/v1/channels/mkt/orders", importBody("OLD-1", line("MUG", 1, 500)))
+		again.WantStatus(t, http.StatusOK)
+		if again.Field("id") != old.Field("id") {
+			t.Errorf("a late duplicate got another order")
+		}
+		if n, err := e.svc.AnonymiseDue(context.Background()); err != nil || n != 0 {
+			t.Errorf("a second run anonymised %d (%v)", n, err)
+		}
 	})
 }

@@ -3,11 +3,13 @@ package channels
 import (
 	"context"
 	"embed"
+	"time"
 
 	"mercato/internal/accounts"
 	"mercato/internal/orders"
 	"mercato/internal/platform/event"
 	"mercato/internal/platform/inbox"
+	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/module"
 	"mercato/internal/platform/sqldb"
@@ -41,6 +43,14 @@ type Deps struct {
 	Tokens Tokens
 }
 
+// Config tunes the module. Zero values take the defaults.
+type Config struct {
+	// RetainFor is how long an import keeps the buyer's e-mail address and
+	// name (default DefaultRetainFor); the channels.retention job erases
+	// them after that.
+	RetainFor time.Duration
+}
+
 // Service is the channels module. Safe for concurrent use.
 type Service struct {
 	db     *sqldb.DB
@@ -48,11 +58,12 @@ type Service struct {
 	idem   *web.Idempotency
 	orders Orders
 	tokens Tokens
+	cfg    Config
 }
 
 // New returns the module over p.
-func New(p module.Platform, d Deps) *Service {
-	return &Service{db: p.DB, write: p.Write, idem: p.Idem, orders: d.Orders, tokens: d.Tokens}
+func New(p module.Platform, d Deps, cfg Config) *Service {
+	return &Service{db: p.DB, write: p.Write, idem: p.Idem, orders: d.Orders, tokens: d.Tokens, cfg: cfg}
 }
 
 // Module declares the module.
@@ -65,6 +76,7 @@ func (s *Service) Module() module.Module {
 			Roles: []string{accounts.RoleOperator}}},
 		Routes:    s.routes(),
 		Consumers: []inbox.Consumer{s.QuotaConsumer()},
+		Jobs:      []jobs.Job{s.retentionJob()},
 		Events:    []event.TypeInfo{ChannelCreated.Info(), QuotaSet.Info()},
 	}
 }
