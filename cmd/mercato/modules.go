@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"mercato/internal/logistics"
 	"mercato/internal/logistics/carrier"
 	"mercato/internal/logistics/sandboxcarrier"
+	"mercato/internal/notifications"
 	"mercato/internal/orders"
 	"mercato/internal/payments"
 	"mercato/internal/platform/idem"
@@ -44,6 +47,8 @@ type shopConfig struct {
 	sandboxCarrierSecret []byte
 	identityKey          []byte // keys the hash of identity numbers (from the server secret)
 	payments             paymentsConfig
+	notifications        notifications.Config
+	trackingURL          string // the shipped mail's link: {order}, {carrier}, {number} filled in
 }
 
 // shop is the process's modules, built over one Platform.
@@ -89,12 +94,37 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		rules.Module(),
 		lgx.Module(),
 		pay.Module(),
+		notifications.New(p, notifications.Deps{Customers: acc, Orders: ord, Tracking: trackingLinks{lgx, c.trackingURL}}, c.notifications).Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err
 	}
 	acc.UseModules(mods)
 	return &shop{accounts: acc, catalog: cat, modules: mods}, nil
+}
+
+// trackingLinks gives the notifications module the link of a shipment:
+// url with {order}, {carrier} and {number} filled in.
+type trackingLinks struct {
+	lgx *logistics.Service
+	url string
+}
+
+func (t trackingLinks) TrackingLink(ctx context.Context, orderID, shipmentID string) (string, error) {
+	if t.url == "" {
+		return "", nil
+	}
+	tr, err := t.lgx.TrackingOf(ctx, orderID)
+	if err != nil {
+		return "", err
+	}
+	for _, sh := range tr.Items {
+		if sh.ID == shipmentID {
+			return strings.NewReplacer("{order}", url.PathEscape(orderID), "{carrier}", url.PathEscape(sh.Carrier),
+				"{number}", url.PathEscape(sh.TrackingNumber)).Replace(t.url), nil
+		}
+	}
+	return "", nil
 }
 
 // dbNow is db's clock, or the wall clock for a shop built without a

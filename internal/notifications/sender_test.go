@@ -210,4 +210,3 @@ func TestParseSMTPURL(t *testing.T) {
 		}
 	}
 }
-
