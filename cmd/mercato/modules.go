@@ -94,7 +94,8 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		rules.Module(),
 		lgx.Module(),
 		pay.Module(),
-		notifications.New(p, notifications.Deps{Customers: acc, Orders: ord, Tracking: trackingLinks{lgx, c.trackingURL}}, c.notifications).Module(),
+		notifications.New(p, notifications.Deps{Customers: acc, Orders: ord, Tracking: trackingLinks{lgx, c.trackingURL},
+			DeadLetters: deadLetters{mon}}, c.notifications).Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err
@@ -125,6 +126,18 @@ func (t trackingLinks) TrackingLink(ctx context.Context, orderID, shipmentID str
 		}
 	}
 	return "", nil
+}
+
+// deadLetters counts the parked events for the notifications' staff alert
+// (none without a monitor: tools build the shop without one).
+type deadLetters struct{ mon *inbox.Monitor }
+
+func (d deadLetters) DeadLetters(ctx context.Context) (int64, error) {
+	if d.mon == nil {
+		return 0, nil
+	}
+	st, err := d.mon.Status(ctx)
+	return st.DeadLetters, err
 }
 
 // dbNow is db's clock, or the wall clock for a shop built without a

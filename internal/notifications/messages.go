@@ -35,6 +35,7 @@ const (
 	KindOrderCancelled  = "order_cancelled"
 	KindPaymentRefunded = "payment_refunded"
 	KindLowStock        = "low_stock"
+	KindDeadLetter      = "dead_letter"
 )
 
 // maxErrorLen bounds a recorded last_error.
@@ -142,27 +143,59 @@ func (s *Service) orderMail(ctx context.Context, tx *sqldb.Tx, e event.Envelope,
 			return errs.E(op, errs.KindOf(err), err)
 		}
 	}
-	return s.record(ctx, tx, e, record{customerID: u.ID, recipient: u.Email, kind: kind, orderID: orderID, locale: prefs.Locale, data: d})
+	return s.record(ctx, tx, e.ID, record{customerID: u.ID, recipient: u.Email, kind: kind, orderID: orderID, locale: prefs.Locale, data: d})
 }
 
 // lowStock records the staff alert for d.SKU unless one was recorded for it
 // within AlertEvery (or no staff address is configured).
 func (s *Service) lowStock(ctx context.Context, tx *sqldb.Tx, e event.Envelope, d inventory.LowStockData) error {
-	const op = "notifications.lowStock"
 	if s.cfg.StaffEmail == "" {
 		return nil
 	}
+	if recent, err := s.alertedRecently(ctx, tx, KindLowStock, d.SKU); err != nil || recent {
+		return err
+	}
+	return s.record(ctx, tx, e.ID, record{recipient: s.cfg.StaffEmail, kind: KindLowStock, ref: d.SKU, locale: LocaleEN,
+		data: mailData{SKU: d.SKU, Available: d.Available, Threshold: d.Threshold}})
+}
+
+// alertedRecently reports whether a staff alert of kind about ref was
+// recorded within AlertEvery.
+func (s *Service) alertedRecently(ctx context.Context, tx *sqldb.Tx, kind, ref string) (bool, error) {
 	var one int
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM notifications_messages WHERE kind = $1 AND ref = $2 AND created_at > $3 LIMIT 1`,
-		KindLowStock, d.SKU, sqldb.Micros(tx.Now.Add(-s.cfg.AlertEvery))).Scan(&one)
-	if err == nil {
-		return nil // alerted within the hour
+		kind, ref, sqldb.Micros(tx.Now.Add(-s.cfg.AlertEvery))).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return errs.E(op, errs.Internal, err)
+	if err != nil {
+		return false, errs.E("notifications.alertedRecently", errs.Internal, err)
 	}
-	return s.record(ctx, tx, e, record{recipient: s.cfg.StaffEmail, kind: KindLowStock, ref: d.SKU, locale: LocaleEN,
-		data: mailData{SKU: d.SKU, Available: d.Available, Threshold: d.Threshold}})
+	return true, nil
+}
+
+// AlertDeadLetters records a staff alert when events are parked in the
+// inbox, at most once per AlertEvery. It reports 1 when it recorded one. It
+// is the job notifications.dead_letters.
+func (s *Service) AlertDeadLetters(ctx context.Context) (int64, error) {
+	if s.cfg.StaffEmail == "" || s.deps.DeadLetters == nil {
+		return 0, nil
+	}
+	n, err := s.deps.DeadLetters.DeadLetters(ctx)
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	var recorded int64
+	err = s.write.Do(ctx, func(tx *sqldb.Tx) error {
+		recorded = 0
+		if recent, err := s.alertedRecently(ctx, tx, KindDeadLetter, "inbox"); err != nil || recent {
+			return err
+		}
+		recorded = 1
+		return s.record(ctx, tx, event.NewID(), record{recipient: s.cfg.StaffEmail, kind: KindDeadLetter, ref: "inbox",
+			locale: LocaleEN, data: mailData{Available: n}})
+	})
+	return recorded, err
 }
 
 // record is one message to record.
@@ -173,7 +206,7 @@ type record struct {
 
 // record renders r and inserts it, once per event: queued for the sender,
 // or skipped when no SMTP is configured.
-func (s *Service) record(ctx context.Context, tx *sqldb.Tx, e event.Envelope, r record) error {
+func (s *Service) record(ctx context.Context, tx *sqldb.Tx, eventID string, r record) error {
 	const op = "notifications.record"
 	subject, text, html, err := s.render.render(r.kind, r.locale, r.data)
 	if err != nil {
@@ -187,7 +220,7 @@ func (s *Service) record(ctx context.Context, tx *sqldb.Tx, e event.Envelope, r 
 	if _, err := tx.ExecContext(ctx, `INSERT INTO notifications_messages (id, event_id, customer_id, recipient, kind, order_id, ref,
 		locale, subject, text_body, html_body, status, attempts, last_error, next_attempt_at, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $14) ON CONFLICT (event_id) DO NOTHING`,
-		event.NewID(), e.ID, r.customerID, r.recipient, r.kind, r.orderID, r.ref, r.locale, subject, text, html, status, lastErr, now); err != nil {
+		event.NewID(), eventID, r.customerID, r.recipient, r.kind, r.orderID, r.ref, r.locale, subject, text, html, status, lastErr, now); err != nil {
 		return errs.E(op, errs.Internal, err)
 	}
 	return nil

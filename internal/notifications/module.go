@@ -37,11 +37,20 @@ type Tracking interface {
 	TrackingLink(ctx context.Context, orderID, shipmentID string) (string, error)
 }
 
+// DeadLetters counts the events parked in the inbox (inbox.Monitor's
+// status has the figure).
+type DeadLetters interface {
+	DeadLetters(ctx context.Context) (int64, error)
+}
+
 // Deps are the other modules' APIs the notifications module reads.
 type Deps struct {
 	Customers Customers
 	Orders    Orders
 	Tracking  Tracking // nil: shipped mail carries no link
+	// DeadLetters, with Config.StaffEmail, alerts the staff of parked
+	// events; nil: no such alert.
+	DeadLetters DeadLetters
 }
 
 // Config tunes the module. The zero value records every message as skipped.
@@ -115,7 +124,8 @@ func (s *Service) Module() module.Module {
 		Routes:    s.routes(),
 		Consumers: []inbox.Consumer{{Name: ConsumerName, Events: consumed, Handle: s.HandleEvent}},
 		Jobs: []jobs.Job{{Name: "notifications.send", Every: s.cfg.SendEvery, Timeout: 5 * time.Minute,
-			Run: s.SendDue}},
+			Run: s.SendDue},
+			{Name: "notifications.dead_letters", Every: 5 * time.Minute, Run: s.AlertDeadLetters}},
 		Privacy: &module.Privacy{Section: "notifications", Export: s.export, Erase: s.erase},
 	}
 }

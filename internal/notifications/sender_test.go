@@ -1,6 +1,7 @@
 package notifications
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -209,4 +210,40 @@ func TestParseSMTPURL(t *testing.T) {
 			t.Errorf("%s: %+v %v", tc.in, s, err)
 		}
 	}
+}
+
+// fakeDead is a settable dead-letter count.
+type fakeDead struct{ n int64 }
+
+func (f *fakeDead) DeadLetters(context.Context) (int64, error) { return f.n, nil }
+
+// Parked events alert the staff at most once per hour, and not at all
+// while there are none.
+func TestDeadLetterAlert(t *testing.T) {
+	forEachEngine(t, func() Config { return Config{StaffEmail: "ops@mercato.test"} }, func(t *testing.T, e *env) {
+		dead := &fakeDead{}
+		e.svc.deps.DeadLetters = dead
+		steps := []struct {
+			advance time.Duration
+			dead    int64
+			want    int64 // alerts recorded by this run
+		}{
+			{0, 0, 0},
+			{0, 3, 1},
+			{30 * time.Minute, 4, 0},
+			{31 * time.Minute, 4, 1},
+		}
+		for i, s := range steps {
+			e.clk.Advance(s.advance)
+			dead.n = s.dead
+			n, err := e.svc.AlertDeadLetters(context.Background())
+			if err != nil || n != s.want {
+				t.Fatalf("step %d: %d alerts (%v), want %d", i, n, err, s.want)
+			}
+		}
+		m := e.messages("")
+		if len(m) != 2 || m[0].Kind != KindDeadLetter || m[0].Recipient != "ops@mercato.test" || m[0].Status != StatusSkipped {
+			t.Fatalf("%+v", m)
+		}
+	})
 }
