@@ -130,8 +130,8 @@ func (s *Service) orderMail(ctx context.Context, tx *sqldb.Tx, e event.Envelope,
 	if err != nil {
 		return err
 	}
-	if u.Email == "" || !strings.Contains(u.Email, "@") {
-		return nil // erased (anonymised) customer
+	if !deliverable(u.Email) {
+		return nil // an erased (anonymised) customer
 	}
 	prefs, err := s.preferences(ctx, tx, u.ID)
 	if err != nil {
@@ -224,6 +224,17 @@ func (s *Service) record(ctx context.Context, tx *sqldb.Tx, eventID string, r re
 		return errs.E(op, errs.Internal, err)
 	}
 	return nil
+}
+
+// deliverable reports whether addr can receive mail: accounts anonymises an
+// erased customer's address under the reserved TLD .invalid (RFC 6761).
+func deliverable(addr string) bool {
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 {
+		return false
+	}
+	domain := strings.ToLower(addr[at+1:])
+	return domain != "" && domain != "invalid" && !strings.HasSuffix(domain, ".invalid")
 }
 
 // formatMoney writes minor units in the currency's major unit ("12.50 EUR").

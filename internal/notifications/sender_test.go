@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mercato/internal/accounts"
 )
 
 // A 4xx answer is retried after the backoff (counted on the injected clock,
@@ -109,7 +111,8 @@ func TestSenderTLSModes(t *testing.T) {
 }
 
 // Without SMTP a message is recorded as skipped and nothing is pending; a
-// redelivered event records nothing more; a guest's order gets nothing.
+// redelivered event records nothing more; a guest's order, an erased
+// customer and a missing order get nothing.
 func TestSkippedWithoutSMTP(t *testing.T) {
 	forEachEngine(t, func() Config { return Config{} }, func(t *testing.T, e *env) {
 		e.shop.addOrder("o-1", "M-1", "c-1", "Bo", 100)
@@ -119,6 +122,9 @@ func TestSkippedWithoutSMTP(t *testing.T) {
 		e.deliver(ev, err) // the same event again
 		e.deliver(eventFor(t, KindOrderPlaced, "o-guest"))
 		e.deliver(eventFor(t, KindOrderPlaced, "o-missing"))
+		e.shop.addOrder("o-erased", "M-3", "c-erased", "", 100)
+		e.shop.users["c-erased"] = accounts.User{ID: "c-erased", Email: "erased-c-erased@invalid"}
+		e.deliver(eventFor(t, KindOrderPlaced, "o-erased"))
 		m := e.messages("")
 		if len(m) != 1 || m[0].Status != StatusSkipped || m[0].CustomerID != "c-1" || m[0].Kind != KindOrderPlaced || m[0].OrderID != "o-1" {
 			t.Fatalf("log %+v, want one skipped order_placed of c-1", m)
