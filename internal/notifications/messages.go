@@ -258,7 +258,12 @@ func formatMoney(amount int64, currency string) string {
 type due struct {
 	id, recipient, subject, text, html string
 	attempts                           int
+	next                               int64 // next_attempt_at as read
 }
+
+// claimLease is how long a claimed message is left to its sender before
+// another run may send it (after a crash mid-send: at least once).
+const claimLease = 10 * time.Minute
 
 // SendDue sends the queued messages that are due, outside any transaction,
 // and records each outcome in a unit of its own. It reports how many were
@@ -268,7 +273,7 @@ func (s *Service) SendDue(ctx context.Context) (int64, error) {
 	if s.cfg.SMTP == nil {
 		return 0, nil
 	}
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT id, recipient, subject, text_body, html_body, attempts
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT id, recipient, subject, text_body, html_body, attempts, next_attempt_at
 		FROM notifications_messages WHERE status = $1 AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3`,
 		StatusQueued, sqldb.Micros(s.db.Now()), s.cfg.BatchSize)
 	if err != nil {
@@ -277,7 +282,7 @@ func (s *Service) SendDue(ctx context.Context) (int64, error) {
 	var batch []due
 	for rows.Next() {
 		var d due
-		if err := rows.Scan(&d.id, &d.recipient, &d.subject, &d.text, &d.html, &d.attempts); err != nil {
+		if err := rows.Scan(&d.id, &d.recipient, &d.subject, &d.text, &d.html, &d.attempts, &d.next); err != nil {
 			rows.Close()
 			return 0, errs.E(op, errs.Internal, err)
 		}
@@ -286,6 +291,10 @@ func (s *Service) SendDue(ctx context.Context) (int64, error) {
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return 0, errs.E(op, errs.Internal, err)
+	}
+	batch, err = s.claim(ctx, batch)
+	if err != nil {
+		return 0, err
 	}
 	var sent int64
 	for _, d := range batch {
@@ -304,6 +313,32 @@ func (s *Service) SendDue(ctx context.Context) (int64, error) {
 		}
 	}
 	return sent, nil
+}
+
+// claim takes the messages of batch that no concurrent run took (a
+// conditional write on the next_attempt_at it read), pushing their next
+// attempt claimLease ahead, and returns them.
+func (s *Service) claim(ctx context.Context, batch []due) ([]due, error) {
+	const op = "notifications.claim"
+	var mine []due
+	err := s.write.Do(ctx, func(tx *sqldb.Tx) error {
+		mine = mine[:0]
+		lease := sqldb.Micros(tx.Now.Add(claimLease))
+		for _, d := range batch {
+			res, err := tx.ExecContext(ctx, `UPDATE notifications_messages SET next_attempt_at = $3
+				WHERE id = $1 AND status = 'queued' AND next_attempt_at = $2`, d.id, d.next, lease)
+			if err != nil {
+				return errs.E(op, errs.Internal, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return errs.E(op, errs.Internal, err)
+			} else if n == 1 {
+				mine = append(mine, d)
+			}
+		}
+		return nil
+	})
+	return mine, err
 }
 
 // settle records the outcome of one send: sent; queued again after the

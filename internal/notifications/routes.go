@@ -65,6 +65,13 @@ func (s *Service) Preferences(ctx context.Context, customerID string) (Preferenc
 	return s.preferences(ctx, s.db.Reader(), customerID)
 }
 
+// MayMarket reports whether customerID opted in to non-transactional mail
+// (false until they do). Transactional mail does not ask.
+func (s *Service) MayMarket(ctx context.Context, customerID string) (bool, error) {
+	p, err := s.Preferences(ctx, customerID)
+	return p.Marketing, err
+}
+
 // SetPreferencesTx validates in and stores it as customerID's preferences.
 func (s *Service) SetPreferencesTx(ctx context.Context, tx *sqldb.Tx, customerID string, in PreferencesRequest) (Preferences, error) {
 	const op = "notifications.SetPreferences"

@@ -31,6 +31,9 @@ func TestPreferencesHTTP(t *testing.T) {
 		if r.Field("locale") != "zh-CN" || r.Field("marketing") != true {
 			t.Fatalf("after PUT: %s", r.Body)
 		}
+		if ok, err := e.svc.MayMarket(context.Background(), "c-1"); !ok || err != nil {
+			t.Errorf("MayMarket after opting in: %v %v", ok, err)
+		}
 		// Another customer's preferences are their own.
 		if r := c.WithToken("c-2:customer").Do("GET", "/api/v1/me/notification-preferences", nil); r.Field("locale") != "en" {
 			t.Errorf("c-2 sees %s", r.Body)

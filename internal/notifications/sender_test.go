@@ -3,6 +3,7 @@ package notifications
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,6 +251,57 @@ func TestDeadLetterAlert(t *testing.T) {
 		m := e.messages("")
 		if len(m) != 2 || m[0].Kind != KindDeadLetter || m[0].Recipient != "ops@mercato.test" || m[0].Status != StatusSkipped {
 			t.Fatalf("%+v", m)
+		}
+	})
+}
+
+// Concurrent sender runs (a job overrunning its period, two replicas) send
+// each message once: the claim is a conditional write.
+func TestSenderRunsRace(t *testing.T) {
+	const messages, runs = 20, 4
+	var d *smtpd
+	forEachEngine(t, func() Config {
+		d = startSMTPD(t, nil, "", "")
+		return Config{SMTP: relay(d, TLSAuto, nil)}
+	}, func(t *testing.T, e *env) {
+		for i := range messages {
+			id := "o-" + string(rune('a'+i))
+			e.shop.addOrder(id, "M-"+id, "c-"+id, "N", 100)
+			e.deliver(eventFor(t, KindOrderPlaced, id))
+		}
+		var wg sync.WaitGroup
+		sent := make(chan int64, runs)
+		start := make(chan struct{})
+		for range runs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				n, err := e.svc.SendDue(context.Background())
+				if err != nil {
+					t.Errorf("SendDue: %v", err)
+				}
+				sent <- n
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(sent)
+		var total int64
+		for n := range sent {
+			total += n
+		}
+		seen := map[string]int{}
+		for _, r := range d.received() {
+			seen[r.to]++
+		}
+		if total != messages || len(d.received()) != messages || len(seen) != messages {
+			t.Fatalf("runs sent %d, relay got %d for %d recipients, want %d each once", total, len(d.received()), len(seen), messages)
+		}
+		for _, m := range e.messages("") {
+			if m.Status != StatusSent || m.Attempts != 1 {
+				t.Errorf("%+v", m)
+			}
 		}
 	})
 }
