@@ -15,7 +15,10 @@
 // after a 4xx answer or a network fault, or failed after a 5xx answer or the
 // last attempt. Without SMTP configured a message is recorded as skipped and
 // nothing is pending (API.md: a consumer whose outside party is not
-// configured records the skip and holds nothing pending).
+// configured records the skip and holds nothing pending). The sender claims
+// each message with a conditional write before it sends, so concurrent runs
+// send a message once. The job notifications.dead_letters alerts the staff
+// address, once per hour, while events are parked in the inbox.
 //
 // Routes: GET/PUT /api/v1/me/notification-preferences (the customer's),
 // GET /api/v1/admin/notifications?customer_id=&status= (notifications.read:

@@ -109,7 +109,7 @@ func New(p module.Platform, deps Deps, cfg Config) *Service {
 	return &Service{db: p.DB, write: p.Write, log: log, deps: deps, cfg: cfg, render: newRenderer()}
 }
 
-// Events are the event types the consumer handles.
+// consumed are the event types the consumer handles.
 var consumed = []string{"order.placed", "order.paid", "order.shipped", "order.delivered", "order.cancelled",
 	"payment.refunded", "inventory.low_stock"}
 

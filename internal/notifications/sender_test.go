@@ -185,11 +185,16 @@ func TestLowStockWithoutStaffAddress(t *testing.T) {
 	})
 }
 
-// Every kind renders in both locales; an unknown locale falls back to en.
+// Every kind renders in both locales; an unknown locale falls back to en;
+// the HTML part escapes what customers typed.
 func TestRenderEveryKind(t *testing.T) {
 	r := newRenderer()
+	if _, _, html, err := r.render(KindOrderPaid, LocaleEN, mailData{Name: `<script>x</script>`}); err != nil ||
+		strings.Contains(html, "<script>") || !strings.Contains(html, "&lt;script&gt;") {
+		t.Errorf("html not escaped: %q %v", html, err)
+	}
 	d := mailData{Name: "N", Number: "M-1", Total: "1.00 EUR", Refund: "1.00 EUR", TrackingURL: "https://t.example/1", SKU: "S"}
-	for _, kind := range []string{KindOrderPlaced, KindOrderPaid, KindOrderShipped, KindOrderDelivered, KindOrderCancelled, KindPaymentRefunded, KindLowStock} {
+	for _, kind := range []string{KindOrderPlaced, KindOrderPaid, KindOrderShipped, KindOrderDelivered, KindOrderCancelled, KindPaymentRefunded, KindLowStock, KindDeadLetter} {
 		for _, loc := range []string{LocaleEN, LocaleZH, "fr"} {
 			subj, text, html, err := r.render(kind, loc, d)
 			if err != nil || subj == "" || strings.TrimSpace(text) == "" || html == "" {
