@@ -84,9 +84,13 @@ func newEnv(t *testing.T, db *sqldb.DB, cfg Config) *env {
 	clk := &clock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
 	db.SetClock(clk.Now)
 	shop := &fakeShop{users: map[string]accounts.User{}, orders: map[string]orders.Order{}}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := New(module.Platform{DB: db, Write: db, Logger: logger}, Deps{Customers: shop, Orders: shop, Tracking: shop}, cfg)
+	svc := New(moduleFor(db), Deps{Customers: shop, Orders: shop, Tracking: shop}, cfg)
 	return &env{t: t, db: db, svc: svc, shop: shop, clk: clk}
+}
+
+// moduleFor is a Platform over db, whose write path is db itself.
+func moduleFor(db *sqldb.DB) module.Platform {
+	return module.Platform{DB: db, Write: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
 func forEachEngine(t *testing.T, cfg func() Config, fn func(t *testing.T, e *env)) {
