@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
+	"net/mail"
 	"strings"
 	"sync"
 	"testing"
@@ -78,6 +81,35 @@ func (s *sink) session(c net.Conn) {
 	}
 }
 
+// last decodes the last message: its subject and its text part.
+func (s *sink) last(t *testing.T) (subject, text string) {
+	t.Helper()
+	s.mu.Lock()
+	raw := s.msgs[len(s.msgs)-1]
+	s.mu.Unlock()
+	m, err := mail.ReadMessage(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, err = new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, err := multipart.NewReader(m.Body, params["boundary"]).NextPart() // the text part, decoded
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return subject, string(b)
+}
+
 func (s *sink) count() int { s.mu.Lock(); defer s.mu.Unlock(); return len(s.msgs) }
 
 // TestNotificationsJourney: a customer's order placed and paid through the
@@ -92,8 +124,9 @@ func TestNotificationsJourney(t *testing.T) {
 				"MERCATO_BOOTSTRAP_ADMIN_PASSWORD": "a very long admin password",
 				"MERCATO_SMTP_URL":                 "smtp://" + smtpd.ln.Addr().String(),
 				"MERCATO_SMTP_FROM":                "shop@example.com",
+				"MERCATO_TRACKING_URL":             "https://shop.example/track/{carrier}/{number}?order={order}",
 			}
-			c, _ := startInProcess(t, env, args(t)...)
+			c, _ := startInProcess(t, env, append(args(t), "--sandbox-carrier-step", "1h")...)
 			login := c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "root@example.com", "password": "a very long admin password"})
 			login.WantStatus(t, http.StatusOK)
 			admin := c.WithToken(login.Field("token").(string))
@@ -118,6 +151,21 @@ func TestNotificationsJourney(t *testing.T) {
 			}
 			if smtpd.count() != 2 {
 				t.Errorf("relay received %d messages, want 2", smtpd.count())
+			}
+
+			// Shipped: the Chinese mail carries the carrier's tracking link.
+			eventually(t, "fulfilment opened on order.paid", func() *webtest.Response {
+				return admin.Do("GET", "/api/v1/admin/orders/"+id+"/fulfilment", nil)
+			}, func(r *webtest.Response) bool { return r.Status == http.StatusOK })
+			sh := admin.Do("POST", "/api/v1/admin/orders/"+id+"/shipments", map[string]any{"carrier": "sandbox"}, "Idempotency-Key: ship-"+id)
+			sh.WantStatus(t, http.StatusCreated)
+			eventually(t, "shipped mail sent", func() *webtest.Response {
+				return admin.Do("GET", "/api/v1/admin/notifications?customer_id="+catID+"&status=sent", nil)
+			}, func(r *webtest.Response) bool { return r.Field("items.0.kind") == "order_shipped" })
+			subject, text := smtpd.last(t)
+			link := "https://shop.example/track/sandbox/" + sh.Field("tracking_number").(string) + "?order=" + id
+			if !strings.Contains(subject, "已发货") || !strings.Contains(text, link) {
+				t.Errorf("shipped mail %q lacks %s:\n%s", subject, link, text)
 			}
 		})
 	}
