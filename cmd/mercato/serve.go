@@ -519,7 +519,11 @@ func notificationsConfig(c serveConfig) (notifications.Config, string, error) {
 	}
 	link := c.trackingURL
 	if link == "" {
-		link = "http://" + c.addr + "/api/v1/orders/{order}/tracking"
+		addr := c.addr
+		if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+			addr = net.JoinHostPort("localhost", port) // a wildcard listen address is no host to link to
+		}
+		link = "http://" + addr + "/api/v1/orders/{order}/tracking"
 	}
 	return cfg, link, nil
 }
