@@ -113,6 +113,8 @@ func TestCommandLine(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, true, ""},
 		{"unknown flag", []string{"serve", "--no-such-flag"}, true, ""},
 		{"bad mfa mode", []string{"serve", "--staff-mfa", "sometimes"}, true, ""},
+		{"bad smtp tls mode", []string{"serve", "--smtp-tls", "maybe"}, true, ""},
+		{"smtp url without from", []string{"serve", "--smtp-url", "smtp://127.0.0.1:25"}, true, ""},
 		{"create-user without email", []string{"admin", "create-user", "--password", "x"}, true, ""},
 	}
 	for _, tc := range tests {

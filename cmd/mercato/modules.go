@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"mercato/internal/logistics"
 	"mercato/internal/logistics/carrier"
 	"mercato/internal/logistics/sandboxcarrier"
+	"mercato/internal/notifications"
 	"mercato/internal/orders"
 	"mercato/internal/payments"
 	"mercato/internal/platform/idem"
@@ -48,6 +51,8 @@ type shopConfig struct {
 	payments             paymentsConfig
 	secret               []byte // the server secret (webhook secrets are sealed under it)
 	webhooksPrivate      bool   // --webhook-allow-private
+	notifications        notifications.Config
+	trackingURL          string // the shipped mail's link: {order}, {carrier}, {number} filled in
 }
 
 // shop is the process's modules, built over one Platform.
@@ -98,12 +103,50 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		lgx.Module(),
 		pay.Module(),
 		channels.New(p, channels.Deps{Orders: ord, Tokens: acc}, channels.Config{}).Module(),
+		notifications.New(p, notifications.Deps{Customers: acc, Orders: ord, Tracking: trackingLinks{lgx, c.trackingURL},
+			DeadLetters: deadLetters{mon}}, c.notifications).Module(),
 	}
 	if err := module.Check(mods); err != nil {
 		return nil, err
 	}
 	acc.UseModules(mods)
 	return &shop{accounts: acc, catalog: cat, inventory: inv, modules: mods}, nil
+}
+
+// trackingLinks gives the notifications module the link of a shipment:
+// url with {order}, {carrier} and {number} filled in.
+type trackingLinks struct {
+	lgx *logistics.Service
+	url string
+}
+
+func (t trackingLinks) TrackingLink(ctx context.Context, orderID, shipmentID string) (string, error) {
+	if t.url == "" {
+		return "", nil
+	}
+	tr, err := t.lgx.TrackingOf(ctx, orderID)
+	if err != nil {
+		return "", err
+	}
+	for _, sh := range tr.Items {
+		if sh.ID == shipmentID {
+			return strings.NewReplacer("{order}", url.PathEscape(orderID), "{carrier}", url.PathEscape(sh.Carrier),
+				"{number}", url.PathEscape(sh.TrackingNumber)).Replace(t.url), nil
+		}
+	}
+	return "", nil
+}
+
+// deadLetters counts the parked events for the notifications' staff alert
+// (none without a monitor: tools build the shop without one).
+type deadLetters struct{ mon *inbox.Monitor }
+
+func (d deadLetters) DeadLetters(ctx context.Context) (int64, error) {
+	if d.mon == nil {
+		return 0, nil
+	}
+	st, err := d.mon.Status(ctx)
+	return st.DeadLetters, err
 }
 
 // dbNow is db's clock, or the wall clock for a shop built without a

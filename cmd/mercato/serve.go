@@ -21,6 +21,7 @@ import (
 	"mercato/internal/accounts"
 	"mercato/internal/catalog"
 	"mercato/internal/catalog/search"
+	"mercato/internal/notifications"
 	"mercato/internal/payments/stripepay"
 	"mercato/internal/platform/bus/natsbus"
 	"mercato/internal/platform/errs"
@@ -52,6 +53,10 @@ type serveConfig struct {
 	modules             string
 	search              string // the product search index: bleve or postgres
 	sandboxCarrierStep  time.Duration
+	smtpURL, smtpFrom   string // --smtp-url, --smtp-from: the notifications' relay
+	smtpTLS             string // --smtp-tls: auto, require or off
+	staffAlertEmail     string
+	trackingURL         string
 
 	bootstrapEmail, bootstrapPassword string
 	secret                            string // MERCATO_SECRET: keys what idempotency stores
@@ -101,11 +106,21 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a clean stop may take to drain requests")
 	fs.DurationVar(&c.relayPoll, "relay-poll", time.Second, "outbox relay fallback polling interval")
 	fs.DurationVar(&c.sandboxCarrierStep, "sandbox-carrier-step", 5*time.Second, "how long the sandbox carrier takes per tracking stage (label_created, picked_up, …, delivered)")
+	smtpTLS := &choiceFlag{value: "auto", choices: []string{"auto", "require", "off"}}
+	fs.StringVar(&c.smtpURL, "smtp-url", "", "SMTP relay for customer e-mail, smtp://[user:pass@]host[:port] (port 587, AUTH PLAIN);\nempty records every notification as skipped")
+	fs.StringVar(&c.smtpFrom, "smtp-from", "", "the From address of the shop's e-mail (required with --smtp-url)")
+	fs.Var(smtpTLS, "smtp-tls", "STARTTLS `mode`: auto (when the relay offers it), require (refuse to send without it) or off")
+	fs.StringVar(&c.staffAlertEmail, "staff-alert-email", "", "where staff alerts go (low stock, one per SKU per hour); empty sends none")
+	fs.StringVar(&c.trackingURL, "tracking-url", "", "the tracking link of the shipped e-mail, {order}, {carrier} and {number} filled in;\nempty is http://<--addr>/api/v1/orders/{order}/tracking")
 	fs.StringVar(&c.modules, "modules", "", "comma-separated modules to run (their API, consumers and jobs); empty runs all: "+strings.Join(moduleNames(), ","))
 	if done, err := helpOK(parse(fs, args, getenv, stdout)); done {
 		return err
 	}
 	c.logLevel, c.logFormat, c.staffMFA, c.search = logLevel.value, logFormat.value, staffMFA.value, searchKind.value
+	c.smtpTLS = smtpTLS.value
+	if c.smtpURL != "" && c.smtpFrom == "" {
+		return usagef(fs, "--smtp-from is required with --smtp-url")
+	}
 	if err := checkSearch(c.search, c.storeFlags); err != nil {
 		return usagef(fs, "%v", err)
 	}
@@ -240,6 +255,9 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 			sandboxSecret: hmacKey(key, "payments.sandbox.webhook"),
 			stripe:        stripepay.Config{Key: c.stripeKey, WebhookSecret: c.stripeWebhookSecret}},
 		secret: key, webhooksPrivate: c.webhookAllowPrivate}
+	if shopCfg.notifications, shopCfg.trackingURL, err = notificationsConfig(c); err != nil {
+		return nil, err
+	}
 	if c.redisURL != "" {
 		if shopCfg.catalogCache, a.redis, err = catalog.NewRedisCache(c.redisURL, "mercato:catalog:", catalog.DefaultCacheTTL); err != nil {
 			return nil, fmt.Errorf("--redis-url: %w", err)
@@ -491,4 +509,27 @@ func busKind(natsURL string) string {
 		hosts = append(hosts, u.String())
 	}
 	return "NATS " + strings.Join(hosts, ",")
+}
+
+// notificationsConfig is the notifications module's relay, staff address
+// and tracking link from c.
+func notificationsConfig(c serveConfig) (notifications.Config, string, error) {
+	cfg := notifications.Config{StaffEmail: c.staffAlertEmail}
+	if c.smtpURL != "" {
+		s, err := notifications.ParseSMTPURL(c.smtpURL)
+		if err != nil {
+			return cfg, "", fmt.Errorf("--smtp-url: %w", err)
+		}
+		s.From, s.TLS = c.smtpFrom, notifications.TLSMode(c.smtpTLS)
+		cfg.SMTP = &s
+	}
+	link := c.trackingURL
+	if link == "" {
+		addr := c.addr
+		if host, port, err := net.SplitHostPort(addr); err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
+			addr = net.JoinHostPort("localhost", port) // a wildcard listen address is no host to link to
+		}
+		link = "http://" + addr + "/api/v1/orders/{order}/tracking"
+	}
+	return cfg, link, nil
 }
