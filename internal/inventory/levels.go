@@ -102,6 +102,7 @@ func (s *Service) SetStockTx(ctx context.Context, tx *sqldb.Tx, sku, location st
 			return Level{}, err
 		}
 	}
+	l.set(tx)
 	if onHand < l.curReserved() {
 		return Level{}, errs.E(op, errs.Conflict, CodeBelowReserved,
 			fmt.Sprintf("on_hand %d is below the %d units reserved at %s", onHand, l.curReserved(), location))
