@@ -150,7 +150,7 @@ func (s *Service) addLocation(ctx context.Context, tx *sqldb.Tx, st *skuState, l
 		// Another transaction added the row after st was read.
 		return nil, errs.E(op, fmt.Errorf("stock row of %s at %s appeared: %w", st.sku, location, sqldb.ErrConflict))
 	}
-	l := &locState{location: location}
+	l := &locState{location: location, inserted: true}
 	st.locs = append(st.locs, l)
 	sortLocs(st.locs)
 	tx.OnRollback(func() { st.remove(l) })

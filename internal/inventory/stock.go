@@ -24,6 +24,7 @@ type locState struct {
 	onHand, reserved int64 // as read
 	dOnHand, dRes    int64 // pending changes of this transaction
 	sets             int   // units that set on_hand outright (PUT) from the read
+	inserted         bool  // the transaction inserted the row (not read)
 }
 
 // set records that the current unit sets on_hand outright from what was
@@ -221,6 +222,13 @@ func (s *Service) flush(ctx context.Context, tx *sqldb.Tx, st *skuState) error {
 		st.before, st.after, st.flushed = st.avail0, st.available(), true
 		return nil
 	}
+	if tx.Engine() == sqldb.Postgres && len(st.locs) == 1 && !st.locs[0].inserted && (st.locs[0].dOnHand != 0 || st.locs[0].dRes != 0) {
+		before, err := s.flushRow(ctx, tx, st, st.locs[0])
+		if err != nil {
+			return err
+		}
+		return s.crossings(ctx, tx, st, before, before+st.locs[0].dOnHand-st.locs[0].dRes)
+	}
 	before := st.avail0
 	if tx.Engine() == sqldb.Postgres {
 		var err error
@@ -247,7 +255,36 @@ func (s *Service) flush(ctx context.Context, tx *sqldb.Tx, st *skuState) error {
 			return fmt.Errorf("inventory: stock of %s at %s changed since it was read: %w", st.sku, l.location, sqldb.ErrConflict)
 		}
 	}
-	after := before + delta
+	return s.crossings(ctx, tx, st, before, before+delta)
+}
+
+// flushRow is flush on PostgreSQL for a SKU read with one row, which the
+// transaction changed: the conditional UPDATE locks the row, and its
+// RETURNING gives the row as it stood (and the other rows of the SKU that
+// were committed, added since the read) — no locking read needed. It
+// returns the SKU's available units before the change.
+func (s *Service) flushRow(ctx context.Context, tx *sqldb.Tx, st *skuState, l *locState) (int64, error) {
+	st.updates++
+	var onHand, reserved, others int64
+	err := tx.QueryRowContext(ctx, `UPDATE inventory_stock
+		SET on_hand = on_hand + $1, reserved = reserved + $2, updated_at = $3
+		WHERE sku = $4 AND location = $5
+		  AND on_hand + $1 >= 0 AND reserved + $2 >= 0 AND on_hand + $1 - (reserved + $2) >= 0
+		RETURNING on_hand, reserved, (SELECT COALESCE(SUM(o.on_hand - o.reserved), 0) FROM inventory_stock o
+			WHERE o.sku = $4 AND o.location <> $5)`,
+		l.dOnHand, l.dRes, sqldb.Micros(tx.Now), st.sku, l.location).Scan(&onHand, &reserved, &others)
+	if errNoRows(err) || err == nil && l.sets > 0 && onHand-l.dOnHand != l.onHand {
+		return 0, fmt.Errorf("inventory: stock of %s at %s changed since it was read: %w", st.sku, l.location, sqldb.ErrConflict)
+	}
+	if err != nil {
+		return 0, errs.E("inventory.flush", errs.Internal, err)
+	}
+	return onHand - l.dOnHand - (reserved - l.dRes) + others, nil
+}
+
+// crossings records st's available units before and after the flush and
+// appends the events of the thresholds they crossed.
+func (s *Service) crossings(ctx context.Context, tx *sqldb.Tx, st *skuState, before, after int64) error {
 	st.before, st.after, st.flushed = before, after, true
 	if (before > 0) != (after > 0) {
 		kind := SoldOut
