@@ -101,3 +101,106 @@ func TestOppositeOrderBatches(t *testing.T) {
 		t.Fatalf("%d inventory.sold_out events, want 2 (one per SKU)", n)
 	}
 }
+
+// TestStaleReadRefused: stock is read without a lock, so a batch may
+// decide from rows that another batch changes before the first one
+// flushes. The flush must then refuse (the batch runs again and decides
+// afresh) rather than write from the stale read: a PUT whose row's on_hand
+// changed meanwhile, and a reservation of a location another batch
+// emptied. PostgreSQL only: on SQLite, one writer, the read is never stale.
+func TestStaleReadRefused(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		// setup stocks SKU-S; first is the gated batch's unit (it reads
+		// SKU-S through a reservation first); second commits meanwhile.
+		setup  func(e *env)
+		first  func(e *env, tx *sqldb.Tx) error
+		second func(e *env) error
+		check  func(t *testing.T, e *env)
+	}{{
+		name:  "put after a concurrent put",
+		setup: func(e *env) { e.setStock("SKU-S", "", 10) },
+		first: func(e *env, tx *sqldb.Tx) error {
+			if _, err := e.svc.ReserveTx(ctx, tx, "stale-1", "", []Line{{SKU: "SKU-S", Quantity: 1}}, 0); err != nil {
+				return err
+			}
+			_, err := e.svc.SetStockTx(ctx, tx, "SKU-S", "", 50, e.opID)
+			return err
+		},
+		second: func(e *env) error { _, err := e.svc.SetStock(ctx, "SKU-S", "", 30, e.opID); return err },
+		check: func(t *testing.T, e *env) {
+			if lv := e.level("SKU-S"); lv.OnHand != 50 || lv.Reserved != 1 {
+				t.Fatalf("level %+v, want on_hand 50 (the later PUT) and 1 reserved", lv)
+			}
+			var dOnHand, dRes int64
+			if err := e.db.Reader().QueryRow(`SELECT SUM(on_hand_delta), SUM(reserved_delta) FROM inventory_ledger WHERE sku = 'SKU-S'`).Scan(&dOnHand, &dRes); err != nil {
+				t.Fatal(err)
+			}
+			if dOnHand != 50 || dRes != 1 {
+				t.Fatalf("the ledger sums to on_hand %d, reserved %d; want 50 and 1", dOnHand, dRes)
+			}
+		},
+	}, {
+		name: "the location it counted on emptied",
+		setup: func(e *env) {
+			if err := e.write.Do(ctx, func(tx *sqldb.Tx) error {
+				_, err := e.svc.CreateLocationTx(ctx, tx, LocationRequest{Code: "zzz", Name: "Z"}, e.opID)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			e.setStock("SKU-S", "", 1)
+			e.setStock("SKU-S", "zzz", 1)
+		},
+		first: func(e *env, tx *sqldb.Tx) error {
+			_, err := e.svc.ReserveTx(ctx, tx, "stale-1", "", []Line{{SKU: "SKU-S", Quantity: 1}}, 0)
+			return err
+		},
+		second: func(e *env) error {
+			_, err := e.svc.Reserve(ctx, "stale-2", "", []Line{{SKU: "SKU-S", Quantity: 1}}, 0)
+			return err
+		},
+		check: func(t *testing.T, e *env) {
+			lv := e.level("SKU-S")
+			if lv.Reserved != 2 || lv.Available != 0 {
+				t.Fatalf("level %+v, want both units reserved", lv)
+			}
+			for _, l := range lv.Locations {
+				if l.Reserved != 1 {
+					t.Fatalf("location %s has %d reserved, want 1 each", l.Location, l.Reserved)
+				}
+			}
+			if n := e.count("outbox", "type = 'inventory.sold_out' AND aggregate_id = 'SKU-S'"); n != 1 {
+				t.Fatalf("%d inventory.sold_out events, want 1", n)
+			}
+		},
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			db := sqldbtest.Open(t, sqldb.Postgres, sources()...)
+			alloc := &gatedAllocator{gates: map[string]*gate{}}
+			e := newEnv(t, db, Config{Allocator: alloc})
+			c.setup(e)
+			g := alloc.arm("SKU-S")
+			var tries atomic.Int32
+			errc := make(chan error, 1)
+			go func() {
+				errc <- e.write.Do(ctx, func(tx *sqldb.Tx) error { tries.Add(1); return c.first(e, tx) })
+			}()
+			<-g.reached // the first batch has read SKU-S and waits
+			if err := c.second(e); err != nil {
+				t.Fatalf("the second batch: %v", err)
+			}
+			close(g.release)
+			if err := <-errc; err != nil {
+				t.Fatalf("the first batch: %v", err)
+			}
+			if n := tries.Load(); n != 2 {
+				t.Fatalf("the first batch ran %d times, want 2 (refused at its flush, then decided afresh)", n)
+			}
+			c.check(t, e)
+			e.checkInvariant()
+		})
+	}
+}
