@@ -106,8 +106,8 @@ func TestOppositeOrderBatches(t *testing.T) {
 // decide from rows that another batch changes before the first one
 // flushes. The flush must then refuse (the batch runs again and decides
 // afresh) rather than write from the stale read: a PUT whose row's on_hand
-// changed meanwhile, and a reservation of a location another batch
-// emptied. PostgreSQL only: on SQLite, one writer, the read is never stale.
+// changed meanwhile, a reservation of a location another batch emptied,
+// and the release of a reservation committed after the stock was read. PostgreSQL only: on SQLite, one writer, the read is never stale.
 func TestStaleReadRefused(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
@@ -173,6 +173,27 @@ func TestStaleReadRefused(t *testing.T) {
 			}
 			if n := e.count("outbox", "type = 'inventory.sold_out' AND aggregate_id = 'SKU-S'"); n != 1 {
 				t.Fatalf("%d inventory.sold_out events, want 1", n)
+			}
+		},
+	}, {
+		name:  "a release of a reservation committed after the read",
+		setup: func(e *env) { e.setStock("SKU-S", "", 10) },
+		first: func(e *env, tx *sqldb.Tx) error {
+			if _, err := e.svc.ReserveTx(ctx, tx, "stale-1", "", []Line{{SKU: "SKU-S", Quantity: 1}}, 0); err != nil {
+				return err
+			}
+			return e.svc.ReleaseTx(ctx, tx, "stale-2")
+		},
+		second: func(e *env) error {
+			_, err := e.svc.Reserve(ctx, "stale-2", "", []Line{{SKU: "SKU-S", Quantity: 2}}, 0)
+			return err
+		},
+		check: func(t *testing.T, e *env) {
+			if lv := e.level("SKU-S"); lv.OnHand != 10 || lv.Reserved != 1 {
+				t.Fatalf("level %+v, want 1 reserved (stale-1; stale-2 released)", lv)
+			}
+			if n := e.count("inventory_reservations", "ref = 'stale-2' AND status = 'released'"); n != 1 {
+				t.Fatalf("stale-2 is not released")
 			}
 		},
 	}}
