@@ -25,9 +25,11 @@
 //
 // Every stock change goes through the transaction's view of the SKU
 // (state): the first unit of a transaction to touch a SKU reads its rows
-// (FOR UPDATE on PostgreSQL), each unit decides on its own from memory,
-// and one BeforeCommit hook writes each changed row once, conditionally
-// (docs/writepath.md). A flash sale of one SKU at one location thus costs
+// without a lock, each unit decides on its own from memory, and one
+// BeforeCommit hook per transaction locks the touched SKUs' rows in
+// (sku, location) order and writes each changed row once, conditionally —
+// so concurrent batches never deadlock over stock (docs/writepath.md,
+// "Lock order"). A flash sale of one SKU at one location thus costs
 // one UPDATE per group-commit batch. Once a commit leaves a SKU with
 // nothing available it is refused at the door (an in-memory sold-out set)
 // until a commit leaves units available again (a receipt, a release).

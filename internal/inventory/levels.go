@@ -102,6 +102,7 @@ func (s *Service) SetStockTx(ctx context.Context, tx *sqldb.Tx, sku, location st
 			return Level{}, err
 		}
 	}
+	l.set(tx)
 	if onHand < l.curReserved() {
 		return Level{}, errs.E(op, errs.Conflict, CodeBelowReserved,
 			fmt.Sprintf("on_hand %d is below the %d units reserved at %s", onHand, l.curReserved(), location))
@@ -149,7 +150,7 @@ func (s *Service) addLocation(ctx context.Context, tx *sqldb.Tx, st *skuState, l
 		// Another transaction added the row after st was read.
 		return nil, errs.E(op, fmt.Errorf("stock row of %s at %s appeared: %w", st.sku, location, sqldb.ErrConflict))
 	}
-	l := &locState{location: location}
+	l := &locState{location: location, inserted: true}
 	st.locs = append(st.locs, l)
 	sortLocs(st.locs)
 	tx.OnRollback(func() { st.remove(l) })

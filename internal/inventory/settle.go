@@ -84,7 +84,12 @@ func (s *Service) settle(ctx context.Context, tx *sqldb.Tx, ref, status string) 
 		}
 		loc := st.loc(l.Location)
 		if loc == nil || loc.curReserved() < l.Quantity {
-			return errs.E(op, errs.Internal, fmt.Sprintf("reservation %s holds %d of %s at %s, more than is reserved there", ref, l.Quantity, l.SKU, l.Location))
+			// The stock was read (without a lock, by an earlier unit of the
+			// transaction) before the reservation committed: the batch runs
+			// again and reads afresh. (Were the rows truly short, the last
+			// try fails with this error.)
+			return errs.E(op, fmt.Errorf("reservation %s holds %d of %s at %s, more than was read reserved there: %w",
+				ref, l.Quantity, l.SKU, l.Location, sqldb.ErrConflict))
 		}
 		row := ledgerRow{sku: l.SKU, location: l.Location, dRes: -l.Quantity}
 		if status == StatusCommitted {

@@ -17,12 +17,22 @@ import (
 
 // locState is one stock row (a SKU at a location) as a transaction sees
 // it: the row as read (or inserted), plus the changes the transaction's
-// units made to it so far, which the SKU's BeforeCommit hook writes in one
+// units made to it so far, which the transaction's flush hook writes in one
 // conditional UPDATE.
 type locState struct {
 	location         string
 	onHand, reserved int64 // as read
 	dOnHand, dRes    int64 // pending changes of this transaction
+	sets             int   // units that set on_hand outright (PUT) from the read
+	inserted         bool  // the transaction inserted the row (not read)
+}
+
+// set records that the current unit sets on_hand outright from what was
+// read (undone with the unit): the flush refuses it if the row's on_hand
+// changed since the read.
+func (l *locState) set(tx *sqldb.Tx) {
+	l.sets++
+	tx.OnRollback(func() { l.sets-- })
 }
 
 func (l *locState) curOnHand() int64   { return l.onHand + l.dOnHand }
@@ -38,11 +48,11 @@ func (l *locState) change(tx *sqldb.Tx, dOnHand, dRes int64) {
 }
 
 // skuState is every stock row of one SKU, shared by the units of one
-// transaction through Tx.Local: read once (FOR UPDATE on PostgreSQL) by the
-// first unit that touches the SKU, changed in memory by each unit, written
-// once by a BeforeCommit hook. Every stock change of this module goes
-// through it — reservations, commits, releases, PUT — so the rows of a hot
-// SKU cost one UPDATE per row per batch, whatever the mix.
+// transaction through Tx.Local: read once, without a lock, by the first
+// unit that touches the SKU, changed in memory by each unit, written once
+// by the transaction's flush hook (see flushAll). Every stock change of
+// this module goes through it — reservations, commits, releases, PUT — so
+// the rows of a hot SKU cost one UPDATE per row per batch, whatever the mix.
 type skuState struct {
 	sku     string
 	locs    []*locState // sorted by location
@@ -50,6 +60,9 @@ type skuState struct {
 	avail0  int64  // available when read
 	gen     uint64 // the sold-out set's generation of sku when read
 	updates int    // UPDATE statements the hook ran
+	before  int64  // available just before the flush, under its row locks
+	after   int64  // available after the flush
+	flushed bool   // the flush ran (before and after hold)
 }
 
 func (st *skuState) available() int64 {
@@ -79,6 +92,13 @@ func (st *skuState) stock() []LocationStock {
 
 type skuKey struct{ sku string }
 
+// flushKey is the Tx.Local key of the transaction's flushSet.
+type flushKey struct{}
+
+// flushSet is every SKU the transaction's units read, flushed by one
+// BeforeCommit hook in SKU order.
+type flushSet struct{ skus []*skuState }
+
 func sortLocs(locs []*locState) {
 	slices.SortFunc(locs, func(a, b *locState) int { return strings.Compare(a.location, b.location) })
 }
@@ -102,20 +122,22 @@ type Flush struct {
 }
 
 // state returns the transaction's view of sku, reading its rows on first
-// use and registering the hook that writes them.
+// use and adding it to the transaction's flush set.
+//
+// The read takes no lock, on either engine: it is the committed state at
+// the time of the read, and the units decide from it. Locks are taken only
+// by the flush, in (sku, location) order for the whole transaction, so two
+// batches in flight at once never wait on each other in a cycle whatever
+// order their units touch SKUs in (docs/writepath.md, "Lock order").
 func (s *Service) state(ctx context.Context, tx *sqldb.Tx, sku string) (*skuState, error) {
 	v, err := tx.Local(skuKey{sku}, func() (any, error) {
 		st := &skuState{sku: sku, gen: s.soldOut.generation(sku)}
 		// The rows and the guard in one statement; a SKU without rows has
 		// its guard read on its own.
-		q := `SELECT s.location, s.on_hand, s.reserved,
+		rows, err := tx.QueryContext(ctx, `SELECT s.location, s.on_hand, s.reserved,
 			g.per_customer_limit, g.sale_starts_at, g.sale_ends_at, g.low_stock_threshold, g.sku IS NOT NULL
 			FROM inventory_stock s LEFT JOIN inventory_guards g ON g.sku = s.sku
-			WHERE s.sku = $1 ORDER BY s.location`
-		if tx.Engine() == sqldb.Postgres {
-			q += ` FOR UPDATE OF s`
-		}
-		rows, err := tx.QueryContext(ctx, q, sku)
+			WHERE s.sku = $1 ORDER BY s.location`, sku)
 		if err != nil {
 			return nil, err
 		}
@@ -138,9 +160,21 @@ func (s *Service) state(ctx context.Context, tx *sqldb.Tx, sku string) (*skuStat
 		}
 		st.avail0 = st.available()
 		if st.avail0 == 0 {
-			s.soldOut.mark(sku, st.gen) // committed state, read under the row locks
+			// Committed state; a receipt committed after the read has
+			// renewed the generation, so the mark is refused.
+			s.soldOut.mark(sku, st.gen)
 		}
-		tx.BeforeCommit(func(ctx context.Context) error { return s.flush(ctx, tx, st) })
+		set, err := tx.Local(flushKey{}, func() (any, error) {
+			set := &flushSet{}
+			tx.BeforeCommit(func(ctx context.Context) error { return s.flushAll(ctx, tx, set) })
+			return set, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		fs := set.(*flushSet)
+		fs.skus = append(fs.skus, st)
+		tx.OnRollback(func() { fs.skus = slices.DeleteFunc(fs.skus, func(x *skuState) bool { return x == st }) })
 		tx.AfterCommit(func() { s.committed(st) })
 		return st, nil
 	})
@@ -150,14 +184,61 @@ func (s *Service) state(ctx context.Context, tx *sqldb.Tx, sku string) (*skuStat
 	return v.(*skuState), nil
 }
 
-// flush writes the transaction's changes of st's rows: one conditional
-// UPDATE per changed row, refusing a row that changed since it was read
-// beyond what the changes allow (sqldb.ErrConflict: the batch runs again).
+// flushAll is the transaction's one BeforeCommit hook of stock: it flushes
+// the SKUs its units touched in SKU order (each SKU's rows in location
+// order), so every transaction takes its stock row locks in one global
+// order.
+func (s *Service) flushAll(ctx context.Context, tx *sqldb.Tx, set *flushSet) error {
+	skus := slices.Clone(set.skus)
+	slices.SortFunc(skus, func(a, b *skuState) int { return strings.Compare(a.sku, b.sku) })
+	for _, st := range skus {
+		if err := s.flush(ctx, tx, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flush writes the transaction's changes of st's rows, which were read
+// without a lock. On PostgreSQL it first locks every row of the SKU (FOR
+// UPDATE, location order) and reads them afresh; SQLite has one writer, so
+// the read is fresh already. It refuses (sqldb.ErrConflict: the batch runs
+// again, its units deciding from a fresh read) when a row changed since
+// the read beyond what the changes allow, or when a unit set a row's
+// on_hand outright (PUT) from a value that is no longer current. Then one
+// conditional UPDATE per changed row — the guard that holds whatever was
+// read: it matches no row that the changes would take below zero.
+//
 // It emits inventory.sold_out or inventory.restocked when the SKU's
 // available units reached zero or left it, and inventory.low_stock when
-// they crossed below its threshold.
+// they crossed below its threshold — judged from the fresh rows, under
+// their locks, so each crossing is reported once.
 func (s *Service) flush(ctx context.Context, tx *sqldb.Tx, st *skuState) error {
+	changed := false
 	for _, l := range st.locs {
+		changed = changed || l.dOnHand != 0 || l.dRes != 0 || l.sets > 0
+	}
+	if !changed {
+		st.before, st.after, st.flushed = st.avail0, st.available(), true
+		return nil
+	}
+	if tx.Engine() == sqldb.Postgres && len(st.locs) == 1 && !st.locs[0].inserted && (st.locs[0].dOnHand != 0 || st.locs[0].dRes != 0) {
+		before, err := s.flushRow(ctx, tx, st, st.locs[0])
+		if err != nil {
+			return err
+		}
+		return s.crossings(ctx, tx, st, before, before+st.locs[0].dOnHand-st.locs[0].dRes)
+	}
+	before := st.avail0
+	if tx.Engine() == sqldb.Postgres {
+		var err error
+		if before, err = s.relock(ctx, tx, st); err != nil {
+			return err
+		}
+	}
+	var delta int64
+	for _, l := range st.locs {
+		delta += l.dOnHand - l.dRes
 		if l.dOnHand == 0 && l.dRes == 0 {
 			continue
 		}
@@ -174,7 +255,38 @@ func (s *Service) flush(ctx context.Context, tx *sqldb.Tx, st *skuState) error {
 			return fmt.Errorf("inventory: stock of %s at %s changed since it was read: %w", st.sku, l.location, sqldb.ErrConflict)
 		}
 	}
-	if before, after := st.avail0, st.available(); (before > 0) != (after > 0) {
+	return s.crossings(ctx, tx, st, before, before+delta)
+}
+
+// flushRow is flush on PostgreSQL for a SKU read with one row, which the
+// transaction changed: the conditional UPDATE locks the row, and its
+// RETURNING gives the row as it stood (and the other rows of the SKU that
+// were committed, added since the read) — no locking read needed. It
+// returns the SKU's available units before the change.
+func (s *Service) flushRow(ctx context.Context, tx *sqldb.Tx, st *skuState, l *locState) (int64, error) {
+	st.updates++
+	var onHand, reserved, others int64
+	err := tx.QueryRowContext(ctx, `UPDATE inventory_stock
+		SET on_hand = on_hand + $1, reserved = reserved + $2, updated_at = $3
+		WHERE sku = $4 AND location = $5
+		  AND on_hand + $1 >= 0 AND reserved + $2 >= 0 AND on_hand + $1 - (reserved + $2) >= 0
+		RETURNING on_hand, reserved, (SELECT COALESCE(SUM(o.on_hand - o.reserved), 0) FROM inventory_stock o
+			WHERE o.sku = $4 AND o.location <> $5)`,
+		l.dOnHand, l.dRes, sqldb.Micros(tx.Now), st.sku, l.location).Scan(&onHand, &reserved, &others)
+	if errNoRows(err) || err == nil && l.sets > 0 && onHand-l.dOnHand != l.onHand {
+		return 0, fmt.Errorf("inventory: stock of %s at %s changed since it was read: %w", st.sku, l.location, sqldb.ErrConflict)
+	}
+	if err != nil {
+		return 0, errs.E("inventory.flush", errs.Internal, err)
+	}
+	return onHand - l.dOnHand - (reserved - l.dRes) + others, nil
+}
+
+// crossings records st's available units before and after the flush and
+// appends the events of the thresholds they crossed.
+func (s *Service) crossings(ctx context.Context, tx *sqldb.Tx, st *skuState, before, after int64) error {
+	st.before, st.after, st.flushed = before, after, true
+	if (before > 0) != (after > 0) {
 		kind := SoldOut
 		if after > 0 {
 			kind = Restocked
@@ -187,24 +299,61 @@ func (s *Service) flush(ctx context.Context, tx *sqldb.Tx, st *skuState) error {
 			return err
 		}
 	}
-	if t := st.guard.LowStockThreshold; t != nil {
-		if after := st.available(); st.avail0 >= *t && after < *t {
-			ev, err := LowStock.New(st.sku, tx.Now, LowStockData{SKU: st.sku, Available: after, Threshold: *t})
-			if err != nil {
-				return err
-			}
-			if err := outbox.Append(ctx, tx, &ev); err != nil {
-				return err
-			}
+	if t := st.guard.LowStockThreshold; t != nil && before >= *t && after < *t {
+		ev, err := LowStock.New(st.sku, tx.Now, LowStockData{SKU: st.sku, Available: after, Threshold: *t})
+		if err != nil {
+			return err
+		}
+		if err := outbox.Append(ctx, tx, &ev); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// relock locks and reads afresh every stock row of st's SKU (PostgreSQL)
+// and returns the SKU's available units as they stand, before the
+// transaction's changes. A row the transaction changes must still allow
+// its changes, and a row a unit set outright must be as read; otherwise
+// sqldb.ErrConflict.
+func (s *Service) relock(ctx context.Context, tx *sqldb.Tx, st *skuState) (int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT location, on_hand, reserved FROM inventory_stock
+		WHERE sku = $1 ORDER BY location FOR UPDATE`, st.sku)
+	if err != nil {
+		return 0, errs.E("inventory.flush", errs.Internal, err)
+	}
+	defer rows.Close()
+	var avail int64
+	for rows.Next() {
+		var loc string
+		var onHand, reserved int64
+		if err := rows.Scan(&loc, &onHand, &reserved); err != nil {
+			return 0, errs.E("inventory.flush", errs.Internal, err)
+		}
+		avail += onHand - reserved
+		l := st.loc(loc)
+		if l == nil {
+			continue // a row another transaction added since the read
+		}
+		stale := l.sets > 0 && onHand != l.onHand
+		short := onHand+l.dOnHand < 0 || reserved+l.dRes < 0 || onHand+l.dOnHand-(reserved+l.dRes) < 0
+		if stale || short {
+			return 0, fmt.Errorf("inventory: stock of %s at %s changed since it was read: %w", st.sku, loc, sqldb.ErrConflict)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, errs.E("inventory.flush", errs.Internal, err)
+	}
+	return avail, nil
 }
 
 // committed runs after a transaction that touched st committed: it keeps
 // the sold-out set and reports the flush.
 func (s *Service) committed(st *skuState) {
 	avail := st.available()
+	if st.flushed {
+		avail = st.after
+	}
 	if avail == 0 {
 		s.soldOut.mark(st.sku, st.gen)
 	} else {
