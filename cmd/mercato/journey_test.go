@@ -36,7 +36,7 @@ func eventually(t *testing.T, what string, get func() *webtest.Response, ok func
 // fills a cart, checks out (stock reserved), pays (stock committed by the
 // inventory consumer), reviews it as a verified purchase; a second order
 // for more than is left is out of stock; a cancelled order gives its stock
-// back.
+// back, a paid one too.
 func TestShopJourney(t *testing.T) {
 	variants := engines(t)
 	variants["postgres_search"] = func(t *testing.T) []string { // the index in the database
@@ -136,11 +136,21 @@ func TestShopJourney(t *testing.T) {
 				return r.Field("on_hand") == float64(1) && r.Field("reserved") == float64(0) && r.Field("available") == float64(1)
 			})
 
+			// Ann cancels her paid order before it ships: its units come
+			// back on hand (and the payment is refunded).
+			ann.Do("POST", "/api/v1/orders/"+orderID+"/cancel", nil).WantStatus(t, http.StatusOK)
+			eventually(t, "a paid order's units back on order.cancelled", func() *webtest.Response {
+				return admin.Do("GET", "/api/v1/admin/inventory/HP-1", nil)
+			}, func(r *webtest.Response) bool {
+				return r.Field("on_hand") == float64(3) && r.Field("reserved") == float64(0)
+			})
+
 			// Ann's order is hers: Bob gets 404.
 			webtest.AssertProblem(t, bob.Do("GET", "/api/v1/orders/"+orderID, nil), http.StatusNotFound, "not_found")
 			events := ann.Do("GET", "/api/v1/orders/"+orderID+"/events", nil)
 			events.WantStatus(t, http.StatusOK)
-			if events.Field("items.0.type") != "order.placed" || events.Field("items.1.type") != "order.paid" {
+			if events.Field("items.0.type") != "order.placed" || events.Field("items.1.type") != "order.paid" ||
+				events.Field("items.2.type") != "order.cancelled" {
 				t.Errorf("timeline: %s", events.Body)
 			}
 		})

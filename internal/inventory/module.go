@@ -114,7 +114,8 @@ const (
 )
 
 // OrderConsumer commits an order's reservation when it is paid and
-// releases it when it is cancelled or expires. Exactly-once through the
+// releases it when it is cancelled or expires (the committed units of a
+// paid order that is cancelled come back on hand: RestockCancelledTx). Exactly-once through the
 // inbox; an order without a reservation, or whose reservation went the
 // other way already, is applied with no effect (logged).
 func (s *Service) OrderConsumer() inbox.Consumer {
@@ -131,7 +132,14 @@ func (s *Service) HandleOrderEvent(ctx context.Context, tx *sqldb.Tx, e event.En
 	switch e.Type {
 	case EventOrderPaid:
 		err = s.CommitTx(ctx, tx, e.AggregateID)
-	case EventOrderCancelled, EventOrderExpired:
+	case EventOrderCancelled:
+		// An unpaid order's reservation is released; a paid one's units
+		// were committed (they left on_hand) but never shipped — an order
+		// is not cancellable once shipped — so they come back on hand.
+		if err = s.ReleaseTx(ctx, tx, e.AggregateID); errs.CodeOf(err) == errs.CodeInvalidTransition {
+			err = s.RestockCancelledTx(ctx, tx, e.AggregateID)
+		}
+	case EventOrderExpired:
 		err = s.ReleaseTx(ctx, tx, e.AggregateID)
 	default:
 		return nil

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"mercato/internal/platform/errs"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/module"
+	"mercato/internal/platform/sqldb"
 )
 
 // parallel runs f(i) for i in [0, n) on n goroutines released together and
@@ -605,5 +607,41 @@ func TestAvailabilityEvents(t *testing.T) {
 		if err != nil || !in["AV"] || in["NONE"] {
 			t.Fatalf("InStock = %v, %v", in, err)
 		}
+	})
+}
+
+// TestCancelledAfterPayment: a paid order's units left on_hand at commit;
+// when the order is cancelled (before shipping) the consumer puts them back
+// on hand where they were reserved, once, with return ledger rows and an
+// inventory.released event.
+func TestCancelledAfterPayment(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.setStock("CP", "", 5)
+		if _, err := e.svc.Reserve(ctx, "paid-1", "cust", []Line{{SKU: "CP", Quantity: 3}}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.Commit(ctx, "paid-1"); err != nil {
+			t.Fatal(err)
+		}
+		if lv := e.level("CP"); lv.OnHand != 2 || lv.Reserved != 0 {
+			t.Fatalf("after payment %+v", lv)
+		}
+		cancelled := event.Envelope{Type: EventOrderCancelled, AggregateType: "order", AggregateID: "paid-1"}
+		for range 2 { // a second delivery changes nothing
+			if err := e.db.Do(ctx, func(tx *sqldb.Tx) error { return e.svc.HandleOrderEvent(ctx, tx, cancelled) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if lv := e.level("CP"); lv.OnHand != 5 || lv.Reserved != 0 || lv.Available != 5 {
+			t.Fatalf("after the cancellation %+v, want all 5 back", lv)
+		}
+		if n := e.count("inventory_ledger", "sku = 'CP' AND reason = 'return' AND reference = 'paid-1'"); n != 1 {
+			t.Errorf("%d return ledger rows, want 1", n)
+		}
+		if n := e.count("outbox", "type = 'inventory.released' AND aggregate_id = 'paid-1'"); n != 1 {
+			t.Errorf("%d released events, want 1", n)
+		}
+		e.checkInvariant()
 	})
 }

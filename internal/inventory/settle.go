@@ -124,6 +124,59 @@ func (s *Service) settle(ctx context.Context, tx *sqldb.Tx, ref, status string) 
 	return outbox.Append(ctx, tx, &ev)
 }
 
+// RestockCancelledTx puts the committed units of ref — a paid order
+// cancelled before it shipped — back on hand where they were reserved, with
+// return ledger rows, and marks the reservation released (emitting
+// inventory.released, so stock watchers see the units come back). The
+// reservation row is taken by a conditional UPDATE first: a second call is
+// a no-op, and a reservation that is not committed is left alone
+// (invalid_transition, or not_found).
+func (s *Service) RestockCancelledTx(ctx context.Context, tx *sqldb.Tx, ref string) error {
+	const op = "inventory.RestockCancelled"
+	res, err := tx.ExecContext(ctx, `UPDATE inventory_reservations SET status = $1, updated_at = $2
+		WHERE ref = $3 AND status = $4`, StatusReleased, sqldb.Micros(tx.Now), ref, StatusCommitted)
+	if err != nil {
+		return errs.E(op, errs.Internal, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return errs.E(op, errs.Internal, err)
+	} else if n == 0 {
+		var cur string
+		switch err := tx.QueryRowContext(ctx, `SELECT status FROM inventory_reservations WHERE ref = $1`, ref).Scan(&cur); {
+		case errNoRows(err):
+			return errs.E(op, errs.NotFound, "no reservation for this reference")
+		case err != nil:
+			return errs.E(op, errs.Internal, err)
+		case cur == StatusReleased:
+			return nil // restocked or released before
+		}
+		return errs.E(op, errs.Conflict, errs.CodeInvalidTransition, "the reservation is "+cur)
+	}
+	lines, err := reservationLines(ctx, tx, ref)
+	if err != nil {
+		return errs.E(op, errs.Internal, err)
+	}
+	out := make([]ReservedLine, 0, len(lines))
+	for _, l := range lines {
+		out = append(out, ReservedLine{SKU: l.SKU, Location: l.Location, Quantity: l.Quantity})
+		if l.counted { // the customer's purchase cap counts them no more
+			if _, err := tx.ExecContext(ctx, `UPDATE inventory_customer_units SET units = units - $1
+				WHERE customer_id = (SELECT customer_id FROM inventory_reservations WHERE ref = $2) AND sku = $3 AND units >= $1`,
+				l.Quantity, ref, l.SKU); err != nil {
+				return errs.E(op, errs.Internal, err)
+			}
+		}
+	}
+	if err := s.ReturnTx(ctx, tx, ref, out); err != nil {
+		return err
+	}
+	ev, err := Released.New(ref, tx.Now, SettledData{Ref: ref, Lines: out})
+	if err != nil {
+		return err
+	}
+	return outbox.Append(ctx, tx, &ev)
+}
+
 // ReturnTx puts returned units of the committed order ref back on hand in
 // tx: each line's quantity is added to on_hand at its location (which
 // must hold the SKU already), with a return ledger row referencing ref.
