@@ -43,7 +43,8 @@ func (s *Service) withWrite(c sqldb.Committer) *Service {
 // TestOrderConsumer: order.paid commits the order's reservation and
 // order.cancelled / order.expired release it, keyed by the aggregate id
 // alone (the payload is not read); a redelivery or an event of an order
-// without a reservation has no effect.
+// without a reservation has no effect. (A paid order cancelled gets its
+// units back: TestCancelledAfterPayment.)
 func TestOrderConsumer(t *testing.T) {
 	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
@@ -66,7 +67,7 @@ func TestOrderConsumer(t *testing.T) {
 		deliver("order.expired", "ord-expired")
 		before := e.snapshot()
 		deliver("order.paid", "ord-paid")         // again
-		deliver("order.cancelled", "ord-paid")    // the other way: nothing
+		deliver("order.cancelled", "ord-expired") // released already: nothing
 		deliver("order.expired", "ord-no-stock")  // no reservation
 		deliver("order.paid", "ord-cancelled")    // released already
 		deliver("order.shipped", "ord-cancelled") // not selected
