@@ -134,10 +134,19 @@ func (s *Service) state(ctx context.Context, tx *sqldb.Tx, sku string) (*skuStat
 		st := &skuState{sku: sku, gen: s.soldOut.generation(sku)}
 		// The rows and the guard in one statement; a SKU without rows has
 		// its guard read on its own.
-		rows, err := tx.QueryContext(ctx, `SELECT s.location, s.on_hand, s.reserved,
+		// On PostgreSQL a batch that lost a conflict (a stale read) locks
+		// what it reads on its next tries, so that under churn it waits
+		// for the other batch instead of losing again until its tries run
+		// out; the lock order is then its units' (a rare deadlock is
+		// PostgreSQL's to break, and the batch is retried again).
+		q := `SELECT s.location, s.on_hand, s.reserved,
 			g.per_customer_limit, g.sale_starts_at, g.sale_ends_at, g.low_stock_threshold, g.sku IS NOT NULL
 			FROM inventory_stock s LEFT JOIN inventory_guards g ON g.sku = s.sku
-			WHERE s.sku = $1 ORDER BY s.location`, sku)
+			WHERE s.sku = $1 ORDER BY s.location`
+		if tx.Try > 1 && tx.Engine() == sqldb.Postgres {
+			q += ` FOR UPDATE OF s`
+		}
+		rows, err := tx.QueryContext(ctx, q, sku)
 		if err != nil {
 			return nil, err
 		}

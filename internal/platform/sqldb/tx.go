@@ -18,7 +18,12 @@ import (
 type Tx struct {
 	*sql.Tx
 	// Now is the one time the whole transaction runs at (UTC).
-	Now    time.Time
+	Now time.Time
+	// Try is which try of its batch this transaction is (1 the first; a
+	// batch that lost a conflict runs again with Try 2, …). A unit that
+	// reads optimistically may lock what it reads on a later try, so that a
+	// contended batch waits instead of losing again.
+	Try    int
 	engine Engine
 	ctx    context.Context // what the transaction began with; BeforeCommit hooks get it
 	sp     int
@@ -142,7 +147,7 @@ func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: begin: %w", err)
 	}
-	return &Tx{Tx: t, Now: db.Now(), engine: db.engine, ctx: ctx}, nil
+	return &Tx{Tx: t, Now: db.Now(), Try: 1, engine: db.engine, ctx: ctx}, nil
 }
 
 // Commit runs tx's BeforeCommit hooks, commits, and then runs its
@@ -186,7 +191,7 @@ func (db *DB) ReadTx(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("sqldb: begin read: %w", err)
 	}
 	defer t.Rollback()
-	return fn(&Tx{Tx: t, Now: db.Now(), engine: db.engine, ctx: ctx})
+	return fn(&Tx{Tx: t, Now: db.Now(), Try: 1, engine: db.engine, ctx: ctx})
 }
 
 // InTx runs fn in a write transaction and commits it when fn returns nil;

@@ -191,6 +191,7 @@ func (r *runner) begin() (*Tx, error) {
 	if err != nil {
 		return nil, err
 	}
+	tx.Try = max(r.res.Tries, 1)
 	if r.b.Begin != nil {
 		if err := r.call("sqldb.Begin", r.b.Begin, tx); err != nil {
 			tx.Rollback()

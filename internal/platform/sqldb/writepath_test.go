@@ -259,3 +259,22 @@ func TestTxHooks(t *testing.T) {
 		})
 	}
 }
+
+// TestTryNumber: a batch's transaction knows which try it is, so that a
+// unit may lock what it reads once it has lost a conflict.
+func TestTryNumber(t *testing.T) {
+	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		db.SetRetry(sqldb.Retry{Wait: func(context.Context, int) error { return nil }})
+		var tries []int
+		err := db.Do(context.Background(), func(tx *sqldb.Tx) error {
+			tries = append(tries, tx.Try)
+			if len(tries) < 3 {
+				return fmt.Errorf("stale: %w", sqldb.ErrConflict)
+			}
+			return nil
+		})
+		if err != nil || fmt.Sprint(tries) != "[1 2 3]" {
+			t.Fatalf("tries %v, err %v; want [1 2 3]", tries, err)
+		}
+	})
+}
