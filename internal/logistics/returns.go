@@ -153,6 +153,11 @@ func (s *Service) RequestReturnTx(ctx context.Context, tx *sqldb.Tx, returnID, i
 	}
 	lines := slices.Clone(in.Lines)
 	if len(lines) == 0 {
+		if len(all) == 0 {
+			// Everything delivered is being returned already (a racing
+			// request may have just taken it): a state conflict, not bad input.
+			return Return{}, errs.E(op, errs.Conflict, errs.CodeInvalidTransition, "everything delivered is being returned already")
+		}
 		lines = all
 	}
 	for i, l := range lines {
@@ -160,7 +165,6 @@ func (s *Service) RequestReturnTx(ctx context.Context, tx *sqldb.Tx, returnID, i
 		v.Check(ok, fmt.Sprintf("lines[%d].sku", i), "is not in the order")
 		v.Check(!ok || l.Quantity <= a.n, fmt.Sprintf("lines[%d].quantity", i), "is more than was delivered and not returned")
 	}
-	v.Check(len(lines) > 0, "lines", "nothing is left to return")
 	if err := v.Err(op); err != nil {
 		return Return{}, err
 	}
