@@ -105,6 +105,25 @@ func TestShopJourney(t *testing.T) {
 				return r.Field("on_hand") == float64(1) && r.Field("reserved") == float64(0)
 			})
 
+			// The sync monitor shows where the order's events stand.
+			applied := func(r *webtest.Response, typ, consumer string) bool {
+				events, _ := r.Field("events").([]any)
+				for _, e := range events {
+					e, _ := e.(map[string]any)
+					cs, _ := e["consumers"].([]any)
+					for _, c := range cs {
+						if c, _ := c.(map[string]any); e["type"] == typ && c["consumer"] == consumer && c["status"] == "applied" {
+							return true
+						}
+					}
+				}
+				return false
+			}
+			eventually(t, "order.paid applied by inventory in the sync view", func() *webtest.Response {
+				return admin.Do("GET", "/api/v1/admin/orders/"+orderID+"/sync", nil)
+			}, func(r *webtest.Response) bool { return applied(r, "order.paid", "inventory_orders") })
+			webtest.AssertProblem(t, admin.Do("GET", "/api/v1/admin/orders/no-such-order/sync", nil), http.StatusNotFound, "not_found")
+
 			rev := ann.Do("POST", "/api/v1/products/"+productID+"/reviews", map[string]any{"rating": 5, "title": "Great", "body": "Quiet and light."})
 			rev.WantStatus(t, http.StatusCreated)
 			if rev.Field("verified_purchase") != true {

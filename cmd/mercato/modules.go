@@ -92,7 +92,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		acc.Module(),
 		audit.NewLog(p.DB).Module(),
 		wh.Module(),
-		sync.WithWebhooks(wh).Module(),
+		sync.WithWebhooks(wh).WithOrders(syncOrders{ord}).Module(),
 		cat.Module(),
 		rev.Module(),
 		inv.Module(),

@@ -17,6 +17,7 @@ import (
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/rates"
 	"mercato/internal/reviews"
+	"mercato/internal/syncmon"
 )
 
 // The adapters below fit one module's exported API to the small interface
@@ -149,4 +150,20 @@ func hmacKey(secret []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(purpose))
 	return m.Sum(nil)
+}
+
+// syncOrders is the orders module's timeline as the sync monitor lists an
+// order's events.
+type syncOrders struct{ o *orders.Service }
+
+func (a syncOrders) OrderEvents(ctx context.Context, id string) ([]syncmon.EventRef, error) {
+	tl, err := a.o.Events(ctx, orders.Caller{}, id, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]syncmon.EventRef, len(tl.Items))
+	for i, e := range tl.Items {
+		out[i] = syncmon.EventRef{ID: e.ID, Type: e.Type, OccurredAt: e.OccurredAt}
+	}
+	return out, nil
 }

@@ -25,6 +25,7 @@ type Monitor struct {
 	m         *inbox.Monitor
 	reporters []Reporter
 	wh        WebhookCounts // nil: no webhook part
+	orders    OrderEvents   // nil: no per-order view
 }
 
 // WebhookCounts reports the webhook deliveries' counts (*webhooks.Service).
@@ -68,7 +69,7 @@ func (s *Monitor) Module() module.Module {
 		Name:        "syncmon",
 		Doc:         "the sync monitor: consumer lag, failures, outbox backlog, dead letters",
 		Permissions: []module.Permission{{Name: PermRead, Doc: "read the sync status", Roles: []string{accounts.RoleOperator}}},
-		Routes:      []web.Route{s.statusRoute(), s.issuesRoute()},
+		Routes:      s.routes(),
 	}
 }
 
@@ -87,4 +88,12 @@ func (s *Monitor) statusRoute() web.Route {
 			web.JSON(w, http.StatusOK, st)
 		},
 	}
+}
+
+func (s *Monitor) routes() []web.Route {
+	rs := []web.Route{s.statusRoute(), s.issuesRoute()}
+	if s.orders != nil {
+		rs = append(rs, s.orderSyncRoute())
+	}
+	return rs
 }

@@ -3,6 +3,8 @@ package webhooks
 import (
 	"context"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"time"
 
 	"mercato/internal/audit"
@@ -248,4 +250,45 @@ func (s *Service) Status(ctx context.Context) (SyncStatus, error) {
 		return SyncStatus{}, errs.E(op, errs.Internal, err)
 	}
 	return st, nil
+}
+
+// DeliveryState is where one event stands with one endpoint.
+type DeliveryState struct {
+	EndpointID string `json:"endpoint_id"`
+	Status     string `json:"status" doc:"pending, delivering, delivered or dead."`
+	Attempts   int    `json:"attempts"`
+	LastStatus int    `json:"last_status,omitempty" doc:"The HTTP status of the last try (0: none, or no answer)."`
+}
+
+// EventDeliveries reports, for each of eventIDs, its deliveries to every
+// endpoint that selected it (delivered rows go after 30 days). One query.
+func (s *Service) EventDeliveries(ctx context.Context, eventIDs []string) (map[string][]DeliveryState, error) {
+	const op = "webhooks.EventDeliveries"
+	out := map[string][]DeliveryState{}
+	if len(eventIDs) == 0 {
+		return out, nil
+	}
+	marks := make([]string, len(eventIDs))
+	args := make([]any, len(eventIDs))
+	for i, id := range eventIDs {
+		marks[i], args[i] = "$"+strconv.Itoa(i+1), id
+	}
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT event_id, endpoint_id, status, attempts, last_status
+		FROM webhooks_deliveries WHERE event_id IN (`+strings.Join(marks, ", ")+`) ORDER BY endpoint_id`, args...)
+	if err != nil {
+		return nil, errs.E(op, errs.Internal, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var d DeliveryState
+		if err := rows.Scan(&id, &d.EndpointID, &d.Status, &d.Attempts, &d.LastStatus); err != nil {
+			return nil, errs.E(op, errs.Internal, err)
+		}
+		out[id] = append(out[id], d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errs.E(op, errs.Internal, err)
+	}
+	return out, nil
 }

@@ -337,3 +337,29 @@ func TestPrune(t *testing.T) {
 		}
 	})
 }
+
+// TestEventDeliveries: the per-event view the sync monitor shows — each
+// selecting endpoint's delivery of each event, nothing for the others.
+func TestEventDeliveries(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		rc := newReceiver(t, e.clock.Now)
+		orders := e.register(rc.URL(), []string{"order.*"}, false)
+		all := e.register(rc.URL(), []string{"*"}, false)
+		evs := e.emit("order.placed", "o1")
+		prod := e.emit("product.created", "p1")
+		e.flush()
+		got, err := e.svc.EventDeliveries(context.Background(), []string{evs[0].ID, prod[0].ID, "no-such-event"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ds := got[evs[0].ID]; len(ds) != 2 || ds[0].Status != "delivered" || ds[1].Status != "delivered" || ds[0].LastStatus != 204 && ds[0].LastStatus != 200 {
+			t.Errorf("order.placed deliveries %+v, want both endpoints delivered", ds)
+		}
+		if ds := got[prod[0].ID]; len(ds) != 1 || ds[0].EndpointID != all.ID {
+			t.Errorf("product.created deliveries %+v, want only %s (not %s)", ds, all.ID, orders.ID)
+		}
+		if ds := got["no-such-event"]; len(ds) != 0 {
+			t.Errorf("an unknown event has deliveries %+v", ds)
+		}
+	})
+}
