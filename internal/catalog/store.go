@@ -28,24 +28,9 @@ type querier interface {
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // placeholders returns "$from, …, $(from+n-1)".
-func placeholders(from, n int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("$" + strconv.Itoa(from+i))
-	}
-	return b.String()
-}
+func placeholders(from, n int) string { return sqldb.Placeholders(from, n) }
 
-func anys(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
-}
+func anys(ss []string) []any { return sqldb.Args(ss) }
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 

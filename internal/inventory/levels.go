@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
 	"mercato/internal/audit"
@@ -281,15 +279,11 @@ func (s *Service) InStock(ctx context.Context, skus []string) (map[string]bool, 
 	out := make(map[string]bool, len(skus))
 	for start := 0; start < len(skus); start += 500 {
 		part := skus[start:min(start+500, len(skus))]
-		args := make([]any, len(part))
-		marks := make([]string, len(part))
-		for i, sku := range part {
+		for _, sku := range part {
 			out[sku] = false
-			args[i] = sku
-			marks[i] = "$" + strconv.Itoa(i+1)
 		}
 		rows, err := s.db.Reader().QueryContext(ctx, `SELECT sku FROM inventory_stock
-			WHERE sku IN (`+strings.Join(marks, ", ")+`) GROUP BY sku HAVING SUM(on_hand - reserved) > 0`, args...)
+			WHERE sku IN (`+sqldb.Placeholders(1, len(part))+`) GROUP BY sku HAVING SUM(on_hand - reserved) > 0`, sqldb.Args(part)...)
 		if err != nil {
 			return nil, errs.E(op, errs.Internal, err)
 		}

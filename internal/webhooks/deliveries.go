@@ -3,8 +3,6 @@ package webhooks
 import (
 	"context"
 	"encoding/json"
-	"strconv"
-	"strings"
 	"time"
 
 	"mercato/internal/audit"
@@ -268,13 +266,8 @@ func (s *Service) EventDeliveries(ctx context.Context, eventIDs []string) (map[s
 	if len(eventIDs) == 0 {
 		return out, nil
 	}
-	marks := make([]string, len(eventIDs))
-	args := make([]any, len(eventIDs))
-	for i, id := range eventIDs {
-		marks[i], args[i] = "$"+strconv.Itoa(i+1), id
-	}
 	rows, err := s.db.Reader().QueryContext(ctx, `SELECT event_id, endpoint_id, status, attempts, last_status
-		FROM webhooks_deliveries WHERE event_id IN (`+strings.Join(marks, ", ")+`) ORDER BY endpoint_id`, args...)
+		FROM webhooks_deliveries WHERE event_id IN (`+sqldb.Placeholders(1, len(eventIDs))+`) ORDER BY endpoint_id`, sqldb.Args(eventIDs)...)
 	if err != nil {
 		return nil, errs.E(op, errs.Internal, err)
 	}

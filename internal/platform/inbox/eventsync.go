@@ -2,8 +2,6 @@ package inbox
 
 import (
 	"context"
-	"strconv"
-	"strings"
 
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/sqldb"
@@ -30,14 +28,10 @@ func (m *Monitor) EventStates(ctx context.Context, eventIDs []string) (map[strin
 	if len(eventIDs) == 0 {
 		return out, nil
 	}
-	marks := make([]string, len(eventIDs))
-	args := make([]any, len(eventIDs))
-	for i, id := range eventIDs {
-		marks[i], args[i] = "$"+strconv.Itoa(i+1), id
-	}
+	args := sqldb.Args(eventIDs)
 	// Both key columns given, so each lookup is the primary key's
 	// (consumer, event_id): the consumers are the few that ever ran.
-	in := "(" + strings.Join(marks, ", ") + ") AND consumer IN (SELECT consumer FROM consumer_stats)"
+	in := "(" + sqldb.Placeholders(1, len(eventIDs)) + ") AND consumer IN (SELECT consumer FROM consumer_stats)"
 	queries := []struct{ status, q string }{
 		{"applied", `SELECT event_id, consumer, processed_at, 0, '' FROM inbox WHERE event_id IN ` + in},
 		{"retrying", `SELECT event_id, consumer, last_failed_at, attempts, last_error FROM consumer_failures WHERE event_id IN ` + in},

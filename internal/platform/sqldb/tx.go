@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"mercato/internal/platform/errs"
@@ -218,4 +220,26 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) (err error) {
 		return fmt.Errorf("sqldb: commit: %w", err)
 	}
 	return nil
+}
+
+// Placeholders returns "$from, $from+1, …" for n parameters: the list of an
+// `IN (…)` whose values are passed as arguments (never spliced into SQL).
+func Placeholders(from, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$" + strconv.Itoa(from+i))
+	}
+	return b.String()
+}
+
+// Args returns ss as query arguments.
+func Args(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }

@@ -278,3 +278,17 @@ func TestTryNumber(t *testing.T) {
 		}
 	})
 }
+
+func TestPlaceholders(t *testing.T) {
+	for _, c := range []struct {
+		from, n int
+		want    string
+	}{{1, 0, ""}, {1, 1, "$1"}, {3, 3, "$3, $4, $5"}} {
+		if got := sqldb.Placeholders(c.from, c.n); got != c.want {
+			t.Errorf("Placeholders(%d, %d) = %q, want %q", c.from, c.n, got, c.want)
+		}
+	}
+	if got := sqldb.Args([]string{"a", "b"}); len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Errorf("Args = %v", got)
+	}
+}
