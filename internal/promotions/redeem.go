@@ -8,7 +8,6 @@ import (
 	"errors"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -68,18 +67,13 @@ func (s *Service) active(ctx context.Context, q rowsQueryer, now time.Time, code
 			entered = append(entered, c)
 		}
 	}
-	args := []any{sqldb.Micros(now), customerID}
-	marks := make([]string, len(entered))
-	for i, c := range entered {
-		args = append(args, c)
-		marks[i] = "$" + strconv.Itoa(i+3)
-	}
+	args := append([]any{sqldb.Micros(now), customerID}, sqldb.Args(entered)...)
 	rows, err := q.QueryContext(ctx, `SELECT p.id, p.version, p.rule, p.per_customer, c.uses, c.spent, c.max_uses,
 		c.budget, c.currency, COALESCE(u.uses, 0), COALESCE(k.code, '')
 		FROM promotions_promotions p
 		JOIN promotions_counters c ON c.id = p.id
 		LEFT JOIN promotions_customer_uses u ON u.promotion_id = p.id AND u.customer_id = $2
-		LEFT JOIN promotions_codes k ON k.promotion_id = p.id AND k.code IN (`+strings.Join(marks, ", ")+`)
+		LEFT JOIN promotions_codes k ON k.promotion_id = p.id AND k.code IN (`+sqldb.Placeholders(3, len(entered))+`)
 		WHERE p.status = 'active' AND (k.code IS NOT NULL OR
 			(p.automatic AND p.starts_at <= $1 AND (p.ends_at = 0 OR p.ends_at > $1)))
 		ORDER BY p.id`, args...)

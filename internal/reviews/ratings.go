@@ -7,7 +7,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/sqldb"
@@ -95,18 +94,8 @@ func (s *Service) Ratings(ctx context.Context, productIDs []string) (map[string]
 // readRatings reads the rows of ids into out.
 func (s *Service) readRatings(ctx context.Context, ids []string, out map[string]Rating) error {
 	const op = "reviews.Ratings"
-	var q strings.Builder
-	q.WriteString(`SELECT product_id, count, sum FROM reviews_ratings WHERE product_id IN (`)
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteString("$" + strconv.Itoa(i+1))
-		args[i] = id
-	}
-	q.WriteString(")")
-	rows, err := s.db.Reader().QueryContext(ctx, q.String(), args...)
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT product_id, count, sum FROM reviews_ratings WHERE product_id IN (`+
+		sqldb.Placeholders(1, len(ids))+`)`, sqldb.Args(ids)...)
 	if err != nil {
 		return errs.E(op, errs.Internal, err)
 	}
