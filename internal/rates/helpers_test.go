@@ -1,17 +1,12 @@
 package rates
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http"
 	"testing"
-	"time"
 
 	"mercato/internal/accounts"
+	"mercato/internal/accounts/accountstest"
 	"mercato/internal/audit"
-	"mercato/internal/platform/groupcommit"
 	"mercato/internal/platform/idem"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/module"
@@ -40,41 +35,19 @@ type env struct {
 	router *web.Router
 	c      *webtest.Client // anonymous
 	clock  *clock
+	shop   *accountstest.Shop
 }
 
-const password = "violet-harbour-engine-42"
-
-var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+var t0 = accountstest.T0
 
 func newEnv(t testing.TB, db *sqldb.DB) *env {
 	t.Helper()
-	clk := sqldbtest.NewClock(t0)
-	db.SetClock(clk.Now)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	idm := web.NewIdempotency(db, web.IdempotencyConfig{Logger: logger})
-	t.Cleanup(func() { idm.Close() })
-	write := groupcommit.New(db, groupcommit.Config{Logger: logger})
-	t.Cleanup(write.Close)
-	p := module.Platform{DB: db, Write: write, Idem: idm, Logger: logger}
-	acc := accounts.New(p, nil, accounts.Config{Hash: accounts.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}})
-	t.Cleanup(acc.Close)
-	ctx, stop := context.WithCancel(context.Background())
-	listening := make(chan struct{})
-	go func() { defer close(listening); acc.RunInvalidations(ctx) }()
-	t.Cleanup(func() { stop(); <-listening })
-	svc := New(p, Config{})
-	mods := []module.Module{acc.Module(), svc.Module()}
-	if err := module.Check(mods); err != nil {
-		t.Fatal(err)
-	}
-	acc.UseModules(mods)
-	router := web.NewRouter(web.Config{Logger: logger, Auth: acc})
-	for _, m := range mods {
-		for _, r := range m.Routes {
-			router.Handle(r)
-		}
-	}
-	return &env{t: t, db: db, svc: svc, acc: acc, router: router, c: webtest.Start(t, router), clock: clk}
+	var svc *Service
+	shop := accountstest.New(t, db, func(p module.Platform) []module.Module {
+		svc = New(p, Config{})
+		return []module.Module{svc.Module()}
+	})
+	return &env{t: t, db: db, svc: svc, acc: shop.Accounts, router: shop.Router, c: shop.Client, clock: shop.Clock, shop: shop}
 }
 
 // forEachEngine runs fn with a fresh env on SQLite and PostgreSQL.
@@ -83,23 +56,11 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 }
 
 // customer registers a customer over HTTP and returns its id and client.
-func (e *env) customer(email string) (string, *webtest.Client) {
-	e.t.Helper()
-	r := e.c.Do("POST", "/api/v1/auth/register", map[string]string{"email": email, "password": password, "name": "Customer " + email})
-	r.WantStatus(e.t, http.StatusCreated)
-	return r.Field("user.id").(string), e.c.WithToken(r.Field("token").(string))
-}
+func (e *env) customer(email string) (string, *webtest.Client) { return e.shop.Customer(email) }
 
 // staff creates a staff member with roles and returns its id and client.
 func (e *env) staff(email string, roles ...string) (string, *webtest.Client) {
-	e.t.Helper()
-	u, err := e.acc.CreateUser(context.Background(), email, password, "Staff "+email, roles)
-	if err != nil {
-		e.t.Fatalf("CreateUser: %v", err)
-	}
-	r := e.c.Do("POST", "/api/v1/auth/login", map[string]string{"email": email, "password": password})
-	r.WantStatus(e.t, http.StatusOK)
-	return u.ID, e.c.WithToken(r.Field("token").(string))
+	return e.shop.Staff(email, roles...)
 }
 
 // count returns the number of rows of table matching where (optional).

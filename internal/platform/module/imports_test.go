@@ -18,7 +18,8 @@ import (
 //     knows no module and no shop vocabulary);
 //   - a module (internal/<name>, with its sub-packages) imports another
 //     module only through its root package — its small exported API — never
-//     a sub-package of it;
+//     a sub-package of it, except, from test files, its test-support
+//     package <name>test (accountstest, like sqldbtest and webtest);
 //   - the modules' import graph has no cycle (also through sub-packages,
 //     which the compiler alone would allow);
 //   - value packages shared by modules (sharedPackages) import no module.
@@ -57,7 +58,11 @@ func TestImportRules(t *testing.T) {
 		for _, s := range f.Imports {
 			p, _ := strconv.Unquote(s.Path.Value)
 			if strings.HasPrefix(p, modulePath) {
-				imports[pkg][strings.TrimPrefix(p, modulePath)] = true
+				imp := strings.TrimPrefix(p, modulePath)
+				imports[pkg][imp] = true
+				if to := top(imp); to != top(pkg) && testSupport(imp, to) && !strings.HasSuffix(path, "_test.go") {
+					t.Errorf("%s imports %s, a test-support package, outside a test file", path, imp)
+				}
 			}
 		}
 		return nil
@@ -101,7 +106,7 @@ func violations(imports map[string]map[string]bool) []string {
 				}
 			case to == from || to == "platform" || slices.Contains(sharedPackages, to):
 			default:
-				if imp != to {
+				if imp != to && !testSupport(imp, to) {
 					out = append(out, fmt.Sprintf("module package %s imports %s, a sub-package of module %s: use its exported API", pkg, imp, to))
 				}
 				if moduleGraph[from] == nil {
@@ -181,6 +186,9 @@ func TestImportRuleViolations(t *testing.T) {
 		{"platform imports a module", map[string]map[string]bool{"platform/web": {"accounts": true}}, []string{"platform package platform/web imports accounts"}},
 		{"platform imports shop vocabulary", map[string]map[string]bool{"platform/outbox": {"money": true}}, []string{"platform package platform/outbox imports money"}},
 		{"sub-package of another module", map[string]map[string]bool{"orders": {"catalog/search": true}}, []string{"imports catalog/search, a sub-package of module catalog"}},
+		{"another module's test support", map[string]map[string]bool{"orders": {"accounts/accountstest": true}}, nil},
+		{"a sub-package named like test support is not", map[string]map[string]bool{"orders": {"accounts/ordertest": true}},
+			[]string{"imports accounts/ordertest, a sub-package of module accounts"}},
 		{"shared imports a module", map[string]map[string]bool{"money": {"orders": true}}, []string{"shared package money imports module package orders"}},
 		{"cycle through a sub-package", map[string]map[string]bool{
 			"orders":        {"catalog": true},
@@ -202,3 +210,7 @@ func TestImportRuleViolations(t *testing.T) {
 		})
 	}
 }
+
+// testSupport reports whether imp is module to's test-support package
+// (internal/<to>/<to>test), which other modules' tests may use.
+func testSupport(imp, to string) bool { return imp == to+"/"+to+"test" }
