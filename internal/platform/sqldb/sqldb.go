@@ -95,6 +95,7 @@ type DB struct {
 	path   string // SQLite file
 	now    func() time.Time
 	retry  Retry
+	stats  writeStats
 }
 
 // Open opens (creating if needed) the database that cfg names and checks
@@ -143,10 +144,8 @@ func open(cfg Config) (*DB, error) {
 	}
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(10000)" +
 		"&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_pragma=synchronous(" + sync + ")"
-	w, err := sql.Open("sqlite", base+"&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("sqldb: open sqlite: %w", err)
-	}
+	db := &DB{engine: SQLite, path: path, now: time.Now}
+	w := openSQLite(base+"&_txlock=immediate", &db.stats.statements)
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
@@ -160,14 +159,11 @@ func open(cfg Config) (*DB, error) {
 	if n <= 0 {
 		n = max(4, 2*runtime.GOMAXPROCS(0))
 	}
-	r, err := sql.Open("sqlite", base+"&_pragma=query_only(1)")
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqldb: open sqlite readers: %w", err)
-	}
+	r := openSQLite(base+"&_pragma=query_only(1)", nil)
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	return &DB{engine: SQLite, w: w, r: r, path: path, now: time.Now}, nil
+	db.w, db.r = w, r
+	return db, nil
 }
 
 // IsPostgresURL reports whether u names a PostgreSQL database.

@@ -33,7 +33,9 @@ type Tx struct {
 	before []func(context.Context) error
 	undo   []func()
 	locals map[any]any
-	made   []any // keys of locals in the order they were made
+	made   []any       // keys of locals in the order they were made
+	stats  *writeStats // the DB's counters (nil for read-only transactions)
+	began  time.Time
 }
 
 // Engine reports the engine tx runs on, for the few statements that differ.
@@ -149,7 +151,7 @@ func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: begin: %w", err)
 	}
-	return &Tx{Tx: t, Now: db.Now(), Try: 1, engine: db.engine, ctx: ctx}, nil
+	return &Tx{Tx: t, Now: db.Now(), Try: 1, engine: db.engine, ctx: ctx, stats: &db.stats, began: time.Now()}, nil
 }
 
 // Commit runs tx's BeforeCommit hooks, commits, and then runs its
@@ -158,17 +160,28 @@ func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 func (tx *Tx) Commit() error {
 	for i := 0; i < len(tx.before); i++ { // a hook may register another
 		if err := tx.runBefore(tx.before[i]); err != nil {
-			tx.Tx.Rollback()
+			tx.Rollback()
 			return err
 		}
 	}
-	if err := tx.Tx.Commit(); err != nil {
+	err := tx.Tx.Commit()
+	tx.stats.ended(tx.began, err == nil)
+	if err != nil {
 		return err
 	}
 	for _, f := range tx.after {
 		f()
 	}
 	return nil
+}
+
+// Rollback rolls tx back (see sql.Tx.Rollback).
+func (tx *Tx) Rollback() error {
+	err := tx.Tx.Rollback()
+	if !errors.Is(err, sql.ErrTxDone) {
+		tx.stats.ended(tx.began, false)
+	}
+	return err
 }
 
 func (tx *Tx) runBefore(f func(context.Context) error) (err error) {
