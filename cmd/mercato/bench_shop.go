@@ -32,6 +32,9 @@ type CheckoutSummary struct {
 	Errors       map[string]int     `json:"errors"`
 	ReadBack     *ReadBack          `json:"read_back"`
 	Reference    *Reference         `json:"reference,omitempty"`
+	// Writes is what the server's write transactions cost from the first
+	// loop to the settled read-back (nil when its /metrics is elsewhere).
+	Writes *ServerWrites `json:"server_writes,omitempty"`
 	// RatioToReference is paid orders/s ÷ the reference's commits/s;
 	// RatioToPgbench placed orders/s ÷ pgbench -N tps at the same clients.
 	RatioToReference float64 `json:"ratio_to_reference,omitempty"`
@@ -134,6 +137,7 @@ func benchCheckout(ctx context.Context, c benchCommon, duration time.Duration, o
 
 	var loops, placed, paid, failed atomic.Int64
 	tallies := make([]*tally, c.buyers)
+	writesBefore, scraped := scrapeWrites(ctx, admin)
 	start := time.Now()
 	stop := progress(stderr, start, func() string {
 		return fmt.Sprintf("placed %d  paid %d  errors %d  %.0f paid/s", placed.Load(), paid.Load(), failed.Load(),
@@ -229,6 +233,11 @@ func benchCheckout(ctx context.Context, c benchCommon, duration time.Duration, o
 	if s.ReadBack, err = readBack(ctx, admin, putIn, since, c.settle); err != nil {
 		return nil, err
 	}
+	if after, ok := scrapeWrites(ctx, admin); ok && scraped {
+		// The consumers' work after the last loop counts too: the share is
+		// over the time to the settled read-back.
+		s.Writes = serverWrites(writesBefore, after, s.Paid, time.Since(start).Seconds())
+	}
 	if c.ref.enabled() {
 		if c.ref.clients <= 0 {
 			c.ref.clients = c.buyers
@@ -254,6 +263,7 @@ func printCheckout(w io.Writer, s *CheckoutSummary) {
 	printLatencyTable(w, []string{"loop", "cart", "item", "checkout", "pay"}, withLoop(s.Steps, s.Loop))
 	printErrors(w, s.Errors)
 	printReadBack(w, s.ReadBack)
+	printServerWrites(w, s.Writes)
 	if s.Reference != nil {
 		printReference(w, s.Reference)
 		fmt.Fprintf(w, "  ratio: %.3f× paid orders/s per reference commit/s\n", s.RatioToReference)

@@ -80,6 +80,12 @@ func TestBenchCheckoutCountsAddUp(t *testing.T) {
 			if !rb.StockAddsUp || !rb.Sync.Settled {
 				t.Errorf("read back: %+v", rb)
 			}
+			// The server's write counters came from its /metrics: every
+			// paid order committed something, and the per-order figure is
+			// their quotient.
+			if w := s.Writes; w == nil || w.Commits <= 0 || w.BusySeconds <= 0 || w.CommitsPerOrder != w.Commits/float64(s.Paid) {
+				t.Errorf("server writes: %+v", w)
+			}
 		})
 	}
 }
@@ -209,6 +215,13 @@ func BenchmarkLoadCheckout(b *testing.B) {
 			b.ReportMetric(s.Loop.P99, "loop-p99-ms")
 			b.ReportMetric(s.Reference.CommitsPerSec, "ref-commits/s")
 			b.ReportMetric(s.RatioToReference, "x-ref")
+			if s.Writes != nil {
+				b.ReportMetric(s.Writes.CommitsPerOrder, "commits/order")
+				b.ReportMetric(s.Writes.BusyMsPerOrder, "writer-ms/order")
+				if s.Writes.StmtsPerOrder > 0 {
+					b.ReportMetric(s.Writes.StmtsPerOrder, "writer-stmts/order")
+				}
+			}
 			if s.Reference.PgbenchTPS > 0 {
 				b.ReportMetric(s.Reference.PgbenchTPS, "pgbench-tps")
 				b.ReportMetric(s.RatioToPgbench, "x-pgbench")

@@ -234,6 +234,7 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(a.db.Collectors()...)
 
 	a.relay = outbox.NewRelay(a.db, a.bus, outbox.RelayConfig{
 		PollInterval: c.relayPoll,
@@ -300,7 +301,14 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 		consumers = append(consumers, m.Consumers...)
 		periodic = append(periodic, m.Jobs...)
 	}
-	a.runner = inbox.NewRunner(a.db, a.bus, inbox.RunnerConfig{Logger: logger, Registerer: reg}, consumers...)
+	rc := inbox.RunnerConfig{Logger: logger, Registerer: reg}
+	if a.db.Engine() == sqldb.SQLite {
+		// One writer: the consumers' batches commit with the requests'
+		// units instead of queueing a commit each behind them. PostgreSQL
+		// commits transactions in parallel, so there they keep their own.
+		rc.Write = a.batcher
+	}
+	a.runner = inbox.NewRunner(a.db, a.bus, rc, consumers...)
 	periodic = append(periodic, jobs.Job{Name: "inbox.prune", Every: 10 * time.Minute, Run: a.runner.Prune})
 	if a.jobs, err = jobs.New(a.db, jobs.Config{Logger: logger, Registerer: reg}, periodic...); err != nil {
 		return nil, err

@@ -85,6 +85,10 @@ func (w *worker) handle(ctx context.Context, ds []bus.Delivery) {
 	})
 	// Let a batch in flight commit when the Runner stops.
 	dbctx := context.WithoutCancel(ctx)
+	if st, ok := w.shared(dbctx, items); ok {
+		w.settle(items, st)
+		return
+	}
 	var st *batchState
 	b := sqldb.Batch{Logger: w.r.cfg.Logger, Begin: func(tx *sqldb.Tx) (err error) {
 		st, err = w.begin(dbctx, tx, items)
@@ -106,6 +110,51 @@ func (w *worker) handle(ctx context.Context, ds []bus.Delivery) {
 		}
 		return
 	}
+	w.settle(items, st)
+}
+
+// errSharedFailed fails the shared unit of a batch with a failing item.
+var errSharedFailed = errors.New("inbox: an event of the batch failed")
+
+// shared applies a batch of first deliveries as ONE unit on the Runner's
+// shared write path (RunnerConfig.Write), so that it commits together with
+// the other consumers' batches and the requests' units instead of paying a
+// commit of its own. It reports false when there is no shared path, when
+// the batch may hold retries, or when one of its events failed: the unit
+// is then rolled back whole and the caller applies the batch in its own
+// transaction, each event decided on its own.
+func (w *worker) shared(ctx context.Context, items []*item) (*batchState, bool) {
+	if w.r.cfg.Write == nil {
+		return nil, false
+	}
+	for _, it := range items {
+		if it.bad != nil || it.d.Attempt() > 1 {
+			return nil, false
+		}
+	}
+	var st *batchState
+	err := w.r.cfg.Write.Run(ctx, sqldb.Unit{Run: func(tx *sqldb.Tx) error {
+		s, err := w.begin(ctx, tx, items)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if err := w.apply(ctx, tx, s, it); err != nil {
+				return errSharedFailed
+			}
+		}
+		st = s // the run that committed is the last that succeeded
+		return nil
+	}})
+	if err != nil {
+		return nil, false
+	}
+	return st, true
+}
+
+// settle acknowledges or sends back the deliveries of a committed batch as
+// st decided, and records its metrics.
+func (w *worker) settle(items []*item, st *batchState) {
 	for _, it := range items {
 		var err error
 		// An item the committed try did not settle broke the transaction or

@@ -16,6 +16,7 @@ import (
 	"mercato/internal/platform/bus"
 	"mercato/internal/platform/bus/natsbus"
 	"mercato/internal/platform/event"
+	"mercato/internal/platform/groupcommit"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/sqldb/sqldbtest"
@@ -36,15 +37,31 @@ func openBus(t testing.TB) *natsbus.Bus {
 
 // forEachEngine runs fn on both engines with the inbox and outbox tables
 // and a test effects table.
+//
+// Each runs twice: with every batch in its own transaction, and ("shared")
+// with batches of first deliveries applied as units of a group-commit
+// batcher (RunnerConfig.Write), which runRunner then sets.
 func forEachEngine(t *testing.T, fn func(t *testing.T, db *sqldb.DB)) {
-	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
-		if _, err := db.Writer().Exec(`CREATE TABLE effects (consumer TEXT NOT NULL, event_id TEXT NOT NULL,
+	for _, mode := range []string{"own", "shared"} {
+		t.Run(mode, func(t *testing.T) {
+			sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+				if _, err := db.Writer().Exec(`CREATE TABLE effects (consumer TEXT NOT NULL, event_id TEXT NOT NULL,
 			aggregate_id TEXT NOT NULL, sequence BIGINT NOT NULL)`); err != nil {
-			t.Fatal(err)
-		}
-		fn(t, db)
-	}, Migrations(), outbox.Migrations())
+					t.Fatal(err)
+				}
+				if mode == "shared" {
+					b := groupcommit.New(db, groupcommit.Config{Logger: quiet})
+					sharedWrite.Store(db, b)
+					t.Cleanup(func() { sharedWrite.Delete(db); b.Close() })
+				}
+				fn(t, db)
+			}, Migrations(), outbox.Migrations())
+		})
+	}
 }
+
+// sharedWrite holds the batcher of a database whose test runs "shared".
+var sharedWrite sync.Map // *sqldb.DB → *groupcommit.Batcher
 
 // probe is a handler that writes an effect row per event and records, after
 // commit, what it applied. It keeps a logical clock (ticks), not wall-clock
@@ -271,6 +288,9 @@ func runRunner(t testing.TB, db *sqldb.DB, sub bus.Subscriber, cfg RunnerConfig,
 	}
 	if cfg.GapDelay == 0 {
 		cfg.GapDelay = 10 * time.Millisecond
+	}
+	if b, ok := sharedWrite.Load(db); ok && cfg.Write == nil {
+		cfg.Write = b.(*groupcommit.Batcher)
 	}
 	r = NewRunner(db, sub, cfg, cs...)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -119,6 +119,14 @@ type RunnerConfig struct {
 	// InboxRetention is how long inbox rows are kept (default 7 days);
 	// positions keep de-duplicating older redeliveries.
 	InboxRetention time.Duration
+	// Write, when set, is the write path a batch of first deliveries is
+	// applied on as one unit, sharing the commit of whatever else runs on it
+	// (the process's group-commit batcher on SQLite, whose one writer would
+	// otherwise run every consumer's batch as a commit of its own). A batch
+	// with a retry, or whose unit fails, runs in its own transaction as
+	// without it. Handlers must then write through tx only and never wait
+	// for the write path themselves.
+	Write sqldb.Committer
 	// Logger receives failures and parking (default slog.Default()).
 	Logger *slog.Logger
 	// Registerer, when set, gets the consumers' metrics.

@@ -406,3 +406,61 @@ func TestNewRunnerRefusesWiringMistakes(t *testing.T) {
 		})
 	}
 }
+
+// countingCommitter is a shared write path that counts the units it runs.
+type countingCommitter struct {
+	sqldb.Committer
+	units atomic.Int64
+}
+
+func (c *countingCommitter) Run(ctx context.Context, u sqldb.Unit) error {
+	c.units.Add(1)
+	return c.Committer.Run(ctx, u)
+}
+
+// TestSharedWritePath checks that with RunnerConfig.Write the batches of
+// first deliveries are units of that write path, that a batch with a
+// failing event falls back to a transaction of its own in which the other
+// events still apply, and that every event is applied once either way.
+func TestSharedWritePath(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		b, ok := sharedWrite.Load(db)
+		if !ok {
+			return // the "own" run: nothing shared to check
+		}
+		w := &countingCommitter{Committer: b.(sqldb.Committer)}
+		bus := openBus(t)
+		p := newProbe("shared")
+		var es []event.Envelope
+		for i := range 10 {
+			es = append(es, envelope(string(rune('a'+i)), 1))
+		}
+		bad := es[3]
+		p.fail = func(e event.Envelope, try int) error {
+			if e.ID == bad.ID && try == 1 {
+				return errors.New("once")
+			}
+			return nil
+		}
+		publish(t, bus, es...)
+		runRunner(t, db, bus, RunnerConfig{Write: w}, p.consumer("order.*"))
+		p.waitApplied(t, len(es))
+		waitPending(t, bus, "shared", 0)
+		if w.units.Load() == 0 {
+			t.Fatal("no batch ran on the shared write path")
+		}
+		for _, e := range es {
+			if n := effects(t, db, "shared", e.ID); n != 1 {
+				t.Errorf("event %s applied %d times", e.AggregateID, n)
+			}
+		}
+		// More events once the failure is behind: they take the shared path.
+		before := w.units.Load()
+		more := []event.Envelope{envelope("a", 2), envelope("b", 2)}
+		publish(t, bus, more...)
+		p.waitApplied(t, len(es)+len(more))
+		if w.units.Load() == before {
+			t.Error("later first deliveries did not take the shared path")
+		}
+	})
+}
