@@ -25,18 +25,25 @@ type family int
 const (
 	webhooksOnly family = iota
 	connectorsOnly
+	httpConnectorsOnly // the connectors with a secret
 )
 
 func (f family) where() string {
-	if f == connectorsOnly {
+	switch f {
+	case connectorsOnly:
 		return "kind <> 'webhook'"
+	case httpConnectorsOnly:
+		return "kind = 'http_json'"
 	}
 	return "kind = 'webhook'"
 }
 
 func (f family) noun() string {
-	if f == connectorsOnly {
+	switch f {
+	case connectorsOnly:
 		return "connector"
+	case httpConnectorsOnly:
+		return "http_json connector"
 	}
 	return "webhook endpoint"
 }
@@ -44,14 +51,14 @@ func (f family) noun() string {
 // action names an audit action of the family ("webhook.test_sent",
 // "connector.test_sent").
 func (f family) action(verb string) string {
-	if f == connectorsOnly {
+	if f != webhooksOnly {
 		return "connector." + verb
 	}
 	return "webhook." + verb
 }
 
 func (f family) target() string {
-	if f == connectorsOnly {
+	if f != webhooksOnly {
 		return "connector"
 	}
 	return "webhook_endpoint"
