@@ -60,13 +60,13 @@ type dropWriter struct {
 	header   []byte // a CSV file's first line; nil for JSON lines
 	maxBytes int64
 	maxAge   time.Duration // 0: by size only
-	f       *os.File   // the open temporary file; nil between files
-	part    string     // its path
-	final   string     // the path it gets when closed
-	size    int64
-	opened  time.Time
-	seq     int64 // the last file's counter
-	started bool  // recovered the directory
+	f        *os.File      // the open temporary file; nil between files
+	part     string        // its path
+	final    string        // the path it gets when closed
+	size     int64
+	opened   time.Time
+	seq      int64 // the last file's counter
+	started  bool  // recovered the directory
 }
 
 func newDropWriter(base, name, format string, columns []string, maxBytes int64, maxAge time.Duration, now func() time.Time) *dropWriter {
