@@ -57,9 +57,9 @@ func (d *Dispatcher) sendConnector(ctx context.Context, j job) outcome {
 	return outcome{err: "unknown connector kind " + t.kind}
 }
 
-// connTransport is a connector's parsed settings, as of its updated_at.
+// connTransport is a connector's parsed settings, as of its stored ones.
 type connTransport struct {
-	updatedAt int64
+	stored    string // url, config and sealed headers it was built from
 	kind      string
 	mapping   *mapping
 	headers   http.Header // http_json's static headers
@@ -97,14 +97,13 @@ func (c *connCache) kindOf(ctx context.Context, s *Service, id string) (string, 
 	return k, nil
 }
 
-// get returns connector id's transport, (re)building it when the connector
-// changed since it was built. A file_drop writer whose settings changed
+// get returns connector id's transport, (re)building it when the
+// connector's settings changed since it was built. A file_drop writer whose settings changed
 // closes its file first, so that one file has one format.
 func (c *connCache) get(ctx context.Context, s *Service, id string) (*connTransport, error) {
 	var kind, url, config, sealed string
-	var updated int64
-	err := s.db.Reader().QueryRowContext(ctx, `SELECT kind, url, config, headers_sealed, updated_at
-		FROM webhooks_endpoints WHERE id = $1`, id).Scan(&kind, &url, &config, &sealed, &updated)
+	err := s.db.Reader().QueryRowContext(ctx, `SELECT kind, url, config, headers_sealed
+		FROM webhooks_endpoints WHERE id = $1`, id).Scan(&kind, &url, &config, &sealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errors.New("deleted")
 	}
@@ -113,15 +112,16 @@ func (c *connCache) get(ctx context.Context, s *Service, id string) (*connTransp
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	stored := url + "\x00" + config + "\x00" + sealed
 	old := c.ts[id]
-	if old != nil && old.updatedAt == updated {
+	if old != nil && old.stored == stored {
 		return old, nil
 	}
 	var cfg connectorConfig
 	if err := json.Unmarshal([]byte(config), &cfg); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	t := &connTransport{updatedAt: updated, kind: kind, format: cfg.Format}
+	t := &connTransport{stored: stored, kind: kind, format: cfg.Format}
 	// Checked at registration; at run time every data field is accepted, so
 	// that a payload change never strands deliveries.
 	if t.mapping, err = parseMapping(cfg.Template, kind == KindFileDrop && cfg.Format == FormatCSV, nil); err != nil {
