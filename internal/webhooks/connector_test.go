@@ -143,7 +143,9 @@ func TestFileDropConnector(t *testing.T) {
 			want = append(want, []string{ev.ID, ev.AggregateID, ev.Type, "1"})
 		}
 		// Deliveries run in parallel (the connector is not fifo): any order.
-		sortRows := func(rs [][]string) { slices.SortFunc(rs[1:], func(a, b []string) int { return strings.Compare(a[0], b[0]) }) }
+		sortRows := func(rs [][]string) {
+			slices.SortFunc(rs[1:], func(a, b []string) int { return strings.Compare(a[0], b[0]) })
+		}
 		sortRows(rows)
 		sortRows(want)
 		if !slices.EqualFunc(rows, want, slices.Equal) {

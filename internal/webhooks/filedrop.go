@@ -34,7 +34,7 @@ import (
 // like webhooks.
 //
 // After a crash the temporary file of the file being written is found when
-// the connector next writes (or at start-up): its torn last line, if any (a
+// the connector next writes: its torn last line, if any (a
 // row not synced, so not counted delivered), is cut off and the file is
 // closed under its final name.
 

@@ -8,7 +8,9 @@ import (
 )
 
 // knownData knows the data fields of the test payloads.
-func knownData(n string) bool { return slices.Contains([]string{"order_id", "total", "lines", "channel"}, n) }
+func knownData(n string) bool {
+	return slices.Contains([]string{"order_id", "total", "lines", "channel"}, n)
+}
 
 // TestTemplateValidation: what a mapping template may be, and the reason
 // each refused one gives.

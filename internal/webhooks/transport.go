@@ -59,12 +59,12 @@ func (d *Dispatcher) sendConnector(ctx context.Context, j job) outcome {
 
 // connTransport is a connector's parsed settings, as of its stored ones.
 type connTransport struct {
-	stored    string // url, config and sealed headers it was built from
-	kind      string
-	mapping   *mapping
-	headers   http.Header // http_json's static headers
-	format    string      // file_drop's
-	drop      *dropWriter // file_drop's writer
+	stored  string // url, config and sealed headers it was built from
+	kind    string
+	mapping *mapping
+	headers http.Header // http_json's static headers
+	format  string      // file_drop's
+	drop    *dropWriter // file_drop's writer
 }
 
 // connCache keeps each endpoint's kind (fixed at registration) and each
