@@ -21,6 +21,7 @@ import (
 	"mercato/internal/notifications"
 	"mercato/internal/orders"
 	"mercato/internal/payments"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/idem"
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
@@ -51,6 +52,7 @@ type shopConfig struct {
 	payments             paymentsConfig
 	secret               []byte // the server secret (webhook secrets are sealed under it)
 	webhooksPrivate      bool   // --webhook-allow-private
+	connectorDir         string // --connector-dir: where file_drop connectors write
 	notifications        notifications.Config
 	trackingURL          string // the shipped mail's link: {order}, {carrier}, {number} filled in
 }
@@ -60,6 +62,7 @@ type shop struct {
 	accounts  *accounts.Service // the Authenticator, also when its routes run elsewhere
 	catalog   *catalog.Service
 	inventory *inventory.Service
+	webhooks  *webhooks.Service
 	modules   []module.Module // every module, in dependency order
 }
 
@@ -87,7 +90,8 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		logistics.Config{TrackEvery: c.sandboxCarrierStep})
 	ratings.r = rev
 	var mods []module.Module
-	wh := webhooks.New(p, webhooks.Config{Secret: c.secret, AllowPrivate: c.webhooksPrivate, Types: func() []string { return eventTypes(mods) }})
+	wh := webhooks.New(p, webhooks.Config{Secret: c.secret, AllowPrivate: c.webhooksPrivate, Types: func() []string { return eventTypes(mods) },
+		Payloads: func() []event.TypeInfo { return module.Events(mods) }, ConnectorDir: c.connectorDir})
 	mods = []module.Module{
 		acc.Module(),
 		audit.NewLog(p.DB).Module(),
@@ -102,7 +106,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		rules.Module(),
 		lgx.Module(),
 		pay.Module(),
-		channels.New(p, channels.Deps{Orders: ord, Tokens: acc}, channels.Config{}).Module(),
+		channels.New(p, channels.Deps{Orders: ord, Tokens: acc, Connectors: wh}, channels.Config{}).Module(),
 		notifications.New(p, notifications.Deps{Customers: acc, Orders: ord, Tracking: trackingLinks{lgx, c.trackingURL},
 			DeadLetters: deadLetters{mon}}, c.notifications).Module(),
 	}
@@ -110,7 +114,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		return nil, err
 	}
 	acc.UseModules(mods)
-	return &shop{accounts: acc, catalog: cat, inventory: inv, modules: mods}, nil
+	return &shop{accounts: acc, catalog: cat, inventory: inv, webhooks: wh, modules: mods}, nil
 }
 
 // trackingLinks gives the notifications module the link of a shipment:

@@ -78,7 +78,7 @@ func TestServeRunsPeriodicJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	want := []string{"accounts.prune", "channels.retention", "inbox.prune", "logistics.complete", "logistics.track", "notifications.dead_letters", "notifications.send", "orders.expire", "orders.retention", "outbox.prune", "payments.reconcile", "web.idempotency-prune", "webhooks.dispatch", "webhooks.prune"}
+	want := []string{"accounts.prune", "channels.retention", "inbox.prune", "logistics.complete", "logistics.track", "notifications.dead_letters", "notifications.send", "orders.expire", "orders.retention", "outbox.prune", "payments.reconcile", "web.idempotency-prune", "webhooks.dispatch", "webhooks.filedrop", "webhooks.prune"}
 	var got []string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		got = got[:0]

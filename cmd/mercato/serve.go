@@ -44,6 +44,7 @@ type serveConfig struct {
 	natsListen          string
 	redisURL            string
 	webhookAllowPrivate bool
+	connectorDir        string
 	demo                bool
 	logLevel            string
 	logFormat           string
@@ -99,6 +100,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&c.natsListen, "nats-listen", "", "embedded NATS: also listen for NATS clients on this address (none by default)")
 	fs.StringVar(&c.redisURL, "redis-url", "", "Redis URL (redis://[user:password@]host[:port][/db]): the catalog's cache of public product\ndocuments, shared by replicas (default: in-process); also checked by /readyz")
 	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "let webhook URLs resolve to loopback, private and link-local addresses (local development and tests only)")
+	fs.StringVar(&c.connectorDir, "connector-dir", "", "the directory under which file_drop connectors write their files (one directory each);\nempty is <--data-dir>/connectors")
 	fs.BoolVar(&c.demo, "demo", false, "create demo users (one per role) and print their logins, and a demo catalogue")
 	fs.Var(logLevel, "log-level", "log `level`: debug, info, warn or error")
 	fs.Var(logFormat, "log-format", "log `format` on standard error: json or text")
@@ -181,25 +183,26 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 // app is one running mercato process: its stores, bus, background workers
 // and HTTP server, wired in one readable place.
 type app struct {
-	cfg      serveConfig
-	log      *slog.Logger
-	out      io.Writer
-	lock     *dirLock // the data directory's lock; nil when nothing lives there
-	db       *sqldb.DB
-	bus      *natsbus.Bus
-	relay    *outbox.Relay
-	runner   *inbox.Runner
-	monitor  *inbox.Monitor
-	batcher  *groupcommit.Batcher
-	idem     *web.Idempotency
-	router   *web.Router
-	jobs     *jobs.Runner // the periodic jobs of the modules this process runs
-	accounts *accounts.Service
-	catalog  *catalog.Service // nil when this process does not run the catalog
-	index    search.Index     // the product search index; nil when this process does not run the catalog
-	redis    func() error     // closes the catalog's Redis cache; nil without --redis-url
-	handler  http.Handler
-	metrics  http.Handler // GET /metrics for --metrics-addr; nil without it
+	cfg        serveConfig
+	log        *slog.Logger
+	out        io.Writer
+	lock       *dirLock // the data directory's lock; nil when nothing lives there
+	db         *sqldb.DB
+	bus        *natsbus.Bus
+	relay      *outbox.Relay
+	runner     *inbox.Runner
+	monitor    *inbox.Monitor
+	batcher    *groupcommit.Batcher
+	idem       *web.Idempotency
+	router     *web.Router
+	jobs       *jobs.Runner // the periodic jobs of the modules this process runs
+	accounts   *accounts.Service
+	catalog    *catalog.Service // nil when this process does not run the catalog
+	index      search.Index     // the product search index; nil when this process does not run the catalog
+	redis      func() error     // closes the catalog's Redis cache; nil without --redis-url
+	closeFiles func() error     // closes the file_drop connectors' files
+	handler    http.Handler
+	metrics    http.Handler // GET /metrics for --metrics-addr; nil without it
 }
 
 // newApp opens the stores and the bus and wires the modules. On error it has
@@ -255,7 +258,10 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 		sandboxCarrierSecret: []byte(c.sandboxCarrierSecret), identityKey: identityKey(key), payments: paymentsConfig{
 			sandboxSecret: hmacKey(key, "payments.sandbox.webhook"),
 			stripe:        stripepay.Config{Key: c.stripeKey, WebhookSecret: c.stripeWebhookSecret}},
-		secret: key, webhooksPrivate: c.webhookAllowPrivate}
+		secret: key, webhooksPrivate: c.webhookAllowPrivate, connectorDir: c.connectorDir}
+	if shopCfg.connectorDir == "" {
+		shopCfg.connectorDir = filepath.Join(absDir(c.dataDir), "connectors")
+	}
 	if shopCfg.notifications, shopCfg.trackingURL, err = notificationsConfig(c); err != nil {
 		return nil, err
 	}
@@ -280,6 +286,7 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	}
 	acc := sh.accounts
 	a.accounts = acc
+	a.closeFiles = sh.webhooks.CloseFiles
 	if slices.ContainsFunc(run, func(m module.Module) bool { return m.Name == "catalog" }) {
 		a.catalog = sh.catalog
 	}
@@ -461,6 +468,11 @@ func (a *app) serve(ctx context.Context) error {
 }
 
 func (a *app) close() {
+	if a.closeFiles != nil { // file_drop connectors' open files, under their final names
+		if err := a.closeFiles(); err != nil {
+			a.log.Error("closing the file_drop connectors' files", "err", err)
+		}
+	}
 	if a.idem != nil {
 		a.idem.Close()
 	}

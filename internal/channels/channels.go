@@ -23,10 +23,13 @@ const (
 
 // Channel is a sales channel.
 type Channel struct {
-	Code      string    `json:"code"`
-	Name      string    `json:"name"`
-	Kind      string    `json:"kind" doc:"web, app, pos or marketplace."`
-	CreatedAt time.Time `json:"created_at"`
+	Code string `json:"code"`
+	Name string `json:"name"`
+	Kind string `json:"kind" doc:"web, app, pos or marketplace."`
+	// ConnectorID is the connector that carries the status of the
+	// channel's orders back to it (PUT …/{code}/connector); absent for none.
+	ConnectorID string    `json:"connector_id,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 // CreateRequest is POST /api/v1/admin/channels's body.
@@ -84,7 +87,7 @@ func (s *Service) Create(ctx context.Context, in CreateRequest) (c Channel, err 
 // List returns every channel by code (channels are few).
 func (s *Service) List(ctx context.Context) ([]Channel, error) {
 	const op = "channels.List"
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT code, name, kind, created_at FROM channels_channels ORDER BY code`)
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT code, name, kind, connector_id, created_at FROM channels_channels ORDER BY code`)
 	if err != nil {
 		return nil, errs.E(op, errs.Internal, err)
 	}
@@ -93,7 +96,7 @@ func (s *Service) List(ctx context.Context) ([]Channel, error) {
 	for rows.Next() {
 		var c Channel
 		var at int64
-		if err := rows.Scan(&c.Code, &c.Name, &c.Kind, &at); err != nil {
+		if err := rows.Scan(&c.Code, &c.Name, &c.Kind, &c.ConnectorID, &at); err != nil {
 			return nil, errs.E(op, errs.Internal, err)
 		}
 		c.CreatedAt = sqldb.FromMicros(at)
@@ -109,8 +112,8 @@ func (s *Service) List(ctx context.Context) ([]Channel, error) {
 func getTx(ctx context.Context, tx *sqldb.Tx, code string) (Channel, error) {
 	var c Channel
 	var at int64
-	err := tx.QueryRowContext(ctx, `SELECT code, name, kind, created_at FROM channels_channels WHERE code = $1`, code).
-		Scan(&c.Code, &c.Name, &c.Kind, &at)
+	err := tx.QueryRowContext(ctx, `SELECT code, name, kind, connector_id, created_at FROM channels_channels WHERE code = $1`, code).
+		Scan(&c.Code, &c.Name, &c.Kind, &c.ConnectorID, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Channel{}, errs.E("channels.get", errs.NotFound, "no such channel")
 	}

@@ -37,10 +37,19 @@ type Tokens interface {
 	IssueChannelToken(ctx context.Context, tx *sqldb.Tx, channelCode string) (string, error)
 }
 
+// Connectors are the connectors a channel's order status syncs back
+// through (*webhooks.Service): binding a channel restricts the connector
+// to the events of that channel's orders.
+type Connectors interface {
+	BindChannelTx(ctx context.Context, tx *sqldb.Tx, actorID, connectorID, channel string) error
+	UnbindChannelTx(ctx context.Context, tx *sqldb.Tx, actorID, connectorID, channel string) error
+}
+
 // Deps are the other modules' APIs the channels module uses.
 type Deps struct {
-	Orders Orders
-	Tokens Tokens
+	Orders     Orders
+	Tokens     Tokens
+	Connectors Connectors // nil: channels name no connector (503)
 }
 
 // Config tunes the module. Zero values take the defaults.
@@ -58,12 +67,13 @@ type Service struct {
 	idem   *web.Idempotency
 	orders Orders
 	tokens Tokens
+	conns  Connectors
 	cfg    Config
 }
 
 // New returns the module over p.
 func New(p module.Platform, d Deps, cfg Config) *Service {
-	return &Service{db: p.DB, write: p.Write, idem: p.Idem, orders: d.Orders, tokens: d.Tokens, cfg: cfg}
+	return &Service{db: p.DB, write: p.Write, idem: p.Idem, orders: d.Orders, tokens: d.Tokens, conns: d.Connectors, cfg: cfg}
 }
 
 // Module declares the module.

@@ -31,6 +31,10 @@ func (s *Service) routes() []web.Route {
 			Description: "Counts the units imported through the channel; an import beyond the cap is 409 quota_exceeded. " +
 				"A cap below what was reserved already is 409 quota_below_reserved.",
 			Access: manage, Request: QuotaRequest{}, Response: Quota{}, Handler: s.handleQuota},
+		{Method: "PUT", Path: "/api/v1/admin/channels/{code}/connector", Summary: "Name the connector that syncs a channel's order status back",
+			Description: "The connector then receives only the events of the orders of its channels; an empty connector_id unbinds " +
+				"(a connector left with no channel is disabled). An id that is no connector is 422.",
+			Tag: "channels", Access: manage, Request: ConnectorRequest{}, Response: Channel{}, Handler: s.handleConnector},
 		{Method: "POST", Path: "/api/v1/admin/channels/{code}/orders/import", Summary: "Import a channel's orders from CSV", Tag: "channels",
 			Description: "For channels without an API. Body: `text/csv`, one row per order line, columns in docs/api.md; " +
 				"each order imports alone as through the channel's API (once per external_id); the answer lists every refused order.",

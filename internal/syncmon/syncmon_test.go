@@ -26,7 +26,7 @@ func TestStatusWithWebhooks(t *testing.T) {
 	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
 		m := inbox.NewMonitor(db, nil) // no consumer has run: the bus is not asked
-		ep := webhooks.EndpointStatus{EndpointID: "e1", URL: "https://erp.example/h", Enabled: true, Pending: 3, Failed: 1, Dead: 2}
+		ep := webhooks.EndpointStatus{EndpointID: "e1", Kind: webhooks.KindWebhook, URL: "https://erp.example/h", Enabled: true, Pending: 3, Failed: 1, Dead: 2}
 		tests := []struct {
 			name    string
 			mon     *Monitor
@@ -35,7 +35,7 @@ func TestStatusWithWebhooks(t *testing.T) {
 		}{
 			{"without webhooks", New(m), `[]`, false},
 			{"with webhooks", New(m).WithWebhooks(counts{st: webhooks.SyncStatus{Endpoints: []webhooks.EndpointStatus{ep}}}),
-				`[{"endpoint_id":"e1","url":"https://erp.example/h","enabled":true,"pending":3,"failed":1,"dead":2}]`, false},
+				`[{"endpoint_id":"e1","kind":"webhook","url":"https://erp.example/h","enabled":true,"pending":3,"failed":1,"dead":2}]`, false},
 			{"webhooks failing", New(m).WithWebhooks(counts{err: errors.New("down")}), "", true},
 		}
 		for _, tc := range tests {

@@ -20,6 +20,7 @@ func (s *Service) Consumer() inbox.Consumer {
 type target struct {
 	id       string
 	patterns []event.Pattern
+	channels []string // only the events of these channels' orders; nil: every event
 }
 
 func (t target) selects(typ string) bool {
@@ -43,9 +44,19 @@ func (s *Service) RecordTx(ctx context.Context, tx *sqldb.Tx, e event.Envelope) 
 	if err != nil {
 		return err
 	}
+	if err := s.learnChannel(ctx, tx, e); err != nil {
+		return err
+	}
 	var body []byte
+	ch := channelOnce{s: s, tx: tx, e: e}
 	for _, t := range v.([]target) {
 		if !t.selects(e.Type) {
+			continue
+		}
+		if ok, err := ch.admits(ctx, t); err != nil || !ok {
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		if body == nil {
@@ -76,7 +87,7 @@ func insertDelivery(ctx context.Context, tx *sqldb.Tx, endpointID string, e even
 }
 
 func (s *Service) loadTargets(ctx context.Context, tx *sqldb.Tx) ([]target, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, events FROM webhooks_endpoints WHERE enabled = 1 ORDER BY id`)
+	rows, err := tx.QueryContext(ctx, `SELECT id, events, channels FROM webhooks_endpoints WHERE enabled = 1 ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: endpoints: %w", err)
 	}
@@ -84,9 +95,15 @@ func (s *Service) loadTargets(ctx context.Context, tx *sqldb.Tx) ([]target, erro
 	var out []target
 	for rows.Next() {
 		var t target
-		var events string
-		if err := rows.Scan(&t.id, &events); err != nil {
+		var events, channels string
+		if err := rows.Scan(&t.id, &events, &channels); err != nil {
 			return nil, fmt.Errorf("webhooks: endpoints: %w", err)
+		}
+		if err := json.Unmarshal([]byte(channels), &t.channels); err != nil {
+			return nil, fmt.Errorf("webhooks: endpoint %s channels: %w", t.id, err)
+		}
+		if len(t.channels) == 0 {
+			t.channels = nil
 		}
 		var fs []string
 		if err := json.Unmarshal([]byte(events), &fs); err != nil {

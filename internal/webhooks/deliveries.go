@@ -40,8 +40,12 @@ type Attempt struct {
 // Deliveries returns a page of an endpoint's deliveries, newest first,
 // optionally only those of one status.
 func (s *Service) Deliveries(ctx context.Context, endpointID, status string, p web.PageRequest) (web.Page[Delivery], error) {
+	return s.deliveries(ctx, endpointID, status, p, webhooksOnly)
+}
+
+func (s *Service) deliveries(ctx context.Context, endpointID, status string, p web.PageRequest, fam family) (web.Page[Delivery], error) {
 	const op = "webhooks.Deliveries"
-	if _, err := s.Get(ctx, endpointID); err != nil {
+	if err := s.exists(ctx, s.db.Reader(), op, endpointID, fam); err != nil {
 		return web.Page[Delivery]{}, err
 	}
 	switch status {
@@ -124,7 +128,14 @@ type ReplayRequest struct {
 // fresh schedule. NotFound when the endpoint or delivery is missing,
 // Conflict when the delivery is not dead.
 func (s *Service) ReplayTx(ctx context.Context, tx *sqldb.Tx, actorID, endpointID, deliveryID string) (Replayed, error) {
+	return s.replayTx(ctx, tx, actorID, endpointID, deliveryID, webhooksOnly)
+}
+
+func (s *Service) replayTx(ctx context.Context, tx *sqldb.Tx, actorID, endpointID, deliveryID string, fam family) (Replayed, error) {
 	const op = "webhooks.Replay"
+	if err := s.exists(ctx, tx, op, endpointID, fam); err != nil {
+		return Replayed{}, err
+	}
 	var status string
 	err := tx.QueryRowContext(ctx, `SELECT status FROM webhooks_deliveries WHERE id = $1 AND endpoint_id = $2`,
 		deliveryID, endpointID).Scan(&status)
@@ -138,23 +149,27 @@ func (s *Service) ReplayTx(ctx context.Context, tx *sqldb.Tx, actorID, endpointI
 	if err != nil {
 		return Replayed{}, errs.E(op, errs.Internal, err)
 	}
-	return Replayed{n}, audit.Record(ctx, tx, audit.Entry{ActorID: actorID, Action: "webhook.delivery_replayed",
+	return Replayed{n}, audit.Record(ctx, tx, audit.Entry{ActorID: actorID, Action: fam.action("delivery_replayed"),
 		TargetType: "webhook_delivery", TargetID: deliveryID})
 }
 
 // ReplayAllTx makes every dead delivery of the endpoint recorded at or
 // after since (zero: all) pending again.
 func (s *Service) ReplayAllTx(ctx context.Context, tx *sqldb.Tx, actorID, endpointID string, since time.Time) (Replayed, error) {
+	return s.replayAllTx(ctx, tx, actorID, endpointID, since, webhooksOnly)
+}
+
+func (s *Service) replayAllTx(ctx context.Context, tx *sqldb.Tx, actorID, endpointID string, since time.Time, fam family) (Replayed, error) {
 	const op = "webhooks.ReplayAll"
-	if _, err := s.getTx(ctx, tx, op, endpointID); err != nil {
+	if err := s.exists(ctx, tx, op, endpointID, fam); err != nil {
 		return Replayed{}, err
 	}
 	n, err := s.replay(ctx, tx, `created_at >= $3`, endpointID, sqldb.Micros(since))
 	if err != nil {
 		return Replayed{}, errs.E(op, errs.Internal, err)
 	}
-	return Replayed{n}, audit.Record(ctx, tx, audit.Entry{ActorID: actorID, Action: "webhook.deliveries_replayed",
-		TargetType: "webhook_endpoint", TargetID: endpointID, After: map[string]any{"since": since, "replayed": n}})
+	return Replayed{n}, audit.Record(ctx, tx, audit.Entry{ActorID: actorID, Action: fam.action("deliveries_replayed"),
+		TargetType: fam.target(), TargetID: endpointID, After: map[string]any{"since": since, "replayed": n}})
 }
 
 func (s *Service) replay(ctx context.Context, tx *sqldb.Tx, where string, endpointID string, arg any) (int64, error) {
@@ -182,8 +197,12 @@ type TestSent struct {
 // SendTestTx records a delivery of a webhook.test event to the endpoint
 // (whatever its filters), due at once.
 func (s *Service) SendTestTx(ctx context.Context, tx *sqldb.Tx, actorID, endpointID string) (TestSent, error) {
+	return s.sendTestTx(ctx, tx, actorID, endpointID, webhooksOnly)
+}
+
+func (s *Service) sendTestTx(ctx context.Context, tx *sqldb.Tx, actorID, endpointID string, fam family) (TestSent, error) {
 	const op = "webhooks.SendTest"
-	if _, err := s.getTx(ctx, tx, op, endpointID); err != nil {
+	if err := s.exists(ctx, tx, op, endpointID, fam); err != nil {
 		return TestSent{}, err
 	}
 	data, _ := json.Marshal(map[string]string{"endpoint_id": endpointID, "message": "a test event from mercato"})
@@ -203,13 +222,15 @@ func (s *Service) SendTestTx(ctx context.Context, tx *sqldb.Tx, actorID, endpoin
 	}
 	tx.AfterCommit(s.disp.Wake)
 	return TestSent{DeliveryID: id, EventID: e.ID}, audit.Record(ctx, tx, audit.Entry{ActorID: actorID,
-		Action: "webhook.test_sent", TargetType: "webhook_endpoint", TargetID: endpointID})
+		Action: fam.action("test_sent"), TargetType: fam.target(), TargetID: endpointID})
 }
 
 // EndpointStatus is one endpoint's part of the sync monitor.
 type EndpointStatus struct {
 	EndpointID string `json:"endpoint_id"`
-	URL        string `json:"url"`
+	Kind       string `json:"kind" doc:"webhook, or a connector's kind (http_json, file_drop)."`
+	Name       string `json:"name,omitempty" doc:"A connector's name."`
+	URL        string `json:"url" doc:"A file_drop connector's is file:<file>."`
 	Enabled    bool   `json:"enabled"`
 	Pending    int64  `json:"pending" doc:"Deliveries not yet made (retrying and in flight included)."`
 	Failed     int64  `json:"failed" doc:"Pending deliveries with at least one failed try."`
@@ -224,12 +245,12 @@ type SyncStatus struct {
 // Status reports every endpoint's pending, failed and dead counts.
 func (s *Service) Status(ctx context.Context) (SyncStatus, error) {
 	const op = "webhooks.Status"
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT e.id, e.url, e.enabled,
+	rows, err := s.db.Reader().QueryContext(ctx, `SELECT e.id, e.kind, e.name, e.url, e.enabled,
 			COALESCE(SUM(CASE WHEN d.status IN ('pending', 'delivering') THEN 1 ELSE 0 END), 0),
 			COALESCE(SUM(CASE WHEN d.status IN ('pending', 'delivering') AND d.attempts > 0 THEN 1 ELSE 0 END), 0),
 			COALESCE(SUM(CASE WHEN d.status = 'dead' THEN 1 ELSE 0 END), 0)
 		FROM webhooks_endpoints e LEFT JOIN webhooks_deliveries d ON d.endpoint_id = e.id
-		GROUP BY e.id, e.url, e.enabled ORDER BY e.id`)
+		GROUP BY e.id, e.kind, e.name, e.url, e.enabled ORDER BY e.id`)
 	if err != nil {
 		return SyncStatus{}, errs.E(op, errs.Internal, err)
 	}
@@ -238,7 +259,7 @@ func (s *Service) Status(ctx context.Context) (SyncStatus, error) {
 	for rows.Next() {
 		var es EndpointStatus
 		var enabled int
-		if err := rows.Scan(&es.EndpointID, &es.URL, &enabled, &es.Pending, &es.Failed, &es.Dead); err != nil {
+		if err := rows.Scan(&es.EndpointID, &es.Kind, &es.Name, &es.URL, &enabled, &es.Pending, &es.Failed, &es.Dead); err != nil {
 			return SyncStatus{}, errs.E(op, errs.Internal, err)
 		}
 		es.Enabled = enabled == 1

@@ -368,13 +368,14 @@ type outcome struct {
 	excerpt    string
 	err        string
 	retryAfter time.Duration // from a 429's Retry-After; 0 when absent
+	done       bool          // delivered without HTTP (a file_drop append)
 }
 
-func (o outcome) ok() bool { return o.err == "" && o.status >= 200 && o.status < 300 }
+func (o outcome) ok() bool { return o.err == "" && (o.done || o.status >= 200 && o.status < 300) }
 
 // deliver makes one attempt at j and settles it.
 func (d *Dispatcher) deliver(ctx context.Context, j job) {
-	o := d.post(ctx, j)
+	o := d.send(ctx, j) // by the endpoint's kind (transport.go)
 	now := d.s.db.Now()
 	if err := d.s.write.Do(ctx, func(tx *sqldb.Tx) error { return d.settleTx(ctx, tx, j, o) }); err != nil {
 		// The row stays claimed until its lease ends; then it is tried again.
@@ -386,7 +387,12 @@ func (d *Dispatcher) deliver(ctx context.Context, j job) {
 
 // post sends j's envelope, signed.
 func (d *Dispatcher) post(ctx context.Context, j job) outcome {
-	body := []byte(j.envelope)
+	return d.postBody(ctx, j, []byte(j.envelope), nil)
+}
+
+// postBody sends body for j, signed, with extra headers besides the
+// dispatcher's own (an http_json connector's).
+func (d *Dispatcher) postBody(ctx context.Context, j job, body []byte, extra http.Header) outcome {
 	ts := d.s.db.Now().Unix()
 	sig, err := Sign(j.secrets, j.eventID, ts, body)
 	if err != nil {
@@ -397,6 +403,9 @@ func (d *Dispatcher) post(ctx context.Context, j job) outcome {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(body))
 	if err != nil {
 		return outcome{err: "bad URL: " + err.Error()}
+	}
+	for k, v := range extra {
+		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "mercato-webhooks/1")

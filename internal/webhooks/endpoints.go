@@ -206,7 +206,7 @@ func scanEndpoint(r scanner, now time.Time) (Endpoint, error) {
 // Get returns an endpoint, or NotFound.
 func (s *Service) Get(ctx context.Context, id string) (Endpoint, error) {
 	ep, err := scanEndpoint(s.db.Reader().QueryRowContext(ctx,
-		`SELECT `+endpointCols+` FROM webhooks_endpoints WHERE id = $1`, id), s.db.Now())
+		`SELECT `+endpointCols+` FROM webhooks_endpoints WHERE id = $1 AND kind = 'webhook'`, id), s.db.Now())
 	if errors.Is(err, sql.ErrNoRows) {
 		return ep, errs.E("webhooks.Get", errs.NotFound, "no such webhook endpoint")
 	}
@@ -217,7 +217,7 @@ func (s *Service) Get(ctx context.Context, id string) (Endpoint, error) {
 }
 
 func (s *Service) getTx(ctx context.Context, tx *sqldb.Tx, op, id string) (Endpoint, error) {
-	ep, err := scanEndpoint(tx.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM webhooks_endpoints WHERE id = $1`, id), tx.Now)
+	ep, err := scanEndpoint(tx.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM webhooks_endpoints WHERE id = $1 AND kind = 'webhook'`, id), tx.Now)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ep, errs.E(op, errs.NotFound, "no such webhook endpoint")
 	}
@@ -235,7 +235,7 @@ func (s *Service) List(ctx context.Context, p web.PageRequest) (web.Page[Endpoin
 		return web.Page[Endpoint]{}, err
 	}
 	rows, err := s.db.Reader().QueryContext(ctx, `SELECT `+endpointCols+` FROM webhooks_endpoints
-		WHERE id > $1 ORDER BY id LIMIT $2`, after, p.Limit+1)
+		WHERE id > $1 AND kind = 'webhook' ORDER BY id LIMIT $2`, after, p.Limit+1)
 	if err != nil {
 		return web.Page[Endpoint]{}, errs.E(op, errs.Internal, err)
 	}
@@ -359,11 +359,15 @@ func (s *Service) Delete(ctx context.Context, actorID, id string) error {
 // signing (beside the new one) for Config.RotationWindow. A rotation
 // within the window of the previous one drops the oldest secret.
 func (s *Service) RotateSecretTx(ctx context.Context, tx *sqldb.Tx, actorID, id string) (Rotated, error) {
+	return s.rotateSecretTx(ctx, tx, actorID, id, webhooksOnly)
+}
+
+func (s *Service) rotateSecretTx(ctx context.Context, tx *sqldb.Tx, actorID, id string, fam family) (Rotated, error) {
 	const op = "webhooks.RotateSecret"
 	var sealed string
-	err := tx.QueryRowContext(ctx, `SELECT secret_sealed FROM webhooks_endpoints WHERE id = $1`, id).Scan(&sealed)
+	err := tx.QueryRowContext(ctx, `SELECT secret_sealed FROM webhooks_endpoints WHERE id = $1 AND `+fam.where(), id).Scan(&sealed)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Rotated{}, errs.E(op, errs.NotFound, "no such webhook endpoint")
+		return Rotated{}, errs.E(op, errs.NotFound, "no such "+fam.noun())
 	}
 	if err != nil {
 		return Rotated{}, errs.E(op, errs.Internal, err)
@@ -387,8 +391,8 @@ func (s *Service) RotateSecretTx(ctx context.Context, tx *sqldb.Tx, actorID, id 
 		id, newSealed, prevSealed, sqldb.Micros(until), sqldb.Micros(tx.Now)); err != nil {
 		return Rotated{}, errs.E(op, errs.Internal, err)
 	}
-	if err := audit.Record(ctx, tx, audit.Entry{ActorID: actorID, Action: "webhook.secret_rotated",
-		TargetType: "webhook_endpoint", TargetID: id, After: map[string]any{"previous_secret_expires_at": until}}); err != nil {
+	if err := audit.Record(ctx, tx, audit.Entry{ActorID: actorID, Action: fam.action("secret_rotated"),
+		TargetType: fam.target(), TargetID: id, After: map[string]any{"previous_secret_expires_at": until}}); err != nil {
 		return Rotated{}, err
 	}
 	return Rotated{ID: id, Secret: secret, PreviousSecretExpiresAt: until}, nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"mercato/internal/accounts"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/migrate"
@@ -75,6 +76,16 @@ type Config struct {
 	// kept (default 30 days); dead ones are kept until replayed or their
 	// endpoint is deleted.
 	Retention time.Duration
+	// Payloads describes the known event types' payloads (every module's
+	// Events): a connector's template naming a data field that no payload
+	// of its selected types has is refused. Nil accepts any data field.
+	Payloads func() []event.TypeInfo
+	// ConnectorDir is the operator's directory under which file_drop
+	// connectors write (serve --connector-dir); empty refuses file_drop.
+	ConnectorDir string
+	// MaxReplay bounds the retained events one replay request scans
+	// (default 5000); a longer replay continues with its next_cursor.
+	MaxReplay int
 }
 
 func (c Config) withDefaults() Config {
@@ -111,6 +122,9 @@ func (c Config) withDefaults() Config {
 	if c.Retention <= 0 {
 		c.Retention = 30 * 24 * time.Hour
 	}
+	if c.MaxReplay <= 0 {
+		c.MaxReplay = 5000
+	}
 	return c
 }
 
@@ -124,6 +138,7 @@ type Service struct {
 	guard *Guard
 	seal  *sealer
 	disp  *Dispatcher
+	conns *connCache
 }
 
 // New returns the module over p.
@@ -134,7 +149,7 @@ func New(p module.Platform, cfg Config) *Service {
 		log = slog.Default()
 	}
 	s := &Service{db: p.DB, write: p.Write, idem: p.Idem, log: log, cfg: cfg,
-		guard: &Guard{AllowPrivate: cfg.AllowPrivate, Resolver: cfg.Resolver}, seal: newSealer(cfg.Secret)}
+		guard: &Guard{AllowPrivate: cfg.AllowPrivate, Resolver: cfg.Resolver}, seal: newSealer(cfg.Secret), conns: newConnCache()}
 	s.disp = newDispatcher(s)
 	return s
 }
@@ -159,7 +174,8 @@ func (s *Service) Module() module.Module {
 		Consumers: []inbox.Consumer{s.Consumer()},
 		Jobs: []jobs.Job{{Name: "webhooks.dispatch", Every: dispatchPeriod, Timeout: dispatchPeriod + 30*time.Second,
 			Run: s.disp.runPeriod},
-			{Name: "webhooks.prune", Every: time.Hour, Run: s.Prune}},
+			{Name: "webhooks.prune", Every: time.Hour, Run: s.Prune},
+			{Name: "webhooks.filedrop", Every: time.Minute, Run: s.RotateFiles}},
 	}
 }
 

@@ -15,7 +15,7 @@ const tag = "webhooks"
 func (s *Service) Routes() []web.Route {
 	perm := web.Permission(PermManage)
 	const base = "/api/v1/admin/webhooks"
-	return []web.Route{
+	return append([]web.Route{
 		{Method: "POST", Path: base, Summary: "Register a webhook endpoint", Tag: tag, Access: perm,
 			Description: "The URL is resolved (nothing is sent): one that resolves to a loopback, private or " +
 				"link-local address is 422. The secret is shown in this answer only.",
@@ -42,7 +42,7 @@ func (s *Service) Routes() []web.Route {
 			Access: perm, Request: ReplayRequest{}, Response: Replayed{}, Handler: s.handleReplayAll},
 		{Method: "GET", Path: "/api/v1/admin/sync/webhooks", Summary: "Per-endpoint pending, failed and dead deliveries",
 			Tag: tag, Access: perm, Response: SyncStatus{}, Handler: s.handleStatus},
-	}
+	}, s.connectorRoutes()...)
 }
 
 func actor(r *http.Request) string {
