@@ -149,7 +149,8 @@ func (s *Service) Module() module.Module {
 
 // OrderConsumer opens a fulfilment when an order is paid (logistics_orders).
 func (s *Service) OrderConsumer() inbox.Consumer {
-	return inbox.Consumer{Name: "logistics_orders", Events: []string{orders.OrderPaid.Type()}, Handle: s.HandleOrderEvent}
+	// Replayable: opening a fulfilment keeps what exists.
+	return inbox.Consumer{Name: "logistics_orders", Events: []string{orders.OrderPaid.Type()}, Handle: s.HandleOrderEvent, Replayable: true}
 }
 
 // HandleOrderEvent is OrderConsumer's handler.

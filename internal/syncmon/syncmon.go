@@ -79,11 +79,13 @@ func (s *Monitor) Status(ctx context.Context) (Status, error) {
 // Module is the sync monitor's declaration.
 func (s *Monitor) Module() module.Module {
 	return module.Module{
-		Name:        "syncmon",
-		Doc:         "the sync monitor: consumer lag, failures, outbox backlog, dead letters",
-		Permissions: []module.Permission{{Name: PermRead, Doc: "read the sync status", Roles: []string{accounts.RoleOperator}},
-			{Name: PermReplay, Doc: "replay past events to a consumer", Roles: []string{accounts.RoleOperator}}},
-		Routes:      s.routes(),
+		Name: "syncmon",
+		Doc:  "the sync monitor: consumer lag, failures, outbox backlog, dead letters, replays",
+		Permissions: []module.Permission{
+			{Name: PermRead, Doc: "read the sync status", Roles: []string{accounts.RoleOperator}},
+			{Name: PermReplay, Doc: "replay past events to a consumer", Roles: []string{accounts.RoleOperator}},
+		},
+		Routes: s.routes(),
 	}
 }
 
