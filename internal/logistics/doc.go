@@ -63,7 +63,7 @@
 // return.received.
 //
 // Permissions: shipments.write (operator), returns.manage (operator,
-// customer_service), warehouses.manage (operator). The tracking and return lists of an order are read
-// by whoever may read the order (orders.Service.ReadableBy); anyone else
-// gets 404.
+// customer_service), warehouses.manage (operator). The tracking and
+// return lists of an order are read by whoever may read the order
+// (orders.Service.ReadableBy); anyone else gets 404.
 package logistics
