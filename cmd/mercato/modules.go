@@ -63,6 +63,7 @@ type shop struct {
 	catalog   *catalog.Service
 	inventory *inventory.Service
 	webhooks  *webhooks.Service
+	replays   *inbox.Replays  // replays of past events to the replayable consumers
 	modules   []module.Module // every module, in dependency order
 }
 
@@ -87,16 +88,17 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	rev := reviews.New(p, reviews.Deps{Products: cat, Purchases: ord})
 	sandbox := sandboxcarrier.New(sandboxcarrier.Config{Step: c.sandboxCarrierStep, Now: dbNow(p.DB), Secret: c.sandboxCarrierSecret})
 	lgx := logistics.New(p, logistics.Deps{Orders: ord, Stock: inv, Carriers: []carrier.Carrier{sandbox}},
-		logistics.Config{TrackEvery: c.sandboxCarrierStep})
+		logistics.Config{TrackEvery: c.sandboxCarrierStep, Secret: c.secret})
 	ratings.r = rev
 	var mods []module.Module
+	replays := inbox.NewReplays(p.DB, p.Write, inbox.ReplayConfig{Logger: p.Logger}, func() []inbox.Consumer { return consumersOf(mods) })
 	wh := webhooks.New(p, webhooks.Config{Secret: c.secret, AllowPrivate: c.webhooksPrivate, Types: func() []string { return eventTypes(mods) },
 		Payloads: func() []event.TypeInfo { return module.Events(mods) }, ConnectorDir: c.connectorDir})
 	mods = []module.Module{
 		acc.Module(),
 		audit.NewLog(p.DB).Module(),
 		wh.Module(),
-		sync.WithWebhooks(wh).WithOrders(syncOrders{ord}).Module(),
+		sync.WithWebhooks(wh).WithOrders(syncOrders{ord}).WithReplays(p, replays).Module(),
 		cat.Module(),
 		rev.Module(),
 		inv.Module(),
@@ -114,7 +116,16 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		return nil, err
 	}
 	acc.UseModules(mods)
-	return &shop{accounts: acc, catalog: cat, inventory: inv, webhooks: wh, modules: mods}, nil
+	return &shop{accounts: acc, catalog: cat, inventory: inv, webhooks: wh, replays: replays, modules: mods}, nil
+}
+
+// consumersOf lists the consumers mods declare.
+func consumersOf(mods []module.Module) []inbox.Consumer {
+	var out []inbox.Consumer
+	for _, m := range mods {
+		out = append(out, m.Consumers...)
+	}
+	return out
 }
 
 // trackingLinks gives the notifications module the link of a shipment:

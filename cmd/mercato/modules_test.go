@@ -36,7 +36,8 @@ func TestServeModulesSubset(t *testing.T) {
 		}
 	}
 	slices.Sort(api)
-	if want := []string{"/api/v1/admin/audit", "/api/v1/admin/orders/{id}/sync", "/api/v1/admin/sync", "/api/v1/admin/sync/issues"}; !slices.Equal(api, want) {
+	if want := []string{"/api/v1/admin/audit", "/api/v1/admin/orders/{id}/sync", "/api/v1/admin/sync", "/api/v1/admin/sync/consumers/{name}/replay",
+		"/api/v1/admin/sync/issues", "/api/v1/admin/sync/replays", "/api/v1/admin/sync/replays/{id}"}; !slices.Equal(api, want) {
 		t.Errorf("the audit,syncmon subset serves %v, want %v", api, want)
 	}
 }
@@ -78,7 +79,8 @@ func TestServeRunsPeriodicJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	want := []string{"accounts.prune", "channels.retention", "inbox.prune", "logistics.complete", "logistics.track", "notifications.dead_letters", "notifications.send", "orders.expire", "orders.retention", "outbox.prune", "payments.reconcile", "web.idempotency-prune", "webhooks.dispatch", "webhooks.filedrop", "webhooks.prune"}
+	want := []string{"accounts.prune", "channels.retention", "inbox.prune",
+		"inbox.replay.catalog_search", "inbox.replay.logistics_orders", "inbox.replay.webhooks", "logistics.complete", "logistics.track", "notifications.dead_letters", "notifications.send", "orders.expire", "orders.retention", "outbox.prune", "payments.reconcile", "web.idempotency-prune", "webhooks.dispatch", "webhooks.filedrop", "webhooks.prune"}
 	var got []string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		got = got[:0]

@@ -317,6 +317,9 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	}
 	a.runner = inbox.NewRunner(a.db, a.bus, rc, consumers...)
 	periodic = append(periodic, jobs.Job{Name: "inbox.prune", Every: 10 * time.Minute, Run: a.runner.Prune})
+	for _, c := range consumers { // replays run where their consumer does
+		periodic = append(periodic, sh.replays.Jobs(c.Name)...)
+	}
 	if a.jobs, err = jobs.New(a.db, jobs.Config{Logger: logger, Registerer: reg}, periodic...); err != nil {
 		return nil, err
 	}

@@ -63,7 +63,10 @@ type reviewRef struct {
 // product's cached public document (a review changes its rating; a change
 // made by another process reaches this one so).
 func (ix *Indexer) Consumer() inbox.Consumer {
-	return inbox.Consumer{Name: ConsumerName, Events: []string{"product.*", "review.*", "inventory.sold_out", "inventory.restocked"}, Handle: ix.handle}
+	// Replayable: it re-reads the product and re-indexes it, whatever
+	// event (or how old a one) names it.
+	return inbox.Consumer{Name: ConsumerName, Events: []string{"product.*", "review.*", "inventory.sold_out", "inventory.restocked"}, Handle: ix.handle,
+		Replayable: true}
 }
 
 func (ix *Indexer) handle(ctx context.Context, tx *sqldb.Tx, e event.Envelope) error {

@@ -19,7 +19,9 @@
 // ExpiredTx (the refs its expiry job expires). CommitTx and ReleaseTx are
 // idempotent; of the two racing for one reservation exactly one wins.
 // Precheck refuses SKUs known to be sold out without a transaction;
-// Reservation reads one; ReturnTx puts returned units back on hand.
+// Reservation reads one; ReturnTx puts returned units back on hand;
+// ReceiveTx adds received units at a location (the logistics module's
+// warehouse receipts), a change that merges with racing reservations.
 //
 // # Hot SKUs
 //

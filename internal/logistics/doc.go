@@ -36,6 +36,23 @@
 // delivered CompleteAfter ago (default: the return window). The built-in
 // carrier is package sandboxcarrier, driven by the database clock.
 //
+// Warehouses. Staff with warehouses.manage register a warehouse (code,
+// name, inventory location) and get its signing secret once; it is kept
+// sealed (secret.Sealer under the server secret, bound to the code), and a
+// rotation leaves the previous one valid for RotationWindow. The warehouse
+// posts Standard Webhooks-signed updates to POST
+// /api/v1/logistics/warehouses/{code}/updates: picked and packed stamp the
+// order's fulfilment (fulfilment.updated), shipped makes a shipment with
+// the carrier and tracking number it gives (CreateShipmentTx: the same
+// conditional writes as staff's, so over-shipping is 409
+// already_shipped), stock_received and stock_adjusted change stock at its
+// location through inventory (ReceiveTx, SetStockTx). A signature that
+// does not verify is 400 invalid_signature and changes nothing; an
+// unknown order or a SKU not in it is 422. Each update applies once by its
+// id (webhook-id): through the idempotency primitive, and for as long as
+// the warehouse exists through logistics_warehouse_updates, which keeps
+// the answer a redelivery gets.
+//
 // Returns. The order's customer asks (POST /api/v1/orders/{id}/returns)
 // within ReturnWindow of delivery (default 14 days, else 422
 // return_window_closed); staff with returns.manage approve, reject (the
@@ -46,7 +63,7 @@
 // return.received.
 //
 // Permissions: shipments.write (operator), returns.manage (operator,
-// customer_service). The tracking and return lists of an order are read
-// by whoever may read the order (orders.Service.ReadableBy); anyone else
-// gets 404.
+// customer_service), warehouses.manage (operator). The tracking and
+// return lists of an order are read by whoever may read the order
+// (orders.Service.ReadableBy); anyone else gets 404.
 package logistics

@@ -12,7 +12,16 @@ var (
 	ReturnApproved  = event.Define[ReturnData]("return.approved", 1, "Staff approved a return: the goods may be sent back.")
 	ReturnRejected  = event.Define[ReturnData]("return.rejected", 1, "Staff rejected a return request.")
 	ReturnReceived  = event.Define[ReturnReceivedData]("return.received", 1, "A return's goods arrived: each line restocked or written off; asks for the refund of amount.")
+	// FulfilmentUpdated is about the fulfilment, whose id is its order's.
+	FulfilmentUpdated = event.Define[FulfilmentUpdatedData]("fulfilment.updated", 1, "A warehouse reported an order picked or packed.")
 )
+
+// FulfilmentUpdatedData is fulfilment.updated's payload.
+type FulfilmentUpdatedData struct {
+	OrderID   string `json:"order_id"`
+	Stage     string `json:"stage" doc:"picked or packed."`
+	Warehouse string `json:"warehouse" doc:"The code of the warehouse that reported it."`
+}
 
 // EventLine is a SKU and quantity as events carry them.
 type EventLine struct {

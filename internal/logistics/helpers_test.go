@@ -103,6 +103,9 @@ const (
 	secret = "sandbox webhook secret"
 )
 
+// serverSecret is the test server secret warehouse secrets are sealed under.
+var serverSecret = []byte("0123456789abcdef0123456789abcdef")
+
 type env struct {
 	t       testing.TB
 	db      *sqldb.DB
@@ -137,7 +140,7 @@ func newEnv(t testing.TB, db *sqldb.DB) *env {
 	inv := inventory.New(p, inventory.Config{})
 	ord := orders.New(p, orders.Deps{Catalog: catalogDouble{}, Stock: stock{inv}, Perms: auth}, orders.Config{})
 	sb := sandboxcarrier.New(sandboxcarrier.Config{Step: step, Now: db.Now, Secret: []byte(secret)})
-	svc := New(p, Deps{Orders: ord, Stock: inv, Carriers: []carrier.Carrier{sb}}, Config{TrackEvery: step})
+	svc := New(p, Deps{Orders: ord, Stock: inv, Carriers: []carrier.Carrier{sb}}, Config{TrackEvery: step, Secret: serverSecret})
 	router := web.NewRouter(web.Config{Logger: logger, Auth: auth})
 	for _, m := range []module.Module{inv.Module(), ord.Module(), svc.Module()} {
 		for _, perm := range m.Permissions {

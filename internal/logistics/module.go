@@ -14,6 +14,7 @@ import (
 	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/module"
+	serversecret "mercato/internal/platform/secret"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
 )
@@ -56,6 +57,13 @@ type Config struct {
 	// TrackChunk is how many shipments one run of logistics.track reads at
 	// a time (default 200).
 	TrackChunk int
+	// Secret is the server secret (package secret), under which warehouse
+	// secrets are sealed at rest. Without it warehouses can be listed but
+	// not registered, and their updates are refused (an Internal error).
+	Secret []byte
+	// RotationWindow is how long a warehouse's previous secret still
+	// verifies after a rotation (default 24h).
+	RotationWindow time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -74,6 +82,9 @@ func (c Config) withDefaults() Config {
 	if c.TrackChunk <= 0 {
 		c.TrackChunk = 200
 	}
+	if c.RotationWindow <= 0 {
+		c.RotationWindow = 24 * time.Hour
+	}
 	return c
 }
 
@@ -86,6 +97,7 @@ type Service struct {
 	orders   *orders.Service
 	stock    *inventory.Service
 	carriers map[string]carrier.Carrier
+	seal     *serversecret.Sealer // nil without a server secret
 	cfg      Config
 }
 
@@ -97,6 +109,14 @@ func New(p module.Platform, deps Deps, cfg Config) *Service {
 	for _, c := range deps.Carriers {
 		s.carriers[c.Name()] = c
 	}
+	if len(cfg.Secret) > 0 {
+		seal, err := serversecret.NewSealer(cfg.Secret, sealPurpose)
+		if err != nil {
+			panic(err) // a server secret too short: secret.Load returns none
+		}
+		s.seal = seal
+	}
+	s.cfg.Secret = nil // only the sealer keeps what it needs
 	return s
 }
 
@@ -110,6 +130,8 @@ func (s *Service) Module() module.Module {
 			{Name: PermShipmentsWrite, Doc: "ship paid orders", Roles: []string{accounts.RoleOperator}},
 			{Name: PermReturnsManage, Doc: "approve, reject and receive returns",
 				Roles: []string{accounts.RoleOperator, accounts.RoleCustomerService}},
+			{Name: PermWarehousesManage, Doc: "register warehouses, rotate their secrets, read their updates",
+				Roles: []string{accounts.RoleOperator}},
 		},
 		Routes:    s.routes(),
 		Consumers: []inbox.Consumer{s.OrderConsumer()},
@@ -120,14 +142,15 @@ func (s *Service) Module() module.Module {
 			{Name: "logistics.complete", Every: s.cfg.CompleteEvery, Run: s.CompleteDue},
 		},
 		Events: []event.TypeInfo{ShipmentCreated.Info(), ShipmentUpdated.Info(), ReturnRequested.Info(),
-			ReturnApproved.Info(), ReturnRejected.Info(), ReturnReceived.Info()},
+			ReturnApproved.Info(), ReturnRejected.Info(), ReturnReceived.Info(), FulfilmentUpdated.Info()},
 		Privacy: &module.Privacy{Section: "returns", Export: s.export, Erase: s.erase},
 	}
 }
 
 // OrderConsumer opens a fulfilment when an order is paid (logistics_orders).
 func (s *Service) OrderConsumer() inbox.Consumer {
-	return inbox.Consumer{Name: "logistics_orders", Events: []string{orders.OrderPaid.Type()}, Handle: s.HandleOrderEvent}
+	// Replayable: opening a fulfilment keeps what exists.
+	return inbox.Consumer{Name: "logistics_orders", Events: []string{orders.OrderPaid.Type()}, Handle: s.HandleOrderEvent, Replayable: true}
 }
 
 // HandleOrderEvent is OrderConsumer's handler.

@@ -2,9 +2,11 @@ package logistics
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 
 	"mercato/internal/logistics/carrier"
 	"mercato/internal/platform/errs"
@@ -26,6 +28,9 @@ type WebhookResult struct {
 type Fulfilment struct {
 	OrderID   string     `json:"order_id"`
 	Status    string     `json:"status" doc:"open, shipped, delivered or completed."`
+	Warehouse string     `json:"warehouse,omitempty" doc:"The warehouse that reported progress, if one did."`
+	PickedAt  *time.Time `json:"picked_at,omitempty" doc:"When a warehouse reported the order picked."`
+	PackedAt  *time.Time `json:"packed_at,omitempty" doc:"When a warehouse reported the order packed."`
 	PickLists []PickList `json:"pick_lists"`
 }
 
@@ -43,7 +48,7 @@ type ReturnList struct {
 func (s *Service) routes() []web.Route {
 	const tag = "logistics"
 	ship, manage := web.Permission(PermShipmentsWrite), web.Permission(PermReturnsManage)
-	return append(s.noteRoutes(), []web.Route{
+	return append(slices.Concat(s.noteRoutes(), s.warehouseRoutes()), []web.Route{
 		{Method: "POST", Path: "/api/v1/admin/orders/{id}/shipments", Summary: "Ship some or all of a paid order", Tag: tag, Access: ship,
 			Description: "Without `lines`, every unshipped unit. 409 `invalid_transition` for an order that is not paid or partially shipped " +
 				"(unpaid, cancelled, shipped in full); 409 `already_shipped` for more units than are left to ship; 422 for an unknown carrier or a SKU not in the order.",
@@ -288,7 +293,10 @@ func (s *Service) handleReceive(w http.ResponseWriter, r *http.Request) {
 func (s *Service) Fulfilment(ctx context.Context, id string) (Fulfilment, error) {
 	const op = "logistics.Fulfilment"
 	f := Fulfilment{OrderID: id, PickLists: []PickList{}}
-	err := s.db.Reader().QueryRowContext(ctx, `SELECT status FROM logistics_fulfilments WHERE order_id = $1`, id).Scan(&f.Status)
+	var picked, packed sql.NullInt64
+	err := s.db.Reader().QueryRowContext(ctx, `SELECT status, warehouse, picked_at, packed_at FROM logistics_fulfilments WHERE order_id = $1`,
+		id).Scan(&f.Status, &f.Warehouse, &picked, &packed)
+	f.PickedAt, f.PackedAt = microsPtr(picked), microsPtr(packed)
 	if isNoRows(err) {
 		return Fulfilment{}, errs.E(op, errs.NotFound, "no fulfilment for this order (is it paid?)")
 	}
@@ -312,4 +320,13 @@ func (s *Service) Fulfilment(ctx context.Context, id string) (Fulfilment, error)
 		f.PickLists[len(f.PickLists)-1].Lines = append(f.PickLists[len(f.PickLists)-1].Lines, l)
 	}
 	return f, rows.Err()
+}
+
+// microsPtr is a nullable microseconds column as an optional time.
+func microsPtr(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := sqldb.FromMicros(v.Int64)
+	return &t
 }

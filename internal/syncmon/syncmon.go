@@ -4,6 +4,11 @@
 // and each webhook endpoint's pending, failed and dead deliveries. It reads
 // the platform's outbox and inbox tables through inbox.Monitor and the
 // webhooks module's counts through its Status, and owns no table of its own.
+//
+// Staff with sync.replay replay every retained event since a point in time
+// to one consumer that declares itself replayable (inbox.Replays: the
+// replay is recorded and audited in the request's unit, runs in the
+// background where the consumer runs, and is listed while it runs).
 package syncmon
 
 import (
@@ -26,6 +31,7 @@ type Monitor struct {
 	reporters []Reporter
 	wh        WebhookCounts // nil: no webhook part
 	orders    OrderEvents   // nil: no per-order view
+	replays   *replaying    // nil: no replays
 }
 
 // WebhookCounts reports the webhook deliveries' counts (*webhooks.Service).
@@ -38,6 +44,8 @@ type WebhookCounts interface {
 type Status struct {
 	inbox.SyncStatus
 	Webhooks []webhooks.EndpointStatus `json:"webhooks"`
+	// Replays are the replays to consumers running now.
+	Replays []inbox.Replay `json:"replays"`
 }
 
 // New returns the module reading the status from m.
@@ -52,7 +60,12 @@ func (s *Monitor) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return Status{}, err
 	}
-	out := Status{SyncStatus: st, Webhooks: []webhooks.EndpointStatus{}}
+	out := Status{SyncStatus: st, Webhooks: []webhooks.EndpointStatus{}, Replays: []inbox.Replay{}}
+	if s.replays != nil {
+		if out.Replays, err = s.replays.r.Running(ctx); err != nil {
+			return Status{}, err
+		}
+	}
 	if s.wh != nil {
 		w, err := s.wh.Status(ctx)
 		if err != nil {
@@ -66,10 +79,13 @@ func (s *Monitor) Status(ctx context.Context) (Status, error) {
 // Module is the sync monitor's declaration.
 func (s *Monitor) Module() module.Module {
 	return module.Module{
-		Name:        "syncmon",
-		Doc:         "the sync monitor: consumer lag, failures, outbox backlog, dead letters",
-		Permissions: []module.Permission{{Name: PermRead, Doc: "read the sync status", Roles: []string{accounts.RoleOperator}}},
-		Routes:      s.routes(),
+		Name: "syncmon",
+		Doc:  "the sync monitor: consumer lag, failures, outbox backlog, dead letters, replays",
+		Permissions: []module.Permission{
+			{Name: PermRead, Doc: "read the sync status", Roles: []string{accounts.RoleOperator}},
+			{Name: PermReplay, Doc: "replay past events to a consumer", Roles: []string{accounts.RoleOperator}},
+		},
+		Routes: s.routes(),
 	}
 }
 
@@ -94,6 +110,9 @@ func (s *Monitor) routes() []web.Route {
 	rs := []web.Route{s.statusRoute(), s.issuesRoute()}
 	if s.orders != nil {
 		rs = append(rs, s.orderSyncRoute())
+	}
+	if s.replays != nil {
+		rs = append(rs, s.replayRoutes()...)
 	}
 	return rs
 }

@@ -13,7 +13,10 @@ import (
 // Consumer is the module's inbox consumer: every event, recorded as one
 // pending delivery per enabled endpoint whose filters select its type.
 func (s *Service) Consumer() inbox.Consumer {
-	return inbox.Consumer{Name: ConsumerName, Events: []string{"*"}, Handle: s.RecordTx}
+	// Replayable: a delivery is recorded once per (endpoint, event), so a
+	// replay records the deliveries an endpoint lacks (one added since, or
+	// whose rows were pruned) and leaves the others as they are.
+	return inbox.Consumer{Name: ConsumerName, Events: []string{"*"}, Handle: s.RecordTx, Replayable: true}
 }
 
 // target is an enabled endpoint's filters.

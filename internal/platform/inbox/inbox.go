@@ -91,6 +91,13 @@ type Consumer struct {
 	Handle Handler
 	// MaxAttempts is how many failures park an event (default 8).
 	MaxAttempts int
+	// Replayable declares that Handle may run again on events it applied
+	// before — also after newer events of their aggregates — and changes
+	// nothing twice: it rebuilds a projection from current state, or
+	// records its effect keyed by the event id. Only such a consumer
+	// accepts a replay of past events (Replays). A consumer that moves
+	// stock or money must never set it.
+	Replayable bool
 }
 
 // RunnerConfig tunes a Runner. Zero values take the defaults.

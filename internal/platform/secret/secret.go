@@ -1,6 +1,6 @@
 // Package secret provides the server secret: at least 32 random bytes from
 // which the platform derives the keys that protect what it keeps at rest
-// (idempotency records: package idem).
+// (idempotency records: package idem; partners' signing keys: Sealer).
 //
 // Where it comes from, first match wins:
 //  1. Config.Value (MERCATO_SECRET), hex or base64 — what production sets,
