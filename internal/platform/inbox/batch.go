@@ -91,7 +91,7 @@ func (w *worker) handle(ctx context.Context, ds []bus.Delivery) {
 	}
 	var st *batchState
 	b := sqldb.Batch{Logger: w.r.cfg.Logger, Begin: func(tx *sqldb.Tx) (err error) {
-		st, err = w.begin(dbctx, tx, items)
+		st, err = w.begin(dbctx, tx, items, false)
 		return err
 	}}
 	for _, it := range items {
@@ -134,7 +134,7 @@ func (w *worker) shared(ctx context.Context, items []*item) (*batchState, bool) 
 	}
 	var st *batchState
 	err := w.r.cfg.Write.Run(ctx, sqldb.Unit{Run: func(tx *sqldb.Tx) error {
-		s, err := w.begin(ctx, tx, items)
+		s, err := w.begin(ctx, tx, items, true)
 		if err != nil {
 			return err
 		}
@@ -184,8 +184,9 @@ func boolInt(b bool) int {
 
 // begin reads, in a try's transaction, what the batch's units decide on,
 // and registers the batch's own writes (inbox rows, positions, stats) to
-// run after the last unit.
-func (w *worker) begin(ctx context.Context, tx *sqldb.Tx, items []*item) (*batchState, error) {
+// run after the last unit. first says every delivery of the batch is its
+// event's first.
+func (w *worker) begin(ctx context.Context, tx *sqldb.Tx, items []*item, first bool) (*batchState, error) {
 	var ids []string
 	var aggs []aggKey
 	seenAgg := map[aggKey]bool{}
@@ -207,7 +208,12 @@ func (w *worker) begin(ctx context.Context, tx *sqldb.Tx, items []*item) (*batch
 	if st.pos, err = w.positions(ctx, tx, aggs); err != nil {
 		return nil, fmt.Errorf("positions lookup: %w", err)
 	}
-	if st.attempts, st.failing, err = w.failures(ctx, tx, aggs); err != nil {
+	if first && w.r.cfg.GapPatience > 1 {
+		// No event of the batch was tried before, so none has a failure
+		// recorded; a retrying predecessor of one of them only matters to
+		// a delivery that waited GapPatience times, never a first.
+		st.attempts, st.failing = map[string]int{}, map[aggKey]bool{}
+	} else if st.attempts, st.failing, err = w.failures(ctx, tx, aggs); err != nil {
 		return nil, fmt.Errorf("failures lookup: %w", err)
 	}
 	tx.BeforeCommit(func(ctx context.Context) error {

@@ -96,6 +96,11 @@ const insertChunk = 500
 // valid JSON; an event breaking these rules is refused (Internal) and
 // nothing is appended. Envelopes made by an event.Kind satisfy them.
 //
+// The sequences are taken at once; the rows are inserted together just
+// before tx commits (one INSERT for all the events the transaction's units
+// appended), so a read of the outbox inside tx does not see them yet. A unit
+// whose writes are rolled back takes its events back.
+//
 // Aggregates are locked in a fixed order within one call, so concurrent
 // Appends do not deadlock each other; a transaction that calls Append several
 // times for overlapping aggregates should keep a consistent order itself.
@@ -191,15 +196,8 @@ func Append(ctx context.Context, tx *sqldb.Tx, events ...*event.Envelope) error 
 		e.Sequence = next[k]
 		next[k]++
 	}
-	for start := 0; start < len(events); start += insertChunk {
-		if err := insertRows(ctx, tx, events[start:min(start+insertChunk, len(events))]); err != nil {
-			return errs.E(op, err)
-		}
-	}
-	if tx.Engine() == sqldb.Postgres {
-		if _, err := tx.ExecContext(ctx, notifySQL); err != nil {
-			return errs.E(op, fmt.Errorf("notify: %w", err))
-		}
+	if err := queue(ctx, tx, events); err != nil {
+		return errs.E(op, err)
 	}
 	if w := wakerFrom(ctx); w != nil {
 		tx.AfterCommit(w.Wake)
@@ -207,15 +205,86 @@ func Append(ctx context.Context, tx *sqldb.Tx, events ...*event.Envelope) error 
 	return nil
 }
 
-// insertRows inserts events with one multi-row INSERT, in order, so that on
+// queued is the events a transaction appended and has not inserted yet:
+// they are inserted together, just before it commits (a checkout appends
+// five events through five use cases; one INSERT of five rows instead of
+// five INSERTs). Their sequences are taken at once by Append, under the
+// aggregates' locks, so the order of ids, sequences and commits of one
+// aggregate is unchanged.
+type queued struct {
+	rows    []queuedRow
+	flushed bool // the BeforeCommit hook ran: later Appends insert at once
+}
+
+// queuedRow is an appended event as it will be inserted (a copy: the caller's
+// envelope may change after Append returns).
+type queuedRow struct {
+	id, typ, aggType, aggID string
+	version                 int
+	seq                     int64
+	at                      int64
+	data                    string
+}
+
+type queuedKey struct{}
+
+// queue makes events' rows part of tx's pending insert; a unit whose writes
+// are rolled back takes its rows back with them.
+func queue(ctx context.Context, tx *sqldb.Tx, events []*event.Envelope) error {
+	v, err := tx.Local(queuedKey{}, func() (any, error) {
+		p := &queued{}
+		tx.BeforeCommit(func(ctx context.Context) error {
+			p.flushed = true
+			return flush(ctx, tx, p.rows)
+		})
+		return p, nil
+	})
+	if err != nil {
+		return err
+	}
+	p := v.(*queued)
+	rs := make([]queuedRow, len(events))
+	for i, e := range events {
+		rs[i] = queuedRow{id: e.ID, typ: e.Type, aggType: e.AggregateType, aggID: e.AggregateID, version: e.SchemaVersion,
+			seq: e.Sequence, at: sqldb.Micros(e.OccurredAt), data: string(e.Data)}
+	}
+	if p.flushed { // appended by a later BeforeCommit hook
+		return flush(ctx, tx, rs)
+	}
+	n := len(p.rows)
+	p.rows = append(p.rows, rs...)
+	tx.OnRollback(func() { p.rows = p.rows[:n] })
+	return nil
+}
+
+// flush inserts rows in order and, on PostgreSQL, notifies the other
+// replicas' relays once.
+func flush(ctx context.Context, tx *sqldb.Tx, rows []queuedRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	for start := 0; start < len(rows); start += insertChunk {
+		if err := insertRows(ctx, tx, rows[start:min(start+insertChunk, len(rows))]); err != nil {
+			return err
+		}
+	}
+	if tx.Engine() == sqldb.Postgres {
+		if _, err := tx.ExecContext(ctx, notifySQL); err != nil {
+			return fmt.Errorf("notify: %w", err)
+		}
+	}
+	return nil
+}
+
+// insertRows inserts rows with one multi-row INSERT, in order, so that on
 // both engines their ids increase in argument order.
-func insertRows(ctx context.Context, tx *sqldb.Tx, events []*event.Envelope) error {
+func insertRows(ctx context.Context, tx *sqldb.Tx, rows []queuedRow) error {
 	const cols = 8
 	var b strings.Builder
 	b.WriteString(`INSERT INTO outbox (event_id, type, schema_version, aggregate_type, aggregate_id, sequence, occurred_at, data) VALUES `)
-	args := make([]any, 0, cols*len(events))
+	args := make([]any, 0, cols*len(rows))
 	ph := placeholder(tx.Engine())
-	for i, e := range events {
+	for i, e := range rows {
 		if i > 0 {
 			b.WriteString(", ")
 		}
@@ -227,8 +296,7 @@ func insertRows(ctx context.Context, tx *sqldb.Tx, events []*event.Envelope) err
 			ph(&b, cols*i+j+1)
 		}
 		b.WriteByte(')')
-		args = append(args, e.ID, e.Type, e.SchemaVersion, e.AggregateType, e.AggregateID, e.Sequence,
-			sqldb.Micros(e.OccurredAt), string(e.Data))
+		args = append(args, e.id, e.typ, e.version, e.aggType, e.aggID, e.seq, e.at, e.data)
 	}
 	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
 		return fmt.Errorf("insert: %w", err)

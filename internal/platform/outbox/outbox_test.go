@@ -290,3 +290,71 @@ func TestFlushAndPrune(t *testing.T) {
 		}
 	}, Migrations())
 }
+
+// TestAppendInsertsAtCommit checks the deferred insert: the events of a
+// batch's units are inserted together before the commit, in append order
+// (ids follow sequences per aggregate); a failed unit's events are taken
+// back with its writes; an event appended by a BeforeCommit hook after the
+// insert ran is still inserted.
+func TestAppendInsertsAtCommit(t *testing.T) {
+	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := context.Background()
+		place := func(tx *sqldb.Tx, agg string) (*event.Envelope, error) {
+			e, err := orderPlaced.New(agg, time.Time{}, orderRef{Order: agg})
+			if err != nil {
+				return nil, err
+			}
+			return &e, Append(ctx, tx, &e)
+		}
+		var kept []string
+		var late *event.Envelope
+		unit := func(agg string, fail bool) sqldb.Unit {
+			return sqldb.Unit{Run: func(tx *sqldb.Tx) error {
+				e, err := place(tx, agg)
+				if err != nil {
+					return err
+				}
+				if fail {
+					return errors.New("refused")
+				}
+				kept = append(kept, e.ID)
+				return nil
+			}}
+		}
+		b := sqldb.Batch{Begin: func(*sqldb.Tx) error { kept = nil; return nil }, Units: []sqldb.Unit{unit("x", false), unit("y", false), unit("x", true), unit("x", false),
+			{Run: func(tx *sqldb.Tx) error {
+				tx.BeforeCommit(func(context.Context) error {
+					var err error
+					late, err = place(tx, "z")
+					return err
+				})
+				return nil
+			}}}}
+		res := db.RunBatch(ctx, b)
+		if res.Err != nil || res.Outcomes[2] == nil {
+			t.Fatalf("batch: %v, outcomes %v", res.Err, res.Outcomes)
+		}
+		want := append(kept, late.ID)
+		rows, err := db.Reader().QueryContext(ctx, `SELECT event_id, aggregate_id, sequence FROM outbox ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var got, seqs []string
+		for rows.Next() {
+			var id, agg string
+			var seq int64
+			if err := rows.Scan(&id, &agg, &seq); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, id)
+			seqs = append(seqs, fmt.Sprintf("%s%d", agg, seq))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("outbox ids %v, want %v (the failed unit's event taken back)", got, want)
+		}
+		if want := []string{"x1", "y1", "x2", "z1"}; !slices.Equal(seqs, want) {
+			t.Fatalf("sequences in id order %v, want %v", seqs, want)
+		}
+	}, Migrations())
+}
