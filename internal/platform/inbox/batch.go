@@ -255,7 +255,18 @@ func (w *worker) apply(ctx context.Context, tx *sqldb.Tx, st *batchState, it *it
 		st.settled[it] = settlement{} // duplicate: ack, no effect
 		return nil
 	case e.Sequence > last+1:
-		if known || st.failing[k] || it.d.Attempt() < w.r.cfg.GapPatience {
+		wait := known || st.failing[k] || it.d.Attempt() < w.r.cfg.GapPatience
+		if !wait {
+			// Out of patience — but a predecessor the outbox still keeps is
+			// on its way (in flight when a process died, it comes back
+			// after the bus's AckWait; lost by the bus, the relay publishes
+			// it again): starting here would skip it for good.
+			var err error
+			if wait, err = predecessorsKept(ctx, tx, k, last, e.Sequence); err != nil {
+				return bookkeepingError{err}
+			}
+		}
+		if wait {
 			st.settled[it] = settlement{nak: true, delay: w.gapDelay(it.d.Attempt())}
 			return nil
 		}
@@ -279,6 +290,21 @@ func (w *worker) apply(ctx context.Context, tx *sqldb.Tx, st *batchState, it *it
 	}
 	st.settled[it] = settlement{}
 	return nil
+}
+
+// predecessorsKept reports whether the outbox keeps an event of aggregate k
+// between sequences last and seq (exclusive).
+func predecessorsKept(ctx context.Context, tx *sqldb.Tx, k aggKey, last, seq int64) (bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM outbox WHERE aggregate_type = $1 AND aggregate_id = $2
+		AND sequence > $3 AND sequence < $4 LIMIT 1`, k.typ, k.id, last, seq).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("predecessors lookup: %w", err)
+	}
+	return true, nil
 }
 
 // failed is the OnFail of an item's unit, after the handler's writes were rolled

@@ -121,7 +121,8 @@ type RunnerConfig struct {
 	// GapPatience is how many deliveries an aggregate's first-seen event
 	// waits for missing predecessors before it is taken as the aggregate's
 	// start — they may have aged out of the bus before the consumer existed.
-	// Never while a predecessor is known to be retrying (default 10).
+	// Never while a predecessor is known to be retrying, nor while the
+	// outbox still keeps one: that one is on its way (default 10).
 	GapPatience int
 	// InboxRetention is how long inbox rows are kept (default 7 days);
 	// positions keep de-duplicating older redeliveries.

@@ -12,6 +12,7 @@ import (
 
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/event"
+	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
 )
 
@@ -82,6 +83,48 @@ func TestMissingPredecessorsGiveUpAfterPatience(t *testing.T) {
 		runRunner(t, db, b, RunnerConfig{GapPatience: 3, GapDelay: 5 * time.Millisecond}, p.consumer("order.*"))
 		p.waitApplied(t, 2)
 		if want := []string{"old:7", "old:8"}; !slices.Equal(p.applied, want) {
+			t.Fatalf("applied %v, want %v", p.applied, want)
+		}
+	})
+}
+
+// TestKeptPredecessorIsAwaited is the crash case: an aggregate's first
+// event was in flight when a process died (the bus brings it back only
+// after its AckWait) while the next one arrives. The outbox still keeps the
+// first, so the next waits past GapPatience instead of starting the
+// aggregate without it; once the first comes, both apply in order.
+func TestKeptPredecessorIsAwaited(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+		b := openBus(t)
+		rec := record(b)
+		p := newProbe("await")
+		x1, x2 := envelope("kept", 1), envelope("kept", 2)
+		if err := db.InTx(context.Background(), func(tx *sqldb.Tx) error {
+			return outbox.Append(context.Background(), tx, &x1, &x2)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		const patience = 3
+		publish(t, b, x2)
+		runRunner(t, db, rec, RunnerConfig{GapPatience: patience, GapDelay: 2 * time.Millisecond}, p.consumer("order.*"))
+		// Counted deliveries, not time: polled, as no handler runs meanwhile.
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if attempts, _ := rec.of(x2.ID); len(attempts) >= patience+3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the successor was not delivered past its patience")
+			}
+		}
+		p.mu.Lock()
+		early := slices.Clone(p.applied)
+		p.mu.Unlock()
+		if len(early) != 0 {
+			t.Fatalf("applied %v while the outbox keeps the predecessor", early)
+		}
+		publish(t, b, x1)
+		p.waitApplied(t, 2)
+		if want := []string{"kept:1", "kept:2"}; !slices.Equal(p.applied, want) {
 			t.Fatalf("applied %v, want %v", p.applied, want)
 		}
 	})
