@@ -81,6 +81,8 @@ func cmdBenchCheckout(ctx context.Context, args []string, getenv func(string) st
 	duration := fs.Duration("duration", 30*time.Second, "how long the buyers loop (unless --orders)")
 	orders := fs.Int("orders", 0, "stop after this many loops in all (0: run for --duration)")
 	skus := fs.Int("skus", 8, "SKUs of the product (buyers spread over them)")
+	var payRef payReferenceFlags
+	payRef.register(fs)
 	if done, err := helpOK(parse(fs, args, getenv, stdout)); done {
 		return err
 	}
@@ -88,6 +90,20 @@ func cmdBenchCheckout(ctx context.Context, args []string, getenv func(string) st
 		return usagef(fs, "--buyers and --skus must be at least 1, --orders not negative")
 	}
 	c.credentials(getenv)
+	if payRef.url != "" { // the payments module's cost: bench_pay.go
+		if payRef.rounds < 1 {
+			return usagef(fs, "--rounds must be at least 1")
+		}
+		cmp, err := benchPayReference(ctx, c, payRef, *duration, *orders, *skus, stderr)
+		if err != nil {
+			return err
+		}
+		if c.jsonOut {
+			return writeJSON(stdout, cmp)
+		}
+		printPayComparison(stdout, cmp)
+		return nil
+	}
 	s, err := benchCheckout(ctx, c, *duration, *orders, *skus, stderr)
 	if err != nil {
 		return err
