@@ -44,8 +44,10 @@ type PayComparison struct {
 	// --pay-reference's (the orders module's inline sandbox pays).
 	Payments *PaySide `json:"payments"`
 	Inline   *PaySide `json:"inline"`
-	// Ratio is Payments' paid orders/s ÷ Inline's.
+	// Ratio is Payments' paid orders/s ÷ Inline's; RoundRatios the same
+	// for each round (the two servers' r-th rounds, run back to back).
 	Ratio       float64    `json:"ratio"`
+	RoundRatios []float64  `json:"round_ratios"`
 	Reference   *Reference `json:"reference,omitempty"`
 	LoadAverage string     `json:"load_average"`
 }
@@ -268,6 +270,11 @@ func benchPayReference(ctx context.Context, c benchCommon, p payReferenceFlags, 
 	if inline.out.PaidPerSec > 0 {
 		cmp.Ratio = pay.out.PaidPerSec / inline.out.PaidPerSec
 	}
+	for r := range min(len(pay.out.RoundsPerSec), len(inline.out.RoundsPerSec)) {
+		if in := inline.out.RoundsPerSec[r]; in > 0 {
+			cmp.RoundRatios = append(cmp.RoundRatios, pay.out.RoundsPerSec[r]/in)
+		}
+	}
 	if c.ref.enabled() {
 		if c.ref.clients <= 0 {
 			c.ref.clients = c.buyers
@@ -297,7 +304,11 @@ func printPayComparison(w io.Writer, cmp *PayComparison) {
 		printErrors(w, p.Errors)
 		printReadBack(w, p.ReadBack)
 	}
-	fmt.Fprintf(w, "ratio: %.3f× paid orders/s with the payments module paying, per the inline sandbox's (same run)\n", cmp.Ratio)
+	fmt.Fprintf(w, "ratio: %.3f× paid orders/s with the payments module paying, per the inline sandbox's (same run); by round", cmp.Ratio)
+	for _, r := range cmp.RoundRatios {
+		fmt.Fprintf(w, " %.2f", r)
+	}
+	fmt.Fprintln(w)
 	if cmp.Reference != nil {
 		printReference(w, cmp.Reference)
 	}

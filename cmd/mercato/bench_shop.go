@@ -72,7 +72,11 @@ cart → item → checkout → pay (an Idempotency-Key on every POST) for
 --duration or until --orders orders were attempted. Prints orders/s,
 p50/p99/p99.9 of the loop and of each step, and errors by status and code;
 then reads the orders and the stock back as staff. With --data-dir or
---database-url it also measures the database's reference in the same run.`
+--database-url it also measures the database's reference in the same run.
+With --pay-reference URL it runs the loop in alternating --rounds on --url
+and on URL, a server started with serve --pay-inline-sandbox, and prints
+both paid-orders figures and the ratio: what paying through the payments
+module costs.`
 
 func cmdBenchCheckout(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench checkout [flags]", checkoutSynopsis)

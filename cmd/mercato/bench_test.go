@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +148,7 @@ func TestBenchCheckoutPayReference(t *testing.T) {
 					t.Errorf("%s: the payment of paid order %q: %d, want %d", side.name, id, got, side.want)
 				}
 			}
-			if want := cmp.Payments.PaidPerSec / cmp.Inline.PaidPerSec; cmp.Ratio != want || cmp.Buyers != 4 || cmp.Rounds != rounds {
+			if want := cmp.Payments.PaidPerSec / cmp.Inline.PaidPerSec; cmp.Ratio != want || len(cmp.RoundRatios) != rounds || cmp.Buyers != 4 || cmp.Rounds != rounds {
 				t.Errorf("ratio %v, want %v; buyers %d, rounds %d", cmp.Ratio, want, cmp.Buyers, cmp.Rounds)
 			}
 		})
@@ -365,6 +366,9 @@ func BenchmarkLoadCheckoutPay(b *testing.B) {
 			b.ReportMetric(cmp.Payments.PaidPerSec, "paid-orders/s")
 			b.ReportMetric(cmp.Inline.PaidPerSec, "inline-ref-paid-orders/s")
 			b.ReportMetric(cmp.Ratio, "x-inline")
+			rs := slices.Sorted(slices.Values(cmp.RoundRatios))
+			b.ReportMetric(rs[0], "x-inline-round-min")
+			b.ReportMetric(rs[len(rs)-1], "x-inline-round-max")
 			b.ReportMetric(cmp.Payments.Steps["pay"].P50, "pay-p50-ms")
 			b.ReportMetric(cmp.Inline.Steps["pay"].P50, "inline-pay-p50-ms")
 			b.ReportMetric(0, "ns/op")
