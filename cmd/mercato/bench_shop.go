@@ -75,7 +75,11 @@ cart → item → checkout → pay (an Idempotency-Key on every POST) for
 --duration or until --orders orders were attempted. Prints orders/s,
 p50/p99/p99.9 of the loop and of each step, and errors by status and code;
 then reads the orders and the stock back as staff. With --data-dir or
---database-url it also measures the database's reference in the same run.`
+--database-url it also measures the database's reference in the same run.
+With --pay-reference URL it runs the loop in alternating --rounds on --url
+and on URL, a server started with serve --pay-inline-sandbox, and prints
+both paid-orders figures and the ratio: what paying through the payments
+module costs.`
 
 func cmdBenchCheckout(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench checkout [flags]", checkoutSynopsis)
@@ -84,6 +88,8 @@ func cmdBenchCheckout(ctx context.Context, args []string, getenv func(string) st
 	duration := fs.Duration("duration", 30*time.Second, "how long the buyers loop (unless --orders)")
 	orders := fs.Int("orders", 0, "stop after this many loops in all (0: run for --duration)")
 	skus := fs.Int("skus", 8, "SKUs of the product (buyers spread over them)")
+	var payRef payReferenceFlags
+	payRef.register(fs)
 	if done, err := helpOK(parse(fs, args, getenv, stdout)); done {
 		return err
 	}
@@ -91,6 +97,20 @@ func cmdBenchCheckout(ctx context.Context, args []string, getenv func(string) st
 		return usagef(fs, "--buyers and --skus must be at least 1, --orders not negative")
 	}
 	c.credentials(getenv)
+	if payRef.url != "" { // the payments module's cost: bench_pay.go
+		if payRef.rounds < 1 {
+			return usagef(fs, "--rounds must be at least 1")
+		}
+		cmp, err := benchPayReference(ctx, c, payRef, *duration, *orders, *skus, stderr)
+		if err != nil {
+			return err
+		}
+		if c.jsonOut {
+			return writeJSON(stdout, cmp)
+		}
+		printPayComparison(stdout, cmp)
+		return nil
+	}
 	s, err := benchCheckout(ctx, c, *duration, *orders, *skus, stderr)
 	if err != nil {
 		return err

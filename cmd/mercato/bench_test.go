@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"mercato/internal/platform/sqldb/sqldbtest"
+	"mercato/internal/platform/web/webtest"
 )
 
 // benchAdmin is the bootstrap admin the bench tests' servers create.
@@ -90,6 +93,74 @@ func TestBenchCheckoutCountsAddUp(t *testing.T) {
 	}
 }
 
+// TestBenchCheckoutPayReference runs the pay comparison on both engines
+// against two in-process servers, one paying through the payments module
+// and one started with --pay-inline-sandbox: every loop of every round is
+// placed and paid on both, both read back whole, and the reference really
+// paid inline (its orders have no payment; the other's have one).
+func TestBenchCheckoutPayReference(t *testing.T) {
+	for name, args := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			payments, _ := startInProcess(t, benchAdmin, append(args(t), "--relay-poll", "50ms")...)
+			inline, _ := startInProcess(t, benchAdmin, append(args(t), "--relay-poll", "50ms", "--pay-inline-sandbox")...)
+			const orders, rounds = 24, 2
+			var cmp PayComparison
+			progress := runBench(t, benchAdmin, &cmp, "checkout", "--url", payments.URL(), "--pay-reference", inline.URL(),
+				"--buyers", "4", "--orders", "24", "--rounds", "2", "--skus", "2")
+			if !strings.Contains(progress, "round 2/2 payments: placed 12  paid 12  errors 0") ||
+				!strings.Contains(progress, "round 1/2 inline  : placed 12  paid 12  errors 0") {
+				t.Errorf("no progress lines for the rounds on stderr: %q", progress)
+			}
+			for _, side := range []struct {
+				name string
+				s    *PaySide
+				c    *webtest.Client
+				want int // GET /api/v1/admin/orders/{id}/payment of a paid order
+			}{{"payments", cmp.Payments, payments, http.StatusOK}, {"inline", cmp.Inline, inline, http.StatusNotFound}} {
+				s, rb := side.s, side.s.ReadBack
+				if len(s.Errors) != 0 {
+					t.Fatalf("%s: errors %v", side.name, s.Errors)
+				}
+				tests := []struct {
+					what      string
+					got, want int
+				}{
+					{"loops", s.Loops, orders},
+					{"placed", s.Placed, orders},
+					{"paid", s.Paid, orders},
+					{"rounds", len(s.RoundsPerSec), rounds},
+					{"loop latencies", s.Loop.Count, orders},
+					{"orders read back", rb.Orders, orders},
+					{"paid read back", rb.Paid, orders},
+					{"units sold", rb.UnitsPaid, orders},
+					{"dead letters", int(rb.Sync.DeadLetters), 0},
+				}
+				for _, tc := range tests {
+					if tc.got != tc.want {
+						t.Errorf("%s: %s = %d, want %d", side.name, tc.what, tc.got, tc.want)
+					}
+				}
+				if !rb.StockAddsUp || !rb.Sync.Settled || s.PaidPerSec <= 0 {
+					t.Errorf("%s: %+v; read back %+v", side.name, s, rb)
+				}
+				login := side.c.Do("POST", "/api/v1/auth/login", map[string]string{"email": benchAdmin["MERCATO_BOOTSTRAP_ADMIN_EMAIL"],
+					"password": benchAdmin["MERCATO_BOOTSTRAP_ADMIN_PASSWORD"]})
+				login.WantStatus(t, http.StatusOK)
+				admin := side.c.WithToken(login.Field("token").(string))
+				list := admin.Do("GET", "/api/v1/admin/orders?limit=1&status=paid", nil)
+				list.WantStatus(t, http.StatusOK)
+				id, _ := list.Field("items.0.id").(string)
+				if got := admin.Do("GET", "/api/v1/admin/orders/"+id+"/payment", nil).Status; id == "" || got != side.want {
+					t.Errorf("%s: the payment of paid order %q: %d, want %d", side.name, id, got, side.want)
+				}
+			}
+			if want := cmp.Payments.PaidPerSec / cmp.Inline.PaidPerSec; cmp.Ratio != want || len(cmp.RoundRatios) != rounds || cmp.Buyers != 4 || cmp.Rounds != rounds {
+				t.Errorf("ratio %v, want %v; buyers %d, rounds %d", cmp.Ratio, want, cmp.Buyers, cmp.Rounds)
+			}
+		})
+	}
+}
+
 // TestBenchFlashSaleSellsExactlyTheStock races more guest buyers than
 // units on both engines: exactly the stock is sold, everyone else is told
 // out_of_stock, nothing errs, and the read-back shows no oversell.
@@ -161,6 +232,7 @@ func TestBenchCommandLine(t *testing.T) {
 		{"unknown scenario", []string{"bench", "stampede"}},
 		{"no buyers", []string{"bench", "checkout", "--buyers", "0"}},
 		{"reference without a database", []string{"bench", "reference"}},
+		{"no rounds", []string{"bench", "checkout", "--pay-reference", "http://127.0.0.1:1", "--rounds", "0"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -170,6 +242,17 @@ func TestBenchCommandLine(t *testing.T) {
 				t.Fatalf("err = %v, want a usage error", err)
 			}
 		})
+	}
+}
+
+// TestServePayInlineSandboxRefusedWithStripe: the pay reference's inline
+// test sandbox never runs in a shop that takes real money.
+func TestServePayInlineSandboxRefusedWithStripe(t *testing.T) {
+	var out, errOut syncBuffer
+	env := map[string]string{"MERCATO_STRIPE_KEY": "sk_test_123"}
+	err := run(context.Background(), []string{"serve", "--data-dir", t.TempDir(), "--pay-inline-sandbox"}, func(k string) string { return env[k] }, &out, &errOut)
+	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "MERCATO_STRIPE_KEY") {
+		t.Fatalf("err = %v, want a usage error naming MERCATO_STRIPE_KEY", err)
 	}
 }
 
@@ -261,6 +344,47 @@ func BenchmarkLoadFlashSale(b *testing.B) {
 			b.ReportMetric(decided/float64(b.N), "decided/s")
 			b.ReportMetric(r.CommitsPerSec, "ref-commits/s")
 			b.ReportMetric(decided/float64(b.N)/r.CommitsPerSec, "x-ref")
+		})
+	}
+}
+
+// BenchmarkLoadCheckoutPay runs `mercato bench checkout --pay-reference`
+// for b.N orders on each of two in-process servers, in 4 alternating
+// rounds: paid orders/s with the payments module paying next to the same
+// loop on a server whose orders module pays with its inline sandbox
+// (serve --pay-inline-sandbox), both measured in the same run, and their
+// ratio (issue #17: ≥ 0.9×).
+//
+//	go test -run '^$' -bench LoadCheckoutPay -benchtime 2000x ./cmd/mercato/
+func BenchmarkLoadCheckoutPay(b *testing.B) {
+	for name, eng := range benchEngines(b) {
+		b.Run(name, func(b *testing.B) {
+			serve, _ := eng()
+			payments, _ := startInProcess(b, benchAdmin, serve...)
+			serve, _ = eng()
+			inline, _ := startInProcess(b, benchAdmin, append(serve, "--pay-inline-sandbox")...)
+			cfg := benchCommon{url: payments.URL(), buyers: 32, settle: 2 * time.Minute,
+				adminEmail: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_EMAIL"], adminPassword: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_PASSWORD"]}
+			b.ResetTimer()
+			cmp, err := benchPayReference(context.Background(), cfg, payReferenceFlags{url: inline.URL(), rounds: 4}, 0, b.N, 8, io.Discard)
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, s := range []*PaySide{cmp.Payments, cmp.Inline} {
+				if s.Paid != b.N || s.ReadBack.Orders != b.N || !s.ReadBack.StockAddsUp {
+					b.Fatalf("%s: paid %d, read back %d of %d; stock adds up: %v; errors %v", s.URL, s.Paid, s.ReadBack.Orders, b.N, s.ReadBack.StockAddsUp, s.Errors)
+				}
+			}
+			b.ReportMetric(cmp.Payments.PaidPerSec, "paid-orders/s")
+			b.ReportMetric(cmp.Inline.PaidPerSec, "inline-ref-paid-orders/s")
+			b.ReportMetric(cmp.Ratio, "x-inline")
+			rs := slices.Sorted(slices.Values(cmp.RoundRatios))
+			b.ReportMetric(rs[0], "x-inline-round-min")
+			b.ReportMetric(rs[len(rs)-1], "x-inline-round-max")
+			b.ReportMetric(cmp.Payments.Steps["pay"].P50, "pay-p50-ms")
+			b.ReportMetric(cmp.Inline.Steps["pay"].P50, "inline-pay-p50-ms")
+			b.ReportMetric(0, "ns/op")
 		})
 	}
 }

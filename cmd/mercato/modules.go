@@ -55,6 +55,10 @@ type shopConfig struct {
 	connectorDir         string // --connector-dir: where file_drop connectors write
 	notifications        notifications.Config
 	trackingURL          string // the shipped mail's link: {order}, {carrier}, {number} filled in
+	// inlinePay makes the orders module pay with its inline test Sandbox
+	// instead of the payments module (serve --pay-inline-sandbox: the load
+	// generator's reference for the payments module's cost).
+	inlinePay bool
 }
 
 // shop is the process's modules, built over one Platform.
@@ -80,7 +84,11 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	rts := rates.New(p, rates.Config{})
 	rules := compliance.New(p, complianceProducts{cat})
 	pay := payments.New(p, c.payments.providers(), payments.Config{})
-	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc, Payment: pay,
+	var method orders.PaymentMethod = pay
+	if c.inlinePay {
+		method = orders.Sandbox{}
+	}
+	ord := orders.New(p, orders.Deps{Catalog: ordersCatalog{cat}, Stock: ordersStock{inv}, Perms: acc, Payment: method,
 		Promotions: promos, Rates: ordersRates{rts}, Compliance: ordersCompliance{rules}}, orders.Config{IdentityKey: c.identityKey})
 	pay.UseOrders(ord)
 	sync := syncmon.New(mon)

@@ -45,6 +45,7 @@ type serveConfig struct {
 	redisURL            string
 	webhookAllowPrivate bool
 	connectorDir        string
+	payInlineSandbox    bool // --pay-inline-sandbox: the load generator's reference (see bench_pay.go)
 	demo                bool
 	logLevel            string
 	logFormat           string
@@ -101,6 +102,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&c.redisURL, "redis-url", "", "Redis URL (redis://[user:password@]host[:port][/db]): the catalog's cache of public product\ndocuments, shared by replicas (default: in-process); also checked by /readyz")
 	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "let webhook URLs resolve to loopback, private and link-local addresses (local development and tests only)")
 	fs.StringVar(&c.connectorDir, "connector-dir", "", "the directory under which file_drop connectors write their files (one directory each);\nempty is <--data-dir>/connectors")
+	fs.BoolVar(&c.payInlineSandbox, "pay-inline-sandbox", false, "benchmarks only: POST /api/v1/orders/{id}/pay charges the orders module's inline test sandbox\n"+
+		"(tok_success, tok_decline) inside the pay unit, without the payments module: the reference server of\n"+
+		"`mercato bench checkout --pay-reference`; refused with MERCATO_STRIPE_KEY")
 	fs.BoolVar(&c.demo, "demo", false, "create demo users (one per role) and print their logins, and a demo catalogue")
 	fs.Var(logLevel, "log-level", "log `level`: debug, info, warn or error")
 	fs.Var(logFormat, "log-format", "log `format` on standard error: json or text")
@@ -134,6 +138,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	c.bootstrapEmail = getenv("MERCATO_BOOTSTRAP_ADMIN_EMAIL")
 	c.bootstrapPassword = getenv("MERCATO_BOOTSTRAP_ADMIN_PASSWORD")
 	c.stripeKey, c.stripeWebhookSecret = getenv("MERCATO_STRIPE_KEY"), getenv("MERCATO_STRIPE_WEBHOOK_SECRET")
+	if c.payInlineSandbox && c.stripeKey != "" {
+		return usagef(fs, "--pay-inline-sandbox is refused with MERCATO_STRIPE_KEY: a shop taking real money has no test sandbox")
+	}
 
 	logger := newLogger(stderr, c.logLevel, c.logFormat)
 	slog.SetDefault(logger)
@@ -258,7 +265,8 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 		sandboxCarrierSecret: []byte(c.sandboxCarrierSecret), identityKey: identityKey(key), payments: paymentsConfig{
 			sandboxSecret: hmacKey(key, "payments.sandbox.webhook"),
 			stripe:        stripepay.Config{Key: c.stripeKey, WebhookSecret: c.stripeWebhookSecret}},
-		secret: key, webhooksPrivate: c.webhookAllowPrivate, connectorDir: c.connectorDir}
+		secret: key, webhooksPrivate: c.webhookAllowPrivate, connectorDir: c.connectorDir,
+		inlinePay: c.payInlineSandbox}
 	if shopCfg.connectorDir == "" {
 		shopCfg.connectorDir = filepath.Join(absDir(c.dataDir), "connectors")
 	}

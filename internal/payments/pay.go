@@ -138,39 +138,53 @@ func (s *Service) crashAt(point string) error {
 
 // recordAttempt writes order a.OrderID's intent (once) and the attempt
 // under key (once: a retry of the same request finds it) in a unit of its
-// own, committed before the provider is called.
+// own, committed before the provider is called. On the first pay of an
+// order it writes two rows and reads nothing: what it inserted is what
+// it answers.
 func (s *Service) recordAttempt(ctx context.Context, a orders.PayAttempt, key string) (Attempt, error) {
 	const op = "payments.recordAttempt"
+	var att Attempt
 	err := s.write.Do(ctx, func(tx *sqldb.Tx) error {
 		now := sqldb.Micros(tx.Now)
 		var cust any
 		if a.CustomerID != "" {
 			cust = a.CustomerID
 		}
-		if _, err := exec(ctx, tx, op, `INSERT INTO payments_intents (id, order_id, customer_id, provider, currency, amount, status, created_at, updated_at)
+		intentID := newID()
+		n, err := exec(ctx, tx, op, `INSERT INTO payments_intents (id, order_id, customer_id, provider, currency, amount, status, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, 'requires_action', $7, $7) ON CONFLICT (order_id) DO NOTHING`,
-			newID(), a.OrderID, cust, a.Method, a.Amount.Currency(), a.Amount.Amount(), now); err != nil {
-			return err
-		}
-		in, err := intentOf(ctx, tx, a.OrderID)
+			intentID, a.OrderID, cust, a.Method, a.Amount.Currency(), a.Amount.Amount(), now)
 		if err != nil {
 			return err
 		}
-		if in.Amount != a.Amount {
-			return errs.E(op, errs.Internal, "the order's total differs from its payment's amount")
+		if n == 0 { // the order's intent exists: an earlier attempt, or paid meanwhile
+			in, err := intentOf(ctx, tx, a.OrderID)
+			if err != nil {
+				return err
+			}
+			if in.Amount != a.Amount {
+				return errs.E(op, errs.Internal, "the order's total differs from its payment's amount")
+			}
+			if in.Captured.Amount() > 0 {
+				// Paid meanwhile by another request: charge nothing more.
+				return errs.E(op, errs.Conflict, errs.CodeInvalidTransition, "the order is paid already")
+			}
+			intentID = in.ID
 		}
-		if in.Captured.Amount() > 0 {
-			// Paid meanwhile by another request: charge nothing more.
-			return errs.E(op, errs.Conflict, errs.CodeInvalidTransition, "the order is paid already")
+		att = Attempt{ID: newID(), Status: "pending", CreatedAt: sqldb.FromMicros(now), intentID: intentID, providerKey: key, token: a.Token}
+		if n, err = exec(ctx, tx, op, `INSERT INTO payments_attempts (id, intent_id, provider_key, token, status, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, 'pending', $5, $5) ON CONFLICT (provider_key) DO NOTHING`, att.ID, intentID, key, a.Token, now); err != nil {
+			return err
 		}
-		_, err = exec(ctx, tx, op, `INSERT INTO payments_attempts (id, intent_id, provider_key, token, status, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, 'pending', $5, $5) ON CONFLICT (provider_key) DO NOTHING`, newID(), in.ID, key, a.Token, now)
+		if n == 0 { // a retry of the request: its attempt, as it stands
+			att, err = attemptByKey(ctx, tx, key)
+		}
 		return err
 	})
 	if err != nil {
 		return Attempt{}, err
 	}
-	return attemptByKey(ctx, s.db.Reader(), key)
+	return att, nil
 }
 
 // captureTx records in tx that the provider captured att: the attempt and

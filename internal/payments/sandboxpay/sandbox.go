@@ -4,6 +4,10 @@
 // signed webhooks (Pending) that the payments module receives at
 // POST /api/v1/payments/webhooks/sandbox.
 //
+// Nothing delivers the webhooks in a running server (they are the tests'
+// to send): the sandbox keeps the last MaxPending unsent ones, and signs
+// a webhook when it is taken (Pending), as a PSP signs what it sends.
+//
 // Tokens: tok_success captures; tok_decline is declined (card_declined);
 // tok_3ds requires action (3-D Secure) until Confirm; tok_timeout captures
 // but loses the answer (ErrAmbiguous) the first time — a retry with the
@@ -17,6 +21,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -38,6 +43,10 @@ const HeaderSignature = "Sandbox-Signature"
 // Tolerance is how far a webhook's timestamp may be from now.
 const Tolerance = 5 * time.Minute
 
+// MaxPending is how many unsent webhooks the sandbox keeps; older ones are
+// dropped (a PSP gives up on an endpoint that never takes them).
+const MaxPending = 1000
+
 type charge struct {
 	ref, key string
 	status   provider.Status
@@ -58,7 +67,7 @@ type Sandbox struct {
 	byRef    map[string]*charge
 	refunds  map[string]provider.Refund
 	captures int
-	pending  []Delivery
+	pending  []wire // unsent webhooks, oldest first, at most MaxPending
 	seq      int
 }
 
@@ -194,11 +203,14 @@ type wire struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// queue adds a signed webhook for c; s.mu is held.
+// queue adds a webhook about c, dropping the oldest beyond MaxPending;
+// s.mu is held.
 func (s *Sandbox) queue(typ string, c *charge) {
 	s.seq++
-	body, _ := json.Marshal(wire{ID: fmt.Sprintf("evt_%s_%d", c.ref, s.seq), Type: typ, Ref: c.ref, Key: c.key, Reason: c.reason})
-	s.pending = append(s.pending, s.Sign(body))
+	if len(s.pending) == MaxPending {
+		s.pending = append(s.pending[:0], s.pending[1:]...)
+	}
+	s.pending = append(s.pending, wire{ID: "evt_" + c.ref + "_" + strconv.Itoa(s.seq), Type: typ, Ref: c.ref, Key: c.key, Reason: c.reason})
 }
 
 // Sign returns body as a delivery signed now: how tests forge webhooks.
@@ -209,12 +221,18 @@ func (s *Sandbox) Sign(body []byte) Delivery {
 	return Delivery{Body: body, Header: h}
 }
 
-// Pending returns the webhooks sent since the last call, oldest first.
+// Pending returns the webhooks sent since the last call (the last
+// MaxPending of them), oldest first, each signed now.
 func (s *Sandbox) Pending() []Delivery {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.pending
+	ws := s.pending
 	s.pending = nil
+	s.mu.Unlock()
+	out := make([]Delivery, len(ws))
+	for i, w := range ws {
+		body, _ := json.Marshal(w)
+		out[i] = s.Sign(body)
+	}
 	return out
 }
 

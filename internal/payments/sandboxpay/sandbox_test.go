@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -53,5 +54,37 @@ func TestTimeout(t *testing.T) {
 	}
 	if ds := s.Pending(); len(ds) != 1 {
 		t.Errorf("%d webhooks, want 1 (the capture)", len(ds))
+	}
+}
+
+// TestPendingIsBounded: a server that never takes its sandbox's webhooks
+// keeps the last MaxPending of them, each signed when taken.
+func TestPendingIsBounded(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	s := New(secret, func() time.Time { return now })
+	const extra = 5
+	var refs []string
+	for i := range MaxPending + extra {
+		c, err := s.Charge(context.Background(), provider.ChargeRequest{Key: fmt.Sprint("k", i), OrderID: "o",
+			Amount: money.MustNew(100, "USD"), Token: TokenSuccess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, c.Ref)
+	}
+	now = now.Add(time.Hour) // signed when taken: verifiable an hour after the charges
+	ds := s.Pending()
+	if len(ds) != MaxPending {
+		t.Fatalf("%d webhooks kept, want %d", len(ds), MaxPending)
+	}
+	for i, d := range []Delivery{ds[0], ds[len(ds)-1]} {
+		ev, err := s.ParseWebhook(d.Body, d.Header)
+		want := []string{refs[extra], refs[len(refs)-1]}[i]
+		if err != nil || ev.Type != provider.EventCaptured || ev.Ref != want {
+			t.Errorf("webhook %d: %+v, %v; want the capture of %s", i, ev, err, want)
+		}
+	}
+	if len(s.Pending()) != 0 {
+		t.Error("taken webhooks came back")
 	}
 }
