@@ -538,7 +538,10 @@ func TestStockChurnRace(t *testing.T) {
 		})
 		for i, err := range out {
 			switch errs.CodeOf(err) {
-			case "", errs.CodeOutOfStock, errs.CodeInvalidTransition, CodeBelowReserved:
+			// unavailable: a unit whose every try lost a PostgreSQL deadlock
+			// (the loaded machine stretches the churn); it changed nothing,
+			// which the invariant and the ledger sums below check.
+			case "", errs.CodeOutOfStock, errs.CodeInvalidTransition, CodeBelowReserved, errs.CodeUnavailable:
 			default:
 				if err != nil {
 					t.Fatalf("unit %d: %v", i, err)

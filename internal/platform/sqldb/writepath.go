@@ -102,7 +102,8 @@ func (db *DB) Do(ctx context.Context, fn func(*Tx) error) error { return db.Run(
 // back (releasing its locks) and the whole batch tried again after the
 // DB's Retry.Wait, at most Retry.Attempts times; the conflict is never an
 // outcome while tries remain. In the last try a unit's conflict is an
-// ordinary failure of that unit.
+// ordinary failure of that unit, wrapped as errs.Unavailable (a 503: the
+// caller may try again).
 func (db *DB) RunBatch(ctx context.Context, b Batch) BatchResult {
 	r := &runner{db: db, ctx: ctx, b: b, log: b.Logger,
 		out: make([]error, len(b.Units)), gone: make([]bool, len(b.Units))}
@@ -137,6 +138,9 @@ func (db *DB) RunBatch(ctx context.Context, b Batch) BatchResult {
 			}
 		}
 		if err != nil {
+			if IsRetryable(err) && !errs.Is(err, errs.Unavailable) {
+				err = lostEveryTry(err)
+			}
 			r.res.Err = err
 			for i := range r.out {
 				if !r.gone[i] {
@@ -212,8 +216,11 @@ func (r *runner) optimistic(last bool) (failed bool, err error) {
 	for i, u := range r.b.Units {
 		if err := r.call("sqldb.Unit", u.Run, tx); err != nil {
 			tx.Rollback()
-			if IsRetryable(err) && !last {
-				return false, err
+			if IsRetryable(err) {
+				if !last {
+					return false, err
+				}
+				err = lostEveryTry(err)
 			}
 			if len(r.b.Units) == 1 && u.OnFail == nil {
 				r.out[i] = err
@@ -230,6 +237,13 @@ func (r *runner) optimistic(last bool) (failed bool, err error) {
 		r.out[i] = nil
 	}
 	return false, nil
+}
+
+// lostEveryTry marks a conflict that every try of a batch lost: the caller
+// may try again later (Unavailable, a 503), it is not the server failing
+// (a 500). IsRetryable still holds.
+func lostEveryTry(err error) error {
+	return errs.E("sqldb.Unit", errs.Unavailable, "the database stayed too contended for this request; try again", err)
 }
 
 // verdict is what a guarded unit did to its transaction.
@@ -293,8 +307,11 @@ func (r *runner) unit(tx *Tx, u Unit, last bool) (verdict, error) {
 	if err == nil {
 		return decided, nil
 	}
-	if IsRetryable(err) && !last {
-		return conflict, err
+	if IsRetryable(err) {
+		if !last {
+			return conflict, err
+		}
+		err = lostEveryTry(err)
 	}
 	if rerr := r.rollbackTo(tx, m); rerr != nil {
 		return broken, errors.Join(err, rerr)

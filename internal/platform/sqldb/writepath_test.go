@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"mercato/internal/platform/errs"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/sqldb/sqldbtest"
 )
@@ -290,5 +291,20 @@ func TestPlaceholders(t *testing.T) {
 	}
 	if got := sqldb.Args([]string{"a", "b"}); len(got) != 2 || got[0] != "a" || got[1] != "b" {
 		t.Errorf("Args = %v", got)
+	}
+}
+
+// TestLastTryConflictIsUnavailable: a unit that loses a conflict in every
+// try gets an Unavailable error (a 503 to a client), still a conflict.
+func TestLastTryConflictIsUnavailable(t *testing.T) {
+	db, err := sqldb.Open(context.Background(), sqldb.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetRetry(sqldb.Retry{Attempts: 2, Wait: func(context.Context, int) error { return nil }})
+	err = db.Do(context.Background(), func(*sqldb.Tx) error { return sqldb.ErrConflict })
+	if !errs.Is(err, errs.Unavailable) || !sqldb.IsRetryable(err) {
+		t.Fatalf("err = %v (kind %v), want Unavailable wrapping the conflict", err, errs.KindOf(err))
 	}
 }
