@@ -128,6 +128,9 @@ func cacheable(query string) bool {
 // get returns query's kept statement, marking it used, or nil when the
 // query is not kept or its statement is busy.
 func (c *cachingConn) get(ctx context.Context, query string) (*cachedStmt, error) {
+	if c.count != nil { // every statement run on the connection passes here
+		c.count.Add(1)
+	}
 	cs, ok := c.stmts[query]
 	if ok {
 		if cs.busy {
@@ -179,9 +182,6 @@ func (c *cachingConn) drop(query string, cs *cachedStmt) {
 }
 
 func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if c.count != nil {
-		c.count.Add(1)
-	}
 	cs, err := c.get(ctx, query)
 	if err != nil {
 		return nil, err
@@ -197,9 +197,6 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 }
 
 func (c *cachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if c.count != nil {
-		c.count.Add(1)
-	}
 	cs, err := c.get(ctx, query)
 	if err != nil {
 		return nil, err
