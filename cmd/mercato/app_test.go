@@ -174,17 +174,8 @@ func TestMigrateAndCreateUserFromEnvironment(t *testing.T) {
 func TestStaffRoutesNeedStaff(t *testing.T) {
 	for name, args := range engines(t) {
 		t.Run(name, func(t *testing.T) {
-			env := map[string]string{
-				"MERCATO_BOOTSTRAP_ADMIN_EMAIL":    "root@example.com",
-				"MERCATO_BOOTSTRAP_ADMIN_PASSWORD": "a very long admin password",
-			}
-			c, _ := startInProcess(t, env, args(t)...)
-			reg := c.Do("POST", "/api/v1/auth/register", map[string]string{"email": "cust@example.com", "password": "customer password 1", "name": "C"})
-			reg.WantStatus(t, http.StatusCreated)
-			customer := c.WithToken(reg.Field("token").(string))
-			adminLogin := c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "root@example.com", "password": "a very long admin password"})
-			adminLogin.WantStatus(t, http.StatusOK)
-			admin := c.WithToken(adminLogin.Field("token").(string))
+			c, admin := startShop(t, nil, args(t)...)
+			customer, _ := registerCustomer(t, c, "cust@example.com", "C")
 
 			doc := c.Do("GET", "/api/v1/openapi.json", nil)
 			doc.WantStatus(t, http.StatusOK)

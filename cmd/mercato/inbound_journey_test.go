@@ -19,22 +19,9 @@ import (
 func TestInboundJourney(t *testing.T) {
 	for name, args := range engines(t) {
 		t.Run(name, func(t *testing.T) {
-			env := map[string]string{
-				"MERCATO_BOOTSTRAP_ADMIN_EMAIL":    "root@example.com",
-				"MERCATO_BOOTSTRAP_ADMIN_PASSWORD": "a very long admin password",
-			}
-			c, _ := startInProcess(t, env, args(t)...)
-			login := c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "root@example.com", "password": "a very long admin password"})
-			login.WantStatus(t, http.StatusOK)
-			admin := c.WithToken(login.Field("token").(string))
-			admin.Do("POST", "/api/v1/admin/products", map[string]any{
-				"title": "Enamel mug", "description": "Blue.", "status": "active",
-				"variants": []map[string]any{{"sku": "MUG-1", "title": "Blue", "price": map[string]any{"amount": 1200, "currency": "USD"}}},
-			}).WantStatus(t, http.StatusCreated)
-			admin.Do("PUT", "/api/v1/admin/inventory/MUG-1", map[string]any{"on_hand": 5}).WantStatus(t, http.StatusOK)
-			reg := c.Do("POST", "/api/v1/auth/register", map[string]string{"email": "di@example.com", "password": "customer password 4", "name": "Di"})
-			reg.WantStatus(t, http.StatusCreated)
-			di := c.WithToken(reg.Field("token").(string))
+			c, admin := startShop(t, nil, args(t)...)
+			stockProduct(t, admin, "Enamel mug", "MUG-1", 1200, 5)
+			di, _ := registerCustomer(t, c, "di@example.com", "Di")
 			id := checkout(t, di, "MUG-1", 2).Field("id").(string)
 			di.Do("POST", "/api/v1/orders/"+id+"/pay", map[string]any{"method": "sandbox", "token": "tok_success"}).WantStatus(t, http.StatusOK)
 			eventually(t, "fulfilment opened on order.paid", func() *webtest.Response {

@@ -44,14 +44,7 @@ func TestShopJourney(t *testing.T) {
 	}
 	for name, args := range variants {
 		t.Run(name, func(t *testing.T) {
-			env := map[string]string{
-				"MERCATO_BOOTSTRAP_ADMIN_EMAIL":    "root@example.com",
-				"MERCATO_BOOTSTRAP_ADMIN_PASSWORD": "a very long admin password",
-			}
-			c, _ := startInProcess(t, env, args(t)...)
-			login := c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "root@example.com", "password": "a very long admin password"})
-			login.WantStatus(t, http.StatusOK)
-			admin := c.WithToken(login.Field("token").(string))
+			c, admin := startShop(t, nil, args(t)...)
 
 			cat := admin.Do("POST", "/api/v1/admin/categories", map[string]any{"name": "Audio"})
 			cat.WantStatus(t, http.StatusCreated)

@@ -22,23 +22,10 @@ func TestLogisticsJourney(t *testing.T) {
 	const secret = "journey sandbox secret"
 	for name, args := range engines(t) {
 		t.Run(name, func(t *testing.T) {
-			env := map[string]string{
-				"MERCATO_BOOTSTRAP_ADMIN_EMAIL":    "root@example.com",
-				"MERCATO_BOOTSTRAP_ADMIN_PASSWORD": "a very long admin password",
-				"MERCATO_SANDBOX_CARRIER_SECRET":   secret,
-			}
-			c, _ := startInProcess(t, env, append(args(t), "--sandbox-carrier-step", "1h")...)
-			login := c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "root@example.com", "password": "a very long admin password"})
-			login.WantStatus(t, http.StatusOK)
-			admin := c.WithToken(login.Field("token").(string))
-			admin.Do("POST", "/api/v1/admin/products", map[string]any{
-				"title": "Canvas tote", "description": "Sturdy.", "status": "active",
-				"variants": []map[string]any{{"sku": "TOTE-1", "title": "Natural", "price": map[string]any{"amount": 2500, "currency": "USD"}}},
-			}).WantStatus(t, http.StatusCreated)
-			admin.Do("PUT", "/api/v1/admin/inventory/TOTE-1", map[string]any{"on_hand": 5}).WantStatus(t, http.StatusOK)
-			reg := c.Do("POST", "/api/v1/auth/register", map[string]string{"email": "cy@example.com", "password": "customer password 3", "name": "Cy"})
-			reg.WantStatus(t, http.StatusCreated)
-			cy := c.WithToken(reg.Field("token").(string))
+			c, admin := startShop(t, map[string]string{"MERCATO_SANDBOX_CARRIER_SECRET": secret},
+				append(args(t), "--sandbox-carrier-step", "1h")...)
+			stockProduct(t, admin, "Canvas tote", "TOTE-1", 2500, 5)
+			cy, _ := registerCustomer(t, c, "cy@example.com", "Cy")
 
 			id := checkout(t, cy, "TOTE-1", 2).Field("id").(string)
 			cy.Do("POST", "/api/v1/orders/"+id+"/pay", map[string]any{"method": "sandbox", "token": "tok_success"}).WantStatus(t, http.StatusOK)

@@ -119,26 +119,13 @@ func TestNotificationsJourney(t *testing.T) {
 	for name, args := range engines(t) {
 		t.Run(name, func(t *testing.T) {
 			smtpd := startSink(t)
-			env := map[string]string{
-				"MERCATO_BOOTSTRAP_ADMIN_EMAIL":    "root@example.com",
-				"MERCATO_BOOTSTRAP_ADMIN_PASSWORD": "a very long admin password",
-				"MERCATO_SMTP_URL":                 "smtp://" + smtpd.ln.Addr().String(),
-				"MERCATO_SMTP_FROM":                "shop@example.com",
-				"MERCATO_TRACKING_URL":             "https://shop.example/track/{carrier}/{number}?order={order}",
-			}
-			c, _ := startInProcess(t, env, append(args(t), "--sandbox-carrier-step", "1h")...)
-			login := c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "root@example.com", "password": "a very long admin password"})
-			login.WantStatus(t, http.StatusOK)
-			admin := c.WithToken(login.Field("token").(string))
-			admin.Do("POST", "/api/v1/admin/products", map[string]any{
-				"title": "Desk lamp", "description": "Warm light.", "status": "active",
-				"variants": []map[string]any{{"sku": "LAMP-1", "title": "Brass", "price": map[string]any{"amount": 6000, "currency": "USD"}}},
-			}).WantStatus(t, http.StatusCreated)
-			admin.Do("PUT", "/api/v1/admin/inventory/LAMP-1", map[string]any{"on_hand": 10}).WantStatus(t, http.StatusOK)
-			reg := c.Do("POST", "/api/v1/auth/register", map[string]string{"email": "cat@example.com", "password": "customer password 3", "name": "Cat"})
-			reg.WantStatus(t, http.StatusCreated)
-			cat := c.WithToken(reg.Field("token").(string))
-			catID := reg.Field("user.id").(string)
+			c, admin := startShop(t, map[string]string{
+				"MERCATO_SMTP_URL":     "smtp://" + smtpd.ln.Addr().String(),
+				"MERCATO_SMTP_FROM":    "shop@example.com",
+				"MERCATO_TRACKING_URL": "https://shop.example/track/{carrier}/{number}?order={order}",
+			}, append(args(t), "--sandbox-carrier-step", "1h")...)
+			stockProduct(t, admin, "Desk lamp", "LAMP-1", 6000, 10)
+			cat, catID := registerCustomer(t, c, "cat@example.com", "Cat")
 			cat.Do("PUT", "/api/v1/me/notification-preferences", map[string]any{"locale": "zh-CN", "marketing": false}).WantStatus(t, http.StatusOK)
 
 			id := checkout(t, cat, "LAMP-1", 1).Field("id").(string)

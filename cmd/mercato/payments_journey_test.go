@@ -16,22 +16,9 @@ import (
 func TestPaymentsJourney(t *testing.T) {
 	for name, args := range engines(t) {
 		t.Run(name, func(t *testing.T) {
-			env := map[string]string{
-				"MERCATO_BOOTSTRAP_ADMIN_EMAIL":    "root@example.com",
-				"MERCATO_BOOTSTRAP_ADMIN_PASSWORD": "a very long admin password",
-			}
-			c, _ := startInProcess(t, env, args(t)...)
-			login := c.Do("POST", "/api/v1/auth/login", map[string]string{"email": "root@example.com", "password": "a very long admin password"})
-			login.WantStatus(t, http.StatusOK)
-			admin := c.WithToken(login.Field("token").(string))
-			admin.Do("POST", "/api/v1/admin/products", map[string]any{
-				"title": "Desk lamp", "description": "Warm light.", "status": "active",
-				"variants": []map[string]any{{"sku": "LAMP-1", "title": "Brass", "price": map[string]any{"amount": 6000, "currency": "USD"}}},
-			}).WantStatus(t, http.StatusCreated)
-			admin.Do("PUT", "/api/v1/admin/inventory/LAMP-1", map[string]any{"on_hand": 10}).WantStatus(t, http.StatusOK)
-			reg := c.Do("POST", "/api/v1/auth/register", map[string]string{"email": "cat@example.com", "password": "customer password 3", "name": "Cat"})
-			reg.WantStatus(t, http.StatusCreated)
-			cat := c.WithToken(reg.Field("token").(string))
+			c, admin := startShop(t, nil, args(t)...)
+			stockProduct(t, admin, "Desk lamp", "LAMP-1", 6000, 10)
+			cat, _ := registerCustomer(t, c, "cat@example.com", "Cat")
 
 			// 3-D Secure, then confirm.
 			a := checkout(t, cat, "LAMP-1", 1).Field("id").(string)
