@@ -2,16 +2,10 @@ package logistics
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
-	"strings"
 	"time"
 
 	"mercato/internal/inventory"
@@ -19,6 +13,7 @@ import (
 	"mercato/internal/orders"
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/outbox"
+	serversecret "mercato/internal/platform/secret"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
 )
@@ -80,37 +75,13 @@ type WarehouseUpdateResult struct {
 }
 
 // warehouseKey returns the HMAC key of a warehouse secret.
-func warehouseKey(secret string) ([]byte, error) {
-	b64, ok := strings.CutPrefix(secret, WarehouseSecretPrefix)
-	if !ok {
-		return nil, errors.New("logistics: warehouse secret lacks its prefix")
-	}
-	k, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil || len(k) < 24 || len(k) > 64 {
-		return nil, errors.New("logistics: warehouse secret is not base64 of 24 to 64 bytes")
-	}
-	return k, nil
-}
+func warehouseKey(secret string) ([]byte, error) { return serversecret.StandardKey(secret) }
 
 // SignWarehouseUpdate returns the webhook-signature header of an update
 // body with id and unix timestamp ts under secret (a whsec_ secret): what a
 // warehouse sends, and what tests use.
 func SignWarehouseUpdate(secret, id string, ts int64, body []byte) (string, error) {
-	k, err := warehouseKey(secret)
-	if err != nil {
-		return "", err
-	}
-	return "v1," + base64.StdEncoding.EncodeToString(mac(k, id, ts, body)), nil
-}
-
-func mac(key []byte, id string, ts int64, body []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(id))
-	m.Write([]byte{'.'})
-	m.Write([]byte(strconv.FormatInt(ts, 10)))
-	m.Write([]byte{'.'})
-	m.Write(body)
-	return m.Sum(nil)
+	return serversecret.StandardSign([]string{secret}, id, ts, body)
 }
 
 // verifyUpdate checks a Standard Webhooks signature of body under any of
@@ -118,38 +89,16 @@ func mac(key []byte, id string, ts int64, body []byte) []byte {
 // the update id.
 func verifyUpdate(h http.Header, body []byte, keys [][]byte, now time.Time) (string, error) {
 	const op = "logistics.WarehouseUpdate"
-	bad := func(msg string) error { return errs.E(op, errs.Malformed, CodeInvalidSignature, msg) }
-	id, tsText, sigs := h.Get(HeaderWebhookID), h.Get(HeaderWebhookTimestamp), h.Get(HeaderWebhookSignature)
-	if id == "" || tsText == "" || sigs == "" {
-		return "", bad("the update lacks its webhook-id, webhook-timestamp or webhook-signature header")
+	id := h.Get(HeaderWebhookID)
+	if err := serversecret.VerifyStandard(id, h.Get(HeaderWebhookTimestamp), h.Get(HeaderWebhookSignature),
+		body, keys, now, signatureTolerance); err != nil {
+		return "", errs.E(op, errs.Malformed, CodeInvalidSignature, err.Error())
 	}
-	ts, err := strconv.ParseInt(tsText, 10, 64)
-	if err != nil {
-		return "", bad("webhook-timestamp is not unix seconds")
+	if !updateIDRE.MatchString(id) {
+		return "", errs.E(op, errs.Invalid, errs.CodeValidation, "the request has invalid fields",
+			[]errs.FieldError{{Field: HeaderWebhookID, Message: fmt.Sprintf("must be 1 to %d of A-Z a-z 0-9 . _ : -", maxUpdateID)}})
 	}
-	if d := now.Sub(time.Unix(ts, 0)); d > signatureTolerance || d < -signatureTolerance {
-		return "", bad("webhook-timestamp is more than 5 minutes from the server's clock")
-	}
-	for _, s := range strings.Fields(sigs) {
-		v, b64, ok := strings.Cut(s, ",")
-		if !ok || v != "v1" {
-			continue
-		}
-		got, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil {
-			continue
-		}
-		for _, k := range keys {
-			if hmac.Equal(got, mac(k, id, ts, body)) {
-				if !updateIDRE.MatchString(id) {
-					return "", errs.E(op, errs.Invalid, errs.CodeValidation, "the request has invalid fields",
-						[]errs.FieldError{{Field: HeaderWebhookID, Message: fmt.Sprintf("must be 1 to %d of A-Z a-z 0-9 . _ : -", maxUpdateID)}})
-				}
-				return id, nil
-			}
-		}
-	}
-	return "", bad("the update's signature does not verify")
+	return id, nil
 }
 
 // handleWarehouseUpdate verifies the update before anything runs, then

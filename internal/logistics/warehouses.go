@@ -2,9 +2,7 @@ package logistics
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -27,7 +25,7 @@ const CodeWarehouseExists errs.Code = "warehouse_exists"
 // WarehouseSecretPrefix starts every warehouse secret: "whsec_" + standard
 // padded base64 of 32 random bytes, as Standard Webhooks secrets are, so a
 // warehouse signs with any Standard Webhooks library.
-const WarehouseSecretPrefix = "whsec_"
+const WarehouseSecretPrefix = serversecret.StandardPrefix
 
 // sealPurpose names the key warehouse secrets are sealed under.
 const sealPurpose = "logistics/warehouse-secret"
@@ -60,12 +58,8 @@ type WarehouseUpdateRecord struct {
 	ReceivedAt time.Time `json:"received_at"`
 }
 
-// newWarehouseSecret returns a fresh secret and its HMAC key.
-func newWarehouseSecret() string {
-	b := make([]byte, 32)
-	rand.Read(b) // never fails (crypto/rand)
-	return WarehouseSecretPrefix + base64.StdEncoding.EncodeToString(b)
-}
+// newWarehouseSecret returns a fresh secret.
+func newWarehouseSecret() string { return serversecret.NewStandardSecret() }
 
 // sealer returns the sealer of warehouse secrets, or an Internal error when
 // the process has no server secret.

@@ -32,10 +32,17 @@ var ErrUnsealed = errors.New("secret: the sealed value does not open")
 // "logistics/warehouse-secret") under the server secret serverSecret, which
 // must be at least MinBytes long.
 func NewSealer(serverSecret []byte, purpose string) (*Sealer, error) {
+	return NewSealerDerived(serverSecret, "mercato/seal/v1", purpose)
+}
+
+// NewSealerDerived is NewSealer with the key derived under its own HKDF
+// salt and info: for a module whose values were sealed before NewSealer
+// existed (webhooks' endpoint secrets), so that they still open.
+func NewSealerDerived(serverSecret []byte, salt, info string) (*Sealer, error) {
 	if len(serverSecret) < MinBytes {
 		return nil, errors.New("secret: a sealer needs the server secret")
 	}
-	key, err := hkdf.Key(sha256.New, serverSecret, []byte("mercato/seal/v1"), purpose, 32)
+	key, err := hkdf.Key(sha256.New, serverSecret, []byte(salt), info, 32)
 	if err != nil {
 		return nil, err
 	}

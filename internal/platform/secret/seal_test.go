@@ -58,3 +58,36 @@ func TestSealer(t *testing.T) {
 		t.Error("NewSealer accepted a short server secret")
 	}
 }
+
+// TestSealedValuesStillOpen pins the sealed format and both key
+// derivations: values sealed by earlier versions (kept in databases) must
+// open after any change here.
+func TestSealedValuesStillOpen(t *testing.T) {
+	server := []byte("0123456789abcdef0123456789abcdef")
+	for _, c := range []struct {
+		name       string
+		salt, info string
+		id, sealed string
+		want       string
+	}{
+		{"NewSealer", "mercato/seal/v1", "logistics/warehouse-secret", "east", pinnedSeal, "whsec_pinned"},
+		{"webhooks' endpoint secrets", "mercato/webhooks/v1", "endpoint secret", "ep_1", pinnedWebhookSeal, "whsec_pinned"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := secret.NewSealerDerived(server, c.salt, c.info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Open(c.id, c.sealed)
+			if err != nil || string(got) != c.want {
+				t.Fatalf("Open = %q, %v; want %q (fresh: %s)", got, err, c.want, s.Seal(c.id, []byte(c.want)))
+			}
+		})
+	}
+}
+
+// Sealed by the code before this test (AES-256-GCM, version byte 1).
+const (
+	pinnedSeal        = "AVgq63KyaWHL7TxlqimLzrPVKWmfGbv2p/GxFjplYj365CGiWfbLfYg="
+	pinnedWebhookSeal = "AZud5ko3Q0hz2H4Z1r9MW8tPRVyk0nI2aBEEjIJQhLqGkkQdSIhwTeI="
+)
