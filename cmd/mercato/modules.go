@@ -27,6 +27,7 @@ import (
 	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/module"
+	"mercato/internal/platform/notify"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/secret"
 	"mercato/internal/platform/sqldb"
@@ -69,6 +70,7 @@ type shop struct {
 	webhooks  *webhooks.Service
 	replays   *inbox.Replays  // replays of past events to the replayable consumers
 	modules   []module.Module // every module, in dependency order
+	notify    *notify.Hub     // the pricing caches' invalidations (nil without a database)
 }
 
 // newShop builds every module over p, in dependency order. Adding a module
@@ -80,9 +82,13 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	ratings := &catalogRatings{}
 	inv := inventory.New(p, inventory.Config{})
 	cat := catalog.New(p, catalog.Config{Cache: c.catalogCache, Index: c.searchIndex, Ratings: ratings, Stock: inv})
-	promos := promotions.New(p, promotions.Config{})
-	rts := rates.New(p, rates.Config{})
-	rules := compliance.New(p, complianceProducts{cat})
+	var hub *notify.Hub // one LISTEN connection for the caches of promotions, rates and region rules
+	if p.DB != nil {
+		hub = notify.New(p.DB)
+	}
+	promos := promotions.New(p, promotions.Config{Notify: hub})
+	rts := rates.New(p, rates.Config{Notify: hub})
+	rules := compliance.New(p, complianceProducts{cat}, hub)
 	pay := payments.New(p, c.payments.providers(), payments.Config{})
 	var method orders.PaymentMethod = pay
 	if c.inlinePay {
@@ -124,7 +130,7 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 		return nil, err
 	}
 	acc.UseModules(mods)
-	return &shop{accounts: acc, catalog: cat, inventory: inv, webhooks: wh, replays: replays, modules: mods}, nil
+	return &shop{accounts: acc, catalog: cat, inventory: inv, webhooks: wh, replays: replays, modules: mods, notify: hub}, nil
 }
 
 // consumersOf lists the consumers mods declare.

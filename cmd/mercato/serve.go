@@ -29,6 +29,7 @@ import (
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/module"
+	"mercato/internal/platform/notify"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/secret"
 	"mercato/internal/platform/sqldb"
@@ -205,6 +206,7 @@ type app struct {
 	jobs       *jobs.Runner // the periodic jobs of the modules this process runs
 	accounts   *accounts.Service
 	catalog    *catalog.Service // nil when this process does not run the catalog
+	notify     *notify.Hub      // the pricing caches' invalidations
 	index      search.Index     // the product search index; nil when this process does not run the catalog
 	redis      func() error     // closes the catalog's Redis cache; nil without --redis-url
 	closeFiles func() error     // closes the file_drop connectors' files
@@ -295,6 +297,7 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	acc := sh.accounts
 	a.accounts = acc
 	a.closeFiles = sh.webhooks.CloseFiles
+	a.notify = sh.notify
 	if slices.ContainsFunc(run, func(m module.Module) bool { return m.Name == "catalog" }) {
 		a.catalog = sh.catalog
 	}
@@ -431,6 +434,13 @@ func (a *app) serve(ctx context.Context) error {
 			a.log.Error("token cache invalidations stopped", "err", err)
 		}
 	})
+	if a.notify != nil {
+		wg.Go(func() { // promotions', rates' and region rules' caches: one LISTEN connection
+			if err := a.notify.Run(bg); err != nil {
+				a.log.Error("pricing cache invalidations stopped", "err", err)
+			}
+		})
+	}
 	if a.catalog != nil {
 		wg.Go(func() { // the search indexer's loop and the cache invalidations
 			if err := a.catalog.Run(bg); err != nil {

@@ -12,6 +12,7 @@ import (
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/module"
+	"mercato/internal/platform/notify"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
 )
@@ -56,12 +57,21 @@ type Service struct {
 	write    sqldb.Committer
 	products Products
 	log      *slog.Logger
+	cache    *notify.Cache[Document] // the current rules
 }
 
 // New returns the compliance module over p; nil products accepts any
-// product id.
-func New(p module.Platform, products Products) *Service {
+// product id. hub is the process's notification hub that keeps the cache
+// of the current rules right across processes (nil: one of its own that
+// never listens — on PostgreSQL every check then reads the rules).
+func New(p module.Platform, products Products, hub *notify.Hub) *Service {
 	s := &Service{db: p.DB, write: p.Write, products: products, log: p.Logger}
+	if hub == nil && p.DB != nil {
+		hub = notify.New(p.DB)
+	}
+	if hub != nil {
+		s.cache = notify.NewCache[Document](hub, "compliance")
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

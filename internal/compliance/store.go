@@ -62,6 +62,12 @@ func (s *Service) PutTx(ctx context.Context, tx *sqldb.Tx, by Actor, r Rules) (D
 	if err != nil {
 		return Document{}, errs.E(op, errs.Internal, err)
 	}
+	n := puts(tx)
+	*n++
+	tx.OnRollback(func() { *n-- })
+	if err := s.cache.ChangedTx(ctx, tx); err != nil {
+		return Document{}, errs.E(op, errs.Internal, err)
+	}
 	return d, outbox.Append(ctx, tx, &ev)
 }
 
@@ -100,10 +106,28 @@ func current(ctx context.Context, q rowQueryer) (Document, error) {
 // Current returns the current rules as staff read them.
 func (s *Service) Current(ctx context.Context) (Document, error) { return current(ctx, s.db.Reader()) }
 
+type putsKey struct{}
+
+// puts counts the units of tx that saved rules (and were not rolled back).
+func puts(tx *sqldb.Tx) *int {
+	v, _ := tx.Local(putsKey{}, func() (any, error) { return new(int), nil })
+	return v.(*int)
+}
+
+// currentTx returns the current rules for a unit of tx: from the process's
+// cache (no row read), or read in tx when it saved rules (which the cache
+// does not show yet). The rules are shared: callers must not change them.
+func (s *Service) currentTx(ctx context.Context, tx *sqldb.Tx) (Document, error) {
+	if *puts(tx) > 0 {
+		return current(ctx, tx)
+	}
+	return s.cache.Get(func() (Document, error) { return current(ctx, s.db.Reader()) })
+}
+
 // CheckTx decides c against the current rules in tx (package
 // documentation) and returns their version; nothing is written.
 func (s *Service) CheckTx(ctx context.Context, tx *sqldb.Tx, c Cart) (int64, error) {
-	d, err := current(ctx, tx)
+	d, err := s.currentTx(ctx, tx)
 	if err != nil {
 		return 0, err
 	}
@@ -116,7 +140,7 @@ func (s *Service) CheckTx(ctx context.Context, tx *sqldb.Tx, c Cart) (int64, err
 // the year over the limit are 422 limit_exceeded. A guest's order is
 // checked against the per-order limits only.
 func (s *Service) CountTx(ctx context.Context, tx *sqldb.Tx, orderID string, c Cart) (int64, error) {
-	d, err := current(ctx, tx)
+	d, err := s.currentTx(ctx, tx)
 	if err != nil {
 		return 0, err
 	}

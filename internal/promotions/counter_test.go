@@ -130,3 +130,73 @@ func TestOrderConsumerIgnores(t *testing.T) {
 		}
 	})
 }
+
+// Many units of one batch and several batches at once: 4 batches of 30
+// redemptions by 6 customers race for a coupon of 10 uses, at most 2 per
+// customer. The batches read the counter without a lock, so on PostgreSQL
+// one that read it stale loses at its flush and runs again; whatever the
+// interleaving exactly 10 redemptions commit, no customer has more than 2,
+// and each committed transaction wrote the counter once.
+func TestManyUnitsManyBatches(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		p := e.create(coupon("MIX", Limits{TotalUses: ptr[int64](10), PerCustomer: ptr[int64](2)}))
+		var mu sync.Mutex
+		flushes := 0
+		e.svc.onFlush = func(string, int64, int64) { mu.Lock(); flushes++; mu.Unlock() }
+		const batches, units = 4, 30
+		results := make([]sqldb.BatchResult, batches)
+		var wg sync.WaitGroup
+		for b := range batches {
+			wg.Go(func() {
+				var us []sqldb.Unit
+				for i := range units {
+					order, customer := fmt.Sprintf("o-%d-%02d", b, i), fmt.Sprintf("c-%d", (b+i)%6)
+					us = append(us, sqldb.Unit{Run: func(tx *sqldb.Tx) error {
+						return e.svc.RedeemTx(ctx, tx, order, customer, []pricing.AppliedPromotion{applied(p, 100)})
+					}})
+				}
+				results[b] = e.db.RunBatch(ctx, sqldb.Batch{Units: us})
+			})
+		}
+		wg.Wait()
+		ok, tries := 0, 0
+		for _, r := range results {
+			if r.Err != nil {
+				t.Fatalf("batch: %v", r.Err)
+			}
+			tries += r.Tries
+			for _, err := range r.Outcomes {
+				switch code := errs.CodeOf(err); {
+				case err == nil:
+					ok++
+				case code != pricing.CouponExhausted:
+					t.Errorf("outcome %v", err)
+				}
+			}
+		}
+		if ok != 10 {
+			t.Errorf("%d redemptions succeeded, want 10", ok)
+		}
+		if uses, spent := e.counter(p.ID); uses != 10 || spent != 1000 {
+			t.Errorf("counter (%d, %d), want (10, 1000)", uses, spent)
+		}
+		if n := e.count("promotions_redemptions", "promotion_id = $1", p.ID); n != 10 {
+			t.Errorf("%d redemptions recorded, want 10", n)
+		}
+		if n := e.count("promotions_customer_uses", "promotion_id = $1 AND uses > 2", p.ID); n != 0 {
+			t.Errorf("%d customers over their limit of 2", n)
+		}
+		var sum int64
+		if err := e.db.Reader().QueryRow(`SELECT COALESCE(SUM(uses), 0) FROM promotions_customer_uses WHERE promotion_id = $1`,
+			p.ID).Scan(&sum); err != nil || sum != 10 {
+			t.Errorf("customers' uses sum to %d (%v), want 10", sum, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		// One flush per try that redeemed anything: never one per unit.
+		if flushes < 1 || flushes > tries {
+			t.Errorf("%d counter flushes in %d tries of %d batches", flushes, tries, batches)
+		}
+	})
+}

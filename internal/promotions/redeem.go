@@ -4,11 +4,8 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
-	"errors"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -28,111 +25,6 @@ const MaxOrderRef = 128
 // no longer the current active one: the cart must be priced again.
 const CodePromotionChanged errs.Code = "promotion_changed"
 
-// ActiveTx returns, read in tx, the promotions that may apply to a cart at
-// now: every active automatic promotion whose window holds now, and the
-// active promotions of the entered codes whatever their window (so that
-// the engine can answer coupon_expired). A code that names no active
-// promotion is left out, which the engine answers with coupon_unknown; of
-// two codes of one promotion the first entered is kept. Each promotion has
-// its remaining limits for customerID filled in: UsesLeft = min(total uses
-// left, this customer's uses left) and BudgetLeft = budget − spent, nil
-// when unlimited. A guest (customerID "") has no use left of a promotion
-// limited per customer. One query; more than MaxCoupons codes is Invalid
-// naming coupons. The result is sorted by ID.
-func (s *Service) ActiveTx(ctx context.Context, tx *sqldb.Tx, now time.Time, codes []string, customerID string) ([]pricing.Promotion, error) {
-	return s.active(ctx, tx, now, codes, customerID)
-}
-
-// Active is ActiveTx read from the database's reader, outside any unit: for
-// a quote that commits nothing (a cart's price). Checkout calls ActiveTx.
-func (s *Service) Active(ctx context.Context, now time.Time, codes []string, customerID string) ([]pricing.Promotion, error) {
-	return s.active(ctx, s.db.Reader(), now, codes, customerID)
-}
-
-// rowsQueryer is what active reads through: the unit's transaction or the
-// reader.
-type rowsQueryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-func (s *Service) active(ctx context.Context, q rowsQueryer, now time.Time, codes []string, customerID string) ([]pricing.Promotion, error) {
-	const op = "promotions.Active"
-	if len(codes) > MaxCoupons {
-		return nil, errs.E(op, errs.Invalid, errs.CodeValidation, "too many coupons",
-			[]errs.FieldError{{Field: "coupons", Message: "must hold at most " + strconv.Itoa(MaxCoupons) + " codes"}})
-	}
-	entered := []string{""} // no code is "": the list is never empty
-	for _, c := range codes {
-		if c = normCode(c); validCode(c) && len(c) <= MaxCodeLen && !slices.Contains(entered, c) {
-			entered = append(entered, c)
-		}
-	}
-	args := append([]any{sqldb.Micros(now), customerID}, sqldb.Args(entered)...)
-	rows, err := q.QueryContext(ctx, `SELECT p.id, p.version, p.rule, p.per_customer, c.uses, c.spent, c.max_uses,
-		c.budget, c.currency, COALESCE(u.uses, 0), COALESCE(k.code, '')
-		FROM promotions_promotions p
-		JOIN promotions_counters c ON c.id = p.id
-		LEFT JOIN promotions_customer_uses u ON u.promotion_id = p.id AND u.customer_id = $2
-		LEFT JOIN promotions_codes k ON k.promotion_id = p.id AND k.code IN (`+sqldb.Placeholders(3, len(entered))+`)
-		WHERE p.status = 'active' AND (k.code IS NOT NULL OR
-			(p.automatic AND p.starts_at <= $1 AND (p.ends_at = 0 OR p.ends_at > $1)))
-		ORDER BY p.id`, args...)
-	if err != nil {
-		return nil, errs.E(op, errs.Internal, err)
-	}
-	defer rows.Close()
-	var out []pricing.Promotion
-	for rows.Next() {
-		var (
-			id, rule, currency, code     string
-			version, uses, spent, mine   int64
-			perCustomer, maxUses, budget sql.NullInt64
-		)
-		if err := rows.Scan(&id, &version, &rule, &perCustomer, &uses, &spent, &maxUses, &budget, &currency, &mine, &code); err != nil {
-			return nil, errs.E(op, errs.Internal, err)
-		}
-		if n := len(out); n > 0 && out[n-1].ID == id {
-			// A second entered code of the same promotion: keep the first entered.
-			if slices.Index(entered, code) < slices.Index(entered, out[n-1].Code) {
-				out[n-1].Code = code
-			}
-			continue
-		}
-		var r Rule
-		if err := json.Unmarshal([]byte(rule), &r); err != nil {
-			return nil, errs.E(op, errs.Internal, err)
-		}
-		p := r.pricing(id, version, code)
-		var left *int64
-		if maxUses.Valid {
-			n := max(maxUses.Int64-uses, 0)
-			left = &n
-		}
-		if perCustomer.Valid {
-			n := int64(0)
-			if customerID != "" {
-				n = max(perCustomer.Int64-mine, 0)
-			}
-			if left == nil || n < *left {
-				left = &n
-			}
-		}
-		p.UsesLeft = left
-		if budget.Valid {
-			m, err := money.New(max(budget.Int64-spent, 0), currency)
-			if err != nil {
-				return nil, errs.E(op, errs.Internal, err)
-			}
-			p.BudgetLeft = &m
-		}
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, errs.E(op, errs.Internal, err)
-	}
-	return out, nil
-}
-
 // redemption is one applied promotion as RedeemTx records it.
 type redemption struct {
 	pricing.AppliedPromotion
@@ -143,15 +35,15 @@ type redemption struct {
 // RedeemTx records, inside the checkout's unit tx, the redemption by the
 // order orderRef of each applied promotion (as the quote priced it, with
 // its version) and counts it against the promotion's limits with
-// conditional writes, promotions in ID order:
-//   - the total uses and the budget: the promotion's counter row, read
-//     locked once per transaction, decides each unit on its own; one
-//     conditional UPDATE per transaction (counterRow) writes the sum and
-//     matches nothing — the batch runs again — if a limit would be
-//     exceeded after all;
-//   - the customer's uses: one upsert of their counter that matches
-//     nothing at the per-customer limit (a guest cannot redeem a promotion
-//     limited per customer).
+// conditional writes, promotions in ID order. The units of one batch
+// share each promotion's row (counterRow: its version, status, counts and
+// limits, read once per batch) and each customer's uses of it (usesRow):
+// each unit decides on its own from them plus what the units before it
+// took; the batch's flush then writes one conditional UPDATE of the
+// counter per promotion and one upsert of its customers' uses, which match
+// nothing — the batch runs again, reading afresh — if a limit would be
+// exceeded after all (a guest cannot redeem a promotion limited per
+// customer).
 //
 // A limit hit is Conflict coupon_exhausted; a promotion that is no longer
 // active at that version is Conflict promotion_changed; an order that
@@ -183,50 +75,18 @@ func (s *Service) RedeemTx(ctx context.Context, tx *sqldb.Tx, orderRef, customer
 				[]errs.FieldError{{Field: "promotions", Message: "lists " + rs[i].ID + " twice"}})
 		}
 	}
-	perCustomer := make([]sql.NullInt64, len(rs))
-	for i, r := range rs {
-		var version int64
-		var status string
-		err := tx.QueryRowContext(ctx, `SELECT version, status, per_customer FROM promotions_promotions WHERE id = $1`,
-			r.ID).Scan(&version, &status, &perCustomer[i])
-		if errors.Is(err, sql.ErrNoRows) || err == nil && (version != r.Version || status != StatusActive) {
+	for _, r := range rs {
+		c, err := s.counter(ctx, tx, r.ID)
+		if errs.KindOf(err) == errs.NotFound || err == nil && (c.version != r.Version || c.status != StatusActive) {
 			return errs.E(op, errs.Conflict, CodePromotionChanged, "promotion "+r.ID+" changed since the cart was priced")
 		}
 		if err != nil {
-			return errs.E(op, errs.Internal, err)
-		}
-		if perCustomer[i].Valid && customerID == "" {
-			return exhausted(op, r)
-		}
-	}
-	for _, r := range rs {
-		c, err := s.counter(ctx, tx, r.ID)
-		if err != nil {
 			return err
 		}
-		if !c.take(tx, r.spent, r.currency) {
+		if ok, err := s.take(ctx, tx, c, customerID, r.spent, r.currency); err != nil {
+			return err
+		} else if !ok {
 			return exhausted(op, r)
-		}
-	}
-	if customerID != "" {
-		for i, r := range rs {
-			// Counted also without a per-customer limit, so that one set later
-			// holds the uses made before it.
-			limit := any(nil)
-			if perCustomer[i].Valid {
-				limit = perCustomer[i].Int64
-			}
-			res, err := tx.ExecContext(ctx, `INSERT INTO promotions_customer_uses (promotion_id, customer_id, uses)
-				VALUES ($1, $2, 1) ON CONFLICT (promotion_id, customer_id)
-				DO UPDATE SET uses = promotions_customer_uses.uses + 1
-				WHERE promotions_customer_uses.uses < COALESCE($3, promotions_customer_uses.uses + 1)`,
-				r.ID, customerID, limit)
-			if err := oneRow(op, res, err); err != nil {
-				if errs.KindOf(err) == errs.Conflict {
-					return exhausted(op, r)
-				}
-				return err
-			}
 		}
 	}
 	for _, r := range rs {

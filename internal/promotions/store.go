@@ -222,6 +222,9 @@ func (s *Service) record(ctx context.Context, tx *sqldb.Tx, op string, by Actor,
 	if err != nil {
 		return errs.E(op, errs.Internal, err)
 	}
+	if err := s.changedTx(ctx, tx, after); err != nil {
+		return errs.E(op, err)
+	}
 	return outbox.Append(ctx, tx, &ev)
 }
 

@@ -89,12 +89,11 @@ func (s *Service) ShippingCurrencyTx(ctx context.Context, tx *sqldb.Tx) (string,
 // cached at them; later (nil: now) is how the loaded tables are cached once
 // what q read is known to be committed.
 func (s *Service) current(ctx context.Context, q queryer, later func(func())) (pricing.ShippingTable, string, pricing.TaxTable, error) {
-	const op = "rates.Current"
-	var sv, tv int64
-	if err := q.QueryRowContext(ctx, `SELECT (SELECT COALESCE(MAX(version), 0) FROM rates_shipping_tables),
-		(SELECT COALESCE(MAX(version), 0) FROM rates_tax_tables)`).Scan(&sv, &tv); err != nil {
-		return pricing.ShippingTable{}, "", pricing.TaxTable{}, errs.E(op, errs.Internal, err)
+	v, err := s.versions(ctx, q)
+	if err != nil {
+		return pricing.ShippingTable{}, "", pricing.TaxTable{}, err
 	}
+	sv, tv := v[0], v[1]
 	st, currency, tt := s.cache.get()
 	loaded := false
 	if st.Version != sv {
@@ -123,6 +122,34 @@ func (s *Service) current(ctx context.Context, q queryer, later func(func())) (p
 		}
 	}
 	return st, currency, tt, nil
+}
+
+// versions returns the current versions of the shipping and tax tables:
+// from the process's cache (no row read), or read through q in a
+// transaction that saved a table (which the cache does not show yet).
+func (s *Service) versions(ctx context.Context, q queryer) ([2]int64, error) {
+	if tx, ok := q.(*sqldb.Tx); ok && *s.saves(tx) > 0 {
+		return readVersions(ctx, q)
+	}
+	return s.vcache.Get(func() ([2]int64, error) { return readVersions(ctx, s.db.Reader()) })
+}
+
+func readVersions(ctx context.Context, q queryer) ([2]int64, error) {
+	var v [2]int64
+	if err := q.QueryRowContext(ctx, `SELECT (SELECT COALESCE(MAX(version), 0) FROM rates_shipping_tables),
+		(SELECT COALESCE(MAX(version), 0) FROM rates_tax_tables)`).Scan(&v[0], &v[1]); err != nil {
+		return v, errs.E("rates.Current", errs.Internal, err)
+	}
+	return v, nil
+}
+
+type savesKey struct{}
+
+// saves counts the units of tx that saved a table (and were not rolled
+// back).
+func (s *Service) saves(tx *sqldb.Tx) *int {
+	v, _ := tx.Local(savesKey{}, func() (any, error) { return new(int), nil })
+	return v.(*int)
 }
 
 // loadShipping reads version v of the shipping table (v 0: the empty one).
@@ -272,6 +299,12 @@ func (s *Service) saved(ctx context.Context, tx *sqldb.Tx, by Actor, table strin
 		return errs.E("rates.saved", errs.Internal, err)
 	}
 	tx.AfterCommit(s.cache.clear)
+	n := s.saves(tx)
+	*n++
+	tx.OnRollback(func() { *n-- })
+	if err := s.vcache.ChangedTx(ctx, tx); err != nil {
+		return errs.E("rates.saved", errs.Internal, err)
+	}
 	return outbox.Append(ctx, tx, &ev)
 }
 
