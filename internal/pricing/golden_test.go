@@ -134,6 +134,21 @@ func TestGolden(t *testing.T) {
 			if q.Currency != "" {
 				checkInvariants(t, in, q)
 			}
+			// A table checked once (as the rates module caches it) gives
+			// the same answer without being validated per quote; a table
+			// that does not validate cannot be checked.
+			checked, cerr := in.Tax.Checked()
+			if vErr := in.Tax.Validate(); (cerr == nil) != (vErr == nil) {
+				t.Fatalf("Checked: %v, Validate: %v", cerr, vErr)
+			}
+			if cerr == nil {
+				in.Tax = checked
+				q2, qerr2 := Quote(in)
+				got2, gotErr2 := goldenOutputs(t, q2, qerr2)
+				if d := diffJSON(got, got2) + diffJSON(gotErr, gotErr2); d != "" {
+					t.Errorf("with the tax table checked once, the quote differs:\n%s", d)
+				}
+			}
 		})
 	}
 }

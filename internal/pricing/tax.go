@@ -71,6 +71,20 @@ func (r *TaxRegion) rate(class string) (int64, bool) {
 type TaxTable struct {
 	Version int64       `json:"version"`
 	Regions []TaxRegion `json:"regions"`
+
+	checked bool // returned by Checked: Tax need not validate it again
+}
+
+// Checked returns t once it validates, marked so that Tax does not
+// validate it again: a table loaded once and used by every quote (the
+// rates module's cache) is checked when it is loaded, not per quote. The
+// returned table must not be changed.
+func (t TaxTable) Checked() (TaxTable, error) {
+	if err := t.Validate(); err != nil {
+		return TaxTable{}, err
+	}
+	t.checked = true
+	return t, nil
 }
 
 // Validate checks the table: one entry per region, known rounding rules,
@@ -156,8 +170,10 @@ type Taxed struct {
 // region, or a table that is not valid, is an Invalid error.
 func Tax(in Input, d Discounted, s Shipped) (Taxed, error) {
 	const op = "pricing.Tax"
-	if err := in.Tax.Validate(); err != nil {
-		return Taxed{}, errs.E(op, err)
+	if !in.Tax.checked {
+		if err := in.Tax.Validate(); err != nil {
+			return Taxed{}, errs.E(op, err)
+		}
 	}
 	cur := in.Currency
 	t := Taxed{Lines: make([]money.Money, len(in.Lines)), Shipping: money.Zero(cur), Total: money.Zero(cur)}

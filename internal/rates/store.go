@@ -108,7 +108,11 @@ func (s *Service) current(ctx context.Context, q queryer, later func(func())) (p
 		if err != nil {
 			return pricing.ShippingTable{}, "", pricing.TaxTable{}, err
 		}
-		tt, loaded = TaxRequest{Regions: doc.Regions}.tax(tv), true
+		// Checked once here, so that no quote validates it again.
+		if tt, err = (TaxRequest{Regions: doc.Regions}.tax(tv)).Checked(); err != nil {
+			return pricing.ShippingTable{}, "", pricing.TaxTable{}, errs.E("rates.current", errs.Internal, err)
+		}
+		loaded = true
 	}
 	if loaded {
 		s.cache.mu.Lock()
