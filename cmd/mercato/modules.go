@@ -70,7 +70,7 @@ type shop struct {
 	webhooks  *webhooks.Service
 	replays   *inbox.Replays  // replays of past events to the replayable consumers
 	modules   []module.Module // every module, in dependency order
-	notify    *notify.Hub     // the pricing caches' invalidations (nil without a database)
+	notify    *notify.Hub     // every cache's invalidations: one LISTEN connection (nil without a database)
 }
 
 // newShop builds every module over p, in dependency order. Adding a module
@@ -78,14 +78,16 @@ type shop struct {
 // `migrate` and `admin` build the shop too, for its migrations and use
 // cases.
 func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error) {
+	if p.DB != nil && p.Notify == nil {
+		// One LISTEN connection for the caches of every module: the token
+		// cache, the product documents, promotions, rates and region rules.
+		p.Notify = notify.New(p.DB)
+	}
+	hub := p.Notify
 	acc := accounts.New(p, accounts.LogMailer{Logger: p.Logger}, accounts.Config{StaffMFARequired: c.staffMFARequired})
 	ratings := &catalogRatings{}
 	inv := inventory.New(p, inventory.Config{})
 	cat := catalog.New(p, catalog.Config{Cache: c.catalogCache, Index: c.searchIndex, Ratings: ratings, Stock: inv})
-	var hub *notify.Hub // one LISTEN connection for the caches of promotions, rates and region rules
-	if p.DB != nil {
-		hub = notify.New(p.DB)
-	}
 	promos := promotions.New(p, promotions.Config{Notify: hub})
 	rts := rates.New(p, rates.Config{Notify: hub})
 	rules := compliance.New(p, complianceProducts{cat}, hub)

@@ -206,7 +206,7 @@ type app struct {
 	jobs       *jobs.Runner // the periodic jobs of the modules this process runs
 	accounts   *accounts.Service
 	catalog    *catalog.Service // nil when this process does not run the catalog
-	notify     *notify.Hub      // the pricing caches' invalidations
+	notify     *notify.Hub      // every module cache's invalidations (one LISTEN connection)
 	index      search.Index     // the product search index; nil when this process does not run the catalog
 	redis      func() error     // closes the catalog's Redis cache; nil without --redis-url
 	closeFiles func() error     // closes the file_drop connectors' files
@@ -429,20 +429,15 @@ func (a *app) serve(ctx context.Context) error {
 			a.log.Error("relay stopped", "err", err)
 		}
 	}()
-	wg.Go(func() {
-		if err := a.accounts.RunInvalidations(bg); err != nil {
-			a.log.Error("token cache invalidations stopped", "err", err)
-		}
-	})
 	if a.notify != nil {
-		wg.Go(func() { // promotions', rates' and region rules' caches: one LISTEN connection
+		wg.Go(func() { // every module cache's invalidations: one LISTEN connection
 			if err := a.notify.Run(bg); err != nil {
-				a.log.Error("pricing cache invalidations stopped", "err", err)
+				a.log.Error("cache invalidations stopped", "err", err)
 			}
 		})
 	}
 	if a.catalog != nil {
-		wg.Go(func() { // the search indexer's loop and the cache invalidations
+		wg.Go(func() { // the search indexer's loop
 			if err := a.catalog.Run(bg); err != nil {
 				a.log.Error("catalog background work stopped", "err", err)
 			}

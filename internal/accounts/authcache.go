@@ -22,9 +22,9 @@ import (
 // channel token revocation) calls forgetUser in its unit's transaction:
 // after the commit this process drops the user's entries, and on PostgreSQL
 // the same transaction notifies every other replica, which drops them when
-// the commit is delivered (sqldb.Listen). A replica trusts its cache only
-// while it listens: while its listening connection is down it neither reads
-// nor fills the cache. A read that raced an invalidation does not fill it
+// the commit is delivered (the process's notify.Hub). A replica trusts its
+// cache only while the hub listens: while its listening connection is down
+// it neither reads nor fills the cache. A read that raced an invalidation does not fill it
 // either (the epoch check below). On SQLite one server owns the database;
 // a change made by another process (the command line) is seen within
 // authCacheTTL.
@@ -44,13 +44,13 @@ type authCache struct {
 	now func() time.Time
 
 	mu      sync.Mutex
-	trusted bool                           // the invalidations reach us; guarded by mu
+	trusted func() bool                    // the invalidations reach us; guarded by mu
 	epoch   uint64                         // counts invalidations; guarded by mu
 	byToken map[string]authEntry           // token hash → entry; guarded by mu
 	byUser  map[string]map[string]struct{} // user key → token hashes; guarded by mu
 }
 
-func newAuthCache(now func() time.Time, trusted bool) *authCache {
+func newAuthCache(now func() time.Time, trusted func() bool) *authCache {
 	return &authCache{now: now, trusted: trusted, byToken: map[string]authEntry{}, byUser: map[string]map[string]struct{}{}}
 }
 
@@ -59,7 +59,7 @@ func newAuthCache(now func() time.Time, trusted bool) *authCache {
 func (c *authCache) get(hash string) (authEntry, bool, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.trusted {
+	if !c.trusted() {
 		return authEntry{}, false, c.epoch
 	}
 	e, ok := c.byToken[hash]
@@ -74,7 +74,7 @@ func (c *authCache) get(hash string) (authEntry, bool, uint64) {
 func (c *authCache) put(hash string, e authEntry, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.trusted || epoch != c.epoch {
+	if !c.trusted() || epoch != c.epoch {
 		return
 	}
 	if len(c.byToken) >= authCacheSize {
@@ -110,12 +110,19 @@ func (c *authCache) forget(key string) {
 	delete(c.byUser, key)
 }
 
-// setTrusted says whether invalidations reach this process; a change either
-// way clears the cache.
-func (c *authCache) setTrusted(ok bool) {
+// setTrusted replaces what says whether invalidations reach this process,
+// and clears the cache.
+func (c *authCache) setTrusted(trusted func() bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.trusted = ok
+	c.trusted = trusted
+	c.clearLocked()
+}
+
+// clear drops every entry: notifications may have been missed.
+func (c *authCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.clearLocked()
 }
 
@@ -149,16 +156,6 @@ func (s *Service) forgetUser(ctx context.Context, tx *sqldb.Tx, key string) erro
 		}
 	}
 	return nil
-}
-
-// listenInvalidations keeps the cache in step with the other replicas'
-// changes until ctx ends (PostgreSQL; on SQLite it returns at once).
-func (s *Service) listenInvalidations(ctx context.Context) error {
-	return s.db.Listen(ctx, authChannel, sqldb.Listener{
-		On:   s.cache.forget,
-		Lost: func() { s.cache.setTrusted(false) },
-		Up:   func() { s.cache.setTrusted(true) },
-	})
 }
 
 // currentUser is the signed-in user userID of r: from the token cache when

@@ -120,7 +120,7 @@ func TestTokenCacheAcrossReplicas(t *testing.T) {
 	}
 
 	t.Run("not listening: no cache", func(t *testing.T) {
-		a.svc.cache.setTrusted(false) // as while its LISTEN connection is down
+		a.svc.cache.setTrusted(func() bool { return false }) // as while its LISTEN connection is down
 		id, tok := a.register("fresh@example.com")
 		a.as(tok).Do("GET", "/api/v1/me", nil).WantStatus(t, http.StatusOK)
 		a.renameBehindItsBack(id, "Changed")
@@ -133,7 +133,7 @@ func TestTokenCacheAcrossReplicas(t *testing.T) {
 // A read that raced an invalidation does not put what it read back.
 func TestTokenCacheEpoch(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	c := newAuthCache(func() time.Time { return now }, true)
+	c := newAuthCache(func() time.Time { return now }, func() bool { return true })
 	_, _, epoch := c.get("h")
 	c.forget("u1") // a change commits while the read is in flight
 	c.put("h", authEntry{p: webPrincipal("u1")}, epoch)

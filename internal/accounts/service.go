@@ -11,6 +11,7 @@ import (
 	"mercato/internal/audit"
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/module"
+	"mercato/internal/platform/notify"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
@@ -86,6 +87,8 @@ type Service struct {
 	log    *slog.Logger
 	ips    *ipThrottle
 	cache  *authCache
+	hub    *notify.Hub // the invalidations of other replicas (nil without a database)
+	ownHub bool        // the hub is the module's own: RunInvalidations runs it
 	jobs   *jobQueue
 
 	mu      sync.Mutex
@@ -110,19 +113,24 @@ func New(p module.Platform, mailer Mailer, cfg Config) *Service {
 		write = p.DB
 	}
 	cfg = cfg.withDefaults()
-	now, trusted := time.Now, true
+	now, trusted := time.Now, func() bool { return true }
+	hub, ownHub := p.Hub()
 	if p.DB != nil {
 		// On PostgreSQL the cache is trusted only while it hears the other
-		// replicas' invalidations (RunInvalidations).
-		now, trusted = p.DB.Now, p.DB.Engine() != sqldb.Postgres
+		// replicas' invalidations (the hub listens).
+		now, trusted = p.DB.Now, hub.Trusted
 	}
 	h := newHasher(cfg.Hash, cfg.HashSlots, cfg.HashQueue)
 	if cfg.derive != nil {
 		h.derive = cfg.derive
 	}
-	return &Service{db: p.DB, write: write, idem: p.Idem, cfg: cfg, roles: newRoleTable(Permissions),
+	svc := &Service{db: p.DB, write: write, idem: p.Idem, cfg: cfg, roles: newRoleTable(Permissions),
 		hash: h, mailer: mailer, log: logger, ips: newIPThrottle(cfg.Throttle),
-		cache: newAuthCache(now, trusted), jobs: newJobQueue(cfg.MailQueue, logger)}
+		cache: newAuthCache(now, trusted), hub: hub, ownHub: ownHub, jobs: newJobQueue(cfg.MailQueue, logger)}
+	if hub != nil {
+		hub.Listen(authChannel, notify.Listener{On: svc.cache.forget, Reset: svc.cache.clear})
+	}
+	return svc
 }
 
 // Close stops taking reset and unlock requests and waits until those
@@ -131,11 +139,16 @@ func New(p module.Platform, mailer Mailer, cfg Config) *Service {
 func (s *Service) Close() { s.jobs.close() }
 
 // RunInvalidations keeps the token cache in step with the changes other
-// replicas commit, until ctx ends (PostgreSQL; on SQLite it returns nil at
-// once). Every process that authenticates runs it, whichever modules it
-// serves; until it listens, tokens are read from the database each time.
+// replicas commit, until ctx ends, when the module made its own notify hub
+// (no module.Platform.Notify: tools and tests). With the process's hub it
+// returns nil at once: the process runs the hub, for every module's caches.
+// On SQLite it returns nil at once. Until the hub listens, tokens are read
+// from the database each time.
 func (s *Service) RunInvalidations(ctx context.Context) error {
-	return s.listenInvalidations(ctx)
+	if !s.ownHub || s.hub == nil {
+		return nil
+	}
+	return s.hub.Run(ctx)
 }
 
 // UseModules hands the accounts module what it needs of every module of

@@ -32,7 +32,7 @@ func (noCache) Shared() bool                                      { return false
 func benchServer(b *testing.B, db *sqldb.DB, cache Cache) (*Service, string) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := New(module.Platform{DB: db, Write: db, Logger: logger}, Config{Cache: cache})
-	svc.listening.Store(true) // one process: no other replica to hear
+	listen(b, svc)
 	router := web.NewRouter(web.Config{Logger: logger})
 	for _, r := range svc.Routes() {
 		router.Handle(r)

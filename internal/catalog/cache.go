@@ -130,34 +130,28 @@ func (s *Service) dropNow(ctx context.Context, ids ...string) {
 // cacheTrusted reports whether the in-process cache may be used: always on
 // SQLite (one server owns the database; a change by another process is
 // seen within the TTL) and with a shared cache; on PostgreSQL only while
-// this process hears the other replicas' invalidations.
+// this process hears the other replicas' invalidations (its notify hub
+// listens).
 func (s *Service) cacheTrusted() bool {
-	return s.cache.Shared() || s.db.Engine() != sqldb.Postgres || s.listening.Load()
+	return s.cache.Shared() || s.db.Engine() != sqldb.Postgres || s.hub.Trusted()
 }
 
-// RunInvalidations listens for the other replicas' invalidations
-// (PostgreSQL) until ctx ends. While it does not listen the in-process
-// cache is not used.
+// dropAll empties the in-process cache: invalidations may have been missed.
+func (s *Service) dropAll() {
+	s.gen.Add(1)
+	if m, ok := s.cache.(memoryCache); ok {
+		m.c.InvalidateAll()
+	}
+}
+
+// RunInvalidations listens for the other replicas' invalidations until ctx
+// ends, when the catalog made its own notify hub (no
+// module.Platform.Notify: tools and tests); with the process's hub, or a
+// shared cache, it returns nil at once. While the hub does not listen the
+// in-process cache is not used (PostgreSQL).
 func (s *Service) RunInvalidations(ctx context.Context) error {
-	if s.db.Engine() != sqldb.Postgres || s.cache.Shared() {
-		<-ctx.Done()
+	if !s.ownHub {
 		return nil
 	}
-	return s.db.Listen(ctx, notifyName, sqldb.Listener{
-		On: func(payload string) { s.drop(strings.Split(payload, ",")) },
-		Lost: func() {
-			s.listening.Store(false)
-		},
-		Up: func() {
-			// What was cached before may have missed notifications.
-			s.gen.Add(1)
-			if m, ok := s.cache.(memoryCache); ok {
-				m.c.InvalidateAll()
-			}
-			s.listening.Store(true)
-			if s.onListen != nil {
-				s.onListen()
-			}
-		},
-	})
+	return s.hub.Run(ctx)
 }

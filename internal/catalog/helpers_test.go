@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"mercato/internal/catalog/search"
 	"mercato/internal/money"
@@ -103,9 +104,7 @@ func newEnv(t testing.TB, db *sqldb.DB, cfg Config) *env {
 	write := groupcommit.New(db, groupcommit.Config{Logger: logger})
 	t.Cleanup(write.Close)
 	svc := New(module.Platform{DB: db, Write: write, Idem: idm, Logger: logger}, cfg)
-	if db.Engine() == sqldb.Postgres {
-		svc.listening.Store(true) // the scenarios run one process: nothing to hear from others
-	}
+	listen(t, svc)
 	m := svc.Module()
 	router := web.NewRouter(web.Config{Logger: logger, Auth: testAuth{perms: m.Permissions}})
 	for _, r := range m.Routes {
@@ -309,4 +308,20 @@ func (m *memIndex) IDs(context.Context) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Sorted(maps.Keys(m.docs)), nil
+}
+
+// listen runs svc's invalidations (its own notify hub) until the test ends
+// and waits until the in-process cache is trusted (PostgreSQL: the hub
+// listens; a round trip, which the deadline only bounds for a broken test).
+func listen(tb testing.TB, svc *Service) {
+	tb.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.RunInvalidations(ctx) }()
+	tb.Cleanup(func() { stop(); <-done })
+	for deadline := time.Now().Add(30 * time.Second); !svc.cacheTrusted(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatal("the catalog's invalidations never listened")
+		}
+	}
 }

@@ -99,18 +99,12 @@ func TestInvalidationAcrossReplicas(t *testing.T) {
 	ctx := context.Background()
 	a := New(platformOf(db), Config{})
 	b := New(platformOf(db), Config{})
-	up := make(chan struct{}, 1)
 	dropped := make(chan []string, 4)
-	b.onListen = func() { up <- struct{}{} }
 	b.onDrop = func(ids []string) { dropped <- ids }
 	if b.cacheTrusted() {
 		t.Fatal("b trusts its cache before it listens")
 	}
-	lctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- b.RunInvalidations(lctx) }()
-	t.Cleanup(func() { stop(); <-done })
-	<-up
+	listen(t, b)
 	p, err := a.CreateProduct(ctx, ProductInput{Title: "Shared", Status: StatusActive, Variants: []VariantInput{{SKU: "SH-1", Price: eur(100)}}})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/module"
+	"mercato/internal/platform/notify"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
 )
@@ -78,10 +80,10 @@ type Service struct {
 	cache Cache
 	index *Indexer
 
-	gen       atomic.Uint64  // counts cache invalidations (see drop)
-	listening atomic.Bool    // the replicas' invalidations reach us (PostgreSQL)
-	onDrop    func([]string) // called after each invalidation (tests)
-	onListen  func()         // called when the invalidations reach us (tests)
+	gen    atomic.Uint64  // counts cache invalidations (see drop)
+	hub    *notify.Hub    // the other replicas' invalidations (nil without a database)
+	ownHub bool           // the hub is the module's own: RunInvalidations runs it
+	onDrop func([]string) // called after each invalidation (tests)
 }
 
 // New builds the catalog over p. It starts nothing: Run does.
@@ -110,6 +112,13 @@ func New(p module.Platform, cfg Config) *Service {
 		s.write = p.DB
 	}
 	s.index = newIndexer(s, cfg.Index, cfg.IndexBatch, cfg.IndexWindow, log)
+	if p.DB != nil && !cfg.Cache.Shared() {
+		s.hub, s.ownHub = p.Hub()
+		s.hub.Listen(notifyName, notify.Listener{
+			On:    func(payload string) { s.drop(strings.Split(payload, ",")) },
+			Reset: s.dropAll,
+		})
+	}
 	return s
 }
 
@@ -135,7 +144,8 @@ func (s *Service) Module() module.Module {
 func (s *Service) Indexer() *Indexer { return s.index }
 
 // Run runs the catalog's background work until ctx ends: the search
-// indexer's loop and the cache invalidations of other replicas.
+// indexer's loop, and the cache invalidations of other replicas when the
+// catalog has a notify hub of its own (see RunInvalidations).
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.index.Run(ctx) })

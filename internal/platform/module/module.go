@@ -29,6 +29,7 @@ import (
 	"mercato/internal/platform/inbox"
 	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/migrate"
+	"mercato/internal/platform/notify"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
 )
@@ -45,6 +46,21 @@ type Platform struct {
 	// Logger and Registerer receive the module's logs and metrics.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Notify is the process's one listener for what other replicas change
+	// (PostgreSQL LISTEN): the caches of every module hear their
+	// invalidations through it, and the process runs it. Nil in tools and
+	// tests; see Hub.
+	Notify *notify.Hub
+}
+
+// Hub returns the process's notify hub and false, or — when the platform
+// has none — a hub of the module's own and true: the module then runs it
+// itself (its RunInvalidations), over a connection of its own.
+func (p Platform) Hub() (hub *notify.Hub, own bool) {
+	if p.Notify != nil || p.DB == nil {
+		return p.Notify, false
+	}
+	return notify.New(p.DB), true
 }
 
 // Module is one module's declaration. Name is required; every other part

@@ -1,12 +1,13 @@
-// Package notify keeps a process's small in-memory caches of rarely changed
-// tables (the active promotions, the rate tables, the region rules) right
-// across replicas: a change drops the cache in this process when its
+// Package notify keeps a process's in-memory caches right across replicas
+// (the product documents, the token cache, and whole small tables: the
+// active promotions, the rate tables, the region rules): a change drops the cache in this process when its
 // transaction commits and, on PostgreSQL, notifies every other process in
 // the same transaction (NOTIFY is delivered at commit, never on rollback).
 //
-// A process has ONE Hub, and the Hub ONE PostgreSQL connection that
-// LISTENs on the channels of all its caches: a listening connection per
-// cache per process would use up the server's max_connections. While that
+// A process has ONE Hub (module.Platform.Notify), and the Hub ONE
+// PostgreSQL connection that LISTENs on the channels of all its caches: a
+// listening connection per cache per process would use up the server's
+// max_connections. While that
 // connection is down (before its first LISTEN, after a reconnection) a
 // notification may have been missed, so the caches are not trusted: every
 // read loads afresh, and every cache is dropped when it listens again. On
@@ -35,15 +36,25 @@ type Hub struct {
 	listening atomic.Bool // PostgreSQL: the connection LISTENs now
 
 	mu   sync.Mutex
-	subs map[string][]func() // guarded by mu: channel name → drop functions
-	all  []func()            // guarded by mu: every drop function (Lost, Up)
-	runs int                 // guarded by mu: connections made (tests)
+	subs map[string][]Listener // guarded by mu: channel name → its listeners
+	runs int                   // guarded by mu: connections made (tests)
+}
+
+// Listener hears one channel's notifications (those sent with
+// sqldb.NotifySQL(name) by any process on the same database and schema).
+type Listener struct {
+	// On is called with each notification's payload, in order.
+	On func(payload string)
+	// Reset is called whenever notifications may have been missed: each
+	// time the hub's connection is (re)established, before it is trusted
+	// again. What the listener kept from before must go.
+	Reset func()
 }
 
 // New returns db's hub. On PostgreSQL its caches are trusted only while
 // Run listens; a hub that never runs keeps them loading afresh every time.
 func New(db *sqldb.DB) *Hub {
-	return &Hub{db: db, retry: time.Second, subs: map[string][]func(){}}
+	return &Hub{db: db, retry: time.Second, subs: map[string][]Listener{}}
 }
 
 // Trusted reports whether a cache may answer from memory: always on
@@ -52,23 +63,28 @@ func (h *Hub) Trusted() bool {
 	return h.db.Engine() != sqldb.Postgres || h.listening.Load()
 }
 
-// subscribe makes drop run on each notification of channel name, and when
-// notifications may have been missed. It must be called before Run (the
-// connection LISTENs on the channels known when it connects).
-func (h *Hub) subscribe(name string, drop func()) {
+// Listen makes l hear the notifications of channel name (a module's name,
+// as sqldb.NotifySQL takes it). Call it before Run: the connection LISTENs
+// on the channels known when it connects. While the hub does not listen
+// (Trusted is false) the listener must not trust what it keeps.
+func (h *Hub) Listen(name string, l Listener) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.subs[name] = append(h.subs[name], drop)
-	h.all = append(h.all, drop)
+	h.subs[name] = append(h.subs[name], l)
 }
 
-// dropAll drops every cache of the hub.
-func (h *Hub) dropAll() {
+// resetAll tells every listener that notifications may have been missed.
+func (h *Hub) resetAll() {
 	h.mu.Lock()
-	all := slices.Clone(h.all)
+	var all []Listener
+	for _, ls := range h.subs {
+		all = append(all, ls...)
+	}
 	h.mu.Unlock()
-	for _, f := range all {
-		f()
+	for _, l := range all {
+		if l.Reset != nil {
+			l.Reset()
+		}
 	}
 }
 
@@ -81,7 +97,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	for {
 		h.listening.Store(false)
-		h.dropAll()
+		h.resetAll()
 		err := h.listenOnce(ctx)
 		h.listening.Store(false)
 		if ctx.Err() != nil {
@@ -112,9 +128,9 @@ func (h *Hub) listenOnce(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	h.runs++
-	byChannel := map[string][]func(){}
-	for name, fs := range h.subs {
-		byChannel[channel(name, schema)] = slices.Clone(fs)
+	byChannel := map[string][]Listener{}
+	for name, ls := range h.subs {
+		byChannel[channel(name, schema)] = slices.Clone(ls)
 	}
 	h.mu.Unlock()
 	for ch := range byChannel {
@@ -122,7 +138,7 @@ func (h *Hub) listenOnce(ctx context.Context) error {
 			return fmt.Errorf("notify: listen: %w", err)
 		}
 	}
-	h.dropAll() // what was loaded before the LISTEN may have missed a change
+	h.resetAll() // what was kept before the LISTEN may have missed a change
 	h.listening.Store(true)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -130,8 +146,10 @@ func (h *Hub) listenOnce(ctx context.Context) error {
 		cancel()
 		switch {
 		case err == nil:
-			for _, f := range byChannel[n.Channel] {
-				f()
+			for _, l := range byChannel[n.Channel] {
+				if l.On != nil {
+					l.On(n.Payload)
+				}
 			}
 		case ctx.Err() != nil:
 			return nil
@@ -167,7 +185,7 @@ type Cache[T any] struct {
 // before the hub runs.
 func NewCache[T any](hub *Hub, name string) *Cache[T] {
 	c := &Cache[T]{hub: hub, name: name}
-	hub.subscribe(name, c.drop)
+	hub.Listen(name, Listener{On: func(string) { c.drop() }, Reset: c.drop})
 	return c
 }
 

@@ -3,6 +3,8 @@ package notify
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,4 +128,48 @@ func TestCache(t *testing.T) {
 			}
 		})
 	})
+}
+
+// A Listener hears every payload of its channel, in order, and is reset
+// when the hub connects, before the hub is trusted (PostgreSQL).
+func TestListenerPayloads(t *testing.T) {
+	db := sqldbtest.Open(t, sqldb.Postgres)
+	ctx := context.Background()
+	hub := New(db)
+	var mu sync.Mutex
+	var heard []string
+	resets, resetsBeforeTrusted := 0, 0
+	hub.Listen("notifytest_p", Listener{
+		On: func(p string) { mu.Lock(); heard = append(heard, p); mu.Unlock() },
+		Reset: func() {
+			mu.Lock()
+			resets++
+			if !hub.Trusted() {
+				resetsBeforeTrusted++
+			}
+			mu.Unlock()
+		},
+	})
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); hub.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, "the hub listens", hub.Trusted)
+	for _, p := range []string{"a", "b", "c"} {
+		if err := db.Do(ctx, func(tx *sqldb.Tx) error {
+			_, err := tx.ExecContext(ctx, sqldb.NotifySQL("notifytest_p"), p)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "three payloads heard", func() bool { mu.Lock(); defer mu.Unlock(); return len(heard) == 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(heard, []string{"a", "b", "c"}) {
+		t.Errorf("heard %q, want a, b, c in order", heard)
+	}
+	if resets == 0 || resets != resetsBeforeTrusted {
+		t.Errorf("reset %d times, %d of them before the hub was trusted: want at least one, all before", resets, resetsBeforeTrusted)
+	}
 }
