@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -274,14 +276,15 @@ func benchEngines(b *testing.B) map[string]func() (serve []string, ref reference
 // BenchmarkLoadCheckout runs `mercato bench checkout` for b.N orders
 // (32 buyers, 8 SKUs) against an in-process server, then the database's
 // reference in the same run: paid orders/s next to one-row commits/s (and
-// pgbench -N's tps at 32 clients on PostgreSQL when it is on PATH).
+// pgbench -N's tps at 32 clients on PostgreSQL when it is on PATH). On
+// SQLite it logs the writer's statements per paid order by query text.
 //
 //	go test -run '^$' -bench LoadCheckout -benchtime 3000x ./cmd/mercato/
 func BenchmarkLoadCheckout(b *testing.B) {
 	for name, eng := range benchEngines(b) {
 		b.Run(name, func(b *testing.B) {
 			serve, ref := eng()
-			c, _ := startInProcess(b, benchAdmin, serve...)
+			c, _ := startInProcess(b, benchAdmin, append(serve, "--profile-statements")...)
 			ref.clients, ref.duration = 32, 3*time.Second
 			cfg := benchCommon{url: c.URL(), buyers: 32, settle: 2 * time.Minute, ref: ref,
 				adminEmail: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_EMAIL"], adminPassword: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_PASSWORD"]}
@@ -303,6 +306,10 @@ func BenchmarkLoadCheckout(b *testing.B) {
 				b.ReportMetric(s.Writes.BusyMsPerOrder, "writer-ms/order")
 				if s.Writes.StmtsPerOrder > 0 {
 					b.ReportMetric(s.Writes.StmtsPerOrder, "writer-stmts/order")
+				}
+				if s.Writes.ByQuery != nil { // to stderr: go test cuts a benchmark's log after 10 lines
+					fmt.Fprintf(os.Stderr, "%s: %d paid orders\n", b.Name(), s.Paid)
+					printServerWrites(os.Stderr, s.Writes)
 				}
 			}
 			if s.Reference.PgbenchTPS > 0 {
