@@ -395,3 +395,68 @@ func BenchmarkLoadCheckoutPay(b *testing.B) {
 		})
 	}
 }
+
+// checkoutBudget is what one paid order of the checkout loop (cart → item
+// → checkout → pay, and the consumers of its events) may cost the writer
+// at most, one buyer at a time: every request its own commit. The
+// statements of the orders' own work (work: every table but the
+// bookkeeping ones of batchBookkeeping) count the same from run to run;
+// the consumers' and the relay's bookkeeping depends on how their batches
+// fall (a few per cent from run to run), and so do the commits. A change
+// that adds a statement to the work, or more than the slack to the rest,
+// fails TestCheckoutWriteBudget; one that cuts some lowers these numbers.
+var checkoutBudget = map[string]struct{ commits, work, statements float64 }{
+	// 2026-12-03 before the cuts: 10.70–10.87 commits, 51 work statements,
+	// 159.9–160.3 in all; PostgreSQL, whose consumers commit per
+	// delivery: 28.4–28.8 commits.
+	"sqlite":   {commits: 11.2, work: 51, statements: 165},
+	"postgres": {commits: 29.5},
+}
+
+// batchBookkeeping are the tables whose statements come per batch or per
+// transaction, not per order: the consumers' inbox, positions and stats,
+// the outbox's rows and published marks, the webhooks' endpoint list, job
+// leases.
+var batchBookkeeping = map[string]bool{"inbox": true, "consumer_positions": true, "consumer_stats": true,
+	"outbox": true, "webhooks_endpoints": true, "jobs_leases": true}
+
+// TestCheckoutWriteBudget runs paid orders one after the other through the
+// real server and counts, from its /metrics, the writer's commits (both
+// engines) and statements (SQLite) per paid order against checkoutBudget;
+// its log has the statements by query.
+func TestCheckoutWriteBudget(t *testing.T) {
+	for name, args := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			c, _ := startInProcess(t, benchAdmin, append(args(t), "--profile-statements", "--relay-poll", "50ms")...)
+			var s CheckoutSummary
+			runBench(t, benchAdmin, &s, "checkout", "--url", c.URL(), "--buyers", "1", "--orders", "30", "--skus", "2")
+			w := s.Writes
+			if len(s.Errors) != 0 || s.Paid != 30 || w == nil {
+				t.Fatalf("paid %d of 30, errors %v, writes %+v", s.Paid, s.Errors, w)
+			}
+			var work float64
+			for _, q := range w.ByQuery {
+				f := strings.Fields(q.Kind)
+				if len(f) < 2 || !batchBookkeeping[f[len(f)-1]] {
+					work += q.PerOrder
+				}
+			}
+			var table strings.Builder
+			printServerWrites(&table, w)
+			t.Logf("per paid order: %.2f commits, %.1f statements, %.2f of them the orders' work\n%s", w.CommitsPerOrder, w.StmtsPerOrder, work, table.String())
+			budget := checkoutBudget[name]
+			if w.CommitsPerOrder > budget.commits {
+				t.Errorf("%.2f commits per paid order, budget %.2f", w.CommitsPerOrder, budget.commits)
+			}
+			if name != "sqlite" {
+				return
+			}
+			if w.StmtsPerOrder <= 0 || w.StmtsPerOrder > budget.statements {
+				t.Errorf("%.1f writer statements per paid order, budget %.1f", w.StmtsPerOrder, budget.statements)
+			}
+			if work > budget.work+0.1 { // a tenth for the rare event (low stock) of a run
+				t.Errorf("%.2f statements of the orders' work per paid order, budget %.0f", work, budget.work)
+			}
+		})
+	}
+}
