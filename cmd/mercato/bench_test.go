@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -274,14 +276,15 @@ func benchEngines(b *testing.B) map[string]func() (serve []string, ref reference
 // BenchmarkLoadCheckout runs `mercato bench checkout` for b.N orders
 // (32 buyers, 8 SKUs) against an in-process server, then the database's
 // reference in the same run: paid orders/s next to one-row commits/s (and
-// pgbench -N's tps at 32 clients on PostgreSQL when it is on PATH).
+// pgbench -N's tps at 32 clients on PostgreSQL when it is on PATH). On
+// SQLite it logs the writer's statements per paid order by query text.
 //
 //	go test -run '^$' -bench LoadCheckout -benchtime 3000x ./cmd/mercato/
 func BenchmarkLoadCheckout(b *testing.B) {
 	for name, eng := range benchEngines(b) {
 		b.Run(name, func(b *testing.B) {
 			serve, ref := eng()
-			c, _ := startInProcess(b, benchAdmin, serve...)
+			c, _ := startInProcess(b, benchAdmin, append(serve, "--profile-statements")...)
 			ref.clients, ref.duration = 32, 3*time.Second
 			cfg := benchCommon{url: c.URL(), buyers: 32, settle: 2 * time.Minute, ref: ref,
 				adminEmail: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_EMAIL"], adminPassword: benchAdmin["MERCATO_BOOTSTRAP_ADMIN_PASSWORD"]}
@@ -303,6 +306,10 @@ func BenchmarkLoadCheckout(b *testing.B) {
 				b.ReportMetric(s.Writes.BusyMsPerOrder, "writer-ms/order")
 				if s.Writes.StmtsPerOrder > 0 {
 					b.ReportMetric(s.Writes.StmtsPerOrder, "writer-stmts/order")
+				}
+				if s.Writes.ByQuery != nil { // to stderr: go test cuts a benchmark's log after 10 lines
+					fmt.Fprintf(os.Stderr, "%s: %d paid orders\n", b.Name(), s.Paid)
+					printServerWrites(os.Stderr, s.Writes)
 				}
 			}
 			if s.Reference.PgbenchTPS > 0 {
@@ -385,6 +392,71 @@ func BenchmarkLoadCheckoutPay(b *testing.B) {
 			b.ReportMetric(cmp.Payments.Steps["pay"].P50, "pay-p50-ms")
 			b.ReportMetric(cmp.Inline.Steps["pay"].P50, "inline-pay-p50-ms")
 			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// checkoutBudget is what one paid order of the checkout loop (cart → item
+// → checkout → pay, and the consumers of its events) may cost the writer
+// at most, one buyer at a time: every request its own commit. The
+// statements of the orders' own work (work: every table but the
+// bookkeeping ones of batchBookkeeping) count the same from run to run;
+// the consumers' and the relay's bookkeeping depends on how their batches
+// fall (a few per cent from run to run), and so do the commits. A change
+// that adds a statement to the work, or more than the slack to the rest,
+// fails TestCheckoutWriteBudget; one that cuts some lowers these numbers.
+var checkoutBudget = map[string]struct{ commits, work, statements float64 }{
+	// 2026-12-03 before the cuts: 10.70–10.87 commits, 51 work statements,
+	// 159.9–160.3 in all; PostgreSQL, whose consumers commit per
+	// delivery: 28.4–28.8 commits.
+	"sqlite":   {commits: 11.2, work: 51, statements: 165},
+	"postgres": {commits: 29.5},
+}
+
+// batchBookkeeping are the tables whose statements come per batch or per
+// transaction, not per order: the consumers' inbox, positions and stats,
+// the outbox's rows and published marks, the webhooks' endpoint list, job
+// leases.
+var batchBookkeeping = map[string]bool{"inbox": true, "consumer_positions": true, "consumer_stats": true,
+	"outbox": true, "webhooks_endpoints": true, "jobs_leases": true}
+
+// TestCheckoutWriteBudget runs paid orders one after the other through the
+// real server and counts, from its /metrics, the writer's commits (both
+// engines) and statements (SQLite) per paid order against checkoutBudget;
+// its log has the statements by query.
+func TestCheckoutWriteBudget(t *testing.T) {
+	for name, args := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			c, _ := startInProcess(t, benchAdmin, append(args(t), "--profile-statements", "--relay-poll", "50ms")...)
+			var s CheckoutSummary
+			runBench(t, benchAdmin, &s, "checkout", "--url", c.URL(), "--buyers", "1", "--orders", "30", "--skus", "2")
+			w := s.Writes
+			if len(s.Errors) != 0 || s.Paid != 30 || w == nil {
+				t.Fatalf("paid %d of 30, errors %v, writes %+v", s.Paid, s.Errors, w)
+			}
+			var work float64
+			for _, q := range w.ByQuery {
+				f := strings.Fields(q.Kind)
+				if len(f) < 2 || !batchBookkeeping[f[len(f)-1]] {
+					work += q.PerOrder
+				}
+			}
+			var table strings.Builder
+			printServerWrites(&table, w)
+			t.Logf("per paid order: %.2f commits, %.1f statements, %.2f of them the orders' work\n%s", w.CommitsPerOrder, w.StmtsPerOrder, work, table.String())
+			budget := checkoutBudget[name]
+			if w.CommitsPerOrder > budget.commits {
+				t.Errorf("%.2f commits per paid order, budget %.2f", w.CommitsPerOrder, budget.commits)
+			}
+			if name != "sqlite" {
+				return
+			}
+			if w.StmtsPerOrder <= 0 || w.StmtsPerOrder > budget.statements {
+				t.Errorf("%.1f writer statements per paid order, budget %.1f", w.StmtsPerOrder, budget.statements)
+			}
+			if work > budget.work+0.1 { // a tenth for the rare event (low stock) of a run
+				t.Errorf("%.2f statements of the orders' work per paid order, budget %.0f", work, budget.work)
+			}
 		})
 	}
 }

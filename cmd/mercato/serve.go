@@ -47,6 +47,7 @@ type serveConfig struct {
 	webhookAllowPrivate bool
 	connectorDir        string
 	payInlineSandbox    bool // --pay-inline-sandbox: the load generator's reference (see bench_pay.go)
+	profileStatements   bool // --profile-statements: the writer's statements by query on /metrics (see bench_server.go)
 	demo                bool
 	logLevel            string
 	logFormat           string
@@ -106,6 +107,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.BoolVar(&c.payInlineSandbox, "pay-inline-sandbox", false, "benchmarks only: POST /api/v1/orders/{id}/pay charges the orders module's inline test sandbox\n"+
 		"(tok_success, tok_decline) inside the pay unit, without the payments module: the reference server of\n"+
 		"`mercato bench checkout --pay-reference`; refused with MERCATO_STRIPE_KEY")
+	fs.BoolVar(&c.profileStatements, "profile-statements", false, "benchmarks only: count the SQLite writer's statements by query text too, on /metrics\n"+
+		"(mercato_db_writer_statements_by_query_total): the breakdown `mercato bench checkout` prints")
 	fs.BoolVar(&c.demo, "demo", false, "create demo users (one per role) and print their logins, and a demo catalogue")
 	fs.Var(logLevel, "log-level", "log `level`: debug, info, warn or error")
 	fs.Var(logFormat, "log-format", "log `format` on standard error: json or text")
@@ -246,6 +249,9 @@ func newApp(ctx context.Context, c serveConfig, logger *slog.Logger, out io.Writ
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if c.profileStatements {
+		a.db.ProfileStatements()
+	}
 	reg.MustRegister(a.db.Collectors()...)
 
 	a.relay = outbox.NewRelay(a.db, a.bus, outbox.RelayConfig{

@@ -145,7 +145,7 @@ func open(cfg Config) (*DB, error) {
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(10000)" +
 		"&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_pragma=synchronous(" + sync + ")"
 	db := &DB{engine: SQLite, path: path, now: time.Now}
-	w := openSQLite(base+"&_txlock=immediate", &db.stats.statements)
+	w := openSQLite(base+"&_txlock=immediate", &db.stats)
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)

@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"reflect"
 	"strings"
-	"sync/atomic"
 	"unicode"
 
 	"modernc.org/sqlite"
@@ -36,10 +35,10 @@ const stmtCacheSize = 256
 type cachingConnector struct {
 	dsn   string
 	drv   driver.Driver
-	count *atomic.Int64 // statements run, when counted
+	count *writeStats // the writer's counters (nil: not counted)
 }
 
-func newCachingConnector(dsn string, count *atomic.Int64) *cachingConnector {
+func newCachingConnector(dsn string, count *writeStats) *cachingConnector {
 	return &cachingConnector{dsn: dsn, drv: &sqlite.Driver{}, count: count}
 }
 
@@ -72,7 +71,7 @@ type cachingConn struct {
 	driver.Conn
 	stmts map[string]*cachedStmt
 	tick  uint64 // use counter, for least-recently-used eviction
-	count *atomic.Int64
+	count *writeStats
 }
 
 type cachedStmt struct {
@@ -129,7 +128,7 @@ func cacheable(query string) bool {
 // query is not kept or its statement is busy.
 func (c *cachingConn) get(ctx context.Context, query string) (*cachedStmt, error) {
 	if c.count != nil { // every statement run on the connection passes here
-		c.count.Add(1)
+		c.count.statement(query)
 	}
 	cs, ok := c.stmts[query]
 	if ok {
@@ -265,6 +264,6 @@ func (r *cachedRows) ColumnTypeScanType(i int) reflect.Type {
 
 // openSQLite opens a pool of statement-keeping connections to dsn, counting
 // the statements they run in count when it is not nil.
-func openSQLite(dsn string, count *atomic.Int64) *sql.DB {
+func openSQLite(dsn string, count *writeStats) *sql.DB {
 	return sql.OpenDB(newCachingConnector(dsn, count))
 }

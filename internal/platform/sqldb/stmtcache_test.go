@@ -179,6 +179,39 @@ func TestStatementCache(t *testing.T) {
 			t.Fatalf("a reader's statement counted: %d", got)
 		}
 	})
+
+	t.Run("by query only while profiling, lists of placeholders as one", func(t *testing.T) {
+		mustExec(ins, "unprofiled", 1)
+		if got := db.StatementsByQuery(); got != nil {
+			t.Fatalf("counted by query before ProfileStatements: %v", got)
+		}
+		db.ProfileStatements()
+		mustExec(ins, "p1", 1)
+		mustExec(`INSERT INTO kv (k, v)
+			VALUES ($1, $2)`, "p2", 2)
+		mustExec(`INSERT INTO kv (k, v) VALUES ($1, $2), ($3, $4), ($5, $6)`, "p3", 3, "p4", 4, "p5", 5)
+		mustExec(`INSERT INTO kv (k, v) VALUES ($1, $2), ($3, $4)`, "p6", 6, "p7", 7)
+		mustExec(`DELETE FROM kv WHERE k IN ($1, $2)`, "p6", "p7")
+		mustExec(`DELETE FROM kv WHERE k IN ($1)`, "p5")
+		if _, err := db.r.ExecContext(ctx, `SELECT 1`); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int64{
+			`INSERT INTO kv (k, v) VALUES (…)`:  2,
+			`INSERT INTO kv (k, v) VALUES (…)…`: 2,
+			`DELETE FROM kv WHERE k IN (…)`:     1,
+			`DELETE FROM kv WHERE k IN ($1)`:    1,
+		}
+		got := db.StatementsByQuery()
+		if len(got) != len(want) {
+			t.Errorf("by query: %v, want %v", got, want)
+		}
+		for q, n := range want {
+			if got[q] != n {
+				t.Errorf("%q: %d, want %d (all: %v)", q, got[q], n, got)
+			}
+		}
+	})
 }
 
 // BenchmarkStatementCache measures a small INSERT and a point SELECT on
