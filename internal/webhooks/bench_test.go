@@ -58,7 +58,7 @@ func BenchmarkFanOut(b *testing.B) {
 		b.Run(string(engine), func(b *testing.B) {
 			var ref time.Duration // the healthy run's p99
 			for _, v := range []fanoutVariant{{name: "healthy"}, {name: "dead", dead: true}, {name: "hanging", hanging: true},
-				{name: "max", unpaced: true}} {
+				{name: "pollonly", pollOnly: true}, {name: "max", unpaced: true}} {
 				b.Run(v.name, func(b *testing.B) {
 					r := runFanOut(b, engine, v)
 					b.ReportMetric(float64(r.p50.Microseconds())/1000, "p50_ms")
@@ -125,7 +125,7 @@ func (f *fanoutReceivers) serve(i int) http.HandlerFunc {
 
 func runFanOut(b *testing.B, engine sqldb.Engine, v fanoutVariant) fanoutResult {
 	db := sqldbtest.Open(b, engine, sources()...)
-	e := newEnv(b, db, Config{AllowPrivate: true})
+	e := newEnv(b, db, Config{AllowPrivate: true, PollOnly: v.pollOnly})
 	db.SetClock(time.Now)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
