@@ -88,7 +88,7 @@ type channelOnce struct {
 }
 
 // admits reports whether t's channel restriction lets the event through.
-func (c *channelOnce) admits(ctx context.Context, t target) (bool, error) {
+func (c *channelOnce) admits(ctx context.Context, t *target) (bool, error) {
 	if t.channels == nil {
 		return true, nil
 	}

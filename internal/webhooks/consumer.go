@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"mercato/internal/platform/event"
 	"mercato/internal/platform/inbox"
@@ -19,14 +20,16 @@ func (s *Service) Consumer() inbox.Consumer {
 	return inbox.Consumer{Name: ConsumerName, Events: []string{"*"}, Handle: s.RecordTx, Replayable: true}
 }
 
-// target is an enabled endpoint's filters.
+// target is an enabled endpoint's filters, and what its deliveries need
+// when the recording transaction claims them (claimTx).
 type target struct {
-	id       string
+	dueEndpoint
 	patterns []event.Pattern
 	channels []string // only the events of these channels' orders; nil: every event
+	secrets  []string // opened on the first claim of the transaction
 }
 
-func (t target) selects(typ string) bool {
+func (t *target) selects(typ string) bool {
 	for _, p := range t.patterns {
 		if p.Match(typ) {
 			return true
@@ -38,10 +41,18 @@ func (t target) selects(typ string) bool {
 type targetsKey struct{}
 
 // RecordTx records e's deliveries in tx: one row per enabled endpoint that
-// selects e's type, due at once; a delivery already recorded (a redelivered
-// event) is kept as it is. It reads the endpoints once per transaction (an
-// inbox batch) and sends nothing: the dispatcher, woken after the commit,
-// delivers.
+// selects e's type; a delivery already recorded (a redelivered event) is
+// kept as it is. It reads the endpoints once per transaction (an inbox
+// batch) and sends nothing inside it.
+//
+// While the dispatcher runs in this process (and not Config.PollOnly), a
+// new delivery to an endpoint that is not fifo, whose breaker is closed and
+// whose queue has room is claimed by this very INSERT (status delivering
+// under the dispatcher's lease) and handed to the dispatcher when tx
+// commits: no poll, no claim UPDATE. The others are recorded pending and
+// the dispatcher, woken after the commit, claims them (fifo endpoints keep
+// their order that way); a handed delivery whose process died comes due
+// again when its lease ends.
 func (s *Service) RecordTx(ctx context.Context, tx *sqldb.Tx, e event.Envelope) error {
 	v, err := tx.Local(targetsKey{}, func() (any, error) { return s.loadTargets(ctx, tx) })
 	if err != nil {
@@ -52,7 +63,9 @@ func (s *Service) RecordTx(ctx context.Context, tx *sqldb.Tx, e event.Envelope) 
 	}
 	var body []byte
 	ch := channelOnce{s: s, tx: tx, e: e}
-	for _, t := range v.([]target) {
+	claiming := s.disp.claiming()
+	woken := false
+	for _, t := range v.([]*target) {
 		if !t.selects(e.Type) {
 			continue
 		}
@@ -67,41 +80,93 @@ func (s *Service) RecordTx(ctx context.Context, tx *sqldb.Tx, e event.Envelope) 
 				return fmt.Errorf("webhooks: envelope: %w", err)
 			}
 		}
-		if err := insertDelivery(ctx, tx, t.id, e, body); err != nil {
+		if claiming && !t.fifo && s.disp.accepts(t.id) {
+			if ok, err := s.claimTx(ctx, tx, t, e, body); err != nil || ok {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if _, err := insertDelivery(ctx, tx, t.id, e, body, "pending", tx.Now); err != nil {
 			return err
 		}
-	}
-	if body != nil {
-		tx.AfterCommit(s.disp.Wake)
+		if !woken {
+			woken = true
+			tx.AfterCommit(s.disp.Wake)
+		}
 	}
 	return nil
 }
 
-func insertDelivery(ctx context.Context, tx *sqldb.Tx, endpointID string, e event.Envelope, body []byte) error {
-	now := sqldb.Micros(tx.Now)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO webhooks_deliveries (id, endpoint_id, event_id, event_type,
+type handoffKey struct{}
+
+// claimTx records e's delivery to t as claimed (delivering, under the
+// lease) and queues it for the dispatcher at tx's commit. It reports false
+// when t's secret does not open (the delivery is then recorded pending, and
+// the dispatcher logs why it cannot send it).
+func (s *Service) claimTx(ctx context.Context, tx *sqldb.Tx, t *target, e event.Envelope, body []byte) (bool, error) {
+	if t.secrets == nil {
+		sec, err := s.disp.secrets(t.dueEndpoint, tx.Now)
+		if err != nil {
+			return false, nil
+		}
+		t.secrets = sec
+	}
+	id, err := insertDelivery(ctx, tx, t.id, e, body, "delivering", s.disp.lease(tx.Now))
+	if err != nil || id == "" {
+		return true, err // "": recorded before; left as it is
+	}
+	v, err := tx.Local(handoffKey{}, func() (any, error) {
+		js := &[]job{}
+		tx.AfterCommit(func() { s.disp.handoff(*js) })
+		return js, nil
+	})
+	if err != nil {
+		return false, err
+	}
+	js := v.(*[]job)
+	n := len(*js)
+	tx.OnRollback(func() { *js = (*js)[:n] })
+	*js = append(*js, job{id: id, endpointID: t.id, eventID: e.ID, envelope: string(body), url: t.url, secrets: t.secrets})
+	return true, nil
+}
+
+// insertDelivery records e's delivery to endpointID with status, due at
+// next, and returns its id; "" when the endpoint has it already.
+func insertDelivery(ctx context.Context, tx *sqldb.Tx, endpointID string, e event.Envelope, body []byte, status string, next time.Time) (string, error) {
+	id := event.NewID()
+	res, err := tx.ExecContext(ctx, `INSERT INTO webhooks_deliveries (id, endpoint_id, event_id, event_type,
 			aggregate_type, aggregate_id, sequence, envelope, status, attempts, next_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $11)
 		ON CONFLICT (endpoint_id, event_id) DO NOTHING`,
-		event.NewID(), endpointID, e.ID, e.Type, e.AggregateType, e.AggregateID, e.Sequence, string(body), now); err != nil {
-		return fmt.Errorf("webhooks: record delivery: %w", err)
+		id, endpointID, e.ID, e.Type, e.AggregateType, e.AggregateID, e.Sequence, string(body), status,
+		sqldb.Micros(next), sqldb.Micros(tx.Now))
+	if err != nil {
+		return "", fmt.Errorf("webhooks: record delivery: %w", err)
 	}
-	return nil
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return "", err
+	}
+	return id, nil
 }
 
-func (s *Service) loadTargets(ctx context.Context, tx *sqldb.Tx) ([]target, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, events, channels FROM webhooks_endpoints WHERE enabled = 1 ORDER BY id`)
+func (s *Service) loadTargets(ctx context.Context, tx *sqldb.Tx) ([]*target, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, events, channels, url, fifo, secret_sealed, previous_secret_sealed,
+			previous_secret_until FROM webhooks_endpoints WHERE enabled = 1 ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: endpoints: %w", err)
 	}
 	defer rows.Close()
-	var out []target
+	var out []*target
 	for rows.Next() {
-		var t target
+		t := &target{}
 		var events, channels string
-		if err := rows.Scan(&t.id, &events, &channels); err != nil {
+		var fifo int
+		if err := rows.Scan(&t.id, &events, &channels, &t.url, &fifo, &t.sealed, &t.prevSealed, &t.prevUntil); err != nil {
 			return nil, fmt.Errorf("webhooks: endpoints: %w", err)
 		}
+		t.fifo = fifo == 1
 		if err := json.Unmarshal([]byte(channels), &t.channels); err != nil {
 			return nil, fmt.Errorf("webhooks: endpoint %s channels: %w", t.id, err)
 		}

@@ -212,12 +212,8 @@ func (s *Service) sendTestTx(ctx context.Context, tx *sqldb.Tx, actorID, endpoin
 	if err != nil {
 		return TestSent{}, errs.E(op, errs.Internal, err)
 	}
-	if err := insertDelivery(ctx, tx, endpointID, e, body); err != nil {
-		return TestSent{}, errs.E(op, errs.Internal, err)
-	}
-	var id string
-	if err := tx.QueryRowContext(ctx, `SELECT id FROM webhooks_deliveries WHERE endpoint_id = $1 AND event_id = $2`,
-		endpointID, e.ID).Scan(&id); err != nil {
+	id, err := insertDelivery(ctx, tx, endpointID, e, body, "pending", tx.Now)
+	if err != nil {
 		return TestSent{}, errs.E(op, errs.Internal, err)
 	}
 	tx.AfterCommit(s.disp.Wake)

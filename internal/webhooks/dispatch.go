@@ -14,30 +14,37 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mercato/internal/platform/event"
 	"mercato/internal/platform/sqldb"
 )
 
-// Dispatcher delivers recorded deliveries, outside transactions. Step claims
-// what is due (by the database clock, sqldb.DB.Now) and starts one goroutine
-// per claimed delivery; Run steps whenever woken or every Config.Poll. Safe
-// for concurrent use; replicas may each run one (claims are conditional
-// writes).
+// Dispatcher delivers recorded deliveries, outside transactions. While Run
+// runs, the consumer claims most new deliveries in the transaction that
+// records them and hands them over at its commit (Service.RecordTx); Step
+// claims what else is due (by the database clock, sqldb.DB.Now): retries,
+// fifo endpoints' events, deliveries whose lease ran out, and all of them
+// with Config.PollOnly. Each delivery runs in a goroutine of its own. Run
+// steps whenever woken or every Config.Poll. Safe for concurrent use;
+// replicas may each run one (claims are conditional writes).
 type Dispatcher struct {
 	s       *Service
 	client  *http.Client
 	wake    chan struct{}
+	live    atomic.Int32 // Runs running: the consumer claims at record time
 	mu      sync.Mutex
 	idle    *sync.Cond // signalled (on mu) when running drops to 0
-	running int        // deliveries started and not yet settled (under mu)
+	running int        // deliveries started or queued and not yet settled (under mu)
 	eps     map[string]*epState
+	claims  atomic.Int64 // claim UPDATEs run (tests count them)
 }
 
 // epState is one endpoint's concurrency and circuit breaker, in memory.
 type epState struct {
 	inflight  int
+	queued    []job     // handed over while the endpoint was at its limit
 	fails     int       // consecutive failures
 	openUntil time.Time // the breaker is open until then (when fails >= threshold)
 }
@@ -102,6 +109,8 @@ func (d *Dispatcher) Flush(ctx context.Context) error {
 // Run delivers until ctx ends, then waits for the deliveries in flight.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	defer d.Wait()
+	d.live.Add(1)
+	defer d.live.Add(-1)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -116,6 +125,73 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		t.Reset(d.s.cfg.Poll)
 	}
+}
+
+// claiming reports whether new deliveries are claimed at record time: Run
+// runs in this process and Config.PollOnly is not set.
+func (d *Dispatcher) claiming() bool { return !d.s.cfg.PollOnly && d.live.Load() > 0 }
+
+// lease is how long a claim made at now holds: longer than an attempt, so
+// that only a crashed process's claims come due again.
+func (d *Dispatcher) lease(now time.Time) time.Time { return now.Add(d.s.cfg.Timeout + time.Minute) }
+
+// accepts reports whether a new delivery to endpoint id may be claimed at
+// record time: its breaker is closed and fewer than 2·MaxInFlight of its
+// deliveries are in flight or queued, so that a handed-over delivery waits
+// at most about two attempts, well within its lease.
+func (d *Dispatcher) accepts(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.eps[id]
+	return st == nil || st.fails < d.s.cfg.BreakerThreshold && st.inflight+len(st.queued) < 2*d.s.cfg.MaxInFlight
+}
+
+// handoff takes over deliveries claimed at record time: each starts at
+// once while its endpoint is under its limit, or queues until one of the
+// endpoint's deliveries settles.
+func (d *Dispatcher) handoff(js []job) {
+	var start []job
+	d.mu.Lock()
+	for _, j := range js {
+		st := d.state(j.endpointID)
+		d.running++
+		if st.fails < d.s.cfg.BreakerThreshold && st.inflight < d.s.cfg.MaxInFlight {
+			st.inflight++
+			start = append(start, j)
+		} else {
+			st.queued = append(st.queued, j)
+		}
+	}
+	d.mu.Unlock()
+	for _, j := range start {
+		go d.deliver(context.Background(), j)
+	}
+}
+
+// unclaim makes queued deliveries pending again (their endpoint's breaker
+// opened while they waited): the dispatcher claims them when it lets
+// deliveries through again.
+func (d *Dispatcher) unclaim(js []job) {
+	ids := make([]string, len(js))
+	for i, j := range js {
+		ids[i] = j.id
+	}
+	ctx := context.Background()
+	err := d.s.write.Do(ctx, func(tx *sqldb.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE webhooks_deliveries SET status = 'pending', next_at = $1
+			WHERE status = 'delivering' AND id IN (`+sqldb.Placeholders(2, len(ids))+`)`,
+			append([]any{sqldb.Micros(tx.Now)}, sqldb.Args(ids)...)...)
+		return err
+	})
+	if err != nil {
+		// They stay claimed until their lease ends; then they are tried again.
+		d.s.log.Error("webhooks: unclaim", "deliveries", len(ids), "err", err)
+	}
+	d.mu.Lock()
+	if d.running -= len(js); d.running == 0 {
+		d.idle.Broadcast()
+	}
+	d.mu.Unlock()
 }
 
 // runPeriod is the dispatch job's run: Run for one period.
@@ -195,7 +271,7 @@ func (d *Dispatcher) claim(ctx context.Context, cands []job, now time.Time) ([]j
 	var q strings.Builder
 	q.WriteString(`UPDATE webhooks_deliveries SET status = 'delivering', next_at = $1
 		WHERE status IN ('pending', 'delivering') AND next_at <= $2 AND id IN (`)
-	args := []any{sqldb.Micros(now.Add(d.s.cfg.Timeout + time.Minute)), sqldb.Micros(now)}
+	args := []any{sqldb.Micros(d.lease(now)), sqldb.Micros(now)}
 	for i, j := range cands {
 		byID[j.id] = j
 		if i > 0 {
@@ -206,6 +282,7 @@ func (d *Dispatcher) claim(ctx context.Context, cands []job, now time.Time) ([]j
 	}
 	q.WriteString(") RETURNING id")
 	var claimed []job
+	d.claims.Add(1)
 	err := d.s.write.Do(ctx, func(tx *sqldb.Tx) error {
 		claimed = claimed[:0]
 		rows, err := tx.QueryContext(ctx, q.String(), args...)
@@ -320,17 +397,24 @@ func (d *Dispatcher) free(id string, now time.Time) int {
 func (d *Dispatcher) acquire(id string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.state(id).inflight++
+	d.running++
+}
+
+// state is endpoint id's state, made on first use (under mu).
+func (d *Dispatcher) state(id string) *epState {
 	st := d.eps[id]
 	if st == nil {
 		st = &epState{}
 		d.eps[id] = st
 	}
-	st.inflight++
-	d.running++
+	return st
 }
 
 // release ends a delivery of endpoint id: a success closes its breaker, a
-// failure counts towards opening it (again, after a failed probe).
+// failure counts towards opening it (again, after a failed probe). The
+// endpoint's next queued delivery takes the freed slot; when the breaker
+// opens, the queued ones go back to pending.
 func (d *Dispatcher) release(id string, ok bool, now time.Time) {
 	d.mu.Lock()
 	st := d.eps[id]
@@ -346,7 +430,23 @@ func (d *Dispatcher) release(id string, ok bool, now time.Time) {
 			st.openUntil = now.Add(d.s.cfg.BreakerCooldown)
 		}
 	}
+	var next []job
+	var back []job
+	switch {
+	case len(st.queued) == 0:
+	case st.fails >= d.s.cfg.BreakerThreshold:
+		back, st.queued = st.queued, nil
+	case st.inflight < d.s.cfg.MaxInFlight:
+		next, st.queued = st.queued[:1], st.queued[1:]
+		st.inflight++
+	}
 	d.mu.Unlock()
+	for _, j := range next {
+		go d.deliver(context.Background(), j)
+	}
+	if len(back) > 0 {
+		go d.unclaim(back)
+	}
 	d.Wake()
 }
 

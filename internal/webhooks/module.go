@@ -70,6 +70,10 @@ type Config struct {
 	// Poll is how often the dispatcher looks for due deliveries when nothing
 	// woke it (default 1s; new events and finished attempts wake it at once).
 	Poll time.Duration
+	// PollOnly leaves every new delivery pending for the dispatcher's next
+	// step to claim (the way before claims at record time; the benchmark's
+	// reference) instead of the recording transaction claiming it.
+	PollOnly bool
 	// BatchSize caps the deliveries claimed in one step (default 256).
 	BatchSize int
 	// Retention is how long delivered deliveries and their attempts are

@@ -121,7 +121,7 @@ func (s *Service) replayEventsTx(ctx context.Context, tx *sqldb.Tx, actorID, id 
 			continue
 		}
 		ch := channelOnce{s: s, tx: tx, e: e}
-		if ok, err := ch.admits(ctx, t); err != nil {
+		if ok, err := ch.admits(ctx, &t); err != nil {
 			return ReplayedEvents{}, errs.E(op, errs.Internal, err)
 		} else if !ok {
 			continue
@@ -191,7 +191,7 @@ func loadTarget(ctx context.Context, tx *sqldb.Tx, op, id string, fam family) (t
 	if err != nil {
 		return target{}, errs.E(op, errs.Internal, err)
 	}
-	t := target{id: id}
+	t := target{dueEndpoint: dueEndpoint{id: id}}
 	var fs []string
 	if err := errors.Join(json.Unmarshal([]byte(events), &fs), json.Unmarshal([]byte(channels), &t.channels)); err != nil {
 		return target{}, errs.E(op, errs.Internal, err)

@@ -1,0 +1,114 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"mercato/internal/platform/event"
+)
+
+// While the dispatcher runs, the transaction that records a delivery claims
+// it and hands it over at its commit: every event reaches both endpoints
+// once and no claim UPDATE runs. With PollOnly the dispatcher claims them
+// (the reference way).
+func TestClaimedAtRecordTime(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		pollOnly   bool
+		wantClaims bool
+	}{{"at record time", false, false}, {"poll only", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachEngine(t, Config{PollOnly: tc.pollOnly}, func(t *testing.T, e *env) {
+				rc := newReceiver(t, e.clock.Now)
+				a := e.register(rc.URL(), []string{"order.*"}, false)
+				b := e.register(rc.URL(), []string{"order.*"}, false)
+				d := e.svc.Dispatcher()
+				ctx, cancel := context.WithCancel(context.Background())
+				stopped := make(chan struct{})
+				go func() { defer close(stopped); d.Run(ctx) }()
+				t.Cleanup(func() { cancel(); <-stopped })
+				for d.live.Load() == 0 {
+					time.Sleep(time.Millisecond)
+				}
+				var evs []event.Envelope
+				for round := range 3 {
+					evs = append(evs, e.emit("order.placed", "a"+string(rune('0'+round)), "b", "c", "d", "e")...)
+					waitRequests(t, rc, 2*len(evs))
+				}
+				d.Wait()
+				seen := map[string]int{}
+				for _, g := range rc.requests() {
+					seen[g.id]++
+				}
+				for _, ev := range evs {
+					for _, ep := range []string{a.ID, b.ID} {
+						if st, n, _ := e.delivery(ep, ev.ID); st != "delivered" || n != 1 {
+							t.Errorf("delivery of %s to %s: %s after %d tries", ev.ID, ep, st, n)
+						}
+					}
+					if seen[ev.ID] != 2 {
+						t.Errorf("event %s arrived %d times, want once per endpoint", ev.ID, seen[ev.ID])
+					}
+				}
+				if n := d.claims.Load(); (n > 0) != tc.wantClaims {
+					t.Fatalf("%d claim UPDATEs; want some: %v", n, tc.wantClaims)
+				}
+			})
+		})
+	}
+}
+
+// waitRequests waits until rc has had n requests (failing after a minute:
+// a delivery was lost, not slow).
+func waitRequests(t *testing.T, rc *receiver, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); len(rc.requests()) < n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests arrived", len(rc.requests()), n)
+		}
+	}
+}
+
+// A delivery claimed at record time whose process died after the commit,
+// before the hand-over, is not sent while its lease lasts, and is sent once
+// when the lease has run out.
+func TestClaimedDeliveryRecoveredAfterLease(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		rc := newReceiver(t, e.clock.Now)
+		c := e.register(rc.URL(), []string{"order.*"}, false)
+		d := e.svc.Dispatcher()
+		d.live.Add(1) // as while Run runs
+		ctx := context.Background()
+		ev := event.Envelope{ID: event.NewID(), Type: "order.placed", SchemaVersion: 1, AggregateType: "order",
+			AggregateID: "o1", Sequence: 1, OccurredAt: e.clock.Now(), Data: json.RawMessage(`{}`)}
+		tx, err := e.db.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.RecordTx(ctx, tx, ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Tx.Commit(); err != nil { // committed; the process dies before AfterCommit
+			t.Fatal(err)
+		}
+		d.live.Add(-1)
+		if st, _, _ := e.delivery(c.ID, ev.ID); st != "delivering" {
+			t.Fatalf("recorded as %s, want claimed (delivering)", st)
+		}
+		e.flush()
+		if n := len(rc.requests()); n != 0 {
+			t.Fatalf("%d requests while the claim's lease lasts", n)
+		}
+		e.clock.Advance(e.svc.cfg.Timeout + time.Minute + time.Second)
+		e.flush()
+		e.flush()
+		if n := len(rc.requests()); n != 1 {
+			t.Fatalf("%d requests after the lease ran out, want 1", n)
+		}
+		if st, n, _ := e.delivery(c.ID, ev.ID); st != "delivered" || n != 1 {
+			t.Fatalf("after the lease: %s after %d tries", st, n)
+		}
+	})
+}
