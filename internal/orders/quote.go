@@ -72,6 +72,9 @@ type LineDiscount struct {
 func (l QuoteLine) breakdown(inclusive bool) Breakdown {
 	b := Breakdown{UnitPrice: l.Price.Amount(), Quantity: l.Quantity, Subtotal: l.Subtotal.Amount(),
 		Discount: l.Discount.Amount(), Tax: l.Tax.Amount(), TaxInclusive: inclusive, Total: l.Total.Amount(), TaxClass: l.TaxClass}
+	if len(l.Discounts) > 0 {
+		b.Discounts = make([]LineDiscount, 0, len(l.Discounts))
+	}
 	for _, d := range l.Discounts {
 		b.Discounts = append(b.Discounts, LineDiscount{PromotionID: d.PromotionID, Version: d.Version, Amount: d.Amount.Amount()})
 	}

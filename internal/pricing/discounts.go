@@ -25,6 +25,11 @@ type Discounted struct {
 	// apply (nil when every entered coupon applied). The discounts are
 	// computed as if those coupons had not been entered.
 	CouponErr error
+
+	// slots is how many promotions may still apply (each line's share of
+	// lineBuf); lineBuf backs every line's Lines in one allocation.
+	slots   int
+	lineBuf []LineDiscount
 }
 
 // net is line i's amount after its discounts.
@@ -107,22 +112,30 @@ func Discounts(in Input) (Discounted, error) {
 	slices.SortFunc(excl, byPriority)
 	slices.SortFunc(comb, byPriority)
 
+	// Scratch for compute: the parts of the candidate at hand, the winner's
+	// (exclusive ones) and the weights, one allocation for the quote.
+	n := len(in.Lines)
+	scratch := make([]int64, 3*n)
+	parts, best, weights := scratch[:n:n], scratch[n:2*n:2*n], scratch[2*n:]
 	// An exclusive promotion that gives something wins alone: the highest
 	// priority, then the larger discount, then the smaller ID.
 	var winner *candidate
-	var winnerParts []int64
+	var winnerTotal int64
 	for _, c := range excl {
-		parts, total := compute(c.p, &in, &d)
+		total := compute(c.p, &in, &d, parts, weights)
 		if total == 0 && c.p.Kind != FreeShipping {
 			continue
 		}
-		if winner == nil || (c.p.Priority == winner.p.Priority && total > sum(winnerParts)) {
-			winner, winnerParts = c, parts
+		if winner == nil || (c.p.Priority == winner.p.Priority && total > winnerTotal) {
+			winner, winnerTotal = c, total
+			copy(best, parts)
 		}
 	}
 	if winner != nil {
-		d.apply(winner, winnerParts)
+		d.slots = 1
+		d.apply(winner, best)
 	} else {
+		d.slots = len(comb)
 		for _, c := range comb {
 			if c.p.Kind == FreeShipping {
 				if d.FreeShipping < 0 {
@@ -130,7 +143,7 @@ func Discounts(in Input) (Discounted, error) {
 				}
 				continue
 			}
-			if parts, total := compute(c.p, &in, &d); total > 0 {
+			if total := compute(c.p, &in, &d, parts, weights); total > 0 {
 				d.apply(c, parts)
 			}
 		}
@@ -169,11 +182,22 @@ func (d *Discounted) apply(c *candidate, parts []int64) {
 	cur := d.Subtotal.Currency()
 	c.status = CouponApplied
 	total := money.Zero(cur)
+	if d.Applied == nil {
+		d.Applied = make([]AppliedPromotion, 0, max(d.slots, 1))
+	}
 	for i, a := range parts {
 		if a == 0 {
 			continue
 		}
 		m := money.MustNew(a, cur)
+		if d.Lines[i] == nil && d.slots > 0 {
+			// A line's first discount: its share of one buffer for all
+			// lines, room for every promotion that may still apply.
+			if d.lineBuf == nil {
+				d.lineBuf = make([]LineDiscount, len(d.Lines)*d.slots)
+			}
+			d.Lines[i] = d.lineBuf[i*d.slots : i*d.slots : (i+1)*d.slots]
+		}
 		d.Lines[i] = append(d.Lines[i], LineDiscount{PromotionID: c.p.ID, Version: c.p.Version, Amount: m})
 		// Neither sum can overflow: each stays at most a subtotal.
 		d.PerLine[i], _ = d.PerLine[i].Add(m)
@@ -187,29 +211,31 @@ func (d *Discounted) apply(c *candidate, parts []int64) {
 		Amount: total, Shipping: money.Zero(cur)})
 }
 
-// compute is what p takes off each line's remaining amount, in minor units,
-// within its remaining budget; it changes nothing.
-func compute(p *Promotion, in *Input, d *Discounted) ([]int64, int64) {
+// compute fills parts with what p takes off each line's remaining amount,
+// in minor units, within its remaining budget, and returns their sum; it
+// changes nothing else. parts and weights (scratch) have one element per
+// line.
+func compute(p *Promotion, in *Input, d *Discounted, parts, weights []int64) int64 {
 	cur := in.Currency
-	parts := make([]int64, len(in.Lines))
+	clear(parts)
 	switch p.Kind {
 	case Percentage, Fixed:
-		weights := make([]int64, len(in.Lines))
 		var w int64
 		for i, l := range in.Lines {
+			weights[i] = 0
 			if p.AppliesTo.Matches(l) {
 				weights[i] = d.net(i)
 				w += weights[i]
 			}
 		}
 		if w == 0 {
-			return parts, 0
+			return 0
 		}
 		var off int64
 		if p.Kind == Percentage {
 			m, err := money.MustNew(w, cur).Percent(p.PercentBP, money.HalfEven)
 			if err != nil {
-				return parts, 0 // cannot happen: the result is at most w
+				return 0 // cannot happen: the result is at most w
 			}
 			off = m.Amount()
 		} else {
@@ -229,7 +255,7 @@ func compute(p *Promotion, in *Input, d *Discounted) ([]int64, int64) {
 			}
 		}
 	}
-	return parts, sum(parts)
+	return sum(parts)
 }
 
 // bxgy fills parts with a buy-X-get-Y discount. Units in both sets may

@@ -100,21 +100,44 @@ type Promotion struct {
 // is Invalid with one field error per problem, named from "promotions".
 func ValidatePromotions(ps []Promotion) error {
 	var v problems
-	ids := make(map[string]int, len(ps))
-	codes := map[string]int{}
+	// Every quote validates its few promotions: below smallSet a scan
+	// finds the duplicates without allocating maps.
+	const smallSet = 16
+	var ids, codes map[string]int
+	if len(ps) > smallSet {
+		ids, codes = make(map[string]int, len(ps)), map[string]int{}
+	}
+	last := func(m map[string]int, i int, key func(*Promotion) string) (int, bool) {
+		if m != nil {
+			j, ok := m[key(&ps[i])]
+			return j, ok
+		}
+		for j := i - 1; j >= 0; j-- {
+			if key(&ps[j]) == key(&ps[i]) {
+				return j, true
+			}
+		}
+		return 0, false
+	}
+	id := func(p *Promotion) string { return p.ID }
+	code := func(p *Promotion) string { return normCode(p.Code) }
 	list := root("")
 	for i := range ps {
 		p, f := &ps[i], list.at("promotions", i)
 		p.validate(&v, &f)
-		if j, dup := ids[p.ID]; dup {
+		if j, dup := last(ids, i, id); dup {
 			v.Add(f.String()+".id", fmt.Sprintf("duplicates promotions[%d]", j))
 		}
-		ids[p.ID] = i
-		if c := normCode(p.Code); c != "" {
-			if j, dup := codes[c]; dup {
+		if ids != nil {
+			ids[p.ID] = i
+		}
+		if c := code(p); c != "" {
+			if j, dup := last(codes, i, code); dup {
 				v.Add(f.String()+".code", fmt.Sprintf("duplicates the code of promotions[%d]", j))
 			}
-			codes[c] = i
+			if codes != nil {
+				codes[c] = i
+			}
 		}
 	}
 	return v.Err("pricing.ValidatePromotions")

@@ -319,3 +319,42 @@ func TestConcurrentQuotes(t *testing.T) {
 		}
 	}
 }
+
+// TestRegionOfChecked: a checked table (its places indexed) finds the same
+// region as the scan of an unchecked one: a region's entry before its
+// country's, case-insensitively, nothing for an unlisted country.
+func TestRegionOfChecked(t *testing.T) {
+	tab := TaxTable{Version: 1, Regions: []TaxRegion{
+		{Country: "us", Region: "ca", Rounding: RoundLine, Rates: []TaxRate{{Class: "standard", BP: 725}}},
+		{Country: "US", Rounding: RoundLine, Rates: []TaxRate{{Class: "standard", BP: 100}}},
+		{Country: "FR", Rounding: RoundOrder, Rates: []TaxRate{{Class: "standard", BP: 2000}}},
+		{Country: "DE", Region: "BY", Rounding: RoundLine, Rates: []TaxRate{{Class: "standard", BP: 1900}}},
+	}}
+	checked, err := tab.Checked()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		addr Address
+		want int // index in Regions, -1 none
+	}{
+		{"region", Address{Country: "US", Region: "CA"}, 0},
+		{"region lower case", Address{Country: "us", Region: "ca"}, 0},
+		{"other region: the country's", Address{Country: "US", Region: "NY"}, 1},
+		{"no region: the country's", Address{Country: "US"}, 1},
+		{"country only table", Address{Country: "fr", Region: "75"}, 2},
+		{"region without its country", Address{Country: "DE", Region: "BE"}, -1},
+		{"region of a region-only country", Address{Country: "DE", Region: "by"}, 3},
+		{"unlisted", Address{Country: "JP"}, -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tab.regionIndex(tt.addr); got != tt.want {
+				t.Errorf("scan: %d, want %d", got, tt.want)
+			}
+			if got := checked.regionIndex(tt.addr); got != tt.want {
+				t.Errorf("checked: %d, want %d", got, tt.want)
+			}
+		})
+	}
+}

@@ -73,6 +73,9 @@ type TaxTable struct {
 	Regions []TaxRegion `json:"regions"`
 
 	checked bool // returned by Checked: Tax need not validate it again
+	// index, built by Checked: each entry's place (upper case) → its
+	// index in Regions, so that a quote finds its region without a scan.
+	index map[Area]int
 }
 
 // Checked returns t once it validates, marked so that Tax does not
@@ -84,7 +87,16 @@ func (t TaxTable) Checked() (TaxTable, error) {
 		return TaxTable{}, err
 	}
 	t.checked = true
+	t.index = make(map[Area]int, len(t.Regions))
+	for i := range t.Regions {
+		t.index[t.Regions[i].place()] = i
+	}
 	return t, nil
+}
+
+// place is r's country and region in upper case (how addresses match it).
+func (r *TaxRegion) place() Area {
+	return Area{strings.ToUpper(r.Country), strings.ToUpper(r.Region)}
 }
 
 // Validate checks the table: one entry per region, known rounding rules,
@@ -107,21 +119,22 @@ func (t TaxTable) Validate() error {
 		}
 	}
 	// Two entries for one place: sorted by place, they are neighbours (a
-	// sort allocates less than a map, and every quote validates).
-	key := func(i int) Area {
-		return Area{strings.ToUpper(t.Regions[i].Country), strings.ToUpper(t.Regions[i].Region)}
+	// sort allocates less than a map, and an unchecked table is validated
+	// by every quote). Each place is upper-cased once, not per comparison.
+	type entry struct {
+		place Area
+		i     int
 	}
-	order := make([]int, len(t.Regions))
+	order := make([]entry, len(t.Regions))
 	for i := range order {
-		order[i] = i
+		order[i] = entry{t.Regions[i].place(), i}
 	}
-	slices.SortFunc(order, func(a, b int) int {
-		ka, kb := key(a), key(b)
-		return cmp.Or(cmp.Compare(ka.Country, kb.Country), cmp.Compare(ka.Region, kb.Region), cmp.Compare(a, b))
+	slices.SortFunc(order, func(a, b entry) int {
+		return cmp.Or(cmp.Compare(a.place.Country, b.place.Country), cmp.Compare(a.place.Region, b.place.Region), cmp.Compare(a.i, b.i))
 	})
 	for k := 1; k < len(order); k++ {
-		if prev, cur := order[k-1], order[k]; key(prev) == key(cur) {
-			v.Add(fmt.Sprintf("tax.regions[%d]", cur), fmt.Sprintf("%s overlaps regions[%d]", key(cur), prev))
+		if prev, cur := order[k-1], order[k]; prev.place == cur.place {
+			v.Add(fmt.Sprintf("tax.regions[%d]", cur.i), fmt.Sprintf("%s overlaps regions[%d]", cur.place, prev.i))
 		}
 	}
 	return v.Err("pricing.TaxTable.Validate")
@@ -139,6 +152,15 @@ func (t TaxTable) RegionOf(a Address) *TaxRegion {
 // regionIndex is the index of RegionOf(a) in t.Regions, or -1.
 func (t TaxTable) regionIndex(a Address) int {
 	c, r := strings.ToUpper(a.Country), strings.ToUpper(a.Region)
+	if t.index != nil {
+		if i, ok := t.index[Area{c, r}]; ok && r != "" {
+			return i
+		}
+		if i, ok := t.index[Area{Country: c}]; ok {
+			return i
+		}
+		return -1
+	}
 	country := -1
 	for i := range t.Regions {
 		tr := &t.Regions[i]
@@ -189,9 +211,10 @@ func Tax(in Input, d Discounted, s Shipped) (Taxed, error) {
 
 	// Item n is line n, item len(lines) the shipping.
 	n := len(in.Lines)
-	bases := make([]int64, n+1)
-	rates := make([]int64, n+1)
-	taxed := make([]bool, n+1)
+	nums := make([]int64, 3*(n+1)) // one allocation for the quote
+	bases, rates, taxes := nums[:n+1:n+1], nums[n+1:2*(n+1):2*(n+1)], nums[2*(n+1):]
+	flags := make([]bool, 2*(n+1))
+	taxed, done := flags[:n+1:n+1], flags[n+1:]
 	var v errs.Validation
 	for i, l := range in.Lines {
 		bp, ok := r.rate(l.TaxClass)
@@ -211,7 +234,6 @@ func Tax(in Input, d Discounted, s Shipped) (Taxed, error) {
 		return Taxed{}, err
 	}
 
-	taxes := make([]int64, n+1)
 	if r.Rounding == RoundLine {
 		for i := range bases {
 			if taxed[i] {
@@ -219,7 +241,6 @@ func Tax(in Input, d Discounted, s Shipped) (Taxed, error) {
 			}
 		}
 	} else {
-		done := make([]bool, n+1)
 		var members []int
 		var weights []int64
 		for i := range bases {

@@ -232,23 +232,47 @@ func (a *activeSet) index(id string) int {
 // entered of a promotion's codes), sorted by ID, without limits filled in.
 func (a *activeSet) pick(now time.Time, entered []string) []pricing.Promotion {
 	at := sqldb.Micros(now)
-	code := map[int]string{}
+	// The entered codes' promotions (at most MaxCoupons): a scan beats a map.
+	type coded struct {
+		i    int
+		code string
+	}
+	var byCode [MaxCoupons]coded
+	codes := byCode[:0]
 	for _, c := range entered[1:] {
-		if i, ok := a.byCode[c]; ok {
-			if _, seen := code[i]; !seen {
-				code[i] = c
-			}
+		if i, ok := a.byCode[c]; ok && !slices.ContainsFunc(codes, func(k coded) bool { return k.i == i }) {
+			codes = append(codes, coded{i, c})
 		}
 	}
-	var out []pricing.Promotion
-	for i, cp := range a.byID {
-		c, coded := code[i]
-		if !coded && !(cp.automatic && cp.starts <= at && (cp.ends == 0 || cp.ends > at)) {
-			continue
+	codeOf := func(i int) (string, bool) {
+		for _, k := range codes {
+			if k.i == i {
+				return k.code, true
+			}
 		}
-		p := cp.p
-		p.Code = c
-		out = append(out, p)
+		return "", false
+	}
+	applies := func(i int) bool {
+		cp := &a.byID[i]
+		_, ok := codeOf(i)
+		return ok || cp.automatic && cp.starts <= at && (cp.ends == 0 || cp.ends > at)
+	}
+	n := 0
+	for i := range a.byID {
+		if applies(i) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]pricing.Promotion, 0, n) // one allocation per quote
+	for i := range a.byID {
+		if applies(i) {
+			p := a.byID[i].p
+			p.Code, _ = codeOf(i)
+			out = append(out, p)
+		}
 	}
 	return out
 }
