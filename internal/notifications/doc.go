@@ -9,7 +9,12 @@
 //
 // The consumer notifications_orders records a message in its own unit
 // (rendered from the embedded text/template and html/template templates of
-// the customer's locale) and sends nothing; the job notifications.send sends
+// the customer's locale) and sends nothing. What it costs the writer is
+// small: the messages of one transaction are inserted by one multi-row
+// INSERT at its commit (sqldb.Pending), order.placed's mail is made from
+// the event alone (no read of the order), and the customers' preferences
+// are cached in the process (dropped at a change's commit, and on
+// PostgreSQL by its notification through the process's notify hub). The job notifications.send sends
 // the due messages over SMTP outside any transaction and records each
 // outcome in a unit of its own: sent, or a retry with exponential backoff
 // after a 4xx answer or a network fault, or failed after a 5xx answer or the

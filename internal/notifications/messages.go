@@ -53,7 +53,9 @@ func (s *Service) HandleEvent(ctx context.Context, tx *sqldb.Tx, e event.Envelop
 		if err != nil {
 			return errs.E(op, errs.Internal, err)
 		}
-		return s.orderMail(ctx, tx, e, KindOrderPlaced, d.OrderID, nil)
+		// The event carries all the mail needs: no read of the order.
+		return s.customerMail(ctx, tx, e, KindOrderPlaced, d.OrderID, d.CustomerID,
+			mailData{Number: d.Number, Total: formatMoney(d.Total, d.Currency)})
 	case orders.OrderPaid.Type():
 		d, err := orders.OrderPaid.Decode(e)
 		if err != nil {
@@ -120,10 +122,27 @@ func (s *Service) orderMail(ctx context.Context, tx *sqldb.Tx, e event.Envelope,
 	if err != nil {
 		return err
 	}
-	if o.CustomerID == nil || *o.CustomerID == "" {
+	customerID := ""
+	if o.CustomerID != nil {
+		customerID = *o.CustomerID
+	}
+	d := mailData{Number: o.Number, Total: formatMoney(o.Total.Amount(), o.Total.Currency())}
+	if fill != nil && customerID != "" {
+		if err := fill(&d); err != nil {
+			return errs.E(op, errs.KindOf(err), err)
+		}
+	}
+	return s.customerMail(ctx, tx, e, kind, orderID, customerID, d)
+}
+
+// customerMail records customerID's message of kind about order orderID
+// with d (its customer's name and locale filled in here). A guest's order
+// (customerID "") and an erased or unknown customer get none.
+func (s *Service) customerMail(ctx context.Context, tx *sqldb.Tx, e event.Envelope, kind, orderID, customerID string, d mailData) error {
+	if customerID == "" {
 		return nil // a guest's order: no account to write to
 	}
-	u, err := s.deps.Customers.User(ctx, *o.CustomerID)
+	u, err := s.deps.Customers.User(ctx, customerID)
 	if errs.Is(err, errs.NotFound) {
 		return nil
 	}
@@ -133,16 +152,11 @@ func (s *Service) orderMail(ctx context.Context, tx *sqldb.Tx, e event.Envelope,
 	if !deliverable(u.Email) {
 		return nil // an erased (anonymised) customer
 	}
-	prefs, err := s.preferences(ctx, tx, u.ID)
+	prefs, err := s.cachedPreferences(ctx, u.ID)
 	if err != nil {
 		return err
 	}
-	d := mailData{Name: u.Name, Number: o.Number, Total: formatMoney(o.Total.Amount(), o.Total.Currency())}
-	if fill != nil {
-		if err := fill(&d); err != nil {
-			return errs.E(op, errs.KindOf(err), err)
-		}
-	}
+	d.Name = u.Name
 	return s.record(ctx, tx, e.ID, record{customerID: u.ID, recipient: u.Email, kind: kind, orderID: orderID, locale: prefs.Locale, data: d})
 }
 
@@ -162,6 +176,11 @@ func (s *Service) lowStock(ctx context.Context, tx *sqldb.Tx, e event.Envelope, 
 // alertedRecently reports whether a staff alert of kind about ref was
 // recorded within AlertEvery.
 func (s *Service) alertedRecently(ctx context.Context, tx *sqldb.Tx, kind, ref string) (bool, error) {
+	for _, m := range s.queued.Rows(tx) { // recorded earlier in this transaction
+		if m.kind == kind && m.ref == ref {
+			return true, nil
+		}
+	}
 	var one int
 	err := tx.QueryRowContext(ctx, `SELECT 1 FROM notifications_messages WHERE kind = $1 AND ref = $2 AND created_at > $3 LIMIT 1`,
 		kind, ref, sqldb.Micros(tx.Now.Add(-s.cfg.AlertEvery))).Scan(&one)
@@ -204,10 +223,10 @@ type record struct {
 	data                                              mailData
 }
 
-// record renders r and inserts it, once per event: queued for the sender,
-// or skipped when no SMTP is configured.
+// record renders r and queues it in tx, once per event: queued for the
+// sender, or skipped when no SMTP is configured. The messages of a
+// transaction are inserted together at its commit (insertMessages).
 func (s *Service) record(ctx context.Context, tx *sqldb.Tx, eventID string, r record) error {
-	const op = "notifications.record"
 	subject, text, html, err := s.render.render(r.kind, r.locale, r.data)
 	if err != nil {
 		return err
@@ -216,12 +235,45 @@ func (s *Service) record(ctx context.Context, tx *sqldb.Tx, eventID string, r re
 	if s.cfg.SMTP == nil {
 		status, lastErr, text, html = StatusSkipped, "no SMTP relay configured", "", ""
 	}
-	now := sqldb.Micros(tx.Now)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO notifications_messages (id, event_id, customer_id, recipient, kind, order_id, ref,
-		locale, subject, text_body, html_body, status, attempts, last_error, next_attempt_at, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $14) ON CONFLICT (event_id) DO NOTHING`,
-		event.NewID(), eventID, r.customerID, r.recipient, r.kind, r.orderID, r.ref, r.locale, subject, text, html, status, lastErr, now); err != nil {
-		return errs.E(op, errs.Internal, err)
+	return s.queued.Add(ctx, tx, message{id: event.NewID(), eventID: eventID, customerID: r.customerID, recipient: r.recipient,
+		kind: r.kind, orderID: r.orderID, ref: r.ref, locale: r.locale, subject: subject, text: text, html: html,
+		status: status, lastErr: lastErr, at: sqldb.Micros(tx.Now)})
+}
+
+// message is one notifications_messages row as recorded.
+type message struct {
+	id, eventID, customerID, recipient, kind, orderID, ref, locale string
+	subject, text, html, status, lastErr                          string
+	at                                                            int64
+}
+
+// messageChunk bounds the rows of one INSERT (14 arguments each: far
+// under both engines' limits on bound parameters).
+const messageChunk = 200
+
+// insertMessages inserts a transaction's messages, in order, with one
+// multi-row INSERT per chunk; an event's second message is none (the
+// event_id is unique: a redelivered event records nothing more).
+func insertMessages(ctx context.Context, tx *sqldb.Tx, ms []message) error {
+	for start := 0; start < len(ms); start += messageChunk {
+		chunk := ms[start:min(start+messageChunk, len(ms))]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO notifications_messages (id, event_id, customer_id, recipient, kind, order_id, ref,
+		locale, subject, text_body, html_body, status, attempts, last_error, next_attempt_at, created_at) VALUES `)
+		args := make([]any, 0, 14*len(chunk))
+		for i, m := range chunk {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "(%s, 0, $%d, $%d, $%d)", sqldb.Placeholders(n+1, 12), n+13, n+14, n+14)
+			args = append(args, m.id, m.eventID, m.customerID, m.recipient, m.kind, m.orderID, m.ref, m.locale,
+				m.subject, m.text, m.html, m.status, m.lastErr, m.at)
+		}
+		q.WriteString(` ON CONFLICT (event_id) DO NOTHING`)
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return errs.E("notifications.record", errs.Internal, err)
+		}
 	}
 	return nil
 }

@@ -80,6 +80,8 @@ type Service struct {
 	deps   Deps
 	cfg    Config
 	render *renderer
+	prefs  *prefsCache
+	queued *sqldb.Pending[message] // the messages a transaction records, inserted at its commit
 }
 
 // New returns the module over p.
@@ -106,7 +108,17 @@ func New(p module.Platform, deps Deps, cfg Config) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{db: p.DB, write: p.Write, log: log, deps: deps, cfg: cfg, render: newRenderer()}
+	s := &Service{db: p.DB, write: p.Write, log: log, deps: deps, cfg: cfg, render: newRenderer(),
+		prefs: newPrefsCache(func() bool { return true })}
+	s.queued = sqldb.NewPending(insertMessages)
+	// The process's hub (serve runs it); tools and tests without one get a
+	// hub of their own that nothing runs: on PostgreSQL its cache is then
+	// never trusted, and every mail reads the preferences.
+	if hub, _ := p.Hub(); hub != nil {
+		s.prefs = newPrefsCache(hub.Trusted)
+		s.prefs.listen(hub)
+	}
+	return s
 }
 
 // consumed are the event types the consumer handles.

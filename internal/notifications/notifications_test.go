@@ -49,7 +49,7 @@ func TestOrderMailInBothLanguages(t *testing.T) {
 			{"o-zh", "zh", KindPaymentRefunded, nil, "订单 M-1002 退款", []string{"退款 30.00 EUR"}, []string{"退款 30.00 EUR"}},
 		}
 		for _, tc := range tests {
-			e.deliver(eventFor(t, tc.kind, tc.order))
+			e.deliver(e.eventFor(tc.kind, tc.order))
 		}
 		if n := e.send(); n != int64(len(tests)) {
 			t.Fatalf("sent %d, want %d", n, len(tests))
@@ -101,11 +101,19 @@ func TestOrderMailInBothLanguages(t *testing.T) {
 }
 
 // eventFor builds the event of kind about order.
-func eventFor(t *testing.T, kind, order string) (ev event.Envelope, err error) {
+func (e *env) eventFor(kind, order string) (ev event.Envelope, err error) {
+	t := e.t
 	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	switch kind {
-	case KindOrderPlaced:
-		return orders.OrderPlaced.New(order, at, orders.PlacedData{OrderID: order, Number: "N", Currency: "EUR", Lines: []orders.EventLine{}})
+	case KindOrderPlaced: // as the orders module emits it: the order's customer, number and total
+		d := orders.PlacedData{OrderID: order, Number: "N", Currency: "EUR", Lines: []orders.EventLine{}}
+		if o, ok := e.shop.orders[order]; ok {
+			d.Number, d.Total, d.Currency = o.Number, o.Total.Amount(), o.Total.Currency()
+			if o.CustomerID != nil {
+				d.CustomerID = *o.CustomerID
+			}
+		}
+		return orders.OrderPlaced.New(order, at, d)
 	case KindOrderPaid:
 		return orders.OrderPaid.New(order, at, orders.PaidData{OrderID: order, Method: "card", Currency: "EUR"})
 	case KindOrderShipped:

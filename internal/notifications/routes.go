@@ -90,6 +90,9 @@ func (s *Service) SetPreferencesTx(ctx context.Context, tx *sqldb.Tx, customerID
 		marketing = excluded.marketing, updated_at = excluded.updated_at`, customerID, in.Locale, m, sqldb.Micros(tx.Now)); err != nil {
 		return Preferences{}, errs.E(op, errs.Internal, err)
 	}
+	if err := s.preferencesChanged(ctx, tx, customerID); err != nil {
+		return Preferences{}, err
+	}
 	return Preferences{Locale: in.Locale, Marketing: *in.Marketing}, nil
 }
 
@@ -235,9 +238,14 @@ func (s *Service) export(ctx context.Context, userID string) (any, error) {
 	return map[string]any{"preferences": prefs, "messages": msgs}, nil
 }
 
-// erase deletes the customer's messages and preferences in the erasure's unit.
+// erase deletes the customer's messages and preferences in the erasure's
+// unit, the messages its transaction has yet to insert among them.
 func (s *Service) erase(ctx context.Context, tx *sqldb.Tx, userID string) error {
 	const op = "notifications.erase"
+	s.queued.Remove(tx, func(m message) bool { return m.customerID == userID })
+	if err := s.preferencesChanged(ctx, tx, userID); err != nil {
+		return err
+	}
 	for _, q := range []string{`DELETE FROM notifications_messages WHERE customer_id = $1`,
 		`DELETE FROM notifications_preferences WHERE customer_id = $1`} {
 		if _, err := tx.ExecContext(ctx, q, userID); err != nil {

@@ -71,7 +71,7 @@ func TestPreferencesHTTP(t *testing.T) {
 		}
 		// The next mail is in Chinese.
 		e.shop.addOrder("o-1", "M-1", "c-1", "李雷", 100)
-		e.deliver(eventFor(t, KindOrderPaid, "o-1"))
+		e.deliver(e.eventFor(KindOrderPaid, "o-1"))
 		e.send()
 		if got := d.received(); len(got) != 1 || parseMail(t, got[0].data).subject != "订单 M-1 已付款" {
 			t.Fatalf("received %d", len(got))
@@ -85,7 +85,7 @@ func TestAdminLogHTTP(t *testing.T) {
 	forEachEngine(t, func() Config { return Config{} }, func(t *testing.T, e *env) {
 		for _, o := range []struct{ id, cust string }{{"o-1", "c-1"}, {"o-2", "c-1"}, {"o-3", "c-2"}} {
 			e.shop.addOrder(o.id, "M-"+o.id, o.cust, "N", 100)
-			e.deliver(eventFor(t, KindOrderPlaced, o.id))
+			e.deliver(e.eventFor(KindOrderPlaced, o.id))
 		}
 		c := e.serve()
 		if r := c.WithToken("c-1:customer").Do("GET", "/api/v1/admin/notifications", nil); r.Status != http.StatusForbidden {
@@ -154,8 +154,8 @@ func TestPrivacy(t *testing.T) {
 		e.shop.addOrder("o-1", "M-1", "c-1", "Secret Name", 100)
 		e.shop.addOrder("o-2", "M-2", "c-2", "Other", 100)
 		e.setLocale("c-1", LocaleZH)
-		e.deliver(eventFor(t, KindOrderPlaced, "o-1"))
-		e.deliver(eventFor(t, KindOrderPlaced, "o-2"))
+		e.deliver(e.eventFor(KindOrderPlaced, "o-1"))
+		e.deliver(e.eventFor(KindOrderPlaced, "o-2"))
 		ctx := context.Background()
 		mod := e.svc.Module()
 		x, err := mod.Privacy.Export(ctx, "c-1")

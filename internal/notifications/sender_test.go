@@ -51,7 +51,7 @@ func TestSenderRetries(t *testing.T) {
 			}, func(t *testing.T, e *env) {
 				e.shop.addOrder("o-1", "M-1", "c-1", "Bo", 100)
 				d.failNext(tc.answers...)
-				e.deliver(eventFor(t, KindOrderPaid, "o-1"))
+				e.deliver(e.eventFor(KindOrderPaid, "o-1"))
 				for i, s := range tc.steps {
 					e.clk.Advance(s.advance)
 					before := d.dataTries()
@@ -97,7 +97,7 @@ func TestSenderTLSModes(t *testing.T) {
 				return Config{SMTP: relay(d, tc.mode, nil)}
 			}, func(t *testing.T, e *env) {
 				e.shop.addOrder("o-1", "M-1", "c-1", "Bo", 100)
-				e.deliver(eventFor(t, KindOrderPlaced, "o-1"))
+				e.deliver(e.eventFor(KindOrderPlaced, "o-1"))
 				e.send()
 				m := e.messages("c-1")
 				if len(m) != 1 || m[0].Status != tc.status {
@@ -118,14 +118,14 @@ func TestSkippedWithoutSMTP(t *testing.T) {
 	forEachEngine(t, func() Config { return Config{} }, func(t *testing.T, e *env) {
 		e.shop.addOrder("o-1", "M-1", "c-1", "Bo", 100)
 		e.shop.addOrder("o-guest", "M-2", "", "", 100)
-		ev, err := eventFor(t, KindOrderPlaced, "o-1")
+		ev, err := e.eventFor(KindOrderPlaced, "o-1")
 		e.deliver(ev, err)
 		e.deliver(ev, err) // the same event again
-		e.deliver(eventFor(t, KindOrderPlaced, "o-guest"))
-		e.deliver(eventFor(t, KindOrderPlaced, "o-missing"))
+		e.deliver(e.eventFor(KindOrderPlaced, "o-guest"))
+		e.deliver(e.eventFor(KindOrderPlaced, "o-missing"))
 		e.shop.addOrder("o-erased", "M-3", "c-erased", "", 100)
 		e.shop.users["c-erased"] = accounts.User{ID: "c-erased", Email: "erased-c-erased@invalid"}
-		e.deliver(eventFor(t, KindOrderPlaced, "o-erased"))
+		e.deliver(e.eventFor(KindOrderPlaced, "o-erased"))
 		m := e.messages("")
 		if len(m) != 1 || m[0].Status != StatusSkipped || m[0].CustomerID != "c-1" || m[0].Kind != KindOrderPlaced || m[0].OrderID != "o-1" {
 			t.Fatalf("log %+v, want one skipped order_placed of c-1", m)
@@ -159,7 +159,7 @@ func TestLowStockAlert(t *testing.T) {
 		}
 		for i, s := range steps {
 			e.clk.Advance(s.advance)
-			e.deliver(eventFor(t, KindLowStock, s.sku))
+			e.deliver(e.eventFor(KindLowStock, s.sku))
 			if got := len(e.messages("")); got != s.alerts {
 				t.Fatalf("step %d: %d alerts, want %d", i, got, s.alerts)
 			}
@@ -178,7 +178,7 @@ func TestLowStockAlert(t *testing.T) {
 // No staff address: no alert.
 func TestLowStockWithoutStaffAddress(t *testing.T) {
 	forEachEngine(t, func() Config { return Config{} }, func(t *testing.T, e *env) {
-		e.deliver(eventFor(t, KindLowStock, "SKU-1"))
+		e.deliver(e.eventFor(KindLowStock, "SKU-1"))
 		if m := e.messages(""); len(m) != 0 {
 			t.Fatalf("%+v", m)
 		}
@@ -272,7 +272,7 @@ func TestSenderRunsRace(t *testing.T) {
 		for i := range messages {
 			id := "o-" + string(rune('a'+i))
 			e.shop.addOrder(id, "M-"+id, "c-"+id, "N", 100)
-			e.deliver(eventFor(t, KindOrderPlaced, id))
+			e.deliver(e.eventFor(KindOrderPlaced, id))
 		}
 		var wg sync.WaitGroup
 		sent := make(chan int64, runs)
