@@ -243,8 +243,8 @@ func (s *Service) record(ctx context.Context, tx *sqldb.Tx, eventID string, r re
 // message is one notifications_messages row as recorded.
 type message struct {
 	id, eventID, customerID, recipient, kind, orderID, ref, locale string
-	subject, text, html, status, lastErr                          string
-	at                                                            int64
+	subject, text, html, status, lastErr                           string
+	at                                                             int64
 }
 
 // messageChunk bounds the rows of one INSERT (14 arguments each: far
