@@ -39,27 +39,47 @@ type LedgerEntry struct {
 type ledgerRow struct {
 	sku, location, reason string
 	dOnHand, dRes         int64
+	ref                   string // set by writeLedger
 }
 
-// writeLedger appends rows (with reference ref) in one statement.
+type ledgerKey struct{}
+
+// writeLedger appends rows (with reference ref) to the ledger. The rows of
+// all the transaction's units are inserted together just before it commits
+// (sqldb.AtCommit: a batch of reservations is one INSERT), so a read of the
+// ledger inside tx does not see them yet.
 func writeLedger(ctx context.Context, tx *sqldb.Tx, ref string, rows []ledgerRow) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO inventory_ledger (sku, location, reason, reference, on_hand_delta, reserved_delta, created_at) VALUES `)
-	args := make([]any, 0, 5*len(rows)+2)
-	args = append(args, ref, sqldb.Micros(tx.Now))
-	for i, r := range rows {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		n := len(args)
-		fmt.Fprintf(&b, "($%d, $%d, $%d, $1, $%d, $%d, $2)", n+1, n+2, n+3, n+4, n+5)
-		args = append(args, r.sku, r.location, r.reason, r.dOnHand, r.dRes)
+	for i := range rows {
+		rows[i].ref = ref
 	}
-	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-		return errs.E("inventory.ledger", errs.Internal, err)
+	return sqldb.AtCommit(ctx, tx, ledgerKey{}, insertLedger, rows...)
+}
+
+// ledgerChunk bounds the rows of one ledger INSERT (6 parameters each).
+const ledgerChunk = 500
+
+// insertLedger inserts rows in order, a multi-row INSERT per ledgerChunk.
+func insertLedger(ctx context.Context, tx *sqldb.Tx, rows []ledgerRow) error {
+	for start := 0; start < len(rows); start += ledgerChunk {
+		chunk := rows[start:min(start+ledgerChunk, len(rows))]
+		var b strings.Builder
+		b.WriteString(`INSERT INTO inventory_ledger (sku, location, reason, reference, on_hand_delta, reserved_delta, created_at) VALUES `)
+		args := make([]any, 0, 5*len(chunk)+1)
+		args = append(args, sqldb.Micros(tx.Now))
+		for i, r := range chunk {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d, $1)", n+1, n+2, n+3, n+4, n+5, n+6)
+			args = append(args, r.sku, r.location, r.reason, r.ref, r.dOnHand, r.dRes)
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return errs.E("inventory.ledger", errs.Internal, err)
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package orders
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"mercato/internal/platform/errs"
@@ -63,18 +64,52 @@ type ExpiredData struct {
 }
 
 // emit appends ev to the outbox and the order's timeline in tx: the one way
-// an order's events are written.
+// an order's events are written. The timeline rows of a transaction's
+// units are inserted together (sqldb.AtCommit), by a hook registered after
+// the outbox's Append, so it runs after the outbox's hook has given the
+// events their sequences.
 func emit(ctx context.Context, tx *sqldb.Tx, ev event.Envelope, err error) error {
 	const op = "orders.emit"
 	if err != nil {
 		return errs.E(op, errs.Internal, err)
 	}
-	if err := outbox.Append(ctx, tx, &ev); err != nil {
+	e := &ev
+	if err := outbox.Append(ctx, tx, e); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO orders_timeline (order_id, seq, event_id, type, occurred_at, data)
-		VALUES ($1, $2, $3, $4, $5, $6)`, ev.AggregateID, ev.Sequence, ev.ID, ev.Type, sqldb.Micros(ev.OccurredAt), string(ev.Data)); err != nil {
-		return errs.E(op, errs.Internal, err)
+	return sqldb.AtCommit(ctx, tx, timelineKey{}, insertTimeline, e)
+}
+
+type timelineKey struct{}
+
+// timelineChunk bounds the rows of one timeline INSERT (6 parameters each).
+const timelineChunk = 100
+
+// insertTimeline inserts evs into orders_timeline, a multi-row INSERT per
+// timelineChunk; every event must have its sequence by now.
+func insertTimeline(ctx context.Context, tx *sqldb.Tx, evs []*event.Envelope) error {
+	const op = "orders.timeline"
+	if len(evs) == 0 {
+		return nil
+	}
+	for start := 0; start < len(evs); start += timelineChunk {
+		chunk := evs[start:min(start+timelineChunk, len(evs))]
+		var b strings.Builder
+		b.WriteString(`INSERT INTO orders_timeline (order_id, seq, event_id, type, occurred_at, data) VALUES `)
+		args := make([]any, 0, 6*len(chunk))
+		for i, e := range chunk {
+			if e.Sequence < 1 {
+				return errs.E(op, errs.Internal, "event "+e.ID+" has no sequence: the outbox's hook did not run before the timeline's")
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(" + sqldb.Placeholders(6*i+1, 6) + ")")
+			args = append(args, e.AggregateID, e.Sequence, e.ID, e.Type, sqldb.Micros(e.OccurredAt), string(e.Data))
+		}
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return errs.E(op, errs.Internal, err)
+		}
 	}
 	return nil
 }

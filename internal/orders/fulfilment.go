@@ -46,15 +46,7 @@ const ActionRejectReturn Action = "reject_return"
 // OrderTx reads order id with its lines in tx, for another module's use
 // case (no ownership check); missing is 404.
 func (s *Service) OrderTx(ctx context.Context, tx *sqldb.Tx, id string) (Order, error) {
-	o, err := getOrder(ctx, tx, id)
-	if err != nil {
-		return Order{}, err
-	}
-	os := []Order{o}
-	if err := withLines(ctx, tx, os); err != nil {
-		return Order{}, err
-	}
-	return os[0], nil
+	return readOrder(ctx, tx, id)
 }
 
 // ReadableBy returns order id when request r's caller may read it (its

@@ -26,15 +26,25 @@ const orderCols = `id, number, cart_id, customer_id, token_hash, channel, status
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanOrder(sc scanner) (Order, error) {
+// orderColsOf is orderCols qualified by a table alias.
+func orderColsOf(alias string) string {
+	cols := strings.Split(orderCols, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// scanOrder scans orderCols, then extra (columns selected after them).
+func scanOrder(sc scanner, extra ...any) (Order, error) {
 	var o Order
 	var cust, tok sql.NullString
 	var status, pay, ful, addr string
 	var sub, disc, ship, tax, tot, created, updated int64
 	var exp sql.NullInt64
 	var priced, identity *string
-	if err := sc.Scan(&o.ID, &o.Number, &o.cartID, &cust, &tok, &o.Channel, &status, &pay, &ful, &o.Currency,
-		&sub, &disc, &ship, &tax, &tot, &o.ShippingMethod, &addr, &o.Version, &created, &updated, &exp, &priced, &identity); err != nil {
+	if err := sc.Scan(append([]any{&o.ID, &o.Number, &o.cartID, &cust, &tok, &o.Channel, &status, &pay, &ful, &o.Currency,
+		&sub, &disc, &ship, &tax, &tot, &o.ShippingMethod, &addr, &o.Version, &created, &updated, &exp, &priced, &identity}, extra...)...); err != nil {
 		return Order{}, err
 	}
 	if cust.Valid {
@@ -64,6 +74,65 @@ func scanOrder(sc scanner) (Order, error) {
 		return Order{}, err
 	}
 	return o, nil
+}
+
+// readOrder reads order id with its lines in one statement (the order's
+// columns repeated on each of its few lines; lines never change after
+// checkout); missing is NotFound. It is getOrder and withLines in one.
+func readOrder(ctx context.Context, q querier, id string) (Order, error) {
+	const op = "orders.read"
+	rows, err := q.QueryContext(ctx, `SELECT `+orderColsOf("o")+`,
+		l.sku, l.product_id, l.title, l.quantity, l.unit_price, l.total, l.breakdown
+		FROM orders_orders o LEFT JOIN orders_lines l ON l.order_id = o.id WHERE o.id = $1 ORDER BY l.line_no`, id)
+	if err != nil {
+		return Order{}, errs.E(op, errs.Internal, err)
+	}
+	defer rows.Close()
+	var o Order
+	found := false
+	for rows.Next() {
+		var sku, product, title, bd sql.NullString
+		var qty, up, tot sql.NullInt64
+		row, err := scanOrder(rows, &sku, &product, &title, &qty, &up, &tot, &bd)
+		if err != nil {
+			return Order{}, errs.E(op, errs.Internal, err)
+		}
+		if !found {
+			o, found = row, true
+		}
+		if !sku.Valid { // an order without lines
+			continue
+		}
+		l, err := o.line(sku.String, product.String, title.String, int(qty.Int64), up.Int64, tot.Int64, bd.String)
+		if err != nil {
+			return Order{}, errs.E(op, errs.Internal, err)
+		}
+		o.Lines = append(o.Lines, l)
+	}
+	if err := rows.Err(); err != nil {
+		return Order{}, errs.E(op, errs.Internal, err)
+	}
+	if !found {
+		return Order{}, errs.E(op, errs.NotFound, "no such order")
+	}
+	o.show()
+	return o, nil
+}
+
+// line makes one of o's lines from its stored columns.
+func (o *Order) line(sku, productID, title string, qty int, unitPrice, total int64, breakdown string) (OrderLine, error) {
+	l := OrderLine{SKU: sku, ProductID: productID, Title: title, Quantity: qty}
+	var err error
+	if l.UnitPrice, err = money.New(unitPrice, o.Currency); err != nil {
+		return OrderLine{}, err
+	}
+	if l.Total, err = money.New(total, o.Currency); err != nil {
+		return OrderLine{}, err
+	}
+	if err := json.Unmarshal([]byte(breakdown), &l.Breakdown); err != nil {
+		return OrderLine{}, err
+	}
+	return l, nil
 }
 
 // getOrder reads order id without its lines; missing is NotFound.
@@ -106,20 +175,15 @@ func withLines(ctx context.Context, q querier, orders []Order) error {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var oid, bd string
-		var l OrderLine
+		var oid, sku, product, title, bd string
+		var qty int
 		var up, tot int64
-		if err := rows.Scan(&oid, &l.SKU, &l.ProductID, &l.Title, &l.Quantity, &up, &tot, &bd); err != nil {
+		if err := rows.Scan(&oid, &sku, &product, &title, &qty, &up, &tot, &bd); err != nil {
 			return errs.E(op, errs.Internal, err)
 		}
 		o := &orders[idx[oid]]
-		if l.UnitPrice, err = money.New(up, o.Currency); err != nil {
-			return errs.E(op, errs.Internal, err)
-		}
-		if l.Total, err = money.New(tot, o.Currency); err != nil {
-			return errs.E(op, errs.Internal, err)
-		}
-		if err := json.Unmarshal([]byte(bd), &l.Breakdown); err != nil {
+		l, err := o.line(sku, product, title, qty, up, tot, bd)
+		if err != nil {
 			return errs.E(op, errs.Internal, err)
 		}
 		o.Lines = append(o.Lines, l)
@@ -241,18 +305,14 @@ func likePrefix(s string) string {
 // Get returns order id for caller (its customer, its guest, or staff with
 // staff set): anyone else gets 404.
 func (s *Service) Get(ctx context.Context, caller Caller, id string, staff bool) (Order, error) {
-	o, err := getOrder(ctx, s.db.Reader(), id)
+	o, err := readOrder(ctx, s.db.Reader(), id)
 	if err != nil {
 		return Order{}, err
 	}
 	if !staff && !o.ownedBy(caller) {
 		return Order{}, errs.E("orders.Get", errs.NotFound, "no such order")
 	}
-	os := []Order{o}
-	if err := withLines(ctx, s.db.Reader(), os); err != nil {
-		return Order{}, err
-	}
-	return os[0], nil
+	return o, nil
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -34,7 +34,7 @@ type step struct {
 func transitionTx(ctx context.Context, tx *sqldb.Tx, id string, visible func(Order) bool, st step) (Order, error) {
 	const op = "orders.transition"
 	for range maxRereads {
-		o, err := getOrder(ctx, tx, id)
+		o, err := readOrder(ctx, tx, id) // with its lines, which no transition changes
 		if err == nil && !visible(o) {
 			err = errs.E(op, errs.NotFound, "no such order")
 		}
@@ -63,15 +63,12 @@ func transitionTx(ctx context.Context, tx *sqldb.Tx, id string, visible func(Ord
 			continue // changed since read: decide again on what it is now
 		}
 		moved.Version, moved.UpdatedAt = o.Version+1, tx.Now
+		moved.show()
 		ev, err := st.emit(moved)
 		if err := emit(ctx, tx, ev, err); err != nil {
 			return Order{}, err
 		}
-		os := []Order{moved}
-		if err := withLines(ctx, tx, os); err != nil {
-			return Order{}, err
-		}
-		return os[0], nil
+		return moved, nil
 	}
 	return Order{}, errs.E(op, errs.Conflict, errs.CodeInvalidTransition, "the order keeps changing; read it again")
 }

@@ -5,9 +5,10 @@
 // that the bus can be re-fed: after an unclean stop the relay re-publishes
 // the recent tail, which JetStream's lazy disk sync may have lost.
 //
-// Ordering: Append gives each event the next Sequence of its aggregate
-// (outbox_sequences, one upsert per aggregate per call). On PostgreSQL that
-// upsert's row lock serialises the writers of one aggregate, so an
+// Ordering: each event gets the next Sequence of its aggregate
+// (outbox_sequences, one upsert of all a transaction's aggregates just
+// before it commits, followed by the outbox rows' INSERT). On PostgreSQL
+// that upsert's row locks serialise the writers of one aggregate, so an
 // aggregate's outbox ids, sequences and commits are in the same order, and a
 // relay that publishes unpublished rows in id order hands every aggregate's
 // events to the bus in sequence. The relay never reads "after the last id it
@@ -87,31 +88,32 @@ const insertChunk = 500
 // change does, or not at all.
 //
 // For each event Append fills ID (a new event id) and OccurredAt (tx.Now)
-// when they are empty, defaults empty Data to {}, and sets Sequence to the
-// next sequence of its aggregate, in argument order: events of one aggregate
-// get consecutive sequences. The envelopes are changed in place even if the
-// transaction later rolls back. Type (a valid noun.verb), SchemaVersion (1 or
+// when they are empty and defaults empty Data to {}; just before tx
+// commits, Sequence is set to the next sequence of its aggregate, in the
+// order of the transaction's Appends and their arguments: events of one
+// aggregate get consecutive sequences. The envelopes are changed in place
+// (a rolled-back unit's keep Sequence 0). Type (a valid noun.verb), SchemaVersion (1 or
 // more), AggregateType and AggregateID are required, the type's noun must be
 // the aggregate type (order.placed is about an order), and Data must be
 // valid JSON; an event breaking these rules is refused (Internal) and
 // nothing is appended. Envelopes made by an event.Kind satisfy them.
 //
-// The sequences are taken at once; the rows are inserted together just
-// before tx commits (one INSERT for all the events the transaction's units
-// appended), so a read of the outbox inside tx does not see them yet. A unit
-// whose writes are rolled back takes its events back.
+// The sequences of all the events the transaction's units appended are
+// taken together, and the rows inserted together, by one BeforeCommit hook
+// (one sequence upsert and one INSERT per transaction, however many units
+// and aggregates), so a read of the outbox or of Sequence inside a unit
+// does not see them yet: a use case that needs an event's sequence reads
+// it in a BeforeCommit hook registered after its Append. A unit whose
+// writes are rolled back takes its events back. An Append made after that
+// hook ran (by a later hook) takes its sequences and inserts at once.
 //
-// Aggregates are locked in a fixed order within one call, so concurrent
-// Appends do not deadlock each other; a transaction that calls Append several
-// times for overlapping aggregates should keep a consistent order itself.
+// The hook locks the aggregates' sequence rows in one sorted statement, so
+// concurrent transactions do not deadlock each other over them.
 func Append(ctx context.Context, tx *sqldb.Tx, events ...*event.Envelope) error {
 	const op = "outbox.Append"
 	if len(events) == 0 {
 		return nil
 	}
-	type aggKey struct{ typ, id string }
-	counts := make(map[aggKey]int64, len(events))
-	var keys []aggKey
 	for _, e := range events {
 		if e == nil || e.Type == "" || e.AggregateType == "" || e.AggregateID == "" {
 			return errs.E(op, errs.Internal, "event needs a type, aggregate type and aggregate id")
@@ -138,7 +140,77 @@ func Append(ctx context.Context, tx *sqldb.Tx, events ...*event.Envelope) error 
 		} else if !json.Valid(e.Data) {
 			return errs.E(op, errs.Internal, fmt.Sprintf("event %s: data is not valid JSON", e.Type))
 		}
-		k := aggKey{e.AggregateType, e.AggregateID}
+	}
+	if err := queue(ctx, tx, events); err != nil {
+		return errs.E(op, err)
+	}
+	if w := wakerFrom(ctx); w != nil {
+		tx.AfterCommit(w.Wake)
+	}
+	return nil
+}
+
+// queuedRow is an appended event as it will be inserted (a copy: the caller's
+// envelope may change after Append returns).
+type queuedRow struct {
+	id, typ, aggType, aggID string
+	version                 int
+	seq                     int64
+	at                      int64
+	data                    string
+	env                     *event.Envelope // told its Sequence
+}
+
+type queuedKey struct{}
+
+// queue makes events' rows part of tx's pending write (sqldb.AtCommit):
+// their sequences are taken and their rows inserted together, just before
+// it commits (the checkout loop's requests and consumers append several
+// events each; a batch of them is one sequence upsert and one INSERT
+// instead of one of each per aggregate and use case). The sequences are
+// taken right before the rows are inserted, under the aggregates' locks,
+// so the order of ids, sequences and commits of one aggregate holds.
+func queue(ctx context.Context, tx *sqldb.Tx, events []*event.Envelope) error {
+	rs := make([]queuedRow, len(events))
+	for i, e := range events {
+		rs[i] = queuedRow{id: e.ID, typ: e.Type, aggType: e.AggregateType, aggID: e.AggregateID, version: e.SchemaVersion,
+			at: sqldb.Micros(e.OccurredAt), data: string(e.Data), env: e}
+	}
+	return sqldb.AtCommit(ctx, tx, queuedKey{}, flush, rs...)
+}
+
+// flush takes rows' sequences, inserts them in order and, on PostgreSQL,
+// notifies the other replicas' relays once.
+func flush(ctx context.Context, tx *sqldb.Tx, rows []queuedRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := sequence(ctx, tx, rows); err != nil {
+		return err
+	}
+	for start := 0; start < len(rows); start += insertChunk {
+		if err := insertRows(ctx, tx, rows[start:min(start+insertChunk, len(rows))]); err != nil {
+			return err
+		}
+	}
+	if tx.Engine() == sqldb.Postgres {
+		if _, err := tx.ExecContext(ctx, notifySQL); err != nil {
+			return fmt.Errorf("notify: %w", err)
+		}
+	}
+	return nil
+}
+
+// sequence gives each row the next sequence of its aggregate, in order:
+// one upsert of every aggregate of rows (sorted, so that on PostgreSQL
+// their locks are taken in one order), adding each one's count to its
+// last sequence.
+func sequence(ctx context.Context, tx *sqldb.Tx, rows []queuedRow) error {
+	type aggKey struct{ typ, id string }
+	counts := make(map[aggKey]int64, len(rows))
+	var keys []aggKey
+	for _, r := range rows {
+		k := aggKey{r.aggType, r.aggID}
 		if counts[k] == 0 {
 			keys = append(keys, k)
 		}
@@ -151,12 +223,12 @@ func Append(ctx context.Context, tx *sqldb.Tx, events ...*event.Envelope) error 
 		return keys[i].id < keys[j].id
 	})
 	next := make(map[aggKey]int64, len(keys))
+	ph := placeholder(tx.Engine())
 	for start := 0; start < len(keys); start += insertChunk {
 		chunk := keys[start:min(start+insertChunk, len(keys))]
 		var b strings.Builder
 		b.WriteString(`INSERT INTO outbox_sequences (aggregate_type, aggregate_id, last_sequence) VALUES `)
 		args := make([]any, 0, 3*len(chunk))
-		ph := placeholder(tx.Engine())
 		for i, k := range chunk {
 			if i > 0 {
 				b.WriteString(", ")
@@ -171,107 +243,31 @@ func Append(ctx context.Context, tx *sqldb.Tx, events ...*event.Envelope) error 
 			args = append(args, k.typ, k.id, counts[k])
 		}
 		b.WriteString(seqUpsert)
-		rows, err := tx.QueryContext(ctx, b.String(), args...)
+		qrows, err := tx.QueryContext(ctx, b.String(), args...)
 		if err != nil {
-			return errs.E(op, fmt.Errorf("sequence: %w", err))
+			return fmt.Errorf("sequence: %w", err)
 		}
-		for rows.Next() {
+		for qrows.Next() {
 			var k aggKey
 			var last int64
-			if err := rows.Scan(&k.typ, &k.id, &last); err != nil {
-				rows.Close()
-				return errs.E(op, fmt.Errorf("sequence: %w", err))
+			if err := qrows.Scan(&k.typ, &k.id, &last); err != nil {
+				qrows.Close()
+				return fmt.Errorf("sequence: %w", err)
 			}
 			next[k] = last - counts[k] + 1
 		}
-		if err := rows.Close(); err != nil {
-			return errs.E(op, fmt.Errorf("sequence: %w", err))
+		if err := qrows.Close(); err != nil {
+			return fmt.Errorf("sequence: %w", err)
 		}
 		if len(next) != start+len(chunk) {
-			return errs.E(op, fmt.Errorf("sequence: %d rows returned for %d aggregates", len(next)-start, len(chunk)))
+			return fmt.Errorf("sequence: %d rows returned for %d aggregates", len(next)-start, len(chunk))
 		}
 	}
-	for _, e := range events {
-		k := aggKey{e.AggregateType, e.AggregateID}
-		e.Sequence = next[k]
+	for i := range rows {
+		k := aggKey{rows[i].aggType, rows[i].aggID}
+		rows[i].seq = next[k]
+		rows[i].env.Sequence = next[k]
 		next[k]++
-	}
-	if err := queue(ctx, tx, events); err != nil {
-		return errs.E(op, err)
-	}
-	if w := wakerFrom(ctx); w != nil {
-		tx.AfterCommit(w.Wake)
-	}
-	return nil
-}
-
-// queued is the events a transaction appended and has not inserted yet:
-// they are inserted together, just before it commits (a checkout appends
-// five events through five use cases; one INSERT of five rows instead of
-// five INSERTs). Their sequences are taken at once by Append, under the
-// aggregates' locks, so the order of ids, sequences and commits of one
-// aggregate is unchanged.
-type queued struct {
-	rows    []queuedRow
-	flushed bool // the BeforeCommit hook ran: later Appends insert at once
-}
-
-// queuedRow is an appended event as it will be inserted (a copy: the caller's
-// envelope may change after Append returns).
-type queuedRow struct {
-	id, typ, aggType, aggID string
-	version                 int
-	seq                     int64
-	at                      int64
-	data                    string
-}
-
-type queuedKey struct{}
-
-// queue makes events' rows part of tx's pending insert; a unit whose writes
-// are rolled back takes its rows back with them.
-func queue(ctx context.Context, tx *sqldb.Tx, events []*event.Envelope) error {
-	v, err := tx.Local(queuedKey{}, func() (any, error) {
-		p := &queued{}
-		tx.BeforeCommit(func(ctx context.Context) error {
-			p.flushed = true
-			return flush(ctx, tx, p.rows)
-		})
-		return p, nil
-	})
-	if err != nil {
-		return err
-	}
-	p := v.(*queued)
-	rs := make([]queuedRow, len(events))
-	for i, e := range events {
-		rs[i] = queuedRow{id: e.ID, typ: e.Type, aggType: e.AggregateType, aggID: e.AggregateID, version: e.SchemaVersion,
-			seq: e.Sequence, at: sqldb.Micros(e.OccurredAt), data: string(e.Data)}
-	}
-	if p.flushed { // appended by a later BeforeCommit hook
-		return flush(ctx, tx, rs)
-	}
-	n := len(p.rows)
-	p.rows = append(p.rows, rs...)
-	tx.OnRollback(func() { p.rows = p.rows[:n] })
-	return nil
-}
-
-// flush inserts rows in order and, on PostgreSQL, notifies the other
-// replicas' relays once.
-func flush(ctx context.Context, tx *sqldb.Tx, rows []queuedRow) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	for start := 0; start < len(rows); start += insertChunk {
-		if err := insertRows(ctx, tx, rows[start:min(start+insertChunk, len(rows))]); err != nil {
-			return err
-		}
-	}
-	if tx.Engine() == sqldb.Postgres {
-		if _, err := tx.ExecContext(ctx, notifySQL); err != nil {
-			return fmt.Errorf("notify: %w", err)
-		}
 	}
 	return nil
 }

@@ -358,3 +358,64 @@ func TestAppendInsertsAtCommit(t *testing.T) {
 		}
 	}, Migrations())
 }
+
+// TestAppendBatchStatements: the Appends of a batch's units (several
+// aggregates each, one unit rolled back) cost the transaction one sequence
+// upsert and one INSERT, and the sequences still follow the kept units'
+// order.
+func TestAppendBatchStatements(t *testing.T) {
+	db := sqldbtest.Open(t, sqldb.SQLite, Migrations())
+	ctx := context.Background()
+	db.ProfileStatements()
+	var kept [][]*event.Envelope
+	unit := func(fail bool, ids ...string) sqldb.Unit {
+		return sqldb.Unit{Run: func(tx *sqldb.Tx) error {
+			var evs []*event.Envelope
+			for _, id := range ids {
+				e, err := orderPlaced.New(id, time.Time{}, orderRef{Order: id})
+				if err != nil {
+					return err
+				}
+				evs = append(evs, &e)
+			}
+			if err := Append(ctx, tx, evs...); err != nil {
+				return err
+			}
+			if fail {
+				return errors.New("no")
+			}
+			kept = append(kept, evs)
+			return nil
+		}, OnFail: func(*sqldb.Tx, error) error { return nil }}
+	}
+	res := db.RunBatch(ctx, sqldb.Batch{Guarded: true, Units: []sqldb.Unit{
+		unit(false, "x", "y"), unit(true, "x", "z"), unit(false, "y", "x", "w"), unit(false, "x"),
+	}})
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	var got []string
+	for _, evs := range kept {
+		for _, e := range evs {
+			got = append(got, fmt.Sprintf("%s%d", e.AggregateID, e.Sequence))
+		}
+	}
+	if want := []string{"x1", "y1", "y2", "x2", "w1", "x3"}; !slices.Equal(got, want) {
+		t.Errorf("sequences %v, want %v", got, want)
+	}
+	var upserts, inserts int64
+	for q, n := range db.StatementsByQuery() {
+		switch {
+		case strings.HasPrefix(q, "INSERT INTO outbox_sequences"):
+			upserts += n
+		case strings.HasPrefix(q, "INSERT INTO outbox "):
+			inserts += n
+		}
+	}
+	if upserts != 1 || inserts != 1 {
+		t.Errorf("%d sequence upserts and %d inserts for one transaction, want 1 and 1 (%v)", upserts, inserts, db.StatementsByQuery())
+	}
+	if n := pending(t, db); n != 6 {
+		t.Errorf("%d events pending, want 6", n)
+	}
+}

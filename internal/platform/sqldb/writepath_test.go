@@ -246,6 +246,33 @@ func TestTxHooks(t *testing.T) {
 				return nil
 			}}}
 		}, "undo savepoint,outer"},
+		{"AtCommit writes every kept unit's rows once, in order, before commit", func(log *[]string) []sqldb.Unit {
+			write := func(_ context.Context, _ *sqldb.Tx, rows []string) error {
+				*log = append(*log, "write "+strings.Join(rows, " "))
+				return nil
+			}
+			queue := func(tx *sqldb.Tx, rows ...string) error { return sqldb.AtCommit(ctx, tx, key{}, write, rows...) }
+			return []sqldb.Unit{
+				{Run: func(tx *sqldb.Tx) error { return queue(tx, "a1", "a2") }},
+				{Run: func(tx *sqldb.Tx) error { queue(tx, "b1"); return errors.New("no") }},
+				{Run: func(tx *sqldb.Tx) error {
+					tx.BeforeCommit(func(context.Context) error { return queue(tx, "late") })
+					return queue(tx, "c1")
+				}},
+			}
+		}, "write a1 a2 c1,write late"},
+		{"AtCommit made by a rolled-back unit is made again by the next", func(log *[]string) []sqldb.Unit {
+			write := func(_ context.Context, _ *sqldb.Tx, rows []string) error {
+				*log = append(*log, "write "+strings.Join(rows, " "))
+				return nil
+			}
+			queue := func(tx *sqldb.Tx, rows ...string) error { return sqldb.AtCommit(ctx, tx, key{}, write, rows...) }
+			return []sqldb.Unit{
+				{Run: func(tx *sqldb.Tx) error { queue(tx, "a1"); return errors.New("no") }},
+				{Run: func(tx *sqldb.Tx) error { return queue(tx, "b1") }},
+				{Run: func(tx *sqldb.Tx) error { return nil }},
+			}
+		}, "write b1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
