@@ -11,7 +11,7 @@
 // (rendered from the embedded text/template and html/template templates of
 // the customer's locale) and sends nothing. What it costs the writer is
 // small: the messages of one transaction are inserted by one multi-row
-// INSERT at its commit (sqldb.Pending), order.placed's mail is made from
+// INSERT at its commit (sqldb.AtCommit), order.placed's mail is made from
 // the event alone (no read of the order), and the customers' preferences
 // are cached in the process (dropped at a change's commit, and on
 // PostgreSQL by its notification through the process's notify hub). The job notifications.send sends

@@ -176,7 +176,7 @@ func (s *Service) lowStock(ctx context.Context, tx *sqldb.Tx, e event.Envelope, 
 // alertedRecently reports whether a staff alert of kind about ref was
 // recorded within AlertEvery.
 func (s *Service) alertedRecently(ctx context.Context, tx *sqldb.Tx, kind, ref string) (bool, error) {
-	for _, m := range s.queued.Rows(tx) { // recorded earlier in this transaction
+	for _, m := range sqldb.Queued[message](tx, messagesKey{}) { // recorded earlier in this transaction
 		if m.kind == kind && m.ref == ref {
 			return true, nil
 		}
@@ -235,10 +235,13 @@ func (s *Service) record(ctx context.Context, tx *sqldb.Tx, eventID string, r re
 	if s.cfg.SMTP == nil {
 		status, lastErr, text, html = StatusSkipped, "no SMTP relay configured", "", ""
 	}
-	return s.queued.Add(ctx, tx, message{id: event.NewID(), eventID: eventID, customerID: r.customerID, recipient: r.recipient,
+	return sqldb.AtCommit(ctx, tx, messagesKey{}, insertMessages, message{id: event.NewID(), eventID: eventID, customerID: r.customerID, recipient: r.recipient,
 		kind: r.kind, orderID: r.orderID, ref: r.ref, locale: r.locale, subject: subject, text: text, html: html,
 		status: status, lastErr: lastErr, at: sqldb.Micros(tx.Now)})
 }
+
+// messagesKey names the queue of a transaction's messages (sqldb.AtCommit).
+type messagesKey struct{}
 
 // message is one notifications_messages row as recorded.
 type message struct {

@@ -81,7 +81,6 @@ type Service struct {
 	cfg    Config
 	render *renderer
 	prefs  *prefsCache
-	queued *sqldb.Pending[message] // the messages a transaction records, inserted at its commit
 }
 
 // New returns the module over p.
@@ -110,7 +109,6 @@ func New(p module.Platform, deps Deps, cfg Config) *Service {
 	}
 	s := &Service{db: p.DB, write: p.Write, log: log, deps: deps, cfg: cfg, render: newRenderer(),
 		prefs: newPrefsCache(func() bool { return true })}
-	s.queued = sqldb.NewPending(insertMessages)
 	// The process's hub (serve runs it); tools and tests without one get a
 	// hub of their own that nothing runs: on PostgreSQL its cache is then
 	// never trusted, and every mail reads the preferences.

@@ -242,7 +242,7 @@ func (s *Service) export(ctx context.Context, userID string) (any, error) {
 // unit, the messages its transaction has yet to insert among them.
 func (s *Service) erase(ctx context.Context, tx *sqldb.Tx, userID string) error {
 	const op = "notifications.erase"
-	s.queued.Remove(tx, func(m message) bool { return m.customerID == userID })
+	sqldb.Unqueue(tx, messagesKey{}, func(m message) bool { return m.customerID == userID })
 	if err := s.preferencesChanged(ctx, tx, userID); err != nil {
 		return err
 	}

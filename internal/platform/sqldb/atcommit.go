@@ -44,3 +44,40 @@ type atCommit[T any] struct {
 	rows    []T
 	written bool // the hook ran
 }
+
+// Queued returns the rows queued under key in tx and not yet written,
+// oldest first: what a unit must see of what its transaction will insert
+// (a rate limit over rows an earlier unit queued). The slice must not be
+// changed.
+func Queued[T any](tx *Tx, key any) []T {
+	if v, ok := tx.locals[key]; ok {
+		if q := v.(*atCommit[T]); !q.written {
+			return q.rows
+		}
+	}
+	return nil
+}
+
+// Unqueue takes the rows queued under key in tx for which drop holds out of
+// the queue (an erasure in the same transaction as the units that queued
+// its customer's rows); a rollback of the current unit puts them back. Rows
+// already written are the caller's to delete.
+func Unqueue[T any](tx *Tx, key any, drop func(T) bool) {
+	v, ok := tx.locals[key]
+	if !ok {
+		return
+	}
+	q := v.(*atCommit[T])
+	if q.written || len(q.rows) == 0 {
+		return
+	}
+	old := q.rows
+	kept := make([]T, 0, len(old))
+	for _, r := range old {
+		if !drop(r) {
+			kept = append(kept, r)
+		}
+	}
+	q.rows = kept
+	tx.OnRollback(func() { q.rows = old })
+}

@@ -11,10 +11,11 @@ import (
 	"mercato/internal/platform/sqldb/sqldbtest"
 )
 
-// TestPending: the rows of a batch's units are written by one flush, in the
-// order added; a failed unit's rows are not; a row added by a later
-// BeforeCommit hook is written at once; Rows shows what is still queued.
-func TestPending(t *testing.T) {
+// TestQueued: AtCommit's rows of a batch's units are written by one flush,
+// in the order queued; a failed unit's rows are not; a row queued by a later
+// BeforeCommit hook is written at once; Queued shows what is still queued,
+// and Unqueue takes rows out (put back when its unit fails).
+func TestQueued(t *testing.T) {
 	ctx := context.Background()
 	db := sqldbtest.Open(t, sqldb.SQLite)
 	tests := []struct {
@@ -29,33 +30,34 @@ func TestPending(t *testing.T) {
 		{"a failed unit takes its rows back", true, [][]string{{"a"}, {"b", "fail"}, {"c"}}, false, "[[a c]]"},
 		{"a batch of failures flushes nothing", true, [][]string{{"fail"}}, false, "[]"},
 		{"a row added after the flush is written at once", false, [][]string{{"a"}}, true, "[[a] [late]]"},
-		{"Remove takes queued rows out", false, [][]string{{"a", "x1"}, {"b"}, {"remove x"}, {"x2"}}, false, "[[a b x2]]"},
-		{"a failed unit's Remove is undone", true, [][]string{{"a", "x1"}, {"remove x", "fail"}, {"b"}}, false, "[[a x1 b]]"},
+		{"Unqueue takes queued rows out", false, [][]string{{"a", "x1"}, {"b"}, {"remove x"}, {"x2"}}, false, "[[a b x2]]"},
+		{"a failed unit's Unqueue is undone", true, [][]string{{"a", "x1"}, {"remove x", "fail"}, {"b"}}, false, "[[a x1 b]]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var flushes [][]string
-			p := sqldb.NewPending(func(_ context.Context, _ *sqldb.Tx, rows []string) error {
+			type key struct{}
+			write := func(_ context.Context, _ *sqldb.Tx, rows []string) error {
 				flushes = append(flushes, append([]string(nil), rows...))
 				return nil
-			})
+			}
 			var units []sqldb.Unit
 			for i, rows := range tc.units {
 				units = append(units, sqldb.Unit{Run: func(tx *sqldb.Tx) error {
 					rows := rows // a unit may run more than once
 					if rows[0] == "remove x" {
-						p.Remove(tx, func(r string) bool { return strings.HasPrefix(r, "x") })
+						sqldb.Unqueue(tx, key{}, func(r string) bool { return strings.HasPrefix(r, "x") })
 						rows = rows[1:]
 					}
-					before := len(p.Rows(tx))
-					if err := p.Add(ctx, tx, rows...); err != nil {
+					before := len(sqldb.Queued[string](tx, key{}))
+					if err := sqldb.AtCommit(ctx, tx, key{}, write, rows...); err != nil {
 						return err
 					}
-					if got := len(p.Rows(tx)); got != before+len(rows) {
-						return fmt.Errorf("unit %d: Rows holds %d, want %d", i, got, before+len(rows))
+					if got := len(sqldb.Queued[string](tx, key{})); got != before+len(rows) {
+						return fmt.Errorf("unit %d: Queued holds %d, want %d", i, got, before+len(rows))
 					}
 					if i == 0 && tc.late {
-						tx.BeforeCommit(func(ctx context.Context) error { return p.Add(ctx, tx, "late") })
+						tx.BeforeCommit(func(ctx context.Context) error { return sqldb.AtCommit(ctx, tx, key{}, write, "late") })
 					}
 					for _, r := range rows {
 						if r == "fail" {
