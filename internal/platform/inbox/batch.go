@@ -203,11 +203,8 @@ func (w *worker) begin(ctx context.Context, tx *sqldb.Tx, items []*item, first b
 	}
 	st := &batchState{moved: map[aggKey]int64{}, settled: map[*item]settlement{}}
 	var err error
-	if st.done, err = w.inboxed(ctx, tx, ids); err != nil {
-		return nil, fmt.Errorf("inbox lookup: %w", err)
-	}
-	if st.pos, err = w.positions(ctx, tx, aggs); err != nil {
-		return nil, fmt.Errorf("positions lookup: %w", err)
+	if st.done, st.pos, err = w.lookup(ctx, tx, ids, aggs); err != nil {
+		return nil, fmt.Errorf("inbox and positions lookup: %w", err)
 	}
 	if first && w.r.cfg.GapPatience > 1 {
 		// No event of the batch was tried before, so none has a failure
@@ -574,56 +571,40 @@ func (s *stmt) exec(ctx context.Context, tx *sqldb.Tx) error {
 	return err
 }
 
-// inboxed returns which of ids the consumer has applied.
-func (w *worker) inboxed(ctx context.Context, tx *sqldb.Tx, ids []string) (map[string]bool, error) {
-	done := map[string]bool{}
-	if len(ids) == 0 {
-		return done, nil
+// lookup returns which of ids the consumer has applied and its last
+// sequence of each of aggs it has a position for, in one statement (both
+// primary-key lookups, one UNION ALL).
+func (w *worker) lookup(ctx context.Context, tx *sqldb.Tx, ids []string, aggs []aggKey) (map[string]bool, map[aggKey]int64, error) {
+	done, pos := map[string]bool{}, map[aggKey]int64{}
+	if len(ids) == 0 { // no event to apply: no aggregate either
+		return done, pos, nil
 	}
-	s := newStmt(tx, `SELECT event_id FROM inbox WHERE consumer = `).arg(w.c.Name).sql(` AND event_id IN (`)
+	s := newStmt(tx, `SELECT 'i', event_id, '', 0 FROM inbox WHERE consumer = `).arg(w.c.Name).sql(` AND event_id IN (`)
 	for i, id := range ids {
 		if i > 0 {
 			s.sql(", ")
 		}
 		s.arg(id)
 	}
-	rows, err := s.sql(")").query(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		done[id] = true
-	}
-	return done, rows.Err()
-}
-
-// positions returns the consumer's last sequence of each of aggs it has a
-// position for.
-func (w *worker) positions(ctx context.Context, tx *sqldb.Tx, aggs []aggKey) (map[aggKey]int64, error) {
-	pos := map[aggKey]int64{}
-	if len(aggs) == 0 {
-		return pos, nil
-	}
-	rows, err := newStmt(tx, `SELECT aggregate_type, aggregate_id, last_sequence FROM consumer_positions WHERE consumer = `).
+	rows, err := s.sql(`) UNION ALL SELECT 'p', aggregate_type, aggregate_id, last_sequence FROM consumer_positions WHERE consumer = `).
 		arg(w.c.Name).sql(` AND (aggregate_type, aggregate_id) IN `).aggs(aggs).query(ctx, tx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k aggKey
+		var kind, a, b string
 		var last int64
-		if err := rows.Scan(&k.typ, &k.id, &last); err != nil {
-			return nil, err
+		if err := rows.Scan(&kind, &a, &b, &last); err != nil {
+			return nil, nil, err
 		}
-		pos[k] = last
+		if kind == "i" {
+			done[a] = true
+		} else {
+			pos[aggKey{a, b}] = last
+		}
 	}
-	return pos, rows.Err()
+	return done, pos, rows.Err()
 }
 
 // failures returns the recorded failed attempts of the retrying events of
