@@ -180,6 +180,29 @@ func (s *Service) CartTx(ctx context.Context, tx *sqldb.Tx, caller Caller, id st
 // SetItemTx sets the quantity of sku in cart id (adding the line when it
 // is new). The SKU must be one the catalog sells, in the cart's currency.
 func (s *Service) SetItemTx(ctx context.Context, tx *sqldb.Tx, caller Caller, id, sku string, qty int) (Cart, error) {
+	return s.setItemTx(ctx, tx, caller, id, sku, qty, nil)
+}
+
+// sellableVariant reads sku from the catalog on the reader pool, before the
+// unit that adds it: nil unless the catalog has it for sale (the unit then
+// reads it itself, and decides).
+func (s *Service) sellableVariant(ctx context.Context, sku string) *Variant {
+	var v *Variant
+	s.db.ReadTx(ctx, func(tx *sqldb.Tx) error {
+		vars, err := s.catalog.VariantsTx(ctx, tx, []string{sku})
+		if vr, ok := vars[sku]; err == nil && ok && vr.Sellable {
+			v = &vr
+		}
+		return nil
+	})
+	return v
+}
+
+// setItemTx is SetItemTx with the variant read before the unit (nil: read
+// it in tx). That read is the catalogue's committed state a moment before
+// tx's, as a read in tx would be up to the last commit; checkout prices
+// from the catalogue in its own unit.
+func (s *Service) setItemTx(ctx context.Context, tx *sqldb.Tx, caller Caller, id, sku string, qty int, known *Variant) (Cart, error) {
 	const op = "orders.SetItem"
 	var v errs.Validation
 	v.Check(qty >= 1 && qty <= MaxQuantity, "quantity", fmt.Sprintf("must be from 1 to %d", MaxQuantity))
@@ -194,11 +217,16 @@ func (s *Service) SetItemTx(ctx context.Context, tx *sqldb.Tx, caller Caller, id
 	if err := c.open(); err != nil {
 		return Cart{}, err
 	}
-	vars, err := s.catalog.VariantsTx(ctx, tx, []string{sku})
-	if err != nil {
-		return Cart{}, errs.E(op, err)
+	vr, ok := Variant{}, false
+	if known != nil && known.SKU == sku {
+		vr, ok = *known, true
+	} else {
+		vars, err := s.catalog.VariantsTx(ctx, tx, []string{sku})
+		if err != nil {
+			return Cart{}, errs.E(op, err)
+		}
+		vr, ok = vars[sku]
 	}
-	vr, ok := vars[sku]
 	if err := checkVariant(op, sku, vr, ok); err != nil {
 		return Cart{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -202,11 +203,8 @@ func (w *worker) begin(ctx context.Context, tx *sqldb.Tx, items []*item, first b
 	}
 	st := &batchState{moved: map[aggKey]int64{}, settled: map[*item]settlement{}}
 	var err error
-	if st.done, err = w.inboxed(ctx, tx, ids); err != nil {
-		return nil, fmt.Errorf("inbox lookup: %w", err)
-	}
-	if st.pos, err = w.positions(ctx, tx, aggs); err != nil {
-		return nil, fmt.Errorf("positions lookup: %w", err)
+	if st.done, st.pos, err = w.lookup(ctx, tx, ids, aggs); err != nil {
+		return nil, fmt.Errorf("inbox and positions lookup: %w", err)
 	}
 	if first && w.r.cfg.GapPatience > 1 {
 		// No event of the batch was tried before, so none has a failure
@@ -216,16 +214,113 @@ func (w *worker) begin(ctx context.Context, tx *sqldb.Tx, items []*item, first b
 	} else if st.attempts, st.failing, err = w.failures(ctx, tx, aggs); err != nil {
 		return nil, fmt.Errorf("failures lookup: %w", err)
 	}
-	tx.BeforeCommit(func(ctx context.Context) error {
-		if err := w.writeInbox(ctx, tx, st.applied); err != nil {
+	if err := sqldb.AtCommit(ctx, tx, bookkeepingKey{}, writeBookkeeping, bookkeeping{w.c.Name, st}); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// bookkeeping is one batch's inbox rows, positions and stats, written when
+// its transaction commits together with those of the other consumers'
+// batches in it (sqldb.AtCommit: on the shared write path one insert and
+// two upserts per transaction, not per batch). What a batch reads in
+// begin never saw another batch's of the same transaction anyway.
+type bookkeeping struct {
+	consumer string
+	st       *batchState
+}
+
+type bookkeepingKey struct{}
+
+// bookkeepingChunk bounds the rows of one bookkeeping statement (at most
+// 4 parameters each).
+const bookkeepingChunk = 1000
+
+// writeBookkeeping writes the batches' inbox rows, their positions (each
+// (consumer, aggregate) once, at its highest sequence, in key order) and
+// their stats (one row per consumer, in name order).
+func writeBookkeeping(ctx context.Context, tx *sqldb.Tx, bs []bookkeeping) error {
+	type inboxRow struct{ consumer, id string }
+	type posKey struct{ consumer, typ, id string }
+	var applied []inboxRow
+	moved := map[posKey]int64{}
+	stats := map[string]*batchResult{}
+	for _, b := range bs {
+		for _, id := range b.st.applied {
+			applied = append(applied, inboxRow{b.consumer, id})
+		}
+		for k, seq := range b.st.moved {
+			pk := posKey{b.consumer, k.typ, k.id}
+			moved[pk] = max(moved[pk], seq)
+		}
+		r := stats[b.consumer]
+		if r == nil {
+			r = &batchResult{}
+			stats[b.consumer] = r
+		}
+		r.processed += b.st.res.processed
+		r.failed += b.st.res.failed
+		if b.st.res.processed > 0 && b.st.res.lastOccurred.After(r.lastOccurred) {
+			r.lastOccurred = b.st.res.lastOccurred
+		}
+	}
+	at := sqldb.Micros(tx.Now)
+	for start := 0; start < len(applied); start += bookkeepingChunk {
+		s := newStmt(tx, `INSERT INTO inbox (consumer, event_id, processed_at) VALUES `)
+		for i, r := range applied[start:min(start+bookkeepingChunk, len(applied))] {
+			if i > 0 {
+				s.sql(", ")
+			}
+			s.sql("(").arg(r.consumer).sql(", ").arg(r.id).sql(", ").arg(at).sql(")")
+		}
+		if err := s.exec(ctx, tx); err != nil {
 			return fmt.Errorf("inbox insert: %w", err)
 		}
-		if err := w.writePositions(ctx, tx, st.moved); err != nil {
+	}
+	keys := slices.SortedFunc(maps.Keys(moved), func(a, b posKey) int {
+		return cmp.Or(cmp.Compare(a.consumer, b.consumer), cmp.Compare(a.typ, b.typ), cmp.Compare(a.id, b.id))
+	})
+	for start := 0; start < len(keys); start += bookkeepingChunk {
+		s := newStmt(tx, `INSERT INTO consumer_positions (consumer, aggregate_type, aggregate_id, last_sequence) VALUES `)
+		for i, k := range keys[start:min(start+bookkeepingChunk, len(keys))] {
+			if i > 0 {
+				s.sql(", ")
+			}
+			s.sql("(").arg(k.consumer).sql(", ").arg(k.typ).sql(", ").arg(k.id).sql(", ").arg(moved[k]).sql(")")
+		}
+		if err := s.sql(` ON CONFLICT (consumer, aggregate_type, aggregate_id) DO UPDATE
+			SET last_sequence = excluded.last_sequence
+			WHERE consumer_positions.last_sequence < excluded.last_sequence`).exec(ctx, tx); err != nil {
 			return fmt.Errorf("positions: %w", err)
 		}
-		return w.writeStats(ctx, tx, &st.res)
-	})
-	return st, nil
+	}
+	s := newStmt(tx, `INSERT INTO consumer_stats (consumer, processed, failed, last_processed_at, last_occurred_at) VALUES `)
+	n := 0
+	for _, c := range slices.Sorted(maps.Keys(stats)) {
+		r := stats[c]
+		if r.processed == 0 && r.failed == 0 {
+			continue
+		}
+		var lastAt, lastOcc any
+		if r.processed > 0 {
+			lastAt, lastOcc = at, sqldb.Micros(r.lastOccurred)
+		}
+		if n > 0 {
+			s.sql(", ")
+		}
+		s.sql("(").arg(c).sql(", ").arg(r.processed).sql(", ").arg(r.failed).sql(", ").arg(lastAt).sql(", ").arg(lastOcc).sql(")")
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := s.sql(` ON CONFLICT (consumer) DO UPDATE SET processed = consumer_stats.processed + excluded.processed,
+		failed = consumer_stats.failed + excluded.failed,
+		last_processed_at = COALESCE(excluded.last_processed_at, consumer_stats.last_processed_at),
+		last_occurred_at = COALESCE(excluded.last_occurred_at, consumer_stats.last_occurred_at)`).exec(ctx, tx); err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	return nil
 }
 
 // bookkeepingError is a failure of the inbox's own writes inside a unit: no
@@ -476,56 +571,40 @@ func (s *stmt) exec(ctx context.Context, tx *sqldb.Tx) error {
 	return err
 }
 
-// inboxed returns which of ids the consumer has applied.
-func (w *worker) inboxed(ctx context.Context, tx *sqldb.Tx, ids []string) (map[string]bool, error) {
-	done := map[string]bool{}
-	if len(ids) == 0 {
-		return done, nil
+// lookup returns which of ids the consumer has applied and its last
+// sequence of each of aggs it has a position for, in one statement (both
+// primary-key lookups, one UNION ALL).
+func (w *worker) lookup(ctx context.Context, tx *sqldb.Tx, ids []string, aggs []aggKey) (map[string]bool, map[aggKey]int64, error) {
+	done, pos := map[string]bool{}, map[aggKey]int64{}
+	if len(ids) == 0 { // no event to apply: no aggregate either
+		return done, pos, nil
 	}
-	s := newStmt(tx, `SELECT event_id FROM inbox WHERE consumer = `).arg(w.c.Name).sql(` AND event_id IN (`)
+	s := newStmt(tx, `SELECT 'i', event_id, '', 0 FROM inbox WHERE consumer = `).arg(w.c.Name).sql(` AND event_id IN (`)
 	for i, id := range ids {
 		if i > 0 {
 			s.sql(", ")
 		}
 		s.arg(id)
 	}
-	rows, err := s.sql(")").query(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		done[id] = true
-	}
-	return done, rows.Err()
-}
-
-// positions returns the consumer's last sequence of each of aggs it has a
-// position for.
-func (w *worker) positions(ctx context.Context, tx *sqldb.Tx, aggs []aggKey) (map[aggKey]int64, error) {
-	pos := map[aggKey]int64{}
-	if len(aggs) == 0 {
-		return pos, nil
-	}
-	rows, err := newStmt(tx, `SELECT aggregate_type, aggregate_id, last_sequence FROM consumer_positions WHERE consumer = `).
+	rows, err := s.sql(`) UNION ALL SELECT 'p', aggregate_type, aggregate_id, last_sequence FROM consumer_positions WHERE consumer = `).
 		arg(w.c.Name).sql(` AND (aggregate_type, aggregate_id) IN `).aggs(aggs).query(ctx, tx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k aggKey
+		var kind, a, b string
 		var last int64
-		if err := rows.Scan(&k.typ, &k.id, &last); err != nil {
-			return nil, err
+		if err := rows.Scan(&kind, &a, &b, &last); err != nil {
+			return nil, nil, err
 		}
-		pos[k] = last
+		if kind == "i" {
+			done[a] = true
+		} else {
+			pos[aggKey{a, b}] = last
+		}
 	}
-	return pos, rows.Err()
+	return done, pos, rows.Err()
 }
 
 // failures returns the recorded failed attempts of the retrying events of
@@ -551,61 +630,4 @@ func (w *worker) failures(ctx context.Context, tx *sqldb.Tx, aggs []aggKey) (map
 		attempts[id], failing[k] = n, true
 	}
 	return attempts, failing, rows.Err()
-}
-
-// writeInbox records ids as applied.
-func (w *worker) writeInbox(ctx context.Context, tx *sqldb.Tx, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	at := sqldb.Micros(tx.Now)
-	s := newStmt(tx, `INSERT INTO inbox (consumer, event_id, processed_at) VALUES `)
-	for i, id := range ids {
-		if i > 0 {
-			s.sql(", ")
-		}
-		s.sql("(").arg(w.c.Name).sql(", ").arg(id).sql(", ").arg(at).sql(")")
-	}
-	return s.exec(ctx, tx)
-}
-
-// writePositions moves the consumer's positions forward (never back).
-func (w *worker) writePositions(ctx context.Context, tx *sqldb.Tx, moved map[aggKey]int64) error {
-	if len(moved) == 0 {
-		return nil
-	}
-	s := newStmt(tx, `INSERT INTO consumer_positions (consumer, aggregate_type, aggregate_id, last_sequence) VALUES `)
-	i := 0
-	for k, seq := range moved {
-		if i > 0 {
-			s.sql(", ")
-		}
-		s.sql("(").arg(w.c.Name).sql(", ").arg(k.typ).sql(", ").arg(k.id).sql(", ").arg(seq).sql(")")
-		i++
-	}
-	return s.sql(` ON CONFLICT (consumer, aggregate_type, aggregate_id) DO UPDATE
-		SET last_sequence = excluded.last_sequence
-		WHERE consumer_positions.last_sequence < excluded.last_sequence`).exec(ctx, tx)
-}
-
-// writeStats adds the batch's counts to the consumer's stats row.
-func (w *worker) writeStats(ctx context.Context, tx *sqldb.Tx, res *batchResult) error {
-	if res.processed == 0 && res.failed == 0 {
-		return nil
-	}
-	var lastAt, lastOcc any
-	if res.processed > 0 {
-		lastAt, lastOcc = sqldb.Micros(tx.Now), sqldb.Micros(res.lastOccurred)
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO consumer_stats (consumer, processed, failed, last_processed_at, last_occurred_at)
-		VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (consumer) DO UPDATE SET processed = consumer_stats.processed + excluded.processed,
-			failed = consumer_stats.failed + excluded.failed,
-			last_processed_at = COALESCE(excluded.last_processed_at, consumer_stats.last_processed_at),
-			last_occurred_at = COALESCE(excluded.last_occurred_at, consumer_stats.last_occurred_at)`,
-		w.c.Name, res.processed, res.failed, lastAt, lastOcc)
-	if err != nil {
-		return fmt.Errorf("stats: %w", err)
-	}
-	return nil
 }

@@ -247,11 +247,7 @@ func TestTxHooks(t *testing.T) {
 			}}}
 		}, "undo savepoint,outer"},
 		{"AtCommit writes every kept unit's rows once, in order, before commit", func(log *[]string) []sqldb.Unit {
-			write := func(_ context.Context, _ *sqldb.Tx, rows []string) error {
-				*log = append(*log, "write "+strings.Join(rows, " "))
-				return nil
-			}
-			queue := func(tx *sqldb.Tx, rows ...string) error { return sqldb.AtCommit(ctx, tx, key{}, write, rows...) }
+			queue := logAtCommit(log, key{})
 			return []sqldb.Unit{
 				{Run: func(tx *sqldb.Tx) error { return queue(tx, "a1", "a2") }},
 				{Run: func(tx *sqldb.Tx) error { queue(tx, "b1"); return errors.New("no") }},
@@ -262,11 +258,7 @@ func TestTxHooks(t *testing.T) {
 			}
 		}, "write a1 a2 c1,write late"},
 		{"AtCommit made by a rolled-back unit is made again by the next", func(log *[]string) []sqldb.Unit {
-			write := func(_ context.Context, _ *sqldb.Tx, rows []string) error {
-				*log = append(*log, "write "+strings.Join(rows, " "))
-				return nil
-			}
-			queue := func(tx *sqldb.Tx, rows ...string) error { return sqldb.AtCommit(ctx, tx, key{}, write, rows...) }
+			queue := logAtCommit(log, key{})
 			return []sqldb.Unit{
 				{Run: func(tx *sqldb.Tx) error { queue(tx, "a1"); return errors.New("no") }},
 				{Run: func(tx *sqldb.Tx) error { return queue(tx, "b1") }},
@@ -285,6 +277,18 @@ func TestTxHooks(t *testing.T) {
 				t.Fatalf("log %q\nwant %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// logAtCommit returns a function queuing rows under key with
+// sqldb.AtCommit whose write logs them.
+func logAtCommit(log *[]string, key any) func(tx *sqldb.Tx, rows ...string) error {
+	write := func(_ context.Context, _ *sqldb.Tx, rows []string) error {
+		*log = append(*log, "write "+strings.Join(rows, " "))
+		return nil
+	}
+	return func(tx *sqldb.Tx, rows ...string) error {
+		return sqldb.AtCommit(context.Background(), tx, key, write, rows...)
 	}
 }
 
