@@ -19,7 +19,10 @@ import (
 // with order.paid), --pay-reference through the orders module's inline test
 // sandbox (serve --pay-inline-sandbox: order.paid in the pay unit, no
 // payment rows) — in alternating rounds of the same run, so that both see
-// the same machine. It prints both paid-orders figures and their ratio.
+// the same machine. It prints both paid-orders figures and their ratio, and
+// per side what the server's write path did per paid order (commits,
+// writer statements, writer busy time: its /metrics before the first round
+// and after the last settle) — counted work next to the timing.
 
 // payReferenceFlags are the checkout flags of the comparison.
 type payReferenceFlags struct {
@@ -68,6 +71,10 @@ type PaySide struct {
 	Steps         map[string]Latency `json:"steps"`
 	Errors        map[string]int     `json:"errors"`
 	ReadBack      *ReadBack          `json:"read_back"`
+	// Writes is what the server's write path did over all its rounds and
+	// settles (its /metrics before the first round and after the last
+	// settle), per paid order; nil when it serves no /metrics.
+	Writes *ServerWrites `json:"server_writes,omitempty"`
 }
 
 // benchSide is a server set up for the loop: its product, its buyers.
@@ -83,6 +90,10 @@ type benchSide struct {
 	iter   []int // each buyer's next loop number (keys stay unique over rounds)
 	tally  *tally
 	out    *PaySide
+	// writes is the server's write counters before its first round;
+	// scraped is false when it serves no /metrics.
+	writes  writeCounters
+	scraped bool
 }
 
 // setupSide logs in to url, creates the loop's product with nSKU SKUs of
@@ -229,6 +240,9 @@ func benchPayReference(ctx context.Context, c benchCommon, p payReferenceFlags, 
 	if err != nil {
 		return nil, err
 	}
+	for _, s := range []*benchSide{pay, inline} {
+		s.writes, s.scraped = scrapeWrites(ctx, s.admin)
+	}
 	for r := range p.rounds {
 		order := []*benchSide{pay, inline}
 		if r%2 == 1 {
@@ -251,6 +265,11 @@ func benchPayReference(ctx context.Context, c benchCommon, p payReferenceFlags, 
 				return nil, err
 			}
 			s.out.SettleSeconds += time.Since(t0).Seconds()
+		}
+	}
+	for _, s := range []*benchSide{pay, inline} {
+		if after, ok := scrapeWrites(ctx, s.admin); ok && s.scraped {
+			s.out.Writes = serverWrites(s.writes, after, s.out.Paid, s.out.Seconds+s.out.SettleSeconds)
 		}
 	}
 	cmp := &PayComparison{Scenario: "checkout-pay-reference", Buyers: c.buyers, Rounds: p.rounds, Payments: pay.out, Inline: inline.out,
@@ -303,6 +322,11 @@ func printPayComparison(w io.Writer, cmp *PayComparison) {
 		printLatencyTable(w, []string{"loop", "cart", "item", "checkout", "pay"}, withLoop(p.Steps, p.Loop))
 		printErrors(w, p.Errors)
 		printReadBack(w, p.ReadBack)
+		printServerWrites(w, p.Writes)
+	}
+	if p, in := cmp.Payments.Writes, cmp.Inline.Writes; p != nil && in != nil {
+		fmt.Fprintf(w, "writes per paid order, payments − inline: %+.2f commits, %+.1f writer statements, %+.2f ms writer busy\n",
+			p.CommitsPerOrder-in.CommitsPerOrder, p.StmtsPerOrder-in.StmtsPerOrder, p.BusyMsPerOrder-in.BusyMsPerOrder)
 	}
 	fmt.Fprintf(w, "ratio: %.3f× paid orders/s with the payments module paying, per the inline sandbox's (same run); by round", cmp.Ratio)
 	for _, r := range cmp.RoundRatios {

@@ -6,12 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"mercato/internal/orders"
-	"mercato/internal/platform/module"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/sqldb/sqldbtest"
-	"mercato/internal/platform/web"
-	"mercato/internal/platform/web/webtest"
 )
 
 // BenchmarkPay measures a pay request through the payments module (record
@@ -24,13 +20,7 @@ import (
 func BenchmarkPay(b *testing.B) {
 	db := sqldbtest.Open(b, sqldb.SQLite, sources()...)
 	e := newEnv(b, db)
-	inline := orders.New(module.Platform{DB: db, Write: e.svc.write, Idem: e.svc.idem, Logger: e.svc.logger},
-		orders.Deps{Catalog: catalog{}, Stock: stock{}, Perms: e.auth}, orders.Config{})
-	rt := web.NewRouter(web.Config{Logger: e.svc.logger, Auth: e.auth})
-	for _, r := range inline.Module().Routes {
-		rt.Handle(r)
-	}
-	ref := webtest.Start(b, rt).WithToken("alice")
+	ref := e.inlineSandbox().WithToken("alice")
 	body := map[string]any{"method": "sandbox", "token": "tok_success"}
 	var viaPayments, viaInline time.Duration
 	b.ResetTimer()

@@ -10,7 +10,9 @@
 // (web.Mutation.Prepare), which records the attempt — pending, under the
 // provider idempotency key derived from the order and the caller's
 // Idempotency-Key — in its own unit, then calls the provider; a capture
-// then commits with order.paid in the unit of the pay request. A retry
+// then commits with order.paid in the unit of the pay request
+// (payment.captured and order.paid in one outbox.Append; docs/writepath.md
+// says why the attempt is written ahead, and what that costs). A retry
 // with the same Idempotency-Key (after a lost answer, 503
 // payment_outcome_unknown) sends the same provider key: the provider
 // answers the first capture and never captures twice.

@@ -118,6 +118,19 @@ func newEnv(t testing.TB, db *sqldb.DB) *env {
 	return &env{t: t, db: db, svc: svc, ord: ord, sbx: sbx, flaky: fl, clock: clk, auth: auth, c: webtest.Start(t, router)}
 }
 
+// inlineSandbox serves the reference of the pay figures on e's database
+// and committer: an orders module without the payments module, paying
+// with its inline Sandbox (one unit, no payment rows).
+func (e *env) inlineSandbox() *webtest.Client {
+	inline := orders.New(module.Platform{DB: e.db, Write: e.svc.write, Idem: e.svc.idem, Logger: e.svc.logger},
+		orders.Deps{Catalog: catalog{}, Stock: stock{}, Perms: e.auth}, orders.Config{})
+	rt := web.NewRouter(web.Config{Logger: e.svc.logger, Auth: e.auth})
+	for _, r := range inline.Module().Routes {
+		rt.Handle(r)
+	}
+	return webtest.Start(e.t, rt)
+}
+
 func forEachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) { fn(t, newEnv(t, db)) }, sources()...)
 }

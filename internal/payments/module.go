@@ -35,7 +35,7 @@ const (
 type Orders interface {
 	Get(ctx context.Context, caller orders.Caller, id string, staff bool) (orders.Order, error)
 	List(ctx context.Context, f orders.Filter, page web.PageRequest) (web.Page[orders.Order], error)
-	MarkPaidTx(ctx context.Context, tx *sqldb.Tx, id, method string) (orders.Order, error)
+	MarkPaidTx(ctx context.Context, tx *sqldb.Tx, id, method string, with ...*event.Envelope) (orders.Order, error)
 	RefundedTx(ctx context.Context, tx *sqldb.Tx, id string, refunded, captured int64) (orders.Order, error)
 }
 

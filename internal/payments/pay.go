@@ -11,6 +11,7 @@ import (
 	"mercato/internal/orders"
 	"mercato/internal/payments/provider"
 	"mercato/internal/platform/errs"
+	"mercato/internal/platform/event"
 	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
 )
@@ -68,7 +69,7 @@ func (s *Service) Charge(context.Context, string, string, string, money.Money) (
 //   - answer lost: 503 payment_outcome_unknown, the attempt left pending
 //     (a retry with the same key asks the provider again under the same
 //     provider key; payments.reconcile settles it otherwise).
-func (s *Service) PrepareCharge(ctx context.Context, a orders.PayAttempt) (func(context.Context, *sqldb.Tx) error, error) {
+func (s *Service) PrepareCharge(ctx context.Context, a orders.PayAttempt) (orders.Charged, error) {
 	const op = "payments.Pay"
 	p, err := s.provider(a.Method)
 	if err != nil {
@@ -93,11 +94,17 @@ func (s *Service) PrepareCharge(ctx context.Context, a orders.PayAttempt) (func(
 }
 
 // outcome turns a provider's answer for att into the pay request's answer.
-func (s *Service) outcome(ctx context.Context, att Attempt, orderID string, ch provider.Charge) (func(context.Context, *sqldb.Tx) error, error) {
+func (s *Service) outcome(ctx context.Context, att Attempt, orderID string, ch provider.Charge) (orders.Charged, error) {
 	const op = "payments.Pay"
 	switch ch.Status {
 	case provider.Captured:
-		return func(ctx context.Context, tx *sqldb.Tx) error { _, err := s.captureTx(ctx, tx, att, ch); return err }, nil
+		return func(ctx context.Context, tx *sqldb.Tx) ([]*event.Envelope, error) {
+			ev, ok, err := s.captureTx(ctx, tx, att, ch)
+			if !ok {
+				return nil, err
+			}
+			return []*event.Envelope{&ev}, nil
+		}, nil
 	case provider.RequiresAction:
 		if err := s.write.Do(ctx, func(tx *sqldb.Tx) error { return s.requiresActionTx(ctx, tx, att, ch) }); err != nil {
 			return nil, err
@@ -188,15 +195,16 @@ func (s *Service) recordAttempt(ctx context.Context, a orders.PayAttempt, key st
 }
 
 // captureTx records in tx that the provider captured att: the attempt and
-// its intent move to captured and payment.captured is appended. It reports
-// false (and changes nothing) when att was captured already: a webhook,
-// a confirm and a reconciliation may all report one capture.
-func (s *Service) captureTx(ctx context.Context, tx *sqldb.Tx, att Attempt, ch provider.Charge) (bool, error) {
+// its intent move to captured. It returns payment.captured for the caller
+// to append (with order.paid: one outbox.Append). It reports false (and
+// changes nothing) when att was captured already: a webhook, a confirm
+// and a reconciliation may all report one capture.
+func (s *Service) captureTx(ctx context.Context, tx *sqldb.Tx, att Attempt, ch provider.Charge) (event.Envelope, bool, error) {
 	const op = "payments.capture"
 	n, err := exec(ctx, tx, op, `UPDATE payments_attempts SET status = 'captured', provider_ref = $1, updated_at = $2
 		WHERE id = $3 AND status IN ('pending', 'requires_action')`, ch.Ref, sqldb.Micros(tx.Now), att.ID)
 	if err != nil || n == 0 {
-		return false, err
+		return event.Envelope{}, false, err
 	}
 	var orderID, prov, cur string
 	var amount int64
@@ -205,14 +213,14 @@ func (s *Service) captureTx(ctx context.Context, tx *sqldb.Tx, att Attempt, ch p
 		Scan(&orderID, &prov, &cur, &amount); err != nil {
 		// Captured already by another attempt: a second capture at the
 		// provider, which reconciliation reports.
-		return false, errs.E(op, errs.Conflict, errs.CodeInvalidTransition, "the order's payment is captured already", err)
+		return event.Envelope{}, false, errs.E(op, errs.Conflict, errs.CodeInvalidTransition, "the order's payment is captured already", err)
 	}
 	ev, err := PaymentCaptured.New(att.intentID, tx.Now, CapturedData{PaymentID: att.intentID, OrderID: orderID, Provider: prov,
 		ProviderRef: ch.Ref, Amount: amount, Currency: cur})
 	if err != nil {
-		return false, errs.E(op, errs.Internal, err)
+		return event.Envelope{}, false, errs.E(op, errs.Internal, err)
 	}
-	return true, outbox.Append(ctx, tx, &ev)
+	return ev, true, nil
 }
 
 // failTx records in tx that att was declined (payment.failed).
@@ -284,12 +292,17 @@ func (s *Service) confirmPrepare(ctx context.Context, orderID string) (Attempt, 
 	return att, ch, nil
 }
 
-// paidTx records the capture of att and moves the order to paid in tx.
+// paidTx records the capture of att and moves the order to paid in tx,
+// payment.captured appended with order.paid.
 func (s *Service) paidTx(ctx context.Context, tx *sqldb.Tx, att Attempt, orderID, method string, ch provider.Charge) (orders.Order, error) {
-	if _, err := s.captureTx(ctx, tx, att, ch); err != nil {
+	ev, ok, err := s.captureTx(ctx, tx, att, ch)
+	if err != nil {
 		return orders.Order{}, err
 	}
-	return s.orders.MarkPaidTx(ctx, tx, orderID, method)
+	if !ok {
+		return s.orders.MarkPaidTx(ctx, tx, orderID, method)
+	}
+	return s.orders.MarkPaidTx(ctx, tx, orderID, method, &ev)
 }
 
 // cardLike reports whether s holds a run of 12 to 19 digits (spaces and

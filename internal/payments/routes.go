@@ -14,6 +14,7 @@ import (
 	"mercato/internal/payments/provider"
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/idem"
+	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
 )
@@ -213,12 +214,15 @@ func (s *Service) applyEventTx(ctx context.Context, tx *sqldb.Tx, p provider.Pro
 		}
 		return true, s.failTx(ctx, tx, att, ev.Reason)
 	}
-	done, err := s.captureTx(ctx, tx, att, provider.Charge{Ref: ev.Ref, Status: provider.Captured})
+	captured, done, err := s.captureTx(ctx, tx, att, provider.Charge{Ref: ev.Ref, Status: provider.Captured})
 	if err != nil || !done {
 		return false, err
 	}
-	if _, err := s.orders.MarkPaidTx(ctx, tx, orderID, p.Name()); err != nil && errs.CodeOf(err) != errs.CodeInvalidTransition {
-		return false, err
+	_, err = s.orders.MarkPaidTx(ctx, tx, orderID, p.Name(), &captured)
+	if errs.CodeOf(err) == errs.CodeInvalidTransition {
+		// Not payable any more (reconciliation refunds the capture): the
+		// capture is recorded alone, and MarkPaidTx appended nothing.
+		return true, outbox.Append(ctx, tx, &captured)
 	}
-	return true, nil
+	return err == nil, err
 }
