@@ -139,7 +139,7 @@ func insertDelivery(ctx context.Context, tx *sqldb.Tx, endpointID string, e even
 	res, err := tx.ExecContext(ctx, `INSERT INTO webhooks_deliveries (id, endpoint_id, event_id, event_type,
 			aggregate_type, aggregate_id, sequence, envelope, status, attempts, next_at, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $11)
-		ON CONFLICT (endpoint_id, event_id) DO NOTHING`,
+		ON CONFLICT (event_id, endpoint_id) DO NOTHING`,
 		id, endpointID, e.ID, e.Type, e.AggregateType, e.AggregateID, e.Sequence, string(body), status,
 		sqldb.Micros(next), sqldb.Micros(tx.Now))
 	if err != nil {

@@ -39,6 +39,10 @@ type Dispatcher struct {
 	running int        // deliveries started or queued and not yet settled (under mu)
 	eps     map[string]*epState
 	claims  atomic.Int64 // claim UPDATEs run (tests count them)
+
+	smu      sync.Mutex // guards outcomes and settling
+	outcomes []settled  // attempts made and not yet settled
+	settling bool       // a settleLoop runs
 }
 
 // epState is one endpoint's concurrency and circuit breaker, in memory.
@@ -473,16 +477,60 @@ type outcome struct {
 
 func (o outcome) ok() bool { return o.err == "" && (o.done || o.status >= 200 && o.status < 300) }
 
-// deliver makes one attempt at j and settles it.
+// deliver makes one attempt at j and queues its outcome to be settled.
 func (d *Dispatcher) deliver(ctx context.Context, j job) {
-	o := d.send(ctx, j) // by the endpoint's kind (transport.go)
-	now := d.s.db.Now()
-	if err := d.s.write.Do(ctx, func(tx *sqldb.Tx) error { return d.settleTx(ctx, tx, j, o) }); err != nil {
-		// The row stays claimed until its lease ends; then it is tried again.
-		d.s.log.Error("webhooks: settle", "delivery", j.id, "err", err)
+	d.settle(settled{j: j, o: d.send(ctx, j)}) // by the endpoint's kind (transport.go)
+}
+
+// settled is one attempt's outcome waiting to be written.
+type settled struct {
+	j job
+	o outcome
+}
+
+// maxSettle caps the outcomes written in one statement.
+const maxSettle = 256
+
+// settle queues x; one goroutine at a time writes what queued meanwhile,
+// so that the outcomes of many attempts cost one UPDATE (and one INSERT of
+// the failed tries) per batch instead of two statements each.
+func (d *Dispatcher) settle(x settled) {
+	d.smu.Lock()
+	d.outcomes = append(d.outcomes, x)
+	start := !d.settling
+	d.settling = true
+	d.smu.Unlock()
+	if start {
+		go d.settleLoop()
 	}
-	// 429 and 410 are answers of a live receiver: they do not trip the breaker.
-	d.release(j.endpointID, o.ok() || o.status == http.StatusTooManyRequests || o.status == http.StatusGone, now)
+}
+
+func (d *Dispatcher) settleLoop() {
+	ctx := context.Background()
+	for {
+		d.smu.Lock()
+		batch := d.outcomes
+		if len(batch) > maxSettle {
+			batch, d.outcomes = batch[:maxSettle], batch[maxSettle:]
+		} else {
+			d.outcomes = nil
+		}
+		if len(batch) == 0 {
+			d.settling = false
+			d.smu.Unlock()
+			return
+		}
+		d.smu.Unlock()
+		if err := d.s.write.Do(ctx, func(tx *sqldb.Tx) error { return d.settleTx(ctx, tx, batch) }); err != nil {
+			// The rows stay claimed until their lease ends; then they are tried again.
+			d.s.log.Error("webhooks: settle", "deliveries", len(batch), "err", err)
+		}
+		now := d.s.db.Now()
+		for _, x := range batch {
+			// 429 and 410 are answers of a live receiver: they do not trip the breaker.
+			d.release(x.j.endpointID, x.o.ok() || x.o.status == http.StatusTooManyRequests || x.o.status == http.StatusGone, now)
+		}
+	}
 }
 
 // post sends j's envelope, signed.
@@ -530,46 +578,97 @@ func (d *Dispatcher) postBody(ctx context.Context, j job, body []byte, extra htt
 	return o
 }
 
-// settleTx records the attempt and moves the delivery on: delivered; back
-// to pending after the schedule's delay, or the receiver's Retry-After
-// when a 429 asks for longer; dead after the last try. A 410 disables the endpoint and leaves the delivery
-// pending for when staff enable it again.
-func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, j job, o outcome) error {
+// settleTx moves each delivery of batch on by its attempt's outcome:
+// delivered, the try kept in the row (status, latency, response); back to
+// pending after the schedule's delay, or the receiver's Retry-After when a
+// 429 asks for longer; dead after the last try. A 410 disables the endpoint
+// and leaves the delivery pending for when staff enable it again. One
+// UPDATE for the batch (only rows still claimed: a delivery deleted with
+// its endpoint meanwhile is skipped), then one INSERT of the failed tries'
+// attempt rows.
+func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, batch []settled) error {
 	now := tx.Now
-	attempt := j.attempts + 1
-	status, attempts, next, lastErr := "pending", attempt, now, o.err
-	if lastErr == "" && !o.ok() {
-		lastErr = "HTTP " + strconv.Itoa(o.status)
-	}
-	switch {
-	case o.ok():
-		status, lastErr = "delivered", ""
-	case o.status == http.StatusGone:
-		attempts = j.attempts
-		if _, err := tx.ExecContext(ctx, `UPDATE webhooks_endpoints SET enabled = 0, disabled_reason = 'gone',
-				updated_at = $2 WHERE id = $1 AND enabled = 1`, j.endpointID, sqldb.Micros(now)); err != nil {
-			return err
+	var q strings.Builder
+	q.WriteString(`UPDATE webhooks_deliveries SET status = v.column2, attempts = v.column3, next_at = v.column4,
+		last_status = v.column5, last_error = v.column6, last_latency_us = v.column7, last_response = v.column8,
+		updated_at = $1 FROM (VALUES `)
+	args := []any{sqldb.Micros(now)}
+	for i, x := range batch {
+		j, o := x.j, x.o
+		attempt := j.attempts + 1
+		status, attempts, next, lastErr, resp := "pending", attempt, now, o.err, ""
+		if lastErr == "" && !o.ok() {
+			lastErr = "HTTP " + strconv.Itoa(o.status)
 		}
-		d.s.log.Warn("webhooks: endpoint answered 410 Gone; disabled", "endpoint", j.endpointID)
-	case attempt > len(d.s.cfg.Schedule):
-		status = "dead"
-	default:
-		// A 429's Retry-After is honoured: never sooner than it asks.
-		next = now.Add(max(d.jitter(d.s.cfg.Schedule[attempt-1]), o.retryAfter))
+		switch {
+		case o.ok():
+			status, lastErr, resp = "delivered", "", o.excerpt
+		case o.status == http.StatusGone:
+			attempts = j.attempts
+			if _, err := tx.ExecContext(ctx, `UPDATE webhooks_endpoints SET enabled = 0, disabled_reason = 'gone',
+					updated_at = $2 WHERE id = $1 AND enabled = 1`, j.endpointID, sqldb.Micros(now)); err != nil {
+				return err
+			}
+			d.s.log.Warn("webhooks: endpoint answered 410 Gone; disabled", "endpoint", j.endpointID)
+		case attempt > len(d.s.cfg.Schedule):
+			status = "dead"
+		default:
+			// A 429's Retry-After is honoured: never sooner than it asks.
+			next = now.Add(max(d.jitter(d.s.cfg.Schedule[attempt-1]), o.retryAfter))
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		n := len(args)
+		if i == 0 { // the first row types the columns (PostgreSQL takes parameters as text)
+			fmt.Fprintf(&q, `(CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS INTEGER), CAST($%d AS BIGINT),
+				CAST($%d AS INTEGER), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT))`,
+				n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
+		} else {
+			q.WriteString("(" + sqldb.Placeholders(n+1, 8) + ")")
+		}
+		args = append(args, j.id, status, attempts, sqldb.Micros(next), o.status, lastErr, o.latency.Microseconds(), resp)
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE webhooks_deliveries SET status = $2, attempts = $3, next_at = $4,
-			last_status = $5, last_error = $6, updated_at = $7 WHERE id = $1 AND status = 'delivering'`,
-		j.id, status, attempts, sqldb.Micros(next), o.status, lastErr, sqldb.Micros(now))
+	q.WriteString(`) AS v WHERE webhooks_deliveries.id = v.column1 AND webhooks_deliveries.status = 'delivering'
+		RETURNING webhooks_deliveries.id`)
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
 	if err != nil {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return err // deleted with its endpoint meanwhile: nothing to log
+	updated := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		updated[id] = true
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO webhooks_attempts (id, delivery_id, endpoint_id, attempt,
-			attempted_at, status_code, latency_us, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		event.NewID(), j.id, j.endpointID, attempt, sqldb.Micros(now), o.status, o.latency.Microseconds(),
-		o.excerpt, o.err)
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	// The failed tries' attempt rows (a successful one is in its delivery's row).
+	var fails []any
+	for _, x := range batch {
+		if x.o.ok() || !updated[x.j.id] {
+			continue
+		}
+		fails = append(fails, event.NewID(), x.j.id, x.j.endpointID, x.j.attempts+1, sqldb.Micros(now), x.o.status,
+			x.o.latency.Microseconds(), x.o.excerpt, x.o.err)
+	}
+	if len(fails) == 0 {
+		return nil
+	}
+	q.Reset()
+	q.WriteString(`INSERT INTO webhooks_attempts (id, delivery_id, endpoint_id, attempt, attempted_at, status_code,
+		latency_us, response, error) VALUES `)
+	for i := 0; i < len(fails); i += 9 {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(" + sqldb.Placeholders(i+1, 9) + ")")
+	}
+	_, err = tx.ExecContext(ctx, q.String(), fails...)
 	return err
 }
 
