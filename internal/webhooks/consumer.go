@@ -95,6 +95,9 @@ func (s *Service) RecordTx(ctx context.Context, tx *sqldb.Tx, e event.Envelope) 
 			woken = true
 			tx.AfterCommit(s.disp.Wake)
 		}
+		if claiming {
+			tx.AfterCommit(func() { s.disp.noteBacklog(t.id) })
+		}
 	}
 	return nil
 }

@@ -38,7 +38,8 @@ type Dispatcher struct {
 	idle    *sync.Cond // signalled (on mu) when running drops to 0
 	running int        // deliveries started or queued and not yet settled (under mu)
 	eps     map[string]*epState
-	claims  atomic.Int64 // claim UPDATEs run (tests count them)
+	held    map[string]bool // ids of the deliveries handed over and not yet settled (under mu)
+	claims  atomic.Int64    // claim UPDATEs run (tests count them)
 
 	smu      sync.Mutex // guards outcomes and settling
 	outcomes []settled  // attempts made and not yet settled
@@ -49,6 +50,7 @@ type Dispatcher struct {
 type epState struct {
 	inflight  int
 	queued    []job     // handed over while the endpoint was at its limit
+	backlog   bool      // it may have due deliveries that no step has claimed yet
 	fails     int       // consecutive failures
 	openUntil time.Time // the breaker is open until then (when fails >= threshold)
 }
@@ -64,7 +66,7 @@ func newDispatcher(s *Service) *Dispatcher {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	d := &Dispatcher{s: s, wake: make(chan struct{}, 1), eps: map[string]*epState{},
+	d := &Dispatcher{s: s, wake: make(chan struct{}, 1), eps: map[string]*epState{}, held: map[string]bool{},
 		client: &http.Client{Transport: tr,
 			// A redirect is not followed: a 3xx is a failed attempt.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
@@ -140,14 +142,26 @@ func (d *Dispatcher) claiming() bool { return !d.s.cfg.PollOnly && d.live.Load()
 func (d *Dispatcher) lease(now time.Time) time.Time { return now.Add(d.s.cfg.Timeout + time.Minute) }
 
 // accepts reports whether a new delivery to endpoint id may be claimed at
-// record time: its breaker is closed and fewer than 2·MaxInFlight of its
-// deliveries are in flight or queued, so that a handed-over delivery waits
-// at most about two attempts, well within its lease.
+// record time: its breaker is closed and fewer than BatchSize (at least
+// 2·MaxInFlight) of its deliveries are in flight or queued. A handed-over
+// delivery is never claimed again by this process's steps (held); another
+// replica's only once its lease has run out, which takes a receiver slow
+// enough to hold the queue that long without failing (failures open the
+// breaker, which sends the queue back to pending).
 func (d *Dispatcher) accepts(id string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := d.eps[id]
-	return st == nil || st.fails < d.s.cfg.BreakerThreshold && st.inflight+len(st.queued) < 2*d.s.cfg.MaxInFlight
+	return st == nil || st.fails < d.s.cfg.BreakerThreshold &&
+		st.inflight+len(st.queued) < max(d.s.cfg.BatchSize, 2*d.s.cfg.MaxInFlight)
+}
+
+// noteBacklog records that endpoint id has a delivery recorded pending:
+// the next settling of one of its deliveries wakes a step.
+func (d *Dispatcher) noteBacklog(id string) {
+	d.mu.Lock()
+	d.state(id).backlog = true
+	d.mu.Unlock()
 }
 
 // handoff takes over deliveries claimed at record time: each starts at
@@ -159,6 +173,7 @@ func (d *Dispatcher) handoff(js []job) {
 	for _, j := range js {
 		st := d.state(j.endpointID)
 		d.running++
+		d.held[j.id] = true
 		if st.fails < d.s.cfg.BreakerThreshold && st.inflight < d.s.cfg.MaxInFlight {
 			st.inflight++
 			start = append(start, j)
@@ -192,10 +207,15 @@ func (d *Dispatcher) unclaim(js []job) {
 		d.s.log.Error("webhooks: unclaim", "deliveries", len(ids), "err", err)
 	}
 	d.mu.Lock()
+	for _, j := range js {
+		delete(d.held, j.id)
+	}
+	d.state(js[0].endpointID).backlog = true
 	if d.running -= len(js); d.running == 0 {
 		d.idle.Broadcast()
 	}
 	d.mu.Unlock()
+	d.Wake()
 }
 
 // runPeriod is the dispatch job's run: Run for one period.
@@ -236,6 +256,7 @@ func (d *Dispatcher) Step(ctx context.Context) (int, error) {
 	for _, ep := range eps {
 		free := d.free(ep.id, now)
 		if free == 0 {
+			d.noteBacklog(ep.id) // due, and waiting for a slot
 			continue
 		}
 		secrets, err := d.secrets(ep, now)
@@ -243,10 +264,12 @@ func (d *Dispatcher) Step(ctx context.Context) (int, error) {
 			d.s.log.Error("webhooks: endpoint secret", "endpoint", ep.id, "err", err)
 			continue
 		}
-		js, err := d.dueOf(ctx, ep, now, min(free, d.s.cfg.BatchSize))
+		limit := min(free, d.s.cfg.BatchSize)
+		js, err := d.dueOf(ctx, ep, now, limit)
 		if err != nil {
 			return 0, err
 		}
+		js = d.unheld(ep.id, js, len(js) == limit)
 		for i := range js {
 			js[i].url, js[i].secrets, js[i].order = ep.url, secrets, len(cands)+i
 		}
@@ -415,14 +438,25 @@ func (d *Dispatcher) state(id string) *epState {
 	return st
 }
 
+// unheld drops from js the deliveries handed over to this dispatcher (a
+// queued one whose lease ran out is its own, not to be claimed again) and
+// notes whether endpoint id may have more due than a step took.
+func (d *Dispatcher) unheld(id string, js []job, more bool) []job {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.state(id).backlog = more
+	return slices.DeleteFunc(js, func(j job) bool { return d.held[j.id] })
+}
+
 // release ends a delivery of endpoint id: a success closes its breaker, a
 // failure counts towards opening it (again, after a failed probe). The
 // endpoint's next queued delivery takes the freed slot; when the breaker
 // opens, the queued ones go back to pending.
-func (d *Dispatcher) release(id string, ok bool, now time.Time) {
+func (d *Dispatcher) release(id, jobID string, ok bool, now time.Time) {
 	d.mu.Lock()
 	st := d.eps[id]
 	st.inflight--
+	delete(d.held, jobID)
 	if d.running--; d.running == 0 {
 		d.idle.Broadcast()
 	}
@@ -451,7 +485,12 @@ func (d *Dispatcher) release(id string, ok bool, now time.Time) {
 	if len(back) > 0 {
 		go d.unclaim(back)
 	}
-	d.Wake()
+	// With claims at record time a freed slot matters to a step only when
+	// the endpoint has deliveries waiting in the table; the poll finds the
+	// retries that come due.
+	if !d.claiming() || st.backlog || !ok {
+		d.Wake()
+	}
 }
 
 // BreakerOpen reports whether endpoint id's circuit breaker is open now.
@@ -528,7 +567,7 @@ func (d *Dispatcher) settleLoop() {
 		now := d.s.db.Now()
 		for _, x := range batch {
 			// 429 and 410 are answers of a live receiver: they do not trip the breaker.
-			d.release(x.j.endpointID, x.o.ok() || x.o.status == http.StatusTooManyRequests || x.o.status == http.StatusGone, now)
+			d.release(x.j.endpointID, x.j.id, x.o.ok() || x.o.status == http.StatusTooManyRequests || x.o.status == http.StatusGone, now)
 		}
 	}
 }
@@ -629,7 +668,16 @@ func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, batch []settled
 		}
 		args = append(args, j.id, status, attempts, sqldb.Micros(next), o.status, lastErr, o.latency.Microseconds(), resp)
 	}
-	q.WriteString(`) AS v WHERE webhooks_deliveries.id = v.column1 AND webhooks_deliveries.status = 'delivering'
+	// Padded to a power of two with copies of the first row (a row joins
+	// one of its identical copies): a handful of statement texts, kept by
+	// the writer, instead of one per batch size crowding out the others'.
+	for n := len(batch); n&(n-1) != 0; n++ {
+		q.WriteString(", (" + sqldb.Placeholders(2, 8) + ")")
+	}
+	// "|| ''" leaves v no column to index: SQLite would otherwise scan the
+	// table and probe an automatic index of v, instead of looking each row
+	// of v up by primary key.
+	q.WriteString(`) AS v WHERE webhooks_deliveries.id = v.column1 || '' AND webhooks_deliveries.status = 'delivering'
 		RETURNING webhooks_deliveries.id`)
 	rows, err := tx.QueryContext(ctx, q.String(), args...)
 	if err != nil {
@@ -659,17 +707,27 @@ func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, batch []settled
 	if len(fails) == 0 {
 		return nil
 	}
-	q.Reset()
-	q.WriteString(`INSERT INTO webhooks_attempts (id, delivery_id, endpoint_id, attempt, attempted_at, status_code,
-		latency_us, response, error) VALUES `)
-	for i := 0; i < len(fails); i += 9 {
-		if i > 0 {
-			q.WriteString(", ")
+	// In chunks of powers of two, for the same reason as above.
+	for len(fails) > 0 {
+		n := 1
+		for 2*n*9 <= len(fails) {
+			n *= 2
 		}
-		q.WriteString("(" + sqldb.Placeholders(i+1, 9) + ")")
+		q.Reset()
+		q.WriteString(`INSERT INTO webhooks_attempts (id, delivery_id, endpoint_id, attempt, attempted_at, status_code,
+			latency_us, response, error) VALUES `)
+		for i := range n {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(" + sqldb.Placeholders(9*i+1, 9) + ")")
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), fails[:9*n]...); err != nil {
+			return err
+		}
+		fails = fails[9*n:]
 	}
-	_, err = tx.ExecContext(ctx, q.String(), fails...)
-	return err
+	return nil
 }
 
 // jitter shortens or lengthens dur by up to Config.Jitter of it.
