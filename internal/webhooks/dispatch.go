@@ -448,18 +448,16 @@ func (d *Dispatcher) unheld(id string, js []job, more bool) []job {
 	return slices.DeleteFunc(js, func(j job) bool { return d.held[j.id] })
 }
 
-// release ends a delivery of endpoint id: a success closes its breaker, a
-// failure counts towards opening it (again, after a failed probe). The
-// endpoint's next queued delivery takes the freed slot; when the breaker
-// opens, the queued ones go back to pending.
-func (d *Dispatcher) release(id, jobID string, ok bool, now time.Time) {
+// release frees the slot of an attempt at endpoint id that has its
+// answer (its outcome is yet to be settled: the slot bounds the requests a
+// receiver has to serve at once, not the writes behind them): a success
+// closes the breaker, a failure counts towards opening it (again, after a
+// failed probe). The endpoint's next queued delivery takes the freed slot;
+// when the breaker opens, the queued ones go back to pending.
+func (d *Dispatcher) release(id string, ok bool, now time.Time) {
 	d.mu.Lock()
 	st := d.eps[id]
 	st.inflight--
-	delete(d.held, jobID)
-	if d.running--; d.running == 0 {
-		d.idle.Broadcast()
-	}
 	if ok {
 		st.fails = 0
 	} else {
@@ -493,6 +491,19 @@ func (d *Dispatcher) release(id, jobID string, ok bool, now time.Time) {
 	}
 }
 
+// finish ends deliveries whose outcomes are settled (or left to their
+// lease): Wait returns once every started one is finished.
+func (d *Dispatcher) finish(batch []settled) {
+	d.mu.Lock()
+	for _, x := range batch {
+		delete(d.held, x.j.id)
+	}
+	if d.running -= len(batch); d.running == 0 {
+		d.idle.Broadcast()
+	}
+	d.mu.Unlock()
+}
+
 // BreakerOpen reports whether endpoint id's circuit breaker is open now.
 func (d *Dispatcher) BreakerOpen(id string) bool {
 	d.mu.Lock()
@@ -516,9 +527,13 @@ type outcome struct {
 
 func (o outcome) ok() bool { return o.err == "" && (o.done || o.status >= 200 && o.status < 300) }
 
-// deliver makes one attempt at j and queues its outcome to be settled.
+// deliver makes one attempt at j, frees its slot and queues its outcome to
+// be settled.
 func (d *Dispatcher) deliver(ctx context.Context, j job) {
-	d.settle(settled{j: j, o: d.send(ctx, j)}) // by the endpoint's kind (transport.go)
+	o := d.send(ctx, j) // by the endpoint's kind (transport.go)
+	// 429 and 410 are answers of a live receiver: they do not trip the breaker.
+	d.release(j.endpointID, o.ok() || o.status == http.StatusTooManyRequests || o.status == http.StatusGone, d.s.db.Now())
+	d.settle(settled{j: j, o: o})
 }
 
 // settled is one attempt's outcome waiting to be written.
@@ -564,11 +579,7 @@ func (d *Dispatcher) settleLoop() {
 			// The rows stay claimed until their lease ends; then they are tried again.
 			d.s.log.Error("webhooks: settle", "deliveries", len(batch), "err", err)
 		}
-		now := d.s.db.Now()
-		for _, x := range batch {
-			// 429 and 410 are answers of a live receiver: they do not trip the breaker.
-			d.release(x.j.endpointID, x.j.id, x.o.ok() || x.o.status == http.StatusTooManyRequests || x.o.status == http.StatusGone, now)
-		}
+		d.finish(batch)
 	}
 }
 
