@@ -220,7 +220,11 @@ func (s *Service) sendTestTx(ctx context.Context, tx *sqldb.Tx, actorID, endpoin
 	if err != nil {
 		return TestSent{}, errs.E(op, errs.Internal, err)
 	}
-	id, err := insertDelivery(ctx, tx, endpointID, e, body, "pending", tx.Now)
+	var fifo int
+	if err := tx.QueryRowContext(ctx, `SELECT fifo FROM webhooks_endpoints WHERE id = $1`, endpointID).Scan(&fifo); err != nil {
+		return TestSent{}, errs.E(op, errs.Internal, err)
+	}
+	id, err := insertDelivery(ctx, tx, endpointID, fifo == 1, e, body, "pending", tx.Now)
 	if err != nil {
 		return TestSent{}, errs.E(op, errs.Internal, err)
 	}

@@ -364,7 +364,7 @@ func (d *Dispatcher) dueOf(ctx context.Context, ep dueEndpoint, now time.Time, l
 	if ep.fifo {
 		q += ` AND NOT EXISTS (SELECT 1 FROM webhooks_deliveries p WHERE p.endpoint_id = d.endpoint_id
 			AND p.aggregate_type = d.aggregate_type AND p.aggregate_id = d.aggregate_id
-			AND p.status IN ('pending', 'delivering')
+			AND p.fifo = 1 AND p.status IN ('pending', 'delivering')
 			AND (p.sequence < d.sequence OR (p.sequence = d.sequence AND p.id < d.id)))`
 	}
 	q += ` ORDER BY d.next_at, d.id LIMIT $3`
