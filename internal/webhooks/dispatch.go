@@ -639,9 +639,12 @@ func (d *Dispatcher) postBody(ctx context.Context, j job, body []byte, extra htt
 func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, batch []settled) error {
 	now := tx.Now
 	var q strings.Builder
+	ph := placeholders(tx.Engine())
 	q.WriteString(`UPDATE webhooks_deliveries SET status = v.column2, attempts = v.column3, next_at = v.column4,
 		last_status = v.column5, last_error = v.column6, last_latency_us = v.column7, last_response = v.column8,
-		updated_at = $1 FROM (VALUES `)
+		updated_at = `)
+	ph(&q, 1, 1)
+	q.WriteString(` FROM (VALUES `)
 	args := []any{sqldb.Micros(now)}
 	for i, x := range batch {
 		j, o := x.j, x.o
@@ -670,20 +673,31 @@ func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, batch []settled
 			q.WriteString(", ")
 		}
 		n := len(args)
-		if i == 0 { // the first row types the columns (PostgreSQL takes parameters as text)
-			fmt.Fprintf(&q, `(CAST($%d AS TEXT), CAST($%d AS TEXT), CAST($%d AS INTEGER), CAST($%d AS BIGINT),
-				CAST($%d AS INTEGER), CAST($%d AS TEXT), CAST($%d AS BIGINT), CAST($%d AS TEXT))`,
-				n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
-		} else {
-			q.WriteString("(" + sqldb.Placeholders(n+1, 8) + ")")
+		q.WriteByte('(')
+		for k, typ := range settleTypes {
+			if k > 0 {
+				q.WriteString(", ")
+			}
+			if i == 0 { // the first row types the columns (PostgreSQL takes parameters as text)
+				q.WriteString("CAST(")
+				ph(&q, n+k+1, 1)
+				q.WriteString(" AS " + typ + ")")
+			} else {
+				ph(&q, n+k+1, 1)
+			}
 		}
+		q.WriteByte(')')
 		args = append(args, j.id, status, attempts, sqldb.Micros(next), o.status, lastErr, o.latency.Microseconds(), resp)
 	}
 	// Padded to a power of two with copies of the first row (a row joins
 	// one of its identical copies): a handful of statement texts, kept by
 	// the writer, instead of one per batch size crowding out the others'.
+	first := args[1 : 1+len(settleTypes)]
 	for n := len(batch); n&(n-1) != 0; n++ {
-		q.WriteString(", (" + sqldb.Placeholders(2, 8) + ")")
+		q.WriteString(", (")
+		ph(&q, len(args)+1, len(first))
+		q.WriteByte(')')
+		args = append(args, first...)
 	}
 	// "|| ''" leaves v no column to index: SQLite would otherwise scan the
 	// table and probe an automatic index of v, instead of looking each row
@@ -731,7 +745,9 @@ func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, batch []settled
 			if i > 0 {
 				q.WriteString(", ")
 			}
-			q.WriteString("(" + sqldb.Placeholders(9*i+1, 9) + ")")
+			q.WriteByte('(')
+			ph(&q, 9*i+1, 9)
+			q.WriteByte(')')
 		}
 		if _, err := tx.ExecContext(ctx, q.String(), fails[:9*n]...); err != nil {
 			return err
@@ -739,6 +755,32 @@ func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, batch []settled
 		fails = fails[9*n:]
 	}
 	return nil
+}
+
+// settleTypes are the types of the settle statement's VALUES columns: id,
+// status, attempts, next_at, last_status, last_error, last_latency_us,
+// last_response.
+var settleTypes = []string{"TEXT", "TEXT", "INTEGER", "BIGINT", "INTEGER", "TEXT", "BIGINT", "TEXT"}
+
+// placeholders returns the writer of n placeholders from the from-th, for
+// long statements: SQLite keeps the names of "$n" placeholders in a list
+// searched linearly at every bind (quadratic in a statement of a thousand),
+// so there they are "?", bound by position; PostgreSQL gets "$n". They must
+// be written in argument order. (outbox.placeholder is the same; one
+// engine-aware sqldb helper would serve both.)
+func placeholders(e sqldb.Engine) func(b *strings.Builder, from, n int) {
+	return func(b *strings.Builder, from, n int) {
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			if e == sqldb.SQLite {
+				b.WriteByte('?')
+			} else {
+				b.WriteString("$" + strconv.Itoa(from+i))
+			}
+		}
+	}
 }
 
 // jitter shortens or lengthens dur by up to Config.Jitter of it.
