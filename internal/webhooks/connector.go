@@ -567,6 +567,9 @@ func (s *Service) PatchConnectorTx(ctx context.Context, tx *sqldb.Tx, actorID, i
 	if _, err := tx.ExecContext(ctx, q+` WHERE id = $1`, args...); err != nil {
 		return Connector{}, errs.E(op, errs.Internal, err)
 	}
+	if err := setDeliveriesFIFO(ctx, tx, id, c.FIFO); err != nil {
+		return Connector{}, errs.E(op, errs.Internal, err)
+	}
 	if err := audit.Record(ctx, tx, audit.Entry{ActorID: actorID, Action: "connector.updated",
 		TargetType: "connector", TargetID: id, Before: before, After: c}); err != nil {
 		return Connector{}, err

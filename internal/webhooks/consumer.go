@@ -88,12 +88,15 @@ func (s *Service) RecordTx(ctx context.Context, tx *sqldb.Tx, e event.Envelope) 
 				continue
 			}
 		}
-		if _, err := insertDelivery(ctx, tx, t.id, e, body, "pending", tx.Now); err != nil {
+		if _, err := insertDelivery(ctx, tx, t.id, t.fifo, e, body, "pending", tx.Now); err != nil {
 			return err
 		}
 		if !woken {
 			woken = true
 			tx.AfterCommit(s.disp.Wake)
+		}
+		if claiming {
+			tx.AfterCommit(func() { s.disp.noteBacklog(t.id) })
 		}
 	}
 	return nil
@@ -113,7 +116,7 @@ func (s *Service) claimTx(ctx context.Context, tx *sqldb.Tx, t *target, e event.
 		}
 		t.secrets = sec
 	}
-	id, err := insertDelivery(ctx, tx, t.id, e, body, "delivering", s.disp.lease(tx.Now))
+	id, err := insertDelivery(ctx, tx, t.id, false, e, body, "delivering", s.disp.lease(tx.Now))
 	if err != nil || id == "" {
 		return true, err // "": recorded before; left as it is
 	}
@@ -132,16 +135,17 @@ func (s *Service) claimTx(ctx context.Context, tx *sqldb.Tx, t *target, e event.
 	return true, nil
 }
 
-// insertDelivery records e's delivery to endpointID with status, due at
-// next, and returns its id; "" when the endpoint has it already.
-func insertDelivery(ctx context.Context, tx *sqldb.Tx, endpointID string, e event.Envelope, body []byte, status string, next time.Time) (string, error) {
+// insertDelivery records e's delivery to endpointID (fifo: whether the
+// endpoint is) with status, due at next, and returns its id; "" when the
+// endpoint has it already.
+func insertDelivery(ctx context.Context, tx *sqldb.Tx, endpointID string, fifo bool, e event.Envelope, body []byte, status string, next time.Time) (string, error) {
 	id := event.NewID()
 	res, err := tx.ExecContext(ctx, `INSERT INTO webhooks_deliveries (id, endpoint_id, event_id, event_type,
-			aggregate_type, aggregate_id, sequence, envelope, status, attempts, next_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $11)
-		ON CONFLICT (endpoint_id, event_id) DO NOTHING`,
+			aggregate_type, aggregate_id, sequence, envelope, status, attempts, next_at, created_at, updated_at, fifo)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $11, $12)
+		ON CONFLICT (event_id, endpoint_id) DO NOTHING`,
 		id, endpointID, e.ID, e.Type, e.AggregateType, e.AggregateID, e.Sequence, string(body), status,
-		sqldb.Micros(next), sqldb.Micros(tx.Now))
+		sqldb.Micros(next), sqldb.Micros(tx.Now), boolInt(fifo))
 	if err != nil {
 		return "", fmt.Errorf("webhooks: record delivery: %w", err)
 	}
@@ -149,6 +153,15 @@ func insertDelivery(ctx context.Context, tx *sqldb.Tx, endpointID string, e even
 		return "", err
 	}
 	return id, nil
+}
+
+// setDeliveriesFIFO keeps the undelivered deliveries of endpoint id (dead
+// ones too: a replay makes them pending) in step with its fifo setting (the
+// per-aggregate index holds fifo ones only).
+func setDeliveriesFIFO(ctx context.Context, tx *sqldb.Tx, id string, fifo bool) error {
+	_, err := tx.ExecContext(ctx, `UPDATE webhooks_deliveries SET fifo = $2
+		WHERE endpoint_id = $1 AND status <> 'delivered' AND fifo <> $2`, id, boolInt(fifo))
+	return err
 }
 
 func (s *Service) loadTargets(ctx context.Context, tx *sqldb.Tx) ([]*target, error) {

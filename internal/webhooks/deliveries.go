@@ -59,18 +59,20 @@ func (s *Service) deliveries(ctx context.Context, endpointID, status string, p w
 		return web.Page[Delivery]{}, err
 	}
 	rows, err := s.db.Reader().QueryContext(ctx, `SELECT id, event_id, event_type, status, attempts, next_at,
-			last_status, last_error, created_at FROM webhooks_deliveries
+			last_status, last_error, created_at, updated_at, last_latency_us, last_response FROM webhooks_deliveries
 		WHERE endpoint_id = $1 AND ($2 = '' OR id < $2) AND ($3 = '' OR status = $3) ORDER BY id DESC LIMIT $4`,
 		endpointID, before, status, p.Limit+1)
 	if err != nil {
 		return web.Page[Delivery]{}, errs.E(op, errs.Internal, err)
 	}
 	var out []Delivery
+	var last []Attempt // per item: its successful try when delivered
 	for rows.Next() {
 		var dl Delivery
-		var next, created int64
+		var next, created, updated, latency int64
+		var resp string
 		if err := rows.Scan(&dl.ID, &dl.EventID, &dl.EventType, &dl.Status, &dl.Attempts, &next, &dl.LastStatus,
-			&dl.LastError, &created); err != nil {
+			&dl.LastError, &created, &updated, &latency, &resp); err != nil {
 			rows.Close()
 			return web.Page[Delivery]{}, errs.E(op, errs.Internal, err)
 		}
@@ -80,6 +82,9 @@ func (s *Service) deliveries(ctx context.Context, endpointID, status string, p w
 		}
 		dl.CreatedAt, dl.Log = sqldb.FromMicros(created), []Attempt{}
 		out = append(out, dl)
+		// A delivered delivery's successful try is kept in its row.
+		last = append(last, Attempt{Attempt: dl.Attempts, AttemptedAt: sqldb.FromMicros(updated), StatusCode: dl.LastStatus,
+			LatencyMS: float64(latency) / 1000, Response: resp})
 	}
 	if err := rows.Close(); err != nil {
 		return web.Page[Delivery]{}, errs.E(op, errs.Internal, err)
@@ -88,6 +93,9 @@ func (s *Service) deliveries(ctx context.Context, endpointID, status string, p w
 	for i := range page.Items {
 		if page.Items[i].Log, err = s.attempts(ctx, page.Items[i].ID); err != nil {
 			return web.Page[Delivery]{}, errs.E(op, errs.Internal, err)
+		}
+		if page.Items[i].Status == "delivered" {
+			page.Items[i].Log = append(page.Items[i].Log, last[i])
 		}
 	}
 	return page, nil
@@ -212,7 +220,11 @@ func (s *Service) sendTestTx(ctx context.Context, tx *sqldb.Tx, actorID, endpoin
 	if err != nil {
 		return TestSent{}, errs.E(op, errs.Internal, err)
 	}
-	id, err := insertDelivery(ctx, tx, endpointID, e, body, "pending", tx.Now)
+	var fifo int
+	if err := tx.QueryRowContext(ctx, `SELECT fifo FROM webhooks_endpoints WHERE id = $1`, endpointID).Scan(&fifo); err != nil {
+		return TestSent{}, errs.E(op, errs.Internal, err)
+	}
+	id, err := insertDelivery(ctx, tx, endpointID, fifo == 1, e, body, "pending", tx.Now)
 	if err != nil {
 		return TestSent{}, errs.E(op, errs.Internal, err)
 	}

@@ -326,8 +326,8 @@ func TestPrune(t *testing.T) {
 			t.Fatalf("Prune within the retention: %d, %v", n, err)
 		}
 		e.clock.Advance(24*time.Hour + time.Second)
-		if n, err := e.svc.Prune(context.Background()); err != nil || n != 2 {
-			t.Fatalf("Prune: %d rows, %v; want the delivered delivery and its attempt", n, err)
+		if n, err := e.svc.Prune(context.Background()); err != nil || n != 1 {
+			t.Fatalf("Prune: %d rows, %v; want the delivered delivery (its one try is in its row)", n, err)
 		}
 		if n := sqldbtest.Count(t, e.db, `SELECT count(*) FROM webhooks_deliveries WHERE endpoint_id = $1 AND status = 'dead'`, b.ID); n != 1 {
 			t.Fatalf("%d dead deliveries kept, want 1", n)
@@ -360,6 +360,41 @@ func TestEventDeliveries(t *testing.T) {
 		}
 		if ds := got["no-such-event"]; len(ds) != 0 {
 			t.Errorf("an unknown event has deliveries %+v", ds)
+		}
+	})
+}
+
+// Deliveries recorded before staff made their endpoint fifo keep the order
+// too: while the first event of an aggregate is retried, its successors
+// wait (the deliveries' fifo flag follows the endpoint's).
+func TestFIFOSwitchedOnKeepsRecordedOrder(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		rc := newReceiver(t, e.clock.Now)
+		rc.answer = func(n int, g received) (int, http.Header) {
+			if n == 1 {
+				return http.StatusInternalServerError, nil
+			}
+			return http.StatusOK, nil
+		}
+		c := e.register(rc.URL(), []string{"order.*"}, false)
+		for range 3 {
+			e.emit("order.placed", "A")
+		}
+		e.op.Do("PATCH", "/api/v1/admin/webhooks/"+c.ID, map[string]any{"fifo": true}).WantStatus(t, http.StatusOK)
+		e.flush()
+		seqs := func() (out []int64) {
+			for _, g := range rc.requests() {
+				out = append(out, g.env.Sequence)
+			}
+			return out
+		}
+		if got := seqs(); !slices.Equal(got, []int64{1}) {
+			t.Fatalf("while the first event waits for its retry: %v, want [1]", got)
+		}
+		e.clock.Advance(6 * time.Second)
+		e.flush()
+		if got := seqs(); !slices.Equal(got, []int64{1, 1, 2, 3}) {
+			t.Fatalf("after the retry: %v, want [1 1 2 3]", got)
 		}
 	})
 }

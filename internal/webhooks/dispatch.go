@@ -38,13 +38,19 @@ type Dispatcher struct {
 	idle    *sync.Cond // signalled (on mu) when running drops to 0
 	running int        // deliveries started or queued and not yet settled (under mu)
 	eps     map[string]*epState
-	claims  atomic.Int64 // claim UPDATEs run (tests count them)
+	held    map[string]bool // ids of the deliveries handed over and not yet settled (under mu)
+	claims  atomic.Int64    // claim UPDATEs run (tests count them)
+
+	smu      sync.Mutex // guards outcomes and settling
+	outcomes []settled  // attempts made and not yet settled
+	settling bool       // a settleLoop runs
 }
 
 // epState is one endpoint's concurrency and circuit breaker, in memory.
 type epState struct {
 	inflight  int
 	queued    []job     // handed over while the endpoint was at its limit
+	backlog   bool      // it may have due deliveries that no step has claimed yet
 	fails     int       // consecutive failures
 	openUntil time.Time // the breaker is open until then (when fails >= threshold)
 }
@@ -60,7 +66,7 @@ func newDispatcher(s *Service) *Dispatcher {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	d := &Dispatcher{s: s, wake: make(chan struct{}, 1), eps: map[string]*epState{},
+	d := &Dispatcher{s: s, wake: make(chan struct{}, 1), eps: map[string]*epState{}, held: map[string]bool{},
 		client: &http.Client{Transport: tr,
 			// A redirect is not followed: a 3xx is a failed attempt.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
@@ -136,14 +142,26 @@ func (d *Dispatcher) claiming() bool { return !d.s.cfg.PollOnly && d.live.Load()
 func (d *Dispatcher) lease(now time.Time) time.Time { return now.Add(d.s.cfg.Timeout + time.Minute) }
 
 // accepts reports whether a new delivery to endpoint id may be claimed at
-// record time: its breaker is closed and fewer than 2·MaxInFlight of its
-// deliveries are in flight or queued, so that a handed-over delivery waits
-// at most about two attempts, well within its lease.
+// record time: its breaker is closed and fewer than BatchSize (at least
+// 2·MaxInFlight) of its deliveries are in flight or queued. A handed-over
+// delivery is never claimed again by this process's steps (held); another
+// replica's only once its lease has run out, which takes a receiver slow
+// enough to hold the queue that long without failing (failures open the
+// breaker, which sends the queue back to pending).
 func (d *Dispatcher) accepts(id string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := d.eps[id]
-	return st == nil || st.fails < d.s.cfg.BreakerThreshold && st.inflight+len(st.queued) < 2*d.s.cfg.MaxInFlight
+	return st == nil || st.fails < d.s.cfg.BreakerThreshold &&
+		st.inflight+len(st.queued) < max(d.s.cfg.BatchSize, 2*d.s.cfg.MaxInFlight)
+}
+
+// noteBacklog records that endpoint id has a delivery recorded pending:
+// the next settling of one of its deliveries wakes a step.
+func (d *Dispatcher) noteBacklog(id string) {
+	d.mu.Lock()
+	d.state(id).backlog = true
+	d.mu.Unlock()
 }
 
 // handoff takes over deliveries claimed at record time: each starts at
@@ -155,6 +173,7 @@ func (d *Dispatcher) handoff(js []job) {
 	for _, j := range js {
 		st := d.state(j.endpointID)
 		d.running++
+		d.held[j.id] = true
 		if st.fails < d.s.cfg.BreakerThreshold && st.inflight < d.s.cfg.MaxInFlight {
 			st.inflight++
 			start = append(start, j)
@@ -188,10 +207,15 @@ func (d *Dispatcher) unclaim(js []job) {
 		d.s.log.Error("webhooks: unclaim", "deliveries", len(ids), "err", err)
 	}
 	d.mu.Lock()
+	for _, j := range js {
+		delete(d.held, j.id)
+	}
+	d.state(js[0].endpointID).backlog = true
 	if d.running -= len(js); d.running == 0 {
 		d.idle.Broadcast()
 	}
 	d.mu.Unlock()
+	d.Wake()
 }
 
 // runPeriod is the dispatch job's run: Run for one period.
@@ -232,6 +256,7 @@ func (d *Dispatcher) Step(ctx context.Context) (int, error) {
 	for _, ep := range eps {
 		free := d.free(ep.id, now)
 		if free == 0 {
+			d.noteBacklog(ep.id) // due, and waiting for a slot
 			continue
 		}
 		secrets, err := d.secrets(ep, now)
@@ -239,10 +264,12 @@ func (d *Dispatcher) Step(ctx context.Context) (int, error) {
 			d.s.log.Error("webhooks: endpoint secret", "endpoint", ep.id, "err", err)
 			continue
 		}
-		js, err := d.dueOf(ctx, ep, now, min(free, d.s.cfg.BatchSize))
+		limit := min(free, d.s.cfg.BatchSize)
+		js, err := d.dueOf(ctx, ep, now, limit)
 		if err != nil {
 			return 0, err
 		}
+		js = d.unheld(ep.id, js, len(js) == limit)
 		for i := range js {
 			js[i].url, js[i].secrets, js[i].order = ep.url, secrets, len(cands)+i
 		}
@@ -337,7 +364,7 @@ func (d *Dispatcher) dueOf(ctx context.Context, ep dueEndpoint, now time.Time, l
 	if ep.fifo {
 		q += ` AND NOT EXISTS (SELECT 1 FROM webhooks_deliveries p WHERE p.endpoint_id = d.endpoint_id
 			AND p.aggregate_type = d.aggregate_type AND p.aggregate_id = d.aggregate_id
-			AND p.status IN ('pending', 'delivering')
+			AND p.fifo = 1 AND p.status IN ('pending', 'delivering')
 			AND (p.sequence < d.sequence OR (p.sequence = d.sequence AND p.id < d.id)))`
 	}
 	q += ` ORDER BY d.next_at, d.id LIMIT $3`
@@ -411,17 +438,26 @@ func (d *Dispatcher) state(id string) *epState {
 	return st
 }
 
-// release ends a delivery of endpoint id: a success closes its breaker, a
-// failure counts towards opening it (again, after a failed probe). The
-// endpoint's next queued delivery takes the freed slot; when the breaker
-// opens, the queued ones go back to pending.
+// unheld drops from js the deliveries handed over to this dispatcher (a
+// queued one whose lease ran out is its own, not to be claimed again) and
+// notes whether endpoint id may have more due than a step took.
+func (d *Dispatcher) unheld(id string, js []job, more bool) []job {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.state(id).backlog = more
+	return slices.DeleteFunc(js, func(j job) bool { return d.held[j.id] })
+}
+
+// release frees the slot of an attempt at endpoint id that has its
+// answer (its outcome is yet to be settled: the slot bounds the requests a
+// receiver has to serve at once, not the writes behind them): a success
+// closes the breaker, a failure counts towards opening it (again, after a
+// failed probe). The endpoint's next queued delivery takes the freed slot;
+// when the breaker opens, the queued ones go back to pending.
 func (d *Dispatcher) release(id string, ok bool, now time.Time) {
 	d.mu.Lock()
 	st := d.eps[id]
 	st.inflight--
-	if d.running--; d.running == 0 {
-		d.idle.Broadcast()
-	}
 	if ok {
 		st.fails = 0
 	} else {
@@ -447,7 +483,25 @@ func (d *Dispatcher) release(id string, ok bool, now time.Time) {
 	if len(back) > 0 {
 		go d.unclaim(back)
 	}
-	d.Wake()
+	// With claims at record time a freed slot matters to a step only when
+	// the endpoint has deliveries waiting in the table; the poll finds the
+	// retries that come due.
+	if !d.claiming() || st.backlog || !ok {
+		d.Wake()
+	}
+}
+
+// finish ends deliveries whose outcomes are settled (or left to their
+// lease): Wait returns once every started one is finished.
+func (d *Dispatcher) finish(batch []settled) {
+	d.mu.Lock()
+	for _, x := range batch {
+		delete(d.held, x.j.id)
+	}
+	if d.running -= len(batch); d.running == 0 {
+		d.idle.Broadcast()
+	}
+	d.mu.Unlock()
 }
 
 // BreakerOpen reports whether endpoint id's circuit breaker is open now.
@@ -473,16 +527,60 @@ type outcome struct {
 
 func (o outcome) ok() bool { return o.err == "" && (o.done || o.status >= 200 && o.status < 300) }
 
-// deliver makes one attempt at j and settles it.
+// deliver makes one attempt at j, frees its slot and queues its outcome to
+// be settled.
 func (d *Dispatcher) deliver(ctx context.Context, j job) {
 	o := d.send(ctx, j) // by the endpoint's kind (transport.go)
-	now := d.s.db.Now()
-	if err := d.s.write.Do(ctx, func(tx *sqldb.Tx) error { return d.settleTx(ctx, tx, j, o) }); err != nil {
-		// The row stays claimed until its lease ends; then it is tried again.
-		d.s.log.Error("webhooks: settle", "delivery", j.id, "err", err)
-	}
 	// 429 and 410 are answers of a live receiver: they do not trip the breaker.
-	d.release(j.endpointID, o.ok() || o.status == http.StatusTooManyRequests || o.status == http.StatusGone, now)
+	d.release(j.endpointID, o.ok() || o.status == http.StatusTooManyRequests || o.status == http.StatusGone, d.s.db.Now())
+	d.settle(settled{j: j, o: o})
+}
+
+// settled is one attempt's outcome waiting to be written.
+type settled struct {
+	j job
+	o outcome
+}
+
+// maxSettle caps the outcomes written in one statement.
+const maxSettle = 256
+
+// settle queues x; one goroutine at a time writes what queued meanwhile,
+// so that the outcomes of many attempts cost one UPDATE (and one INSERT of
+// the failed tries) per batch instead of two statements each.
+func (d *Dispatcher) settle(x settled) {
+	d.smu.Lock()
+	d.outcomes = append(d.outcomes, x)
+	start := !d.settling
+	d.settling = true
+	d.smu.Unlock()
+	if start {
+		go d.settleLoop()
+	}
+}
+
+func (d *Dispatcher) settleLoop() {
+	ctx := context.Background()
+	for {
+		d.smu.Lock()
+		batch := d.outcomes
+		if len(batch) > maxSettle {
+			batch, d.outcomes = batch[:maxSettle], batch[maxSettle:]
+		} else {
+			d.outcomes = nil
+		}
+		if len(batch) == 0 {
+			d.settling = false
+			d.smu.Unlock()
+			return
+		}
+		d.smu.Unlock()
+		if err := d.s.write.Do(ctx, func(tx *sqldb.Tx) error { return d.settleTx(ctx, tx, batch) }); err != nil {
+			// The rows stay claimed until their lease ends; then they are tried again.
+			d.s.log.Error("webhooks: settle", "deliveries", len(batch), "err", err)
+		}
+		d.finish(batch)
+	}
 }
 
 // post sends j's envelope, signed.
@@ -530,47 +628,159 @@ func (d *Dispatcher) postBody(ctx context.Context, j job, body []byte, extra htt
 	return o
 }
 
-// settleTx records the attempt and moves the delivery on: delivered; back
-// to pending after the schedule's delay, or the receiver's Retry-After
-// when a 429 asks for longer; dead after the last try. A 410 disables the endpoint and leaves the delivery
-// pending for when staff enable it again.
-func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, j job, o outcome) error {
+// settleTx moves each delivery of batch on by its attempt's outcome:
+// delivered, the try kept in the row (status, latency, response); back to
+// pending after the schedule's delay, or the receiver's Retry-After when a
+// 429 asks for longer; dead after the last try. A 410 disables the endpoint
+// and leaves the delivery pending for when staff enable it again. One
+// UPDATE for the batch (only rows still claimed: a delivery deleted with
+// its endpoint meanwhile is skipped), then one INSERT of the failed tries'
+// attempt rows.
+func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, batch []settled) error {
 	now := tx.Now
-	attempt := j.attempts + 1
-	status, attempts, next, lastErr := "pending", attempt, now, o.err
-	if lastErr == "" && !o.ok() {
-		lastErr = "HTTP " + strconv.Itoa(o.status)
-	}
-	switch {
-	case o.ok():
-		status, lastErr = "delivered", ""
-	case o.status == http.StatusGone:
-		attempts = j.attempts
-		if _, err := tx.ExecContext(ctx, `UPDATE webhooks_endpoints SET enabled = 0, disabled_reason = 'gone',
-				updated_at = $2 WHERE id = $1 AND enabled = 1`, j.endpointID, sqldb.Micros(now)); err != nil {
-			return err
+	var q strings.Builder
+	ph := placeholders(tx.Engine())
+	q.WriteString(`UPDATE webhooks_deliveries SET status = v.column2, attempts = v.column3, next_at = v.column4,
+		last_status = v.column5, last_error = v.column6, last_latency_us = v.column7, last_response = v.column8,
+		updated_at = `)
+	ph(&q, 1, 1)
+	q.WriteString(` FROM (VALUES `)
+	args := []any{sqldb.Micros(now)}
+	for i, x := range batch {
+		j, o := x.j, x.o
+		attempt := j.attempts + 1
+		status, attempts, next, lastErr, resp := "pending", attempt, now, o.err, ""
+		if lastErr == "" && !o.ok() {
+			lastErr = "HTTP " + strconv.Itoa(o.status)
 		}
-		d.s.log.Warn("webhooks: endpoint answered 410 Gone; disabled", "endpoint", j.endpointID)
-	case attempt > len(d.s.cfg.Schedule):
-		status = "dead"
-	default:
-		// A 429's Retry-After is honoured: never sooner than it asks.
-		next = now.Add(max(d.jitter(d.s.cfg.Schedule[attempt-1]), o.retryAfter))
+		switch {
+		case o.ok():
+			status, lastErr, resp = "delivered", "", o.excerpt
+		case o.status == http.StatusGone:
+			attempts = j.attempts
+			if _, err := tx.ExecContext(ctx, `UPDATE webhooks_endpoints SET enabled = 0, disabled_reason = 'gone',
+					updated_at = $2 WHERE id = $1 AND enabled = 1`, j.endpointID, sqldb.Micros(now)); err != nil {
+				return err
+			}
+			d.s.log.Warn("webhooks: endpoint answered 410 Gone; disabled", "endpoint", j.endpointID)
+		case attempt > len(d.s.cfg.Schedule):
+			status = "dead"
+		default:
+			// A 429's Retry-After is honoured: never sooner than it asks.
+			next = now.Add(max(d.jitter(d.s.cfg.Schedule[attempt-1]), o.retryAfter))
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		n := len(args)
+		q.WriteByte('(')
+		for k, typ := range settleTypes {
+			if k > 0 {
+				q.WriteString(", ")
+			}
+			if i == 0 { // the first row types the columns (PostgreSQL takes parameters as text)
+				q.WriteString("CAST(")
+				ph(&q, n+k+1, 1)
+				q.WriteString(" AS " + typ + ")")
+			} else {
+				ph(&q, n+k+1, 1)
+			}
+		}
+		q.WriteByte(')')
+		args = append(args, j.id, status, attempts, sqldb.Micros(next), o.status, lastErr, o.latency.Microseconds(), resp)
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE webhooks_deliveries SET status = $2, attempts = $3, next_at = $4,
-			last_status = $5, last_error = $6, updated_at = $7 WHERE id = $1 AND status = 'delivering'`,
-		j.id, status, attempts, sqldb.Micros(next), o.status, lastErr, sqldb.Micros(now))
+	// Padded to a power of two with copies of the first row (a row joins
+	// one of its identical copies): a handful of statement texts, kept by
+	// the writer, instead of one per batch size crowding out the others'.
+	first := args[1 : 1+len(settleTypes)]
+	for n := len(batch); n&(n-1) != 0; n++ {
+		q.WriteString(", (")
+		ph(&q, len(args)+1, len(first))
+		q.WriteByte(')')
+		args = append(args, first...)
+	}
+	// "|| ''" leaves v no column to index: SQLite would otherwise scan the
+	// table and probe an automatic index of v, instead of looking each row
+	// of v up by primary key.
+	q.WriteString(`) AS v WHERE webhooks_deliveries.id = v.column1 || '' AND webhooks_deliveries.status = 'delivering'
+		RETURNING webhooks_deliveries.id`)
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
 	if err != nil {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return err // deleted with its endpoint meanwhile: nothing to log
+	updated := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		updated[id] = true
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO webhooks_attempts (id, delivery_id, endpoint_id, attempt,
-			attempted_at, status_code, latency_us, response, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		event.NewID(), j.id, j.endpointID, attempt, sqldb.Micros(now), o.status, o.latency.Microseconds(),
-		o.excerpt, o.err)
-	return err
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	// The failed tries' attempt rows (a successful one is in its delivery's row).
+	var fails []any
+	for _, x := range batch {
+		if x.o.ok() || !updated[x.j.id] {
+			continue
+		}
+		fails = append(fails, event.NewID(), x.j.id, x.j.endpointID, x.j.attempts+1, sqldb.Micros(now), x.o.status,
+			x.o.latency.Microseconds(), x.o.excerpt, x.o.err)
+	}
+	if len(fails) == 0 {
+		return nil
+	}
+	// In chunks of powers of two, for the same reason as above.
+	for len(fails) > 0 {
+		n := 1
+		for 2*n*9 <= len(fails) {
+			n *= 2
+		}
+		q.Reset()
+		q.WriteString(`INSERT INTO webhooks_attempts (id, delivery_id, endpoint_id, attempt, attempted_at, status_code,
+			latency_us, response, error) VALUES `)
+		for i := range n {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteByte('(')
+			ph(&q, 9*i+1, 9)
+			q.WriteByte(')')
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), fails[:9*n]...); err != nil {
+			return err
+		}
+		fails = fails[9*n:]
+	}
+	return nil
+}
+
+// settleTypes are the types of the settle statement's VALUES columns: id,
+// status, attempts, next_at, last_status, last_error, last_latency_us,
+// last_response.
+var settleTypes = []string{"TEXT", "TEXT", "INTEGER", "BIGINT", "INTEGER", "TEXT", "BIGINT", "TEXT"}
+
+// placeholders returns the writer of n placeholders from the from-th, for
+// long statements: SQLite keeps the names of "$n" placeholders in a list
+// searched linearly at every bind (quadratic in a statement of a thousand),
+// so there they are "?", bound by position; PostgreSQL gets "$n". They must
+// be written in argument order. (outbox.placeholder is the same; one
+// engine-aware sqldb helper would serve both.)
+func placeholders(e sqldb.Engine) func(b *strings.Builder, from, n int) {
+	return func(b *strings.Builder, from, n int) {
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			if e == sqldb.SQLite {
+				b.WriteByte('?')
+			} else {
+				b.WriteString("$" + strconv.Itoa(from+i))
+			}
+		}
+	}
 }
 
 // jitter shortens or lengthens dur by up to Config.Jitter of it.

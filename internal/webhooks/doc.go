@@ -7,10 +7,16 @@
 // It owns webhooks_endpoints, webhooks_deliveries and webhooks_attempts.
 // It consumes every event (the inbox consumer "webhooks" on "*"): in the
 // consumer's batch transaction it records one delivery row per selecting
-// endpoint and nothing else — no network inside a transaction. The
-// Dispatcher delivers outside transactions: it claims due rows with a
-// conditional UPDATE (so replicas never deliver one row twice at once),
-// POSTs the event envelope, records the attempt and settles the row:
+// endpoint and nothing else — no network inside a transaction. While the
+// Dispatcher runs in the process, the INSERT itself claims a new delivery to
+// a non-fifo endpoint with room (status delivering under a lease) and the
+// dispatcher takes it at the commit; otherwise (Config.PollOnly, retries,
+// fifo endpoints, expired leases) the dispatcher claims due rows with a
+// conditional UPDATE (so replicas never deliver one row twice at once).
+// It delivers outside transactions: POSTs the event envelope, frees the
+// endpoint's slot, and settles outcomes in batches (one UPDATE a batch; a
+// failed try also gets an attempt row, a successful one stays in the
+// delivery row):
 // delivered; retried on the schedule (about 5s, 5m, 30m, 2h, 5h, 10h, 10h,
 // with jitter, on the injected clock); dead after the last try (replayable
 // by staff). 410 Gone disables the endpoint; 429 with Retry-After delays the

@@ -314,6 +314,9 @@ func (s *Service) PatchTx(ctx context.Context, tx *sqldb.Tx, actorID, id string,
 		sqldb.Micros(tx.Now)); err != nil {
 		return Endpoint{}, errs.E(op, errs.Internal, err)
 	}
+	if err := setDeliveriesFIFO(ctx, tx, id, ep.FIFO); err != nil {
+		return Endpoint{}, errs.E(op, errs.Internal, err)
+	}
 	if err := audit.Record(ctx, tx, audit.Entry{ActorID: actorID, Action: "webhook.endpoint_updated",
 		TargetType: "webhook_endpoint", TargetID: id, Before: before, After: ep}); err != nil {
 		return Endpoint{}, err

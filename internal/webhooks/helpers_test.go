@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,7 +92,7 @@ func newEnv(t testing.TB, db *sqldb.DB, cfg Config) *env {
 	t.Helper()
 	clk := sqldbtest.NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	db.SetClock(clk.Now)
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logger := slog.New(slog.NewTextHandler(testLog(), nil))
 	idm := web.NewIdempotency(db, web.IdempotencyConfig{Logger: logger})
 	t.Cleanup(func() { idm.Close() })
 	write := groupcommit.New(db, groupcommit.Config{Logger: logger})
@@ -287,4 +288,11 @@ func verify(secret, id, ts string, body []byte, sigs []string, now time.Time) bo
 		}
 	}
 	return false
+}
+
+func testLog() io.Writer {
+	if os.Getenv("WEBHOOKS_TEST_LOG") != "" {
+		return os.Stderr
+	}
+	return io.Discard
 }

@@ -131,12 +131,12 @@ func (s *Service) replayEventsTx(ctx context.Context, tx *sqldb.Tx, actorID, id 
 			return ReplayedEvents{}, errs.E(op, errs.Internal, err)
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO webhooks_deliveries (id, endpoint_id, event_id, event_type,
-				aggregate_type, aggregate_id, sequence, envelope, status, attempts, next_at, created_at, updated_at, replay_id)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9, $10)
-			ON CONFLICT (endpoint_id, event_id) DO UPDATE SET status = 'pending', attempts = 0,
+				aggregate_type, aggregate_id, sequence, envelope, status, attempts, next_at, created_at, updated_at, replay_id, fifo)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9, $10, $11)
+			ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = 'pending', attempts = 0, fifo = excluded.fifo,
 				next_at = excluded.next_at, updated_at = excluded.updated_at, replay_id = excluded.replay_id
 			WHERE webhooks_deliveries.status IN ('delivered', 'dead') AND webhooks_deliveries.replay_id <> excluded.replay_id`,
-			event.NewID(), id, e.ID, e.Type, e.AggregateType, e.AggregateID, e.Sequence, string(body), now, out.ReplayID)
+			event.NewID(), id, e.ID, e.Type, e.AggregateType, e.AggregateID, e.Sequence, string(body), now, out.ReplayID, boolInt(t.fifo))
 		if err != nil {
 			return ReplayedEvents{}, errs.E(op, errs.Internal, fmt.Errorf("record: %w", err))
 		}
@@ -183,15 +183,16 @@ func (s *Service) replayEvents(ctx context.Context, actorID, id string, in Repla
 // loadTarget reads endpoint id's filters (enabled or not) in tx.
 func loadTarget(ctx context.Context, tx *sqldb.Tx, op, id string, fam family) (target, error) {
 	var events, channels string
-	err := tx.QueryRowContext(ctx, `SELECT events, channels FROM webhooks_endpoints WHERE id = $1 AND `+fam.where(), id).
-		Scan(&events, &channels)
+	var fifo int
+	err := tx.QueryRowContext(ctx, `SELECT events, channels, fifo FROM webhooks_endpoints WHERE id = $1 AND `+fam.where(), id).
+		Scan(&events, &channels, &fifo)
 	if errors.Is(err, sql.ErrNoRows) {
 		return target{}, errs.E(op, errs.NotFound, "no such "+fam.noun())
 	}
 	if err != nil {
 		return target{}, errs.E(op, errs.Internal, err)
 	}
-	t := target{dueEndpoint: dueEndpoint{id: id}}
+	t := target{dueEndpoint: dueEndpoint{id: id, fifo: fifo == 1}}
 	var fs []string
 	if err := errors.Join(json.Unmarshal([]byte(events), &fs), json.Unmarshal([]byte(channels), &t.channels)); err != nil {
 		return target{}, errs.E(op, errs.Internal, err)
