@@ -54,8 +54,10 @@ type usesRow struct {
 
 // pending is what a transaction redeems: the rows its flush writes.
 type pending struct {
-	counters []*counterRow
-	uses     []*usesRow
+	counters    []*counterRow
+	uses        []*usesRow
+	redemptions []redemptionRow // inserted by the flush in one statement
+	live        map[liveKey]bool
 }
 
 type (
@@ -68,7 +70,7 @@ type (
 // on first use.
 func (s *Service) pending(tx *sqldb.Tx) *pending {
 	v, _ := tx.Local(pendingKey{}, func() (any, error) {
-		p := &pending{}
+		p := &pending{live: map[liveKey]bool{}}
 		tx.BeforeCommit(func(ctx context.Context) error { return s.flush(ctx, tx, p) })
 		return p, nil
 	})
@@ -181,7 +183,7 @@ func (s *Service) flush(ctx context.Context, tx *sqldb.Tx, p *pending) error {
 			return err
 		}
 	}
-	return nil
+	return s.flushRedemptions(ctx, tx, p)
 }
 
 func (s *Service) flushCounter(ctx context.Context, tx *sqldb.Tx, c *counterRow) error {
