@@ -49,34 +49,75 @@ func (p *pending) add(tx *sqldb.Tx, row redemptionRow) {
 	})
 }
 
-// maxRowsPerInsert bounds one INSERT's rows (9 parameters each).
-const maxRowsPerInsert = 500
+// rowsPerInsert is the most rows one INSERT writes: a transaction's rows
+// go in statements of 8, 4, 2 and 1 rows, so that four statement texts are
+// ever prepared (each connection keeps them) and none binds more than 72
+// parameters (SQLite looks a parameter up by its name: binding n costs
+// n²).
+const rowsPerInsert = 8
 
 // flushRedemptions inserts p's pending redemptions; a row skipped because
 // its order's redemption is live already is remembered in s.redeemed and
 // fails the batch with sqldb.ErrConflict (it runs again).
 func (s *Service) flushRedemptions(ctx context.Context, tx *sqldb.Tx, p *pending) error {
+	const op = "promotions.flush"
 	for rows := p.redemptions; len(rows) > 0; {
-		n := min(len(rows), maxRowsPerInsert)
-		inserted, err := insertRedemptionsReturning(ctx, tx, rows[:n])
-		if err != nil {
-			return errs.E("promotions.flush", errs.Internal, err)
+		n := rowsPerInsert
+		for n > len(rows) {
+			n /= 2
 		}
-		if len(inserted) != n {
-			for _, r := range rows[:n] {
-				if !inserted[r.id] {
-					s.redeemed.add(liveKey{r.orderRef, r.r.ID})
-				}
+		q, args := redemptionsInsert(rows[:n], ` ON CONFLICT (order_ref, promotion_id) WHERE released_at IS NULL DO NOTHING`)
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return errs.E(op, errs.Internal, err)
+		}
+		if got, err := res.RowsAffected(); err != nil {
+			return errs.E(op, errs.Internal, err)
+		} else if got != int64(n) {
+			if err := s.rememberRedeemed(ctx, tx, rows[:n]); err != nil {
+				return err
 			}
-			return fmt.Errorf("promotions: %d redemptions of orders that redeemed already: %w", n-len(inserted), sqldb.ErrConflict)
+			return fmt.Errorf("promotions: %d redemptions of orders that redeemed already: %w", int64(n)-got, sqldb.ErrConflict)
 		}
 		rows = rows[n:]
 	}
 	return nil
 }
 
-// insertPending inserts at once the pending redemptions of tx that match,
-// and drops them from the flush's rows.
+// rememberRedeemed adds to s.redeemed the rows of an INSERT that skipped
+// some: those not written.
+func (s *Service) rememberRedeemed(ctx context.Context, tx *sqldb.Tx, rows []redemptionRow) error {
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.id
+	}
+	res, err := tx.QueryContext(ctx, `SELECT id FROM promotions_redemptions WHERE id IN (`+sqldb.Placeholders(1, len(ids))+`)`,
+		sqldb.Args(ids)...)
+	if err != nil {
+		return errs.E("promotions.flush", errs.Internal, err)
+	}
+	defer res.Close()
+	written := map[string]bool{}
+	for res.Next() {
+		var id string
+		if err := res.Scan(&id); err != nil {
+			return errs.E("promotions.flush", errs.Internal, err)
+		}
+		written[id] = true
+	}
+	if err := res.Err(); err != nil {
+		return errs.E("promotions.flush", errs.Internal, err)
+	}
+	for _, r := range rows {
+		if !written[r.id] {
+			s.redeemed.add(liveKey{r.orderRef, r.r.ID})
+		}
+	}
+	return nil
+}
+
+// insertPending inserts at once (one statement) the pending redemptions
+// of tx that match, and drops them from the flush's rows.
 func (s *Service) insertPending(ctx context.Context, tx *sqldb.Tx, match func(redemptionRow) bool) error {
 	p := s.pending(tx)
 	var now []redemptionRow
@@ -97,8 +138,8 @@ func (s *Service) insertPending(ctx context.Context, tx *sqldb.Tx, match func(re
 	return nil
 }
 
-// redemptionsInsert is the INSERT of n rows; onConflict is what follows
-// the VALUES.
+// redemptionsInsert is the INSERT of rows; tail is what follows the
+// VALUES.
 func redemptionsInsert(rows []redemptionRow, tail string) (string, []any) {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO promotions_redemptions
@@ -128,27 +169,6 @@ func insertRedemptions(ctx context.Context, tx *sqldb.Tx, rows []redemptionRow) 
 	q, args := redemptionsInsert(rows, "")
 	_, err := tx.ExecContext(ctx, q, args...)
 	return err
-}
-
-// insertRedemptionsReturning inserts rows but those whose order's
-// redemption of the promotion is live already, and answers the ids it
-// inserted.
-func insertRedemptionsReturning(ctx context.Context, tx *sqldb.Tx, rows []redemptionRow) (map[string]bool, error) {
-	q, args := redemptionsInsert(rows, ` ON CONFLICT (order_ref, promotion_id) WHERE released_at IS NULL DO NOTHING RETURNING id`)
-	res, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Close()
-	ids := make(map[string]bool, len(rows))
-	for res.Next() {
-		var id string
-		if err := res.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids[id] = true
-	}
-	return ids, res.Err()
 }
 
 // redeemedSet is the live redemptions a flush found committed already,
