@@ -169,6 +169,11 @@ func (s *Service) flush(ctx context.Context, tx *sqldb.Tx, p *pending) error {
 	slices.SortFunc(p.uses, func(a, b *usesRow) int {
 		return cmp.Or(cmp.Compare(a.promotion, b.promotion), cmp.Compare(a.customer, b.customer))
 	})
+	// The redemption rows first: they lock no shared row, so the counters'
+	// locks are not held while they are written.
+	if err := s.flushRedemptions(ctx, tx, p); err != nil {
+		return err
+	}
 	for _, c := range p.counters {
 		if err := s.flushCounter(ctx, tx, c); err != nil {
 			return err
@@ -183,7 +188,7 @@ func (s *Service) flush(ctx context.Context, tx *sqldb.Tx, p *pending) error {
 			return err
 		}
 	}
-	return s.flushRedemptions(ctx, tx, p)
+	return nil
 }
 
 func (s *Service) flushCounter(ctx context.Context, tx *sqldb.Tx, c *counterRow) error {
