@@ -173,3 +173,21 @@ func (v *problems) check(ok bool, p *path, sub, msg string) {
 		v.Add(p.String()+sub, msg)
 	}
 }
+
+// amounts makes amounts in one currency: money.New looks the currency up
+// in its table on every call, which a quote's many amounts — all in the
+// cart's currency, checked once by lineSubtotals — need not.
+type amounts struct{ one money.Money }
+
+// amountsIn is the amounts of cur, a currency money knows.
+func amountsIn(cur string) amounts { return amounts{money.MustNew(1, cur)} }
+
+// of is v in the currency; like money.MustNew it panics on the one int64
+// that is no amount (the engine's amounts are bounded far below it).
+func (a amounts) of(v int64) money.Money {
+	m, err := a.one.Mul(v)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
