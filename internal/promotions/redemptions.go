@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -149,14 +148,7 @@ func redemptionsInsert(rows []redemptionRow, tail string) (string, []any) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(")
-		for j := 1; j <= 9; j++ {
-			if j > 1 {
-				b.WriteString(", ")
-			}
-			b.WriteString("$" + strconv.Itoa(9*i+j))
-		}
-		b.WriteString(")")
+		b.WriteString("(" + sqldb.Placeholders(9*i+1, 9) + ")")
 		args = append(args, r.id, r.orderRef, r.r.ID, r.r.Version, normCode(r.r.Code), r.customer, r.r.spent, r.r.currency, r.at)
 	}
 	b.WriteString(tail)
