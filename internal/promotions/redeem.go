@@ -212,11 +212,18 @@ func (s *Service) ReleaseTx(ctx context.Context, tx *sqldb.Tx, orderRef string) 
 		if err != nil {
 			return err
 		}
-		c.add(tx, -1, -r.amount)
+		if c.counted() { // else its live redemptions are its uses
+			c.add(tx, -1, -r.amount)
+		}
 	}
 	for _, r := range all {
 		if r.customer == "" {
 			continue // a guest's, or erased
+		}
+		if c, err := s.counter(ctx, tx, r.promotion); err != nil {
+			return err
+		} else if !c.counted() {
+			continue
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE promotions_customer_uses SET uses = uses - 1
 			WHERE promotion_id = $1 AND customer_id = $2 AND uses >= 1`, r.promotion, r.customer); err != nil {
