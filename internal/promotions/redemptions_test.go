@@ -132,7 +132,7 @@ func TestUncountedUntilLimited(t *testing.T) {
 		}{
 			{"o-10", "ann", pricing.CouponExhausted}, // her 2 uses counted
 			{"o-11", "bob", ""},
-			{"o-12", "cy", ""}, // hers was released
+			{"o-12", "cy", ""},                       // hers was released
 			{"o-13", "dan", pricing.CouponExhausted}, // 5 in all
 		} {
 			if err := redeem(tt.order, tt.customer, 2); (err == nil) != (tt.want == "") || err != nil && errs.CodeOf(err) != tt.want {
