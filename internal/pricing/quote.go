@@ -102,7 +102,9 @@ func lineSubtotals(in *Input) ([]money.Money, money.Money, error) {
 			[]errs.FieldError{{Field: "currency", Message: "must be an ISO 4217 currency code"}})
 	}
 	var v problems
-	v.Check(len(in.Lines) <= MaxLines, "lines", fmt.Sprintf("must hold at most %d lines", MaxLines))
+	if len(in.Lines) > MaxLines { // the message formatted only then: every quote checks
+		v.Add("lines", fmt.Sprintf("must hold at most %d lines", MaxLines))
+	}
 	if err := v.Err(op); err != nil {
 		return nil, money.Money{}, err
 	}
