@@ -19,10 +19,7 @@ import (
 // with order.paid), --pay-reference through the orders module's inline test
 // sandbox (serve --pay-inline-sandbox: order.paid in the pay unit, no
 // payment rows) — in alternating rounds of the same run, so that both see
-// the same machine. It prints both paid-orders figures and their ratio, and
-// per side what the server's write path did per paid order (commits,
-// writer statements, writer busy time: its /metrics before the first round
-// and after the last settle) — counted work next to the timing.
+// the same machine. It prints both paid-orders figures and their ratio.
 
 // payReferenceFlags are the checkout flags of the comparison.
 type payReferenceFlags struct {
@@ -34,7 +31,7 @@ func (p *payReferenceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.url, "pay-reference", "", "a second running server, started like --url's but with serve --pay-inline-sandbox:\n"+
 		"run the loop on both in alternating rounds and print paid orders/s of each and the ratio\n"+
 		"(both take the same admin credentials)")
-	fs.IntVar(&p.rounds, "rounds", 4, "with --pay-reference: rounds per server (each --duration/rounds, or --orders/rounds loops)")
+	fs.IntVar(&p.rounds, "rounds", 4, "with --pay-reference or --coupon: rounds per side (each --duration/rounds, or --orders/rounds loops)")
 }
 
 // PayComparison is the result of `mercato bench checkout --pay-reference`
@@ -73,7 +70,8 @@ type PaySide struct {
 	ReadBack      *ReadBack          `json:"read_back"`
 	// Writes is what the server's write path did over all its rounds and
 	// settles (its /metrics before the first round and after the last
-	// settle), per paid order; nil when it serves no /metrics.
+	// settle), per paid order; nil when it serves no /metrics, or when both
+	// sides run on one server (bench checkout --coupon).
 	Writes *ServerWrites `json:"server_writes,omitempty"`
 }
 
@@ -87,7 +85,8 @@ type benchSide struct {
 	skus   []string
 	putIn  map[string]int
 	tokens []string
-	iter   []int // each buyer's next loop number (keys stay unique over rounds)
+	iter   []int  // each buyer's next loop number (keys stay unique over rounds)
+	coupon string // entered on every cart before checkout ("" none): bench_coupon.go
 	tally  *tally
 	out    *PaySide
 	// writes is the server's write counters before its first round;
@@ -157,7 +156,7 @@ func (s *benchSide) round(ctx context.Context, label string, loops int, d time.D
 				}
 				key := fmt.Sprintf("bench-%s-%d-%d", s.run, i, s.iter[i])
 				s.iter[i]++
-				if benchLoop(ctx, buyer, t, key, sku, &placed) {
+				if benchLoop(ctx, buyer, t, key, sku, s.coupon, &placed) {
 					paid.Add(1)
 				} else {
 					failed.Add(1)
@@ -183,10 +182,11 @@ func (s *benchSide) round(ctx context.Context, label string, loops int, d time.D
 	o.RoundsPerSec = append(o.RoundsPerSec, float64(paid.Load())/el)
 }
 
-// benchLoop is one loop of `bench checkout`: cart → item → checkout → pay,
-// each POST with an Idempotency-Key from key, its steps' durations and
-// errors in t. It reports whether the order was paid.
-func benchLoop(ctx context.Context, buyer *benchClient, t *tally, key, sku string, placed *atomic.Int64) bool {
+// benchLoop is one loop of `bench checkout`: cart → item → (coupon, when
+// one is given) → checkout → pay, each POST with an Idempotency-Key from
+// key, its steps' durations and errors in t. It reports whether the order
+// was paid.
+func benchLoop(ctx context.Context, buyer *benchClient, t *tally, key, sku, coupon string, placed *atomic.Int64) bool {
 	t0 := time.Now()
 	step := func(name, method, path string, body any, want int) (answer, bool) {
 		s := time.Now()
@@ -205,6 +205,11 @@ func benchLoop(ctx context.Context, buyer *benchClient, t *tally, key, sku strin
 	}
 	if _, ok := step("item", "POST", "/api/v1/carts/"+cart.ID+"/items", map[string]any{"sku": sku, "quantity": 1}, http.StatusOK); !ok {
 		return false
+	}
+	if coupon != "" {
+		if _, ok := step("coupon", "POST", "/api/v1/carts/"+cart.ID+"/coupons", map[string]any{"code": coupon}, http.StatusOK); !ok {
+			return false
+		}
 	}
 	a, ok = step("checkout", "POST", "/api/v1/carts/"+cart.ID+"/checkout", map[string]any{"shipping_address": benchAddress()}, http.StatusCreated)
 	var order struct{ ID string }
@@ -225,75 +230,12 @@ func benchLoop(ctx context.Context, buyer *benchClient, t *tally, key, sku strin
 // consumers to settle so that no round pays for the last one's backlog;
 // then both read back.
 func benchPayReference(ctx context.Context, c benchCommon, p payReferenceFlags, duration time.Duration, orders, nSKU int, stderr io.Writer) (*PayComparison, error) {
-	if p.rounds < 1 {
-		return nil, errors.New("--rounds must be at least 1")
-	}
-	stock := 1_000_000
-	if orders > 0 {
-		stock = orders
-	}
-	pay, err := setupSide(ctx, c, "payments", c.url, nSKU, stock, stderr)
+	r, err := compareSides(ctx, c, [2]string{"payments", "inline"}, [2]string{c.url, p.url}, p.rounds, duration, orders, nSKU, nil, stderr)
 	if err != nil {
 		return nil, err
 	}
-	inline, err := setupSide(ctx, c, "inline", p.url, nSKU, stock, stderr)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range []*benchSide{pay, inline} {
-		s.writes, s.scraped = scrapeWrites(ctx, s.admin)
-	}
-	for r := range p.rounds {
-		order := []*benchSide{pay, inline}
-		if r%2 == 1 {
-			order = []*benchSide{inline, pay}
-		}
-		for _, s := range order {
-			n := 0
-			if orders > 0 { // the round's share of orders, the remainder in the first rounds
-				n = orders / p.rounds
-				if r < orders%p.rounds {
-					n++
-				}
-				if n == 0 {
-					continue
-				}
-			}
-			s.round(ctx, fmt.Sprintf("round %d/%d %-8s", r+1, p.rounds, s.name), n, duration/time.Duration(p.rounds), stderr)
-			t0 := time.Now()
-			if _, err := settle(ctx, s.admin, c.settle); err != nil {
-				return nil, err
-			}
-			s.out.SettleSeconds += time.Since(t0).Seconds()
-		}
-	}
-	for _, s := range []*benchSide{pay, inline} {
-		if after, ok := scrapeWrites(ctx, s.admin); ok && s.scraped {
-			s.out.Writes = serverWrites(s.writes, after, s.out.Paid, s.out.Seconds+s.out.SettleSeconds)
-		}
-	}
-	cmp := &PayComparison{Scenario: "checkout-pay-reference", Buyers: c.buyers, Rounds: p.rounds, Payments: pay.out, Inline: inline.out,
-		LoadAverage: loadAverage()}
-	fmt.Fprintln(stderr, "reading back…")
-	for _, s := range []*benchSide{pay, inline} {
-		o := s.out
-		o.PaidPerSec = float64(o.Paid) / o.Seconds
-		o.Loop, o.Errors = summarize(s.tally.steps["loop"]), s.tally.errors
-		for _, name := range []string{"cart", "item", "checkout", "pay"} {
-			o.Steps[name] = summarize(s.tally.steps[name])
-		}
-		if o.ReadBack, err = readBack(ctx, s.admin, s.putIn, s.since, c.settle); err != nil {
-			return nil, err
-		}
-	}
-	if inline.out.PaidPerSec > 0 {
-		cmp.Ratio = pay.out.PaidPerSec / inline.out.PaidPerSec
-	}
-	for r := range min(len(pay.out.RoundsPerSec), len(inline.out.RoundsPerSec)) {
-		if in := inline.out.RoundsPerSec[r]; in > 0 {
-			cmp.RoundRatios = append(cmp.RoundRatios, pay.out.RoundsPerSec[r]/in)
-		}
-	}
+	cmp := &PayComparison{Scenario: "checkout-pay-reference", Buyers: c.buyers, Rounds: p.rounds, Payments: r.a.out, Inline: r.b.out,
+		Ratio: r.ratio, RoundRatios: r.rounds, LoadAverage: r.load}
 	if c.ref.enabled() {
 		if c.ref.clients <= 0 {
 			c.ref.clients = c.buyers
@@ -306,34 +248,173 @@ func benchPayReference(ctx context.Context, c benchCommon, p payReferenceFlags, 
 	return cmp, nil
 }
 
+// comparison is what compareSides measured: the two sides, a's paid
+// orders/s ÷ b's overall and by round, the load average after the rounds.
+type comparison struct {
+	a, b   *benchSide
+	ratio  float64
+	rounds []float64
+	load   string
+}
+
+// compareSides sets up a side on each of urls (names[i] on urls[i]), lets
+// prepare (nil: none) finish them, runs rounds rounds on each alternately
+// and reads both back.
+func compareSides(ctx context.Context, c benchCommon, names, urls [2]string, rounds int, duration time.Duration, orders, nSKU int,
+	prepare func(a, b *benchSide) error, stderr io.Writer) (*comparison, error) {
+	if rounds < 1 {
+		return nil, errors.New("--rounds must be at least 1")
+	}
+	stock := 1_000_000
+	if orders > 0 {
+		stock = orders
+	}
+	var sides [2]*benchSide
+	for i := range sides {
+		s, err := setupSide(ctx, c, names[i], urls[i], nSKU, stock, stderr)
+		if err != nil {
+			return nil, err
+		}
+		sides[i] = s
+	}
+	if prepare != nil {
+		if err := prepare(sides[0], sides[1]); err != nil {
+			return nil, err
+		}
+	}
+	apart := urls[0] != urls[1] // each side's writes are its own server's
+	if apart {
+		for _, s := range sides {
+			s.writes, s.scraped = scrapeWrites(ctx, s.admin)
+		}
+	}
+	if err := alternate(ctx, c, sides[0], sides[1], rounds, duration, orders, stderr); err != nil {
+		return nil, err
+	}
+	for _, s := range sides {
+		if after, ok := scrapeWrites(ctx, s.admin); ok && s.scraped {
+			s.out.Writes = serverWrites(s.writes, after, s.out.Paid, s.out.Seconds+s.out.SettleSeconds)
+		}
+	}
+	r := &comparison{a: sides[0], b: sides[1], load: loadAverage()}
+	fmt.Fprintln(stderr, "reading back…")
+	var err error
+	if r.ratio, r.rounds, err = readBackSides(ctx, c, r.a, r.b); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// alternate runs rounds rounds on each of a and b, alternating which goes
+// first (a, b; b, a; …), each followed by an untimed wait for that side's
+// server to settle so that no round pays for the last one's backlog. Each
+// round runs for duration/rounds, or (orders > 0) its share of orders
+// loops, the remainder in the first rounds.
+func alternate(ctx context.Context, c benchCommon, a, b *benchSide, rounds int, duration time.Duration, orders int, stderr io.Writer) error {
+	for r := range rounds {
+		order := []*benchSide{a, b}
+		if r%2 == 1 {
+			order = []*benchSide{b, a}
+		}
+		for _, s := range order {
+			n := 0
+			if orders > 0 {
+				n = orders / rounds
+				if r < orders%rounds {
+					n++
+				}
+				if n == 0 {
+					continue
+				}
+			}
+			s.round(ctx, fmt.Sprintf("round %d/%d %-8s", r+1, rounds, s.name), n, duration/time.Duration(rounds), stderr)
+			t0 := time.Now()
+			if _, err := settle(ctx, s.admin, c.settle); err != nil {
+				return err
+			}
+			s.out.SettleSeconds += time.Since(t0).Seconds()
+		}
+	}
+	return nil
+}
+
+// readBackSides sums up a's and b's rounds (rates, latencies of every
+// step of the loop, errors), reads each side's orders and stock back, and
+// answers a's paid orders/s ÷ b's, overall and by round.
+func readBackSides(ctx context.Context, c benchCommon, a, b *benchSide) (float64, []float64, error) {
+	for _, s := range []*benchSide{a, b} {
+		o := s.out
+		o.PaidPerSec = float64(o.Paid) / o.Seconds
+		o.Loop, o.Errors = summarize(s.tally.steps["loop"]), s.tally.errors
+		for _, name := range []string{"cart", "item", "coupon", "checkout", "pay"} {
+			if d, ok := s.tally.steps[name]; ok {
+				o.Steps[name] = summarize(d)
+			}
+		}
+		var err error
+		if o.ReadBack, err = readBack(ctx, s.admin, s.putIn, s.since, c.settle); err != nil {
+			return 0, nil, err
+		}
+	}
+	var ratio float64
+	var rounds []float64
+	if b.out.PaidPerSec > 0 {
+		ratio = a.out.PaidPerSec / b.out.PaidPerSec
+	}
+	for r := range min(len(a.out.RoundsPerSec), len(b.out.RoundsPerSec)) {
+		if in := b.out.RoundsPerSec[r]; in > 0 {
+			rounds = append(rounds, a.out.RoundsPerSec[r]/in)
+		}
+	}
+	return ratio, rounds, nil
+}
+
 func printPayComparison(w io.Writer, cmp *PayComparison) {
 	fmt.Fprintf(w, "checkout, paying through the payments module vs the orders module's inline sandbox: %d buyers, %d rounds each (load average %s)\n",
 		cmp.Buyers, cmp.Rounds, cmp.LoadAverage)
-	for _, s := range []struct {
-		name string
-		side *PaySide
-	}{{"payments", cmp.Payments}, {"inline", cmp.Inline}} {
-		p := s.side
-		fmt.Fprintf(w, "%s (%s): loops %d  placed %d  paid %d in %.1fs: %.1f orders paid/s; rounds", s.name, p.URL, p.Loops, p.Placed, p.Paid, p.Seconds, p.PaidPerSec)
-		for _, r := range p.RoundsPerSec {
-			fmt.Fprintf(w, " %.1f", r)
-		}
-		fmt.Fprintf(w, "; settling after the rounds %.1fs\n", p.SettleSeconds)
-		printLatencyTable(w, []string{"loop", "cart", "item", "checkout", "pay"}, withLoop(p.Steps, p.Loop))
-		printErrors(w, p.Errors)
-		printReadBack(w, p.ReadBack)
-		printServerWrites(w, p.Writes)
-	}
+	printSides(w, [2]string{"payments", "inline"}, [2]*PaySide{cmp.Payments, cmp.Inline}, true)
 	if p, in := cmp.Payments.Writes, cmp.Inline.Writes; p != nil && in != nil {
 		fmt.Fprintf(w, "writes per paid order, payments − inline: %+.2f commits, %+.1f writer statements, %+.2f ms writer busy\n",
 			p.CommitsPerOrder-in.CommitsPerOrder, p.StmtsPerOrder-in.StmtsPerOrder, p.BusyMsPerOrder-in.BusyMsPerOrder)
 	}
-	fmt.Fprintf(w, "ratio: %.3f× paid orders/s with the payments module paying, per the inline sandbox's (same run); by round", cmp.Ratio)
-	for _, r := range cmp.RoundRatios {
-		fmt.Fprintf(w, " %.2f", r)
-	}
-	fmt.Fprintln(w)
+	printRatio(w, cmp.Ratio, cmp.RoundRatios, "with the payments module paying, per the inline sandbox's")
 	if cmp.Reference != nil {
 		printReference(w, cmp.Reference)
 	}
+}
+
+// printSides writes each side's figures under its name (with its server's
+// URL when withURL).
+func printSides(w io.Writer, names [2]string, sides [2]*PaySide, withURL bool) {
+	for i, p := range sides {
+		name := names[i]
+		if withURL {
+			name += " (" + p.URL + ")"
+		}
+		fmt.Fprintf(w, "%s: loops %d  placed %d  paid %d in %.1fs: %.1f orders paid/s; rounds", name, p.Loops, p.Placed, p.Paid, p.Seconds, p.PaidPerSec)
+		printSide(w, p)
+	}
+}
+
+// printRatio writes the comparison's ratio line; what says what it
+// compares.
+func printRatio(w io.Writer, ratio float64, rounds []float64, what string) {
+	fmt.Fprintf(w, "ratio: %.3f× paid orders/s %s (same run); by round", ratio, what)
+	for _, r := range rounds {
+		fmt.Fprintf(w, " %.2f", r)
+	}
+	fmt.Fprintln(w)
+}
+
+// printSide writes the rest of a side's line (its rates by round, its
+// settling time) and its latency, error and read-back tables.
+func printSide(w io.Writer, p *PaySide) {
+	for _, r := range p.RoundsPerSec {
+		fmt.Fprintf(w, " %.1f", r)
+	}
+	fmt.Fprintf(w, "; settling after the rounds %.1fs\n", p.SettleSeconds)
+	printLatencyTable(w, []string{"loop", "cart", "item", "coupon", "checkout", "pay"}, withLoop(p.Steps, p.Loop))
+	printErrors(w, p.Errors)
+	printReadBack(w, p.ReadBack)
+	printServerWrites(w, p.Writes)
 }

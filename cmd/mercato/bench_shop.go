@@ -90,6 +90,8 @@ func cmdBenchCheckout(ctx context.Context, args []string, getenv func(string) st
 	skus := fs.Int("skus", 8, "SKUs of the product (buyers spread over them)")
 	var payRef payReferenceFlags
 	payRef.register(fs)
+	var coupon couponFlags
+	coupon.register(fs)
 	if done, err := helpOK(parse(fs, args, getenv, stdout)); done {
 		return err
 	}
@@ -97,6 +99,9 @@ func cmdBenchCheckout(ctx context.Context, args []string, getenv func(string) st
 		return usagef(fs, "--buyers and --skus must be at least 1, --orders not negative")
 	}
 	c.credentials(getenv)
+	if coupon.on { // a coupon's cost: bench_coupon.go
+		return cmdBenchCoupon(ctx, fs, c, payRef.rounds, *duration, *orders, *skus, stdout, stderr)
+	}
 	if payRef.url != "" { // the payments module's cost: bench_pay.go
 		if payRef.rounds < 1 {
 			return usagef(fs, "--rounds must be at least 1")

@@ -113,9 +113,9 @@ func (p Pipeline) Run(ctx context.Context, in pricing.Input, lines []QuoteLine) 
 		in.Lines[i] = pricing.Line{SKU: l.SKU, ProductID: l.ProductID, CategoryIDs: l.CategoryIDs, Quantity: int64(l.Quantity),
 			UnitPrice: l.Price, WeightGrams: l.WeightGrams, TaxClass: l.TaxClass}
 	}
-	q := Quote{Currency: cur, ShippingMethod: in.ShippingMethod, Lines: lines, Subtotal: money.Zero(cur),
-		Discount: money.Zero(cur), Shipping: money.Zero(cur), ShippingDiscount: money.Zero(cur), Tax: money.Zero(cur),
-		Total: money.Zero(cur), Input: in}
+	zero := money.Zero(cur) // a value: one currency look-up for all
+	q := Quote{Currency: cur, ShippingMethod: in.ShippingMethod, Lines: lines, Subtotal: zero,
+		Discount: zero, Shipping: zero, ShippingDiscount: zero, Tax: zero, Total: zero, Input: in}
 	for _, st := range p {
 		if err := st.Apply(ctx, &q); err != nil {
 			return Quote{}, err
@@ -135,7 +135,8 @@ func moneyErr(op string, err error) error {
 // in another currency than the quote's is 422 currency_mismatch.
 func Subtotal(_ context.Context, q *Quote) error {
 	const op = "orders.Subtotal"
-	sum := money.Zero(q.Currency)
+	zero := money.Zero(q.Currency)
+	sum := zero
 	for i := range q.Lines {
 		l := &q.Lines[i]
 		if l.Price.Currency() != q.Currency {
@@ -146,7 +147,7 @@ func Subtotal(_ context.Context, q *Quote) error {
 		if err != nil {
 			return moneyErr(op, err)
 		}
-		l.Subtotal, l.Discount, l.Tax, l.Total = sub, money.Zero(q.Currency), money.Zero(q.Currency), sub
+		l.Subtotal, l.Discount, l.Tax, l.Total = sub, zero, zero, sub
 		if sum, err = sum.Add(sub); err != nil {
 			return moneyErr(op, err)
 		}

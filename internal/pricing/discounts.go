@@ -30,6 +30,7 @@ type Discounted struct {
 	// lineBuf); lineBuf backs every line's Lines in one allocation.
 	slots   int
 	lineBuf []LineDiscount
+	am      amounts // the cart's currency
 }
 
 // net is line i's amount after its discounts.
@@ -56,12 +57,13 @@ func Discounts(in Input) (Discounted, error) {
 		return Discounted{}, errs.E(op, err)
 	}
 	cur := in.Currency
+	am := amountsIn(cur)
 	d := Discounted{
 		Subtotals: subs, Subtotal: subtotal, Lines: make([][]LineDiscount, len(in.Lines)),
-		PerLine: make([]money.Money, len(in.Lines)), Total: money.Zero(cur), FreeShipping: -1,
+		PerLine: make([]money.Money, len(in.Lines)), Total: am.of(0), FreeShipping: -1, am: am,
 	}
 	for i := range d.PerLine {
-		d.PerLine[i] = money.Zero(cur)
+		d.PerLine[i] = am.of(0)
 	}
 
 	entered := map[string]bool{}
@@ -179,9 +181,8 @@ var couponMessages = map[string]string{
 
 // apply records c's discount parts (per line, in minor units; nil for none).
 func (d *Discounted) apply(c *candidate, parts []int64) {
-	cur := d.Subtotal.Currency()
 	c.status = CouponApplied
-	total := money.Zero(cur)
+	total := d.am.of(0)
 	if d.Applied == nil {
 		d.Applied = make([]AppliedPromotion, 0, max(d.slots, 1))
 	}
@@ -189,7 +190,7 @@ func (d *Discounted) apply(c *candidate, parts []int64) {
 		if a == 0 {
 			continue
 		}
-		m := money.MustNew(a, cur)
+		m := d.am.of(a)
 		if d.Lines[i] == nil && d.slots > 0 {
 			// A line's first discount: its share of one buffer for all
 			// lines, room for every promotion that may still apply.
@@ -208,7 +209,7 @@ func (d *Discounted) apply(c *candidate, parts []int64) {
 		d.FreeShipping = len(d.Applied)
 	}
 	d.Applied = append(d.Applied, AppliedPromotion{ID: c.p.ID, Version: c.p.Version, Code: normCode(c.p.Code),
-		Amount: total, Shipping: money.Zero(cur)})
+		Amount: total, Shipping: d.am.of(0)})
 }
 
 // compute fills parts with what p takes off each line's remaining amount,
@@ -216,7 +217,6 @@ func (d *Discounted) apply(c *candidate, parts []int64) {
 // changes nothing else. parts and weights (scratch) have one element per
 // line.
 func compute(p *Promotion, in *Input, d *Discounted, parts, weights []int64) int64 {
-	cur := in.Currency
 	clear(parts)
 	switch p.Kind {
 	case Percentage, Fixed:
@@ -233,7 +233,7 @@ func compute(p *Promotion, in *Input, d *Discounted, parts, weights []int64) int
 		}
 		var off int64
 		if p.Kind == Percentage {
-			m, err := money.MustNew(w, cur).Percent(p.PercentBP, money.HalfEven)
+			m, err := d.am.of(w).Percent(p.PercentBP, money.HalfEven)
 			if err != nil {
 				return 0 // cannot happen: the result is at most w
 			}
@@ -244,7 +244,7 @@ func compute(p *Promotion, in *Input, d *Discounted, parts, weights []int64) int
 		if b := p.BudgetLeft; b != nil {
 			off = min(off, b.Amount())
 		}
-		for i, m := range money.MustNew(off, cur).Allocate(weights) {
+		for i, m := range d.am.of(off).Allocate(weights) {
 			parts[i] = m.Amount()
 		}
 	case BuyXGetY:
@@ -308,7 +308,7 @@ func bxgy(p *Promotion, in *Input, d *Discounted, parts []int64) {
 			continue
 		}
 		full := in.Lines[i].UnitPrice.Amount() * take // at most the line's subtotal
-		off, err := money.MustNew(full, in.Currency).Percent(p.PercentBP, money.HalfEven)
+		off, err := d.am.of(full).Percent(p.PercentBP, money.HalfEven)
 		if err == nil {
 			parts[i] = min(off.Amount(), d.net(i))
 		}

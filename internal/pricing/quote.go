@@ -102,7 +102,9 @@ func lineSubtotals(in *Input) ([]money.Money, money.Money, error) {
 			[]errs.FieldError{{Field: "currency", Message: "must be an ISO 4217 currency code"}})
 	}
 	var v problems
-	v.Check(len(in.Lines) <= MaxLines, "lines", fmt.Sprintf("must hold at most %d lines", MaxLines))
+	if len(in.Lines) > MaxLines { // the message formatted only then: every quote checks
+		v.Add("lines", fmt.Sprintf("must hold at most %d lines", MaxLines))
+	}
 	if err := v.Err(op); err != nil {
 		return nil, money.Money{}, err
 	}
@@ -172,4 +174,22 @@ func (v *problems) check(ok bool, p *path, sub, msg string) {
 	if !ok {
 		v.Add(p.String()+sub, msg)
 	}
+}
+
+// amounts makes amounts in one currency: money.New looks the currency up
+// in its table on every call, which a quote's many amounts — all in the
+// cart's currency, checked once by lineSubtotals — need not.
+type amounts struct{ one money.Money }
+
+// amountsIn is the amounts of cur, a currency money knows.
+func amountsIn(cur string) amounts { return amounts{money.MustNew(1, cur)} }
+
+// of is v in the currency; like money.MustNew it panics on the one int64
+// that is no amount (the engine's amounts are bounded far below it).
+func (a amounts) of(v int64) money.Money {
+	m, err := a.one.Mul(v)
+	if err != nil {
+		panic(err)
+	}
+	return m
 }

@@ -197,10 +197,10 @@ func Tax(in Input, d Discounted, s Shipped) (Taxed, error) {
 			return Taxed{}, errs.E(op, err)
 		}
 	}
-	cur := in.Currency
-	t := Taxed{Lines: make([]money.Money, len(in.Lines)), Shipping: money.Zero(cur), Total: money.Zero(cur)}
+	am := amountsIn(in.Currency)
+	t := Taxed{Lines: make([]money.Money, len(in.Lines)), Shipping: am.of(0), Total: am.of(0)}
 	for i := range t.Lines {
-		t.Lines[i] = money.Zero(cur)
+		t.Lines[i] = am.of(0)
 	}
 	ri := in.Tax.regionIndex(in.Address)
 	if ri < 0 {
@@ -258,18 +258,18 @@ func Tax(in Input, d Discounted, s Shipped) (Taxed, error) {
 					}
 				}
 			}
-			for k, m := range money.MustNew(taxOf(base, rates[i], r.Inclusive), cur).Allocate(weights) {
+			for k, m := range am.of(taxOf(base, rates[i], r.Inclusive)).Allocate(weights) {
 				taxes[members[k]] = m.Amount()
 			}
 		}
 	}
 	var total int64
 	for i := range n {
-		t.Lines[i] = money.MustNew(taxes[i], cur)
+		t.Lines[i] = am.of(taxes[i])
 		total += taxes[i]
 	}
-	t.Shipping = money.MustNew(taxes[n], cur)
-	t.Total = money.MustNew(total+taxes[n], cur)
+	t.Shipping = am.of(taxes[n])
+	t.Total = am.of(total + taxes[n])
 	return t, nil
 }
 

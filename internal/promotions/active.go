@@ -21,6 +21,7 @@ import (
 // per batch) for the promotions that have limits.
 type activeSet struct {
 	byID   []cachedPromotion // sorted by ID
+	ids    []string          // byID's IDs (searched without copying promotions)
 	byCode map[string]int    // an active promotion's code → its index
 }
 
@@ -63,6 +64,7 @@ func (s *Service) loadActive(ctx context.Context) (*activeSet, error) {
 		cp.p = r.pricing(id, version, "")
 		index[id] = len(set.byID)
 		set.byID = append(set.byID, cp)
+		set.ids = append(set.ids, id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, errs.E(op, errs.Internal, err)
@@ -215,15 +217,7 @@ func enteredCodes(op string, codes []string) ([]string, error) {
 }
 
 func (a *activeSet) index(id string) int {
-	i, _ := slices.BinarySearchFunc(a.byID, id, func(c cachedPromotion, id string) int {
-		switch {
-		case c.p.ID < id:
-			return -1
-		case c.p.ID > id:
-			return 1
-		}
-		return 0
-	})
+	i, _ := slices.BinarySearch(a.ids, id)
 	return i
 }
 

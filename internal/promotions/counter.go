@@ -38,7 +38,19 @@ type counterRow struct {
 	maxUses, budget sql.NullInt64 // the limits (NULL: none)
 	currency        string        // the budget's
 	dUses, dSpent   int64         // the transaction's change so far
+	uncounted       int           // the transaction's redemptions while not counted
 }
+
+// counted reports whether c's row counts the promotion's uses: only while
+// the promotion has a limit (total uses, a budget or per customer). A
+// promotion without one — the common coupon — is redeemed without writing
+// its counter or its customers' uses, so that the checkouts of two batches
+// do not wait on that one row until commit: its uses and the discount it
+// gave are its live redemptions (promotions_redemptions), which a limit set
+// later counts into the row (recount). On PostgreSQL the flush holds such a
+// promotion's row FOR SHARE, so that a change of it waits for the batches
+// redeeming it and then counts their rows.
+func (c *counterRow) counted() bool { return c.maxUses.Valid || c.budget.Valid || c.perCustomer.Valid }
 
 // usesRow is one customer's uses of one promotion
 // (promotions_customer_uses) as the units of one transaction share them:
@@ -54,8 +66,10 @@ type usesRow struct {
 
 // pending is what a transaction redeems: the rows its flush writes.
 type pending struct {
-	counters []*counterRow
-	uses     []*usesRow
+	counters    []*counterRow
+	uses        []*usesRow
+	redemptions []redemptionRow // inserted by the flush in one statement
+	live        map[liveKey]bool
 }
 
 type (
@@ -68,7 +82,7 @@ type (
 // on first use.
 func (s *Service) pending(tx *sqldb.Tx) *pending {
 	v, _ := tx.Local(pendingKey{}, func() (any, error) {
-		p := &pending{}
+		p := &pending{live: map[liveKey]bool{}}
 		tx.BeforeCommit(func(ctx context.Context) error { return s.flush(ctx, tx, p) })
 		return p, nil
 	})
@@ -167,6 +181,11 @@ func (s *Service) flush(ctx context.Context, tx *sqldb.Tx, p *pending) error {
 	slices.SortFunc(p.uses, func(a, b *usesRow) int {
 		return cmp.Or(cmp.Compare(a.promotion, b.promotion), cmp.Compare(a.customer, b.customer))
 	})
+	// The redemption rows first: they lock no shared row, so the counters'
+	// locks are not held while they are written.
+	if err := s.flushRedemptions(ctx, tx, p); err != nil {
+		return err
+	}
 	for _, c := range p.counters {
 		if err := s.flushCounter(ctx, tx, c); err != nil {
 			return err
@@ -185,6 +204,19 @@ func (s *Service) flush(ctx context.Context, tx *sqldb.Tx, p *pending) error {
 }
 
 func (s *Service) flushCounter(ctx context.Context, tx *sqldb.Tx, c *counterRow) error {
+	if c.uncounted > 0 && tx.Engine() == sqldb.Postgres {
+		// Redeemed uncounted: the version priced must still be the current
+		// one, and stay so until COMMIT (a change waits for the lock).
+		var version int64
+		var status string
+		if err := tx.QueryRowContext(ctx, `SELECT version, status FROM promotions_promotions WHERE id = $1 FOR SHARE`, c.id).
+			Scan(&version, &status); err != nil {
+			return errs.E("promotions.flush", errs.Internal, err)
+		}
+		if version != c.version || status != c.status {
+			return fmt.Errorf("promotions: %s changed since the batch read it: %w", c.id, sqldb.ErrConflict)
+		}
+	}
 	if c.dUses == 0 && c.dSpent == 0 {
 		return nil
 	}
@@ -248,6 +280,11 @@ func flushUses(ctx context.Context, tx *sqldb.Tx, c *counterRow, us []*usesRow) 
 // currency in the unit of tx, or reports false when a limit would be
 // exceeded.
 func (s *Service) take(ctx context.Context, tx *sqldb.Tx, c *counterRow, customer string, amount int64, currency string) (bool, error) {
+	if !c.counted() {
+		c.uncounted++
+		tx.OnRollback(func() { c.uncounted-- })
+		return true, nil
+	}
 	if c.maxUses.Valid && c.uses+c.dUses+1 > c.maxUses.Int64 {
 		return false, nil
 	}
@@ -352,4 +389,37 @@ type changesKey struct{}
 func (s *Service) changes(tx *sqldb.Tx) *int {
 	v, _ := tx.Local(changesKey{}, func() (any, error) { return new(int), nil })
 	return v.(*int)
+}
+
+// recount makes c's row, and its customers' uses, count the promotion's
+// live redemptions (the transaction's own pending ones written first): for
+// a promotion given its first limit, whose uses were not counted until
+// then. The caller holds the promotion's row (its change's UPDATE), so no
+// batch redeeming it uncounted is still to commit.
+func (s *Service) recount(ctx context.Context, tx *sqldb.Tx, c *counterRow) error {
+	const op = "promotions.recount"
+	if err := s.insertPending(ctx, tx, func(r redemptionRow) bool { return r.r.ID == c.id }); err != nil {
+		return errs.E(op, err)
+	}
+	var uses, spent int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*), COALESCE(SUM(amount), 0) FROM promotions_redemptions
+		WHERE promotion_id = $1 AND released_at IS NULL`, c.id).Scan(&uses, &spent); err != nil {
+		return errs.E(op, errs.Internal, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE promotions_counters SET uses = $2, spent = $3 WHERE id = $1`,
+		c.id, uses-c.dUses, spent-c.dSpent); err != nil {
+		return errs.E(op, errs.Internal, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM promotions_customer_uses WHERE promotion_id = $1`, c.id); err != nil {
+		return errs.E(op, errs.Internal, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO promotions_customer_uses (promotion_id, customer_id, uses)
+		SELECT promotion_id, customer_id, count(*) FROM promotions_redemptions
+		WHERE promotion_id = $1 AND released_at IS NULL AND customer_id <> '' GROUP BY promotion_id, customer_id`, c.id); err != nil {
+		return errs.E(op, errs.Internal, err)
+	}
+	old := *c
+	c.uses, c.spent = uses-c.dUses, spent-c.dSpent
+	tx.OnRollback(func() { c.uses, c.spent = old.uses, old.spent })
+	return nil
 }

@@ -152,7 +152,8 @@ func (e *env) count(table, where string, args ...any) int {
 // counter reads promotion id's uses and spent.
 func (e *env) counter(id string) (uses, spent int64) {
 	e.t.Helper()
-	if err := e.db.Reader().QueryRow(`SELECT uses, spent FROM promotions_counters WHERE id = $1`, id).Scan(&uses, &spent); err != nil {
+	if err := e.db.Reader().QueryRow(`SELECT `+usesSQL+`, `+spentSQL+` FROM promotions_promotions p
+		JOIN promotions_counters c ON c.id = p.id WHERE p.id = $1`, id).Scan(&uses, &spent); err != nil {
 		e.t.Fatal(err)
 	}
 	return uses, spent

@@ -51,6 +51,7 @@ type Service struct {
 	clientIP func(r *http.Request) string
 	onFlush  func(id string, uses, spent int64) // tests: each counter UPDATE
 	cache    *notify.Cache[*activeSet]          // the active promotions
+	redeemed redeemedSet                        // live redemptions a flush met (redemptions.go)
 }
 
 // Config tunes the module.

@@ -72,6 +72,9 @@ func (s *Service) EraseTx(ctx context.Context, tx *sqldb.Tx, customerID string) 
 	if customerID == "" {
 		return nil
 	}
+	if err := s.insertPending(ctx, tx, func(r redemptionRow) bool { return r.customer == customerID }); err != nil {
+		return errs.E(op, err)
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE promotions_redemptions SET customer_id = '' WHERE customer_id = $1`, customerID); err != nil {
 		return errs.E(op, errs.Internal, err)
 	}

@@ -66,6 +66,10 @@ type Limits struct {
 	Budget      *money.Money `json:"budget,omitempty" doc:"The total discount (lines and shipping) it may give, above 0."`
 }
 
+// any reports whether l sets a limit (a promotion without one is not
+// counted in its counter row: counter.go).
+func (l Limits) any() bool { return l.TotalUses != nil || l.PerCustomer != nil || l.Budget != nil }
+
 // Rule is a promotion as staff write it: the body of POST
 // /api/v1/admin/promotions. No codes makes it automatic.
 type Rule struct {

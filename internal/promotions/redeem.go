@@ -89,23 +89,34 @@ func (s *Service) RedeemTx(ctx context.Context, tx *sqldb.Tx, orderRef, customer
 			return exhausted(op, r)
 		}
 	}
+	p := s.pending(tx)
 	for _, r := range rs {
 		id, err := uuid.NewV7()
 		if err != nil {
 			return errs.E(op, errs.Internal, err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO promotions_redemptions
-			(id, order_ref, promotion_id, version, code, customer_id, amount, currency, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			id.String(), orderRef, r.ID, r.Version, normCode(r.Code), customerID, r.spent, r.currency, sqldb.Micros(tx.Now))
-		if sqldb.IsUniqueViolation(err) {
-			return errs.E(op, errs.Conflict, errs.Code("already_redeemed"), "order "+orderRef+" redeemed promotion "+r.ID+" already")
+		row := redemptionRow{id: id.String(), orderRef: orderRef, r: r, customer: customerID, at: sqldb.Micros(tx.Now)}
+		key := liveKey{orderRef, r.ID}
+		switch {
+		case p.live[key]:
+			return redeemedAlready(op, key)
+		case s.redeemed.take(key):
+			// A flush found this order's redemption committed already: the
+			// unit inserts its row now and learns it from the index.
+			if err := insertRedemptions(ctx, tx, []redemptionRow{row}); sqldb.IsUniqueViolation(err) {
+				return redeemedAlready(op, key)
+			} else if err != nil {
+				return errs.E(op, errs.Internal, err)
+			}
+			continue
 		}
-		if err != nil {
-			return errs.E(op, errs.Internal, err)
-		}
+		p.add(tx, row)
 	}
 	return nil
+}
+
+func redeemedAlready(op string, k liveKey) error {
+	return errs.E(op, errs.Conflict, errs.Code("already_redeemed"), "order "+k.orderRef+" redeemed promotion "+k.promotion+" already")
 }
 
 // newRedemption checks a and works out the discount it spends.
@@ -169,6 +180,9 @@ func (s *Service) ReleaseTx(ctx context.Context, tx *sqldb.Tx, orderRef string) 
 		return errs.E(op, errs.Invalid, errs.CodeValidation, "bad order reference",
 			[]errs.FieldError{{Field: "order_ref", Message: "must be 1 to " + strconv.Itoa(MaxOrderRef) + " bytes"}})
 	}
+	if err := s.insertPending(ctx, tx, func(r redemptionRow) bool { return r.orderRef == orderRef }); err != nil {
+		return errs.E(op, err)
+	}
 	rows, err := tx.QueryContext(ctx, `UPDATE promotions_redemptions SET released_at = $2
 		WHERE order_ref = $1 AND released_at IS NULL RETURNING promotion_id, customer_id, amount`,
 		orderRef, sqldb.Micros(tx.Now))
@@ -198,11 +212,18 @@ func (s *Service) ReleaseTx(ctx context.Context, tx *sqldb.Tx, orderRef string) 
 		if err != nil {
 			return err
 		}
-		c.add(tx, -1, -r.amount)
+		if c.counted() { // else its live redemptions are its uses
+			c.add(tx, -1, -r.amount)
+		}
 	}
 	for _, r := range all {
 		if r.customer == "" {
 			continue // a guest's, or erased
+		}
+		if c, err := s.counter(ctx, tx, r.promotion); err != nil {
+			return err
+		} else if !c.counted() {
+			continue
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE promotions_customer_uses SET uses = uses - 1
 			WHERE promotion_id = $1 AND customer_id = $2 AND uses >= 1`, r.promotion, r.customer); err != nil {

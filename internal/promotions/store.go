@@ -111,6 +111,12 @@ func (s *Service) UpdateTx(ctx context.Context, tx *sqldb.Tx, by Actor, id strin
 	if err != nil {
 		return Promotion{}, err
 	}
+	if !before.Limits.any() && r.Limits.any() {
+		// Its first limit: the uses so far were not counted (counter.go).
+		if err := s.recount(ctx, tx, c); err != nil {
+			return Promotion{}, err
+		}
+	}
 	maxUses, budget, currency := counterLimits(r.Limits)
 	if ok, err := c.setLimits(ctx, tx, maxUses, budget, currency); err != nil {
 		return Promotion{}, err
@@ -258,8 +264,21 @@ func codeTaken(op, code string) error {
 }
 
 // columns are the columns scan reads, of promotions_promotions p joined
-// with promotions_counters c.
-const columns = `p.id, p.version, p.status, p.rule, p.created_at, p.updated_at, c.uses, c.spent, c.budget`
+// with promotions_counters c: the uses and the discount given are the
+// counter's, or the live redemptions' for a promotion without limits
+// (counter.go, "counted").
+const columns = `p.id, p.version, p.status, p.rule, p.created_at, p.updated_at, ` + usesSQL + `, ` + spentSQL + `, c.budget`
+
+// usesSQL and spentSQL are a promotion's uses and the discount it gave, of
+// promotions_promotions p joined with promotions_counters c; uncounted is
+// a promotion whose counter does not count them.
+const (
+	uncounted = `p.per_customer IS NULL AND c.max_uses IS NULL AND c.budget IS NULL`
+	usesSQL   = `CASE WHEN ` + uncounted + ` THEN (SELECT count(*) FROM promotions_redemptions r
+		WHERE r.promotion_id = p.id AND r.released_at IS NULL) ELSE c.uses END`
+	spentSQL = `CASE WHEN ` + uncounted + ` THEN (SELECT COALESCE(SUM(r.amount), 0) FROM promotions_redemptions r
+		WHERE r.promotion_id = p.id AND r.released_at IS NULL) ELSE c.spent END`
+)
 
 type scanner interface{ Scan(dest ...any) error }
 

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestBenchCheckoutCoupon runs the coupon comparison on both engines
+// against an in-process server: every loop of every round is placed and
+// paid on both sides, the coupon side entered its code on every cart (and
+// the plain side never), both read back whole, the promotion counts one
+// use per coupon order, and the coupon's orders carry its discount while
+// the others carry none.
+func TestBenchCheckoutCoupon(t *testing.T) {
+	for name, args := range engines(t) {
+		t.Run(name, func(t *testing.T) {
+			c, _ := startInProcess(t, benchAdmin, append(args(t), "--relay-poll", "50ms")...)
+			const orders, rounds = 24, 2
+			var cmp CouponComparison
+			progress := runBench(t, benchAdmin, &cmp, "checkout", "--url", c.URL(), "--coupon",
+				"--buyers", "4", "--orders", "24", "--rounds", "2", "--skus", "2")
+			if !strings.Contains(progress, "round 2/2 coupon  : placed 12  paid 12  errors 0") ||
+				!strings.Contains(progress, "round 1/2 plain   : placed 12  paid 12  errors 0") {
+				t.Errorf("no progress lines for the rounds on stderr: %q", progress)
+			}
+			for _, side := range []struct {
+				name    string
+				s       *PaySide
+				coupons int // loops that entered the code
+			}{{"coupon", cmp.Coupon, orders}, {"plain", cmp.Plain, 0}} {
+				s, rb := side.s, side.s.ReadBack
+				if len(s.Errors) != 0 {
+					t.Fatalf("%s: errors %v", side.name, s.Errors)
+				}
+				tests := []struct {
+					what      string
+					got, want int
+				}{
+					{"loops", s.Loops, orders},
+					{"placed", s.Placed, orders},
+					{"paid", s.Paid, orders},
+					{"rounds", len(s.RoundsPerSec), rounds},
+					{"coupon steps", s.Steps["coupon"].Count, side.coupons},
+					{"checkout steps", s.Steps["checkout"].Count, orders},
+					{"orders read back", rb.Orders, orders},
+					{"paid read back", rb.Paid, orders},
+					{"dead letters", int(rb.Sync.DeadLetters), 0},
+				}
+				for _, tc := range tests {
+					if tc.got != tc.want {
+						t.Errorf("%s: %s = %d, want %d", side.name, tc.what, tc.got, tc.want)
+					}
+				}
+				if !rb.StockAddsUp || !rb.Sync.Settled || s.PaidPerSec <= 0 {
+					t.Errorf("%s: %+v; read back %+v", side.name, s, rb)
+				}
+			}
+			if want := cmp.Coupon.PaidPerSec / cmp.Plain.PaidPerSec; cmp.Ratio != want || len(cmp.RoundRatios) != rounds ||
+				cmp.Buyers != 4 || cmp.Rounds != rounds || cmp.Code == "" {
+				t.Errorf("ratio %v, want %v; buyers %d, rounds %d, code %q", cmp.Ratio, want, cmp.Buyers, cmp.Rounds, cmp.Code)
+			}
+
+			login := c.Do("POST", "/api/v1/auth/login", map[string]string{"email": benchAdmin["MERCATO_BOOTSTRAP_ADMIN_EMAIL"],
+				"password": benchAdmin["MERCATO_BOOTSTRAP_ADMIN_PASSWORD"]})
+			login.WantStatus(t, http.StatusOK)
+			admin := c.WithToken(login.Field("token").(string))
+			list := admin.Do("GET", "/api/v1/admin/promotions?status=active", nil)
+			list.WantStatus(t, http.StatusOK)
+			if got, _ := list.Field("items.0.codes.0").(string); got != cmp.Code {
+				t.Fatalf("the newest promotion's code is %q, want %q", got, cmp.Code)
+			}
+			if uses, _ := list.Field("items.0.usage.uses").(float64); uses != orders {
+				t.Errorf("the coupon's uses: %v, want %d", uses, orders)
+			}
+			// 10% off a 1999 line: 200 off each coupon order, none off the others.
+			orderList := admin.Do("GET", "/api/v1/admin/orders?limit=100", nil)
+			orderList.WantStatus(t, http.StatusOK)
+			discounted, plain := 0, 0
+			items, _ := orderList.Field("items").([]any)
+			for _, it := range items {
+				o, _ := it.(map[string]any)
+				d, _ := o["discount"].(map[string]any)
+				switch amount, _ := d["amount"].(float64); amount {
+				case 200:
+					discounted++
+				case 0:
+					plain++
+				default:
+					t.Errorf("order %v: discount %v", o["id"], d)
+				}
+			}
+			if discounted != orders || plain != orders {
+				t.Errorf("%d orders with the coupon's discount, %d without; want %d and %d", discounted, plain, orders, orders)
+			}
+		})
+	}
+}
+
+// TestBenchCouponCommandLine: --coupon with no rounds is a usage error
+// (exit 2) before any server is called.
+func TestBenchCouponCommandLine(t *testing.T) {
+	var out, errOut syncBuffer
+	err := run(context.Background(), []string{"bench", "checkout", "--coupon", "--url", "http://127.0.0.1:1", "--rounds", "0"},
+		func(string) string { return "" }, &out, &errOut)
+	if err == nil || exitCode(err) != 2 {
+		t.Fatalf("err = %v, want a usage error", err)
+	}
+}
