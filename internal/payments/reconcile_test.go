@@ -215,6 +215,10 @@ func TestReconcileLateWebhook(t *testing.T) {
 		if st, _ := e.orderStatus(id); st != "expired" {
 			t.Fatalf("order %s, want expired", st)
 		}
+		// The capture is recorded with its event, and the order not paid.
+		if got, want := e.events(id), []string{"order.placed", "order.expired", "payment.captured"}; !equal(got, want) {
+			t.Errorf("events = %v, want %v", got, want)
+		}
 		e.reconcile() // reserves the refund
 		e.clock.Advance(3 * time.Minute)
 		if rep := e.reconcile(); rep.Fixed != 1 {
