@@ -3,6 +3,8 @@ package webhooks
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"net/http"
 	"testing"
 	"time"
 
@@ -109,6 +111,48 @@ func TestClaimedDeliveryRecoveredAfterLease(t *testing.T) {
 		}
 		if st, n, _ := e.delivery(c.ID, ev.ID); st != "delivered" || n != 1 {
 			t.Fatalf("after the lease: %s after %d tries", st, n)
+		}
+	})
+}
+
+// Deliveries handed over at record time to an endpoint that fails wait in
+// its queue behind its one slot; when its breaker opens they go back to
+// pending, untried, and nothing stays claimed.
+func TestHandedQueueBackToPendingWhenBreakerOpens(t *testing.T) {
+	forEachEngine(t, Config{MaxInFlight: 1, BreakerThreshold: 2}, func(t *testing.T, e *env) {
+		rc := newReceiver(t, e.clock.Now)
+		rc.answer = func(int, received) (int, http.Header) { return http.StatusInternalServerError, nil }
+		c := e.register(rc.URL(), []string{"order.*"}, false)
+		d := e.svc.Dispatcher()
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { defer close(stopped); d.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-stopped })
+		for d.live.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		e.emit("order.placed", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j")
+		d.Wait()
+		if n := len(rc.requests()); n != 2 {
+			t.Fatalf("%d requests, want the breaker's threshold (2)", n)
+		}
+		got := map[string]int{}
+		rows, err := e.db.Reader().Query(`SELECT status, attempts FROM webhooks_deliveries WHERE endpoint_id = $1`, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var st string
+			var n int
+			rows.Scan(&st, &n)
+			got[st+"/"+string(rune('0'+n))]++
+		}
+		rows.Close()
+		if want := map[string]int{"pending/1": 2, "pending/0": 8}; !maps.Equal(got, want) {
+			t.Fatalf("deliveries by status/tries: %v, want %v", got, want)
+		}
+		if !d.BreakerOpen(c.ID) {
+			t.Fatal("breaker closed after 2 failures")
 		}
 	})
 }
