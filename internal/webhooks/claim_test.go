@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"mercato/internal/platform/event"
+	"mercato/internal/platform/sqldb"
+	"mercato/internal/platform/sqldb/sqldbtest"
+	"mercato/internal/platform/web"
 )
 
 // While the dispatcher runs, the transaction that records a delivery claims
@@ -153,6 +156,63 @@ func TestHandedQueueBackToPendingWhenBreakerOpens(t *testing.T) {
 		}
 		if !d.BreakerOpen(c.ID) {
 			t.Fatal("breaker closed after 2 failures")
+		}
+	})
+}
+
+// A batch of outcomes is settled with one UPDATE, and one INSERT for the
+// failed tries' attempt rows; a successful try writes no attempt row (it is
+// in the delivery row, and the log shows it from there).
+func TestSettledInOneStatementPerBatch(t *testing.T) {
+	forEachEngine(t, Config{}, func(t *testing.T, e *env) {
+		c := e.register("http://127.0.0.1:9/hook", []string{"order.*"}, false)
+		evs := e.emit("order.placed", "a", "b", "c", "d", "e")
+		d := e.svc.Dispatcher()
+		ctx := context.Background()
+		now := e.db.Now()
+		eps, err := d.dueEndpoints(ctx, now)
+		if err != nil || len(eps) != 1 {
+			t.Fatalf("due endpoints: %v, %v", eps, err)
+		}
+		js, err := d.dueOf(ctx, eps[0], now, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		claimed, err := d.claim(ctx, js, now)
+		if err != nil || len(claimed) != 5 {
+			t.Fatalf("claimed %d, %v", len(claimed), err)
+		}
+		var batch []settled
+		for i, j := range claimed {
+			o := outcome{status: http.StatusNoContent, latency: 1500 * time.Microsecond, excerpt: "thanks"}
+			if i >= 3 {
+				o = outcome{status: http.StatusBadGateway, excerpt: "down"}
+			}
+			batch = append(batch, settled{j: j, o: o})
+		}
+		before := e.db.WriteStats()
+		if err := e.db.Do(ctx, func(tx *sqldb.Tx) error { return d.settleTx(ctx, tx, batch) }); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.db.WriteStats().Statements - before.Statements; e.db.Engine() == sqldb.SQLite && n != 2 {
+			t.Fatalf("%d writer statements for 5 outcomes, want 2 (one UPDATE, one INSERT of the 2 failures)", n)
+		}
+		if n := sqldbtest.Count(t, e.db, `SELECT count(*) FROM webhooks_attempts`); n != 2 {
+			t.Fatalf("%d attempt rows, want the 2 failed tries'", n)
+		}
+		page, err := e.svc.Deliveries(ctx, c.ID, "delivered", web.PageRequest{Limit: 10})
+		if err != nil || len(page.Items) != 3 {
+			t.Fatalf("%d delivered, %v", len(page.Items), err)
+		}
+		for _, dl := range page.Items {
+			if len(dl.Log) != 1 || dl.Log[0].StatusCode != 204 || dl.Log[0].LatencyMS != 1.5 || dl.Log[0].Response != "thanks" {
+				t.Fatalf("log of a delivered delivery: %+v", dl.Log)
+			}
+		}
+		for _, ev := range evs {
+			if st, n, _ := e.delivery(c.ID, ev.ID); !(st == "delivered" && n == 1 || st == "pending" && n == 1) {
+				t.Fatalf("after settling: %s after %d tries", st, n)
+			}
 		}
 	})
 }
