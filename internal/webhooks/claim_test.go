@@ -29,14 +29,7 @@ func TestClaimedAtRecordTime(t *testing.T) {
 				rc := newReceiver(t, e.clock.Now)
 				a := e.register(rc.URL(), []string{"order.*"}, false)
 				b := e.register(rc.URL(), []string{"order.*"}, false)
-				d := e.svc.Dispatcher()
-				ctx, cancel := context.WithCancel(context.Background())
-				stopped := make(chan struct{})
-				go func() { defer close(stopped); d.Run(ctx) }()
-				t.Cleanup(func() { cancel(); <-stopped })
-				for d.live.Load() == 0 {
-					time.Sleep(time.Millisecond)
-				}
+				d := runDispatcher(t, e)
 				var evs []event.Envelope
 				for round := range 3 {
 					evs = append(evs, e.emit("order.placed", "a"+string(rune('0'+round)), "b", "c", "d", "e")...)
@@ -63,6 +56,20 @@ func TestClaimedAtRecordTime(t *testing.T) {
 			})
 		})
 	}
+}
+
+// runDispatcher runs e's dispatcher until the test ends and returns it
+// once it runs (claims are taken at record time from then on).
+func runDispatcher(t *testing.T, e *env) *Dispatcher {
+	d := e.svc.Dispatcher()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	for d.live.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	return d
 }
 
 // waitRequests waits until rc has had n requests (failing after a minute:
@@ -126,14 +133,7 @@ func TestHandedQueueBackToPendingWhenBreakerOpens(t *testing.T) {
 		rc := newReceiver(t, e.clock.Now)
 		rc.answer = func(int, received) (int, http.Header) { return http.StatusInternalServerError, nil }
 		c := e.register(rc.URL(), []string{"order.*"}, false)
-		d := e.svc.Dispatcher()
-		ctx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() { defer close(stopped); d.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-stopped })
-		for d.live.Load() == 0 {
-			time.Sleep(time.Millisecond)
-		}
+		d := runDispatcher(t, e)
 		e.emit("order.placed", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j")
 		d.Wait()
 		if n := len(rc.requests()); n != 2 {
