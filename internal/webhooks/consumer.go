@@ -80,23 +80,27 @@ func (s *Service) RecordTx(ctx context.Context, tx *sqldb.Tx, e event.Envelope) 
 				return fmt.Errorf("webhooks: envelope: %w", err)
 			}
 		}
-		if claiming && !t.fifo && s.disp.accepts(t.id) {
-			if ok, err := s.claimTx(ctx, tx, t, e, body); err != nil || ok {
-				if err != nil {
-					return err
+		full := false // at its limit or breaker open: a step could not start it now
+		if claiming && !t.fifo {
+			if full = !s.disp.accepts(t.id); !full {
+				if ok, err := s.claimTx(ctx, tx, t, e, body); err != nil || ok {
+					if err != nil {
+						return err
+					}
+					continue
 				}
-				continue
 			}
 		}
 		if _, err := insertDelivery(ctx, tx, t.id, t.fifo, e, body, "pending", tx.Now); err != nil {
 			return err
 		}
-		if !woken {
+		if claiming {
+			// The endpoint's next settled delivery, or the poll, wakes a step.
+			tx.AfterCommit(func() { s.disp.noteBacklog(t.id) })
+		}
+		if !woken && !full {
 			woken = true
 			tx.AfterCommit(s.disp.Wake)
-		}
-		if claiming {
-			tx.AfterCommit(func() { s.disp.noteBacklog(t.id) })
 		}
 	}
 	return nil
