@@ -250,8 +250,8 @@ type message struct {
 	at                                                             int64
 }
 
-// messageChunk bounds the rows of one INSERT (14 arguments each: far
-// under both engines' limits on bound parameters).
+// messageChunk bounds the rows of one INSERT (15 arguments each, bound by
+// position on SQLite: sqldb.Params; far under both engines' limits).
 const messageChunk = 200
 
 // insertMessages inserts a transaction's messages, in order, with one
@@ -263,15 +263,19 @@ func insertMessages(ctx context.Context, tx *sqldb.Tx, ms []message) error {
 		var q strings.Builder
 		q.WriteString(`INSERT INTO notifications_messages (id, event_id, customer_id, recipient, kind, order_id, ref,
 		locale, subject, text_body, html_body, status, attempts, last_error, next_attempt_at, created_at) VALUES `)
-		args := make([]any, 0, 14*len(chunk))
+		args := make([]any, 0, 15*len(chunk))
 		for i, m := range chunk {
 			if i > 0 {
 				q.WriteString(", ")
 			}
 			n := len(args)
-			fmt.Fprintf(&q, "(%s, 0, $%d, $%d, $%d)", sqldb.Placeholders(n+1, 12), n+13, n+14, n+14)
+			q.WriteByte('(')
+			sqldb.Params(tx.Engine(), &q, n+1, 12)
+			q.WriteString(", 0, ")
+			sqldb.Params(tx.Engine(), &q, n+13, 3)
+			q.WriteByte(')')
 			args = append(args, m.id, m.eventID, m.customerID, m.recipient, m.kind, m.orderID, m.ref, m.locale,
-				m.subject, m.text, m.html, m.status, m.lastErr, m.at)
+				m.subject, m.text, m.html, m.status, m.lastErr, m.at, m.at)
 		}
 		q.WriteString(` ON CONFLICT (event_id) DO NOTHING`)
 		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {

@@ -639,7 +639,7 @@ func (d *Dispatcher) postBody(ctx context.Context, j job, body []byte, extra htt
 func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, batch []settled) error {
 	now := tx.Now
 	var q strings.Builder
-	ph := placeholders(tx.Engine())
+	ph := func(b *strings.Builder, from, n int) { sqldb.Params(tx.Engine(), b, from, n) }
 	q.WriteString(`UPDATE webhooks_deliveries SET status = v.column2, attempts = v.column3, next_at = v.column4,
 		last_status = v.column5, last_error = v.column6, last_latency_us = v.column7, last_response = v.column8,
 		updated_at = `)
@@ -761,27 +761,6 @@ func (d *Dispatcher) settleTx(ctx context.Context, tx *sqldb.Tx, batch []settled
 // status, attempts, next_at, last_status, last_error, last_latency_us,
 // last_response.
 var settleTypes = []string{"TEXT", "TEXT", "INTEGER", "BIGINT", "INTEGER", "TEXT", "BIGINT", "TEXT"}
-
-// placeholders returns the writer of n placeholders from the from-th, for
-// long statements: SQLite keeps the names of "$n" placeholders in a list
-// searched linearly at every bind (quadratic in a statement of a thousand),
-// so there they are "?", bound by position; PostgreSQL gets "$n". They must
-// be written in argument order. (outbox.placeholder is the same; one
-// engine-aware sqldb helper would serve both.)
-func placeholders(e sqldb.Engine) func(b *strings.Builder, from, n int) {
-	return func(b *strings.Builder, from, n int) {
-		for i := range n {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			if e == sqldb.SQLite {
-				b.WriteByte('?')
-			} else {
-				b.WriteString("$" + strconv.Itoa(from+i))
-			}
-		}
-	}
-}
 
 // jitter shortens or lengthens dur by up to Config.Jitter of it.
 func (d *Dispatcher) jitter(dur time.Duration) time.Duration {

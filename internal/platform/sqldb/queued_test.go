@@ -82,3 +82,20 @@ func TestQueued(t *testing.T) {
 		})
 	}
 }
+
+func TestParams(t *testing.T) {
+	for _, c := range []struct {
+		e       sqldb.Engine
+		from, n int
+		want    string
+	}{
+		{sqldb.Postgres, 3, 3, "$3, $4, $5"}, {sqldb.SQLite, 3, 3, "?, ?, ?"},
+		{sqldb.Postgres, 1, 0, ""}, {sqldb.SQLite, 1, 1, "?"},
+	} {
+		var b strings.Builder
+		sqldb.Params(c.e, &b, c.from, c.n)
+		if b.String() != c.want {
+			t.Errorf("Params(%v, %d, %d) = %q, want %q", c.e, c.from, c.n, b.String(), c.want)
+		}
+	}
+}
