@@ -79,7 +79,9 @@ then reads the orders and the stock back as staff. With --data-dir or
 With --pay-reference URL it runs the loop in alternating --rounds on --url
 and on URL, a server started with serve --pay-inline-sandbox, and prints
 both paid-orders figures and the ratio: what paying through the payments
-module costs.`
+module costs. With --coupon it runs the loop on --url as two sets of buyers,
+one entering a 10% coupon on every cart and one not, in alternating --rounds,
+and prints both paid-orders figures and the ratio: what a coupon costs.`
 
 func cmdBenchCheckout(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench checkout [flags]", checkoutSynopsis)
