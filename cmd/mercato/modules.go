@@ -88,9 +88,9 @@ func newShop(p module.Platform, mon *inbox.Monitor, c shopConfig) (*shop, error)
 	ratings := &catalogRatings{}
 	inv := inventory.New(p, inventory.Config{})
 	cat := catalog.New(p, catalog.Config{Cache: c.catalogCache, Index: c.searchIndex, Ratings: ratings, Stock: inv})
-	promos := promotions.New(p, promotions.Config{Notify: hub})
-	rts := rates.New(p, rates.Config{Notify: hub})
-	rules := compliance.New(p, complianceProducts{cat}, hub)
+	promos := promotions.New(p, promotions.Config{})
+	rts := rates.New(p, rates.Config{})
+	rules := compliance.New(p, complianceProducts{cat})
 	pay := payments.New(p, c.payments.providers(), payments.Config{})
 	var method orders.PaymentMethod = pay
 	if c.inlinePay {

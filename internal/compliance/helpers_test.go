@@ -64,7 +64,7 @@ func newEnv(t testing.TB, db *sqldb.DB) *env {
 	listening := make(chan struct{})
 	go func() { defer close(listening); acc.RunInvalidations(ctx) }()
 	t.Cleanup(func() { stop(); <-listening })
-	svc := New(p, products{"p-wine": true, "p-tea": true}, nil)
+	svc := New(p, products{"p-wine": true, "p-tea": true})
 	mods := []module.Module{acc.Module(), svc.Module()}
 	if err := module.Check(mods); err != nil {
 		t.Fatal(err)

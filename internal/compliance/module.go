@@ -61,15 +61,12 @@ type Service struct {
 }
 
 // New returns the compliance module over p; nil products accepts any
-// product id. hub is the process's notification hub that keeps the cache
-// of the current rules right across processes (nil: one of its own that
-// never listens — on PostgreSQL every check then reads the rules).
-func New(p module.Platform, products Products, hub *notify.Hub) *Service {
+// product id. The process's notify hub (p.Notify) keeps the cache of the
+// current rules right across processes (without one, a hub of its own that
+// never listens: on PostgreSQL every check then reads the rules).
+func New(p module.Platform, products Products) *Service {
 	s := &Service{db: p.DB, write: p.Write, products: products, log: p.Logger}
-	if hub == nil && p.DB != nil {
-		hub = notify.New(p.DB)
-	}
-	if hub != nil {
+	if hub, _ := p.Hub(); hub != nil {
 		s.cache = notify.NewCache[Document](hub, "compliance")
 	}
 	if s.log == nil {

@@ -31,10 +31,10 @@ func BenchmarkPlaceCoupon(b *testing.B) {
 			db.SetClock(time.Now)
 			gc := groupcommit.New(db, groupcommit.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			defer gc.Close()
-			p := module.Platform{DB: db, Write: gc, Idem: e.svc.idem, Logger: e.svc.logger}
-			hub := runHub(b, db)
-			promos := promotions.New(p, promotions.Config{Notify: hub})
-			e.svc.promos, e.svc.rates = promos, testRates{rates.New(p, rates.Config{Notify: hub})}
+			p := module.Platform{DB: db, Write: gc, Idem: e.svc.idem, Logger: e.svc.logger, Notify: notify.New(db)}
+			promos := promotions.New(p, promotions.Config{})
+			e.svc.promos, e.svc.rates = promos, testRates{rates.New(p, rates.Config{})}
+			runHub(b, p.Notify)
 			if _, err := promos.Create(context.Background(), staff, promotions.Rule{Name: "bench", Kind: "percentage",
 				PercentBP: 1000, Codes: []string{"BENCH"}}); err != nil {
 				b.Fatal(err)
@@ -90,11 +90,10 @@ func BenchmarkPlaceCoupon(b *testing.B) {
 	}
 }
 
-// runHub runs db's notification hub for the benchmark's caches (on
-// PostgreSQL they are trusted only while it listens) and waits until it
-// listens.
-func runHub(b *testing.B, db *sqldb.DB) *notify.Hub {
-	hub := notify.New(db)
+// runHub runs the notification hub of the benchmark's caches (on
+// PostgreSQL they are trusted only while it listens; they subscribe when
+// their modules are made, before it runs) and waits until it listens.
+func runHub(b *testing.B, hub *notify.Hub) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); hub.Run(ctx) }()
@@ -102,7 +101,6 @@ func runHub(b *testing.B, db *sqldb.DB) *notify.Hub {
 	for !hub.Trusted() {
 		time.Sleep(time.Millisecond)
 	}
-	return hub
 }
 
 func inList(ids []string) string {
@@ -129,9 +127,9 @@ func BenchmarkQuote(b *testing.B) {
 			db := sqldbtest.Open(b, eng, pricedSources()...)
 			e := newEnv(b, db)
 			db.SetClock(time.Now)
-			p := module.Platform{DB: db, Write: db, Idem: e.svc.idem, Logger: e.svc.logger}
-			hub := runHub(b, db)
-			promos, rts := promotions.New(p, promotions.Config{Notify: hub}), rates.New(p, rates.Config{Notify: hub})
+			p := module.Platform{DB: db, Write: db, Idem: e.svc.idem, Logger: e.svc.logger, Notify: notify.New(db)}
+			promos, rts := promotions.New(p, promotions.Config{}), rates.New(p, rates.Config{})
+			runHub(b, p.Notify)
 			for i := range 10 {
 				if _, err := promos.Create(ctx, staff, promotions.Rule{Name: "p" + itoa(i), Kind: "percentage", PercentBP: 100}); err != nil {
 					b.Fatal(err)

@@ -66,7 +66,7 @@ func forEachPriced(t *testing.T, fn func(t *testing.T, e *pricedEnv)) {
 	sqldbtest.ForEachEngine(t, func(t *testing.T, db *sqldb.DB) {
 		e := &pricedEnv{env: newEnv(t, db)}
 		p := module.Platform{DB: db, Write: e.svc.write, Idem: e.svc.idem, Logger: e.svc.logger}
-		e.promos, e.rates, e.rules = promotions.New(p, promotions.Config{}), rates.New(p, rates.Config{}), compliance.New(p, nil, nil)
+		e.promos, e.rates, e.rules = promotions.New(p, promotions.Config{}), rates.New(p, rates.Config{}), compliance.New(p, nil)
 		e.svc.promos, e.svc.rates, e.svc.rules = e.promos, testRates{e.rates}, testRules{e.rules}
 		e.svc.cfg.IdentityKey = []byte("test identity key")
 		fn(t, e)

@@ -59,21 +59,17 @@ type Config struct {
 	// ClientIP gives the client address the audit log records (nil: the
 	// connection's peer).
 	ClientIP func(r *http.Request) string
-	// Notify is the process's hub that keeps the cache of the active
-	// promotions right across processes (nil: a hub of its own that never
-	// listens — on PostgreSQL every quote then reads the promotions).
-	Notify *notify.Hub
 }
 
 // New returns the promotions module on p (its database migrated with
 // Migrations, audit's, outbox's and idempotency's).
 func New(p module.Platform, cfg Config) *Service {
 	s := &Service{db: p.DB, write: p.Write, idem: p.Idem, log: p.Logger, clientIP: cfg.ClientIP}
-	if cfg.Notify == nil && p.DB != nil {
-		cfg.Notify = notify.New(p.DB)
-	}
-	if cfg.Notify != nil {
-		s.cache = notify.NewCache[*activeSet](cfg.Notify, "promotions")
+	// The process's hub keeps the cache of the active promotions right
+	// across processes (without one, a hub of its own that never listens:
+	// on PostgreSQL every quote then reads the promotions).
+	if hub, _ := p.Hub(); hub != nil {
+		s.cache = notify.NewCache[*activeSet](hub, "promotions")
 	}
 	if s.write == nil && p.DB != nil {
 		s.write = p.DB

@@ -62,21 +62,17 @@ type Config struct {
 	// ClientIP gives the client address the audit log records (nil: the
 	// connection's peer).
 	ClientIP func(r *http.Request) string
-	// Notify is the process's hub that keeps the cache of the current
-	// versions right across processes (nil: a hub of its own that never
-	// listens — on PostgreSQL every quote then reads the versions).
-	Notify *notify.Hub
 }
 
 // New returns the rates module on p (its database migrated with
 // Migrations, audit's and outbox's).
 func New(p module.Platform, cfg Config) *Service {
 	s := &Service{db: p.DB, write: p.Write, clientIP: cfg.ClientIP}
-	if cfg.Notify == nil && p.DB != nil {
-		cfg.Notify = notify.New(p.DB)
-	}
-	if cfg.Notify != nil {
-		s.vcache = notify.NewCache[[2]int64](cfg.Notify, "rates")
+	// The process's hub keeps the cache of the current versions right
+	// across processes (without one, a hub of its own that never listens:
+	// on PostgreSQL every quote then reads the versions).
+	if hub, _ := p.Hub(); hub != nil {
+		s.vcache = notify.NewCache[[2]int64](hub, "rates")
 	}
 	if s.write == nil && p.DB != nil {
 		s.write = p.DB
