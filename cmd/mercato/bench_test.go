@@ -412,9 +412,12 @@ var checkoutBudget = map[string]struct{ commits, work, statements float64 }{
 	// work; the outbox's sequences and the timeline at commit: 45; the
 	// added item's variant read before its unit: 44 (147–154 in all); the
 	// consumers' bookkeeping merged per transaction: 103 in all; their
-	// inbox and positions lookups one statement: 83.
-	"sqlite":   {commits: 11.2, work: 44, statements: 88},
-	"postgres": {commits: 29.5},
+	// inbox and positions lookups one statement: 83. Commits and the
+	// whole count move with how the consumers' batches fall (10.3–11.2
+	// commits, 83–87 statements seen, the latter with the package's other
+	// tests running): their budgets have that slack, the work's has none.
+	"sqlite":   {commits: 12, work: 44, statements: 94},
+	"postgres": {commits: 30},
 }
 
 // batchBookkeeping are the tables whose statements come per batch or per

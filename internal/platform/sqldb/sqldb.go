@@ -31,7 +31,8 @@
 // all its units until COMMIT, so a deadlock needs only two batches that
 // lock two rows in opposite orders. To keep them rare:
 //   - inside a unit, lock rows in the canonical order: module, then table,
-//     then key ascending (outbox.Append sorts aggregates for this reason);
+//     then key ascending (the outbox sorts a transaction's aggregates for
+//     this reason);
 //   - a row that many units of a batch touch (a hot SKU) is read once per
 //     transaction by the first unit through Tx.Local (FOR UPDATE), and
 //     written once, by a BeforeCommit hook; a module that merges several such
