@@ -34,7 +34,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	"mercato/internal/platform/errs"
@@ -223,7 +222,7 @@ func sequence(ctx context.Context, tx *sqldb.Tx, rows []queuedRow) error {
 		return keys[i].id < keys[j].id
 	})
 	next := make(map[aggKey]int64, len(keys))
-	ph := placeholder(tx.Engine())
+	ph := func(b *strings.Builder, n int) { sqldb.Params(tx.Engine(), b, n, 1) }
 	for start := 0; start < len(keys); start += insertChunk {
 		chunk := keys[start:min(start+insertChunk, len(keys))]
 		var b strings.Builder
@@ -279,7 +278,7 @@ func insertRows(ctx context.Context, tx *sqldb.Tx, rows []queuedRow) error {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO outbox (event_id, type, schema_version, aggregate_type, aggregate_id, sequence, occurred_at, data) VALUES `)
 	args := make([]any, 0, cols*len(rows))
-	ph := placeholder(tx.Engine())
+	ph := func(b *strings.Builder, n int) { sqldb.Params(tx.Engine(), b, n, 1) }
 	for i, e := range rows {
 		if i > 0 {
 			b.WriteString(", ")
@@ -298,21 +297,6 @@ func insertRows(ctx context.Context, tx *sqldb.Tx, rows []queuedRow) error {
 		return fmt.Errorf("insert: %w", err)
 	}
 	return nil
-}
-
-// placeholder returns the writer of the nth placeholder of a long
-// statement. SQLite keeps the names of "$n" and "?n" placeholders in a list
-// searched linearly when parsing and again when binding (quadratic in a long
-// statement), so there it is written "?", bound by position; PostgreSQL gets
-// "$n". Placeholders must be written in argument order.
-func placeholder(e sqldb.Engine) func(b *strings.Builder, n int) {
-	if e == sqldb.SQLite {
-		return func(b *strings.Builder, _ int) { b.WriteByte('?') }
-	}
-	return func(b *strings.Builder, n int) {
-		b.WriteByte('$')
-		b.WriteString(strconv.Itoa(n))
-	}
 }
 
 // Pending reports how many committed events are not yet published.

@@ -329,7 +329,7 @@ func (r *Relay) pass(ctx context.Context, maxID int64) (int, error) {
 // a row with an id in between may have committed since it was read).
 func (r *Relay) mark(ctx context.Context, rows []row) error {
 	var b strings.Builder
-	ph := placeholder(r.db.Engine())
+	ph := func(b *strings.Builder, n int) { sqldb.Params(r.db.Engine(), b, n, 1) }
 	b.WriteString(`UPDATE outbox SET published_at = `)
 	ph(&b, 1)
 	b.WriteString(` WHERE id IN (`)
