@@ -64,17 +64,19 @@ type ExpiredData struct {
 }
 
 // emit appends ev to the outbox and the order's timeline in tx: the one way
-// an order's events are written. The timeline rows of a transaction's
-// units are inserted together (sqldb.AtCommit), by a hook registered after
-// the outbox's Append, so it runs after the outbox's hook has given the
-// events their sequences.
-func emit(ctx context.Context, tx *sqldb.Tx, ev event.Envelope, err error) error {
+// an order's events are written. with are other aggregates' events that
+// go with it (a payment's capture with order.paid), appended first in the
+// same Append and kept off the timeline. The timeline rows of a
+// transaction's units are inserted together (sqldb.AtCommit), by a hook
+// registered after the outbox's Append, so it runs after the outbox's hook
+// has given the events their sequences.
+func emit(ctx context.Context, tx *sqldb.Tx, ev event.Envelope, err error, with ...*event.Envelope) error {
 	const op = "orders.emit"
 	if err != nil {
 		return errs.E(op, errs.Internal, err)
 	}
 	e := &ev
-	if err := outbox.Append(ctx, tx, e); err != nil {
+	if err := outbox.Append(ctx, tx, append(with, e)...); err != nil {
 		return err
 	}
 	return sqldb.AtCommit(ctx, tx, timelineKey{}, insertTimeline, e)

@@ -9,7 +9,6 @@ import (
 	"mercato/internal/money"
 	"mercato/internal/platform/errs"
 	"mercato/internal/platform/event"
-	"mercato/internal/platform/outbox"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
 )
@@ -150,13 +149,7 @@ func (s *Service) payTxWith(ctx context.Context, tx *sqldb.Tx, id string, visibl
 		}
 	}
 	ev, err := OrderPaid.New(o.ID, tx.Now, PaidData{OrderID: o.ID, Method: method, Amount: o.Total.Amount(), Currency: o.Currency})
-	if err != nil {
-		return Order{}, errs.E(op, errs.Internal, err)
-	}
-	if err := outbox.Append(ctx, tx, append(evs, &ev)...); err != nil {
-		return Order{}, err
-	}
-	if err := timelineTx(ctx, tx, ev); err != nil {
+	if err := emit(ctx, tx, ev, err, evs...); err != nil {
 		return Order{}, err
 	}
 	if lines == nil {
@@ -169,17 +162,6 @@ func (s *Service) payTxWith(ctx context.Context, tx *sqldb.Tx, id string, visibl
 	o.Lines = lines
 	o.show()
 	return o, nil
-}
-
-// timelineTx adds ev, appended already, to its order's timeline in tx (as
-// emit does after its own Append).
-func timelineTx(ctx context.Context, tx *sqldb.Tx, ev event.Envelope) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO orders_timeline (order_id, seq, event_id, type, occurred_at, data)
-		VALUES ($1, $2, $3, $4, $5, $6)`, ev.AggregateID, ev.Sequence, ev.ID, ev.Type, sqldb.Micros(ev.OccurredAt), string(ev.Data))
-	if err != nil {
-		return errs.E("orders.timeline", errs.Internal, err)
-	}
-	return nil
 }
 
 // MarkPaidTx moves order id to paid in tx and appends order.paid with

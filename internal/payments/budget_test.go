@@ -11,8 +11,11 @@ import (
 
 // payBudgetStatements is K of TestPayWriteBudget: the writer statements a
 // pay through the payments module may cost over the same pay through the
-// orders module's inline sandbox.
-const payBudgetStatements = 2
+// orders module's inline sandbox: the write-ahead's two INSERTs and the
+// capture's two UPDATEs (attempt, intent), less the read of the order the
+// inline pay makes before its UPDATE (the module's is one UPDATE …
+// RETURNING) — 9 against 6.
+const payBudgetStatements = 3
 
 // TestPayWriteBudget: a pay through the payments module (attempt recorded
 // in its own unit, the sandbox called, the capture committed with
