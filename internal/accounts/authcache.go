@@ -150,8 +150,8 @@ const authChannel = "auth"
 // "channel:<code>") when tx commits, here and on every replica.
 func (s *Service) forgetUser(ctx context.Context, tx *sqldb.Tx, key string) error {
 	tx.AfterCommit(func() { s.cache.forget(key) })
-	if tx.Engine() == sqldb.Postgres {
-		if _, err := tx.ExecContext(ctx, sqldb.NotifySQL(authChannel), key); err != nil {
+	if s.hub != nil {
+		if err := s.hub.NotifyTx(ctx, tx, authChannel, key); err != nil {
 			return errs.E("accounts.forgetUser", errs.Internal, err)
 		}
 	}

@@ -78,8 +78,8 @@ func (s *Service) forget(ctx context.Context, tx *sqldb.Tx, ids ...string) error
 		return nil
 	}
 	tx.AfterCommit(func() { s.drop(ids) })
-	if tx.Engine() == sqldb.Postgres && !s.cache.Shared() {
-		if _, err := tx.ExecContext(ctx, sqldb.NotifySQL(notifyName), strings.Join(ids, ",")); err != nil {
+	if s.hub != nil {
+		if err := s.hub.NotifyTx(ctx, tx, notifyName, strings.Join(ids, ",")); err != nil {
 			return internal("catalog.forget", err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"mercato/internal/platform/jobs"
 	"mercato/internal/platform/migrate"
 	"mercato/internal/platform/module"
+	"mercato/internal/platform/notify"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/platform/web"
 )
@@ -81,6 +82,7 @@ type Service struct {
 	cfg    Config
 	render *renderer
 	prefs  *prefsCache
+	hub    *notify.Hub // the preferences' invalidations across processes (nil without a database)
 }
 
 // New returns the module over p.
@@ -113,6 +115,7 @@ func New(p module.Platform, deps Deps, cfg Config) *Service {
 	// hub of their own that nothing runs: on PostgreSQL its cache is then
 	// never trusted, and every mail reads the preferences.
 	if hub, _ := p.Hub(); hub != nil {
+		s.hub = hub
 		s.prefs = newPrefsCache(hub.Trusted)
 		s.prefs.listen(hub)
 	}

@@ -93,8 +93,8 @@ func (s *Service) cachedPreferences(ctx context.Context, customerID string) (Pre
 // unit: no change commits without its invalidation.
 func (s *Service) preferencesChanged(ctx context.Context, tx *sqldb.Tx, customerID string) error {
 	tx.AfterCommit(func() { s.prefs.forget(customerID) })
-	if tx.Engine() == sqldb.Postgres {
-		if _, err := tx.ExecContext(ctx, sqldb.NotifySQL(prefsChannel), customerID); err != nil {
+	if s.hub != nil {
+		if err := s.hub.NotifyTx(ctx, tx, prefsChannel, customerID); err != nil {
 			return errs.E("notifications.preferencesChanged", errs.Internal, err)
 		}
 	}

@@ -16,9 +16,12 @@ package notify
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,10 +41,14 @@ type Hub struct {
 	mu   sync.Mutex
 	subs map[string][]Listener // guarded by mu: channel name → its listeners
 	runs int                   // guarded by mu: connections made (tests)
+
+	origin string // tags the notifications this hub's process sends (NotifyTx)
 }
 
-// Listener hears one channel's notifications (those sent with
-// sqldb.NotifySQL(name) by any process on the same database and schema).
+// Listener hears one channel's notifications: those sent with NotifyTx by
+// the other processes on the same database and schema. A process's own
+// changes reach its listeners at their commit (Tx.AfterCommit), not again
+// by notification: a late copy would drop what was loaded since.
 type Listener struct {
 	// On is called with each notification's payload, in order.
 	On func(payload string)
@@ -54,7 +61,33 @@ type Listener struct {
 // New returns db's hub. On PostgreSQL its caches are trusted only while
 // Run listens; a hub that never runs keeps them loading afresh every time.
 func New(db *sqldb.DB) *Hub {
-	return &Hub{db: db, retry: time.Second, subs: map[string][]Listener{}}
+	var b [8]byte
+	rand.Read(b[:])
+	return &Hub{db: db, retry: time.Second, subs: map[string][]Listener{}, origin: hex.EncodeToString(b[:])}
+}
+
+// NotifyTx sends payload on channel name to every other process's hub, in
+// tx: PostgreSQL delivers it when tx commits, never when it rolls back. On
+// SQLite (one process owns the database) it sends nothing. Its error must
+// fail the unit: no change commits without its invalidation.
+func (h *Hub) NotifyTx(ctx context.Context, tx *sqldb.Tx, name, payload string) error {
+	if tx.Engine() != sqldb.Postgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, sqldb.NotifySQL(name), h.origin+" "+payload); err != nil {
+		return fmt.Errorf("notify %s: %w", name, err)
+	}
+	return nil
+}
+
+// fromOther returns a notification's payload and whether another process
+// sent it (an untagged one counts as another's).
+func (h *Hub) fromOther(raw string) (string, bool) {
+	origin, payload, ok := strings.Cut(raw, " ")
+	if !ok || len(origin) != len(h.origin) {
+		return raw, true
+	}
+	return payload, origin != h.origin
 }
 
 // Trusted reports whether a cache may answer from memory: always on
@@ -64,7 +97,7 @@ func (h *Hub) Trusted() bool {
 }
 
 // Listen makes l hear the notifications of channel name (a module's name,
-// as sqldb.NotifySQL takes it). Call it before Run: the connection LISTENs
+// as NotifyTx takes it). Call it before Run: the connection LISTENs
 // on the channels known when it connects. While the hub does not listen
 // (Trusted is false) the listener must not trust what it keeps.
 func (h *Hub) Listen(name string, l Listener) {
@@ -146,9 +179,13 @@ func (h *Hub) listenOnce(ctx context.Context) error {
 		cancel()
 		switch {
 		case err == nil:
+			payload, other := h.fromOther(n.Payload)
+			if !other {
+				continue // this process's own change: its listeners heard it at the commit
+			}
 			for _, l := range byChannel[n.Channel] {
 				if l.On != nil {
-					l.On(n.Payload)
+					l.On(payload)
 				}
 			}
 		case ctx.Err() != nil:
@@ -181,7 +218,7 @@ type Cache[T any] struct {
 }
 
 // NewCache returns an empty cache on hub, dropped by the notifications of
-// channel name (a module's name, as sqldb.NotifySQL takes it). Call it
+// channel name (a module's name, as NotifyTx takes it). Call it
 // before the hub runs.
 func NewCache[T any](hub *Hub, name string) *Cache[T] {
 	c := &Cache[T]{hub: hub, name: name}
@@ -237,11 +274,5 @@ func (c *Cache[T]) drop() {
 // commits without its invalidation.
 func (c *Cache[T]) ChangedTx(ctx context.Context, tx *sqldb.Tx) error {
 	tx.AfterCommit(c.drop)
-	if tx.Engine() != sqldb.Postgres {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, sqldb.NotifySQL(c.name), ""); err != nil {
-		return fmt.Errorf("notify %s: %w", c.name, err)
-	}
-	return nil
+	return c.hub.NotifyTx(ctx, tx, c.name, "")
 }

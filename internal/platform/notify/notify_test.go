@@ -130,8 +130,9 @@ func TestCache(t *testing.T) {
 	})
 }
 
-// A Listener hears every payload of its channel, in order, and is reset
-// when the hub connects, before the hub is trusted (PostgreSQL).
+// A Listener hears every payload of its channel from other processes, in
+// order, and is reset when the hub connects, before the hub is trusted
+// (PostgreSQL).
 func TestListenerPayloads(t *testing.T) {
 	db := sqldbtest.Open(t, sqldb.Postgres)
 	ctx := context.Background()
@@ -163,11 +164,22 @@ func TestListenerPayloads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "three payloads heard", func() bool { mu.Lock(); defer mu.Unlock(); return len(heard) == 3 })
+	// The hub's own process's change is not heard again (its listeners
+	// heard it at the commit); another process's is, without its tag.
+	other := New(db)
+	for _, send := range []struct {
+		h *Hub
+		p string
+	}{{hub, "mine"}, {other, "d"}} {
+		if err := db.Do(ctx, func(tx *sqldb.Tx) error { return send.h.NotifyTx(ctx, tx, "notifytest_p", send.p) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "four payloads heard", func() bool { mu.Lock(); defer mu.Unlock(); return len(heard) == 4 })
 	mu.Lock()
 	defer mu.Unlock()
-	if !slices.Equal(heard, []string{"a", "b", "c"}) {
-		t.Errorf("heard %q, want a, b, c in order", heard)
+	if !slices.Equal(heard, []string{"a", "b", "c", "d"}) {
+		t.Errorf("heard %q, want a, b, c, d in order (not its own \"mine\")", heard)
 	}
 	if resets == 0 || resets != resetsBeforeTrusted {
 		t.Errorf("reset %d times, %d of them before the hub was trusted: want at least one, all before", resets, resetsBeforeTrusted)
