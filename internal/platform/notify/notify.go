@@ -1,17 +1,18 @@
 // Package notify keeps a process's in-memory caches right across replicas
-// (the product documents, the token cache, and whole small tables: the
-// active promotions, the rate tables, the region rules): a change drops the cache in this process when its
+// (the product documents, the token cache, the notification preferences,
+// and whole small tables: the active promotions, the rate tables, the
+// region rules): a change drops the cache in this process when its
 // transaction commits and, on PostgreSQL, notifies every other process in
 // the same transaction (NOTIFY is delivered at commit, never on rollback).
 //
 // A process has ONE Hub (module.Platform.Notify), and the Hub ONE
 // PostgreSQL connection that LISTENs on the channels of all its caches: a
 // listening connection per cache per process would use up the server's
-// max_connections. While that
-// connection is down (before its first LISTEN, after a reconnection) a
-// notification may have been missed, so the caches are not trusted: every
-// read loads afresh, and every cache is dropped when it listens again. On
-// SQLite one process owns the database: the caches are always trusted.
+// max_connections. While that connection is down (before its first LISTEN,
+// after a reconnection) a notification may have been missed, so the caches
+// are not trusted: every read loads afresh, and every cache is dropped when
+// it listens again. On SQLite one process owns the database: the caches are
+// always trusted.
 package notify
 
 import (
