@@ -30,32 +30,9 @@ func TestBenchCheckoutCoupon(t *testing.T) {
 				s       *PaySide
 				coupons int // loops that entered the code
 			}{{"coupon", cmp.Coupon, orders}, {"plain", cmp.Plain, 0}} {
-				s, rb := side.s, side.s.ReadBack
-				if len(s.Errors) != 0 {
-					t.Fatalf("%s: errors %v", side.name, s.Errors)
-				}
-				tests := []struct {
-					what      string
-					got, want int
-				}{
-					{"loops", s.Loops, orders},
-					{"placed", s.Placed, orders},
-					{"paid", s.Paid, orders},
-					{"rounds", len(s.RoundsPerSec), rounds},
-					{"coupon steps", s.Steps["coupon"].Count, side.coupons},
-					{"checkout steps", s.Steps["checkout"].Count, orders},
-					{"orders read back", rb.Orders, orders},
-					{"paid read back", rb.Paid, orders},
-					{"dead letters", int(rb.Sync.DeadLetters), 0},
-				}
-				for _, tc := range tests {
-					if tc.got != tc.want {
-						t.Errorf("%s: %s = %d, want %d", side.name, tc.what, tc.got, tc.want)
-					}
-				}
-				if !rb.StockAddsUp || !rb.Sync.Settled || s.PaidPerSec <= 0 {
-					t.Errorf("%s: %+v; read back %+v", side.name, s, rb)
-				}
+				checkSide(t, side.name, side.s, orders, rounds,
+					countCheck{"coupon steps", side.s.Steps["coupon"].Count, side.coupons},
+					countCheck{"checkout steps", side.s.Steps["checkout"].Count, orders})
 			}
 			if want := cmp.Coupon.PaidPerSec / cmp.Plain.PaidPerSec; cmp.Ratio != want || len(cmp.RoundRatios) != rounds ||
 				cmp.Buyers != 4 || cmp.Rounds != rounds || cmp.Code == "" {

@@ -119,32 +119,9 @@ func TestBenchCheckoutPayReference(t *testing.T) {
 				c    *webtest.Client
 				want int // GET /api/v1/admin/orders/{id}/payment of a paid order
 			}{{"payments", cmp.Payments, payments, http.StatusOK}, {"inline", cmp.Inline, inline, http.StatusNotFound}} {
-				s, rb := side.s, side.s.ReadBack
-				if len(s.Errors) != 0 {
-					t.Fatalf("%s: errors %v", side.name, s.Errors)
-				}
-				tests := []struct {
-					what      string
-					got, want int
-				}{
-					{"loops", s.Loops, orders},
-					{"placed", s.Placed, orders},
-					{"paid", s.Paid, orders},
-					{"rounds", len(s.RoundsPerSec), rounds},
-					{"loop latencies", s.Loop.Count, orders},
-					{"orders read back", rb.Orders, orders},
-					{"paid read back", rb.Paid, orders},
-					{"units sold", rb.UnitsPaid, orders},
-					{"dead letters", int(rb.Sync.DeadLetters), 0},
-				}
-				for _, tc := range tests {
-					if tc.got != tc.want {
-						t.Errorf("%s: %s = %d, want %d", side.name, tc.what, tc.got, tc.want)
-					}
-				}
-				if !rb.StockAddsUp || !rb.Sync.Settled || s.PaidPerSec <= 0 {
-					t.Errorf("%s: %+v; read back %+v", side.name, s, rb)
-				}
+				checkSide(t, side.name, side.s, orders, rounds,
+					countCheck{"loop latencies", side.s.Loop.Count, orders},
+					countCheck{"units sold", side.s.ReadBack.UnitsPaid, orders})
 				login := side.c.Do("POST", "/api/v1/auth/login", map[string]string{"email": benchAdmin["MERCATO_BOOTSTRAP_ADMIN_EMAIL"],
 					"password": benchAdmin["MERCATO_BOOTSTRAP_ADMIN_PASSWORD"]})
 				login.WantStatus(t, http.StatusOK)
@@ -160,6 +137,41 @@ func TestBenchCheckoutPayReference(t *testing.T) {
 				t.Errorf("ratio %v, want %v; buyers %d, rounds %d", cmp.Ratio, want, cmp.Buyers, cmp.Rounds)
 			}
 		})
+	}
+}
+
+// countCheck is one count a bench test asserts.
+type countCheck struct {
+	what      string
+	got, want int
+}
+
+// checkSide asserts what every side of a comparison (pay reference,
+// coupon) must show: no errors; every loop placed, paid and read back in
+// its rounds; no dead letter; the stock adding up and the consumers
+// settled. extra are the side's own counts.
+func checkSide(t *testing.T, name string, s *PaySide, orders, rounds int, extra ...countCheck) {
+	t.Helper()
+	rb := s.ReadBack
+	if len(s.Errors) != 0 {
+		t.Fatalf("%s: errors %v", name, s.Errors)
+	}
+	checks := append([]countCheck{
+		{"loops", s.Loops, orders},
+		{"placed", s.Placed, orders},
+		{"paid", s.Paid, orders},
+		{"rounds", len(s.RoundsPerSec), rounds},
+		{"orders read back", rb.Orders, orders},
+		{"paid read back", rb.Paid, orders},
+		{"dead letters", int(rb.Sync.DeadLetters), 0},
+	}, extra...)
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: %s = %d, want %d", name, c.what, c.got, c.want)
+		}
+	}
+	if !rb.StockAddsUp || !rb.Sync.Settled || s.PaidPerSec <= 0 {
+		t.Errorf("%s: %+v; read back %+v", name, s, rb)
 	}
 }
 
