@@ -22,6 +22,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -155,6 +156,9 @@ func (b *Batcher) Close() {
 
 func (b *Batcher) work() {
 	defer b.wg.Done()
+	// A CPU profile tells the writer's time from the rest of the process:
+	// go tool pprof -tagfocus mercato=writer.
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("mercato", "writer")))
 	batch := make([]*unit, 0, b.cfg.MaxBatch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
