@@ -34,6 +34,13 @@ type settlement struct {
 
 type aggKey struct{ typ, id string }
 
+// kept is what the outbox keeps of an aggregate's events before a sequence:
+// how many, and whether one of them is of a type the consumer handles.
+type kept struct {
+	n       int64
+	handled bool
+}
+
 func keyOf(e event.Envelope) aggKey { return aggKey{e.AggregateType, e.AggregateID} }
 
 // batchResult is what a committed batch changed, for metrics.
@@ -47,6 +54,8 @@ type batchResult struct {
 type batchState struct {
 	done     map[string]bool  // event ids already in the inbox
 	pos      map[aggKey]int64 // last applied sequence per aggregate
+	before   map[aggKey]int64 // the sequence of each aggregate's first handled event in the batch, where not its first
+	earlier  map[aggKey]kept  // for those of before without a position: what the outbox keeps below it
 	attempts map[string]int   // recorded failed attempts per event
 	failing  map[aggKey]bool  // aggregates with a retrying event
 	moved    map[aggKey]int64 // positions to write
@@ -191,19 +200,32 @@ func (w *worker) begin(ctx context.Context, tx *sqldb.Tx, items []*item, first b
 	var ids []string
 	var aggs []aggKey
 	seenAgg := map[aggKey]bool{}
+	// before: per aggregate whose first handled event of the batch is not
+	// its first, that event's sequence (the outbox rows below it are looked
+	// up, for when the consumer has no position for the aggregate yet).
+	before := map[aggKey]int64{}
+	handled := map[aggKey]bool{}
 	for _, it := range items {
 		if it.bad != nil {
 			continue
 		}
-		ids = append(ids, it.e.ID)
-		if k := keyOf(it.e); !seenAgg[k] {
+		k := keyOf(it.e)
+		if !seenAgg[k] {
 			seenAgg[k] = true
 			aggs = append(aggs, k)
 		}
+		if !w.selects(it.e.Type) {
+			continue
+		}
+		ids = append(ids, it.e.ID)
+		if !handled[k] && it.e.Sequence > 1 {
+			before[k] = it.e.Sequence
+		}
+		handled[k] = true
 	}
-	st := &batchState{moved: map[aggKey]int64{}, settled: map[*item]settlement{}}
+	st := &batchState{before: before, moved: map[aggKey]int64{}, settled: map[*item]settlement{}}
 	var err error
-	if st.done, st.pos, err = w.lookup(ctx, tx, ids, aggs); err != nil {
+	if st.done, st.pos, st.earlier, err = w.lookup(ctx, tx, ids, aggs, before); err != nil {
 		return nil, fmt.Errorf("inbox and positions lookup: %w", err)
 	}
 	if first && w.r.cfg.GapPatience > 1 {
@@ -345,28 +367,30 @@ func (w *worker) apply(ctx context.Context, tx *sqldb.Tx, st *batchState, it *it
 	}
 	e, k := it.e, keyOf(it.e)
 	last, known := st.pos[k]
+	if !w.selects(e.Type) {
+		// No effect. The position moves only where it is the event's
+		// predecessor — a position starts with the first event of its
+		// aggregate the consumer handles — so that the next event finds it
+		// without asking the outbox; otherwise nothing is written.
+		if known && e.Sequence == last+1 {
+			st.pos[k], st.moved[k] = e.Sequence, e.Sequence
+		}
+		st.settled[it] = settlement{}
+		return nil
+	}
 	switch {
 	case st.done[e.ID] || e.Sequence <= last:
 		st.settled[it] = settlement{} // duplicate: ack, no effect
 		return nil
 	case e.Sequence > last+1:
-		wait := known || st.failing[k] || it.d.Attempt() < w.r.cfg.GapPatience
-		if !wait {
-			// Out of patience — but a predecessor the outbox still keeps is
-			// on its way (in flight when a process died, it comes back
-			// after the bus's AckWait; lost by the bus, the relay publishes
-			// it again): starting here would skip it for good.
-			var err error
-			if wait, err = predecessorsKept(ctx, tx, k, last, e.Sequence); err != nil {
-				return bookkeepingError{err}
-			}
+		wait, err := w.awaitEarlier(ctx, tx, st, it, last, known)
+		if err != nil {
+			return bookkeepingError{err}
 		}
 		if wait {
 			st.settled[it] = settlement{nak: true, delay: w.gapDelay(it.d.Attempt())}
 			return nil
 		}
-		w.r.cfg.Logger.Warn("inbox: predecessors never arrived; starting the aggregate here",
-			"consumer", w.c.Name, "aggregate_type", k.typ, "aggregate_id", k.id, "sequence", e.Sequence)
 	}
 	if err := call(ctx, w.c.Handle, tx, e); err != nil {
 		return err
@@ -387,19 +411,64 @@ func (w *worker) apply(ctx context.Context, tx *sqldb.Tx, st *batchState, it *it
 	return nil
 }
 
-// predecessorsKept reports whether the outbox keeps an event of aggregate k
-// between sequences last and seq (exclusive).
-func predecessorsKept(ctx context.Context, tx *sqldb.Tx, k aggKey, last, seq int64) (bool, error) {
-	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM outbox WHERE aggregate_type = $1 AND aggregate_id = $2
-		AND sequence > $3 AND sequence < $4 LIMIT 1`, k.typ, k.id, last, seq).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
+// awaitEarlier decides for a handled event that is not the successor of
+// the consumer's position last (none when !known) whether it waits for an
+// earlier event: while one of its aggregate's is retrying; while the
+// outbox keeps an earlier event of a type the consumer handles (it is on
+// its way: in flight when a process died, it comes back after the bus's
+// AckWait; lost by the bus, the relay publishes it again); not at all when
+// the outbox keeps every earlier event and none is one to handle (they
+// were applied with no effect, or will be). When the outbox no longer
+// keeps some of them (pruned after its retention, or never written there)
+// it waits GapPatience deliveries, then goes on: they may have aged out of
+// the bus before the consumer existed.
+func (w *worker) awaitEarlier(ctx context.Context, tx *sqldb.Tx, st *batchState, it *item, last int64, known bool) (bool, error) {
+	e, k := it.e, keyOf(it.e)
+	if st.failing[k] {
+		return true, nil
+	}
+	p, ok := st.earlier[k], !known && st.before[k] == e.Sequence // looked up with the batch's positions
+	if !ok {
+		var err error
+		if p, err = w.keptBetween(ctx, tx, k, last, e.Sequence); err != nil {
+			return false, err
+		}
+	}
+	switch {
+	case p.handled:
+		return true, nil
+	case p.n == e.Sequence-last-1:
 		return false, nil
+	case it.d.Attempt() < w.r.cfg.GapPatience:
+		return true, nil
 	}
+	w.r.cfg.Logger.Warn("inbox: earlier events never arrived and the outbox no longer keeps them; going on without them",
+		"consumer", w.c.Name, "aggregate_type", k.typ, "aggregate_id", k.id, "sequence", e.Sequence, "position", last)
+	return false, nil
+}
+
+// keptBetween reports what the outbox keeps of aggregate k's events with a
+// sequence between last and seq (exclusive).
+func (w *worker) keptBetween(ctx context.Context, tx *sqldb.Tx, k aggKey, last, seq int64) (kept, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT type FROM outbox WHERE aggregate_type = $1 AND aggregate_id = $2
+		AND sequence > $3 AND sequence < $4`, k.typ, k.id, last, seq)
 	if err != nil {
-		return false, fmt.Errorf("predecessors lookup: %w", err)
+		return kept{}, fmt.Errorf("earlier events lookup: %w", err)
 	}
-	return true, nil
+	defer rows.Close()
+	var p kept
+	for rows.Next() {
+		var typ string
+		if err := rows.Scan(&typ); err != nil {
+			return kept{}, fmt.Errorf("earlier events lookup: %w", err)
+		}
+		p.n++
+		p.handled = p.handled || w.selects(typ)
+	}
+	if err := rows.Err(); err != nil {
+		return kept{}, fmt.Errorf("earlier events lookup: %w", err)
+	}
+	return p, nil
 }
 
 // failed is the OnFail of an item's unit, after the handler's writes were rolled
@@ -571,40 +640,68 @@ func (s *stmt) exec(ctx context.Context, tx *sqldb.Tx) error {
 	return err
 }
 
-// lookup returns which of ids the consumer has applied and its last
-// sequence of each of aggs it has a position for, in one statement (both
-// primary-key lookups, one UNION ALL).
-func (w *worker) lookup(ctx context.Context, tx *sqldb.Tx, ids []string, aggs []aggKey) (map[string]bool, map[aggKey]int64, error) {
-	done, pos := map[string]bool{}, map[aggKey]int64{}
-	if len(ids) == 0 { // no event to apply: no aggregate either
-		return done, pos, nil
+// lookup returns which of ids the consumer has applied, its last sequence
+// of each of aggs it has a position for and, for each aggregate of before
+// it has none for, what the outbox keeps of that aggregate's events below
+// before's sequence — in one statement (primary-key and index lookups, one
+// UNION ALL).
+func (w *worker) lookup(ctx context.Context, tx *sqldb.Tx, ids []string, aggs []aggKey, before map[aggKey]int64) (map[string]bool, map[aggKey]int64, map[aggKey]kept, error) {
+	done, pos, earlier := map[string]bool{}, map[aggKey]int64{}, map[aggKey]kept{}
+	if len(aggs) == 0 { // no event to apply
+		return done, pos, earlier, nil
 	}
-	s := newStmt(tx, `SELECT 'i', event_id, '', 0 FROM inbox WHERE consumer = `).arg(w.c.Name).sql(` AND event_id IN (`)
-	for i, id := range ids {
-		if i > 0 {
-			s.sql(", ")
+	s := newStmt(tx, `SELECT 'p', aggregate_type, aggregate_id, last_sequence, '' FROM consumer_positions WHERE consumer = `).
+		arg(w.c.Name).sql(` AND (aggregate_type, aggregate_id) IN `).aggs(aggs)
+	if len(ids) > 0 {
+		s.sql(` UNION ALL SELECT 'i', event_id, '', 0, '' FROM inbox WHERE consumer = `).arg(w.c.Name).sql(` AND event_id IN (`)
+		for i, id := range ids {
+			if i > 0 {
+				s.sql(", ")
+			}
+			s.arg(id)
 		}
-		s.arg(id)
+		s.sql(")")
 	}
-	rows, err := s.sql(`) UNION ALL SELECT 'p', aggregate_type, aggregate_id, last_sequence FROM consumer_positions WHERE consumer = `).
-		arg(w.c.Name).sql(` AND (aggregate_type, aggregate_id) IN `).aggs(aggs).query(ctx, tx)
+	if len(before) > 0 {
+		s.sql(` UNION ALL SELECT 'o', o.aggregate_type, o.aggregate_id, o.sequence, o.type
+			FROM outbox o JOIN (VALUES `)
+		for i, k := range slices.SortedFunc(maps.Keys(before), func(a, b aggKey) int {
+			return cmp.Or(cmp.Compare(a.typ, b.typ), cmp.Compare(a.id, b.id))
+		}) {
+			if i > 0 {
+				s.sql(", ")
+			}
+			s.sql("(").arg(k.typ).sql(", ").arg(k.id).sql(", CAST(").arg(before[k]).sql(" AS BIGINT))")
+		}
+		s.sql(`) AS b ON o.aggregate_type = b.column1 AND o.aggregate_id = b.column2 AND o.sequence < b.column3
+			WHERE NOT EXISTS (SELECT 1 FROM consumer_positions p WHERE p.consumer = `).arg(w.c.Name).
+			sql(` AND p.aggregate_type = o.aggregate_type AND p.aggregate_id = o.aggregate_id)`)
+	}
+	rows, err := s.query(ctx, tx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var kind, a, b string
-		var last int64
-		if err := rows.Scan(&kind, &a, &b, &last); err != nil {
-			return nil, nil, err
+		var kind, a, b, typ string
+		var n int64
+		if err := rows.Scan(&kind, &a, &b, &n, &typ); err != nil {
+			return nil, nil, nil, err
 		}
-		if kind == "i" {
+		switch kind {
+		case "i":
 			done[a] = true
-		} else {
-			pos[aggKey{a, b}] = last
+		case "p":
+			pos[aggKey{a, b}] = n
+		default:
+			k := aggKey{a, b}
+			p := earlier[k]
+			p.n++
+			p.handled = p.handled || w.selects(typ)
+			earlier[k] = p
 		}
 	}
-	return done, pos, rows.Err()
+	return done, pos, earlier, rows.Err()
 }
 
 // failures returns the recorded failed attempts of the retrying events of

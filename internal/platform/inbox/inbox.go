@@ -5,8 +5,15 @@
 // types only, but per-aggregate order needs every sequence number of an
 // aggregate, so the bus subscription covers the whole aggregates its
 // patterns name (mercato.order.* for order.paid; every aggregate for a
-// pattern like *.created) and the other events of those aggregates are
-// applied with no effect: they only move the consumer's position.
+// pattern like *.created). The other events of those aggregates have no
+// effect and write nothing — no inbox row, and a position only where the
+// consumer has one already: a consumer's position for an aggregate starts
+// with the first event of it the consumer handles. So a consumer of
+// order.cancelled alone writes nothing for the many orders that are placed
+// and paid. When the first event a consumer handles is not its aggregate's
+// first, the outbox (which keeps an aggregate's events for its retention)
+// says whether an earlier one is of a type the consumer handles and thus
+// on its way; if none is, the event is applied at once.
 //
 // The Runner hands a consumer its deliveries in batches; each batch is ONE transaction in
 // which, per event and in aggregate-sequence order:
@@ -118,11 +125,14 @@ type RunnerConfig struct {
 	// waits before it comes back, growing with its deliveries up to
 	// 20·GapDelay (default 50ms).
 	GapDelay time.Duration
-	// GapPatience is how many deliveries an aggregate's first-seen event
-	// waits for missing predecessors before it is taken as the aggregate's
-	// start — they may have aged out of the bus before the consumer existed.
-	// Never while a predecessor is known to be retrying, nor while the
-	// outbox still keeps one: that one is on its way (default 10).
+	// GapPatience is how many deliveries an event waits for missing
+	// predecessors that the outbox no longer keeps (pruned after its
+	// retention, or never written there) before it goes on without them —
+	// they may have aged out of the bus before the consumer existed. Never
+	// while a predecessor is known to be retrying, nor while the outbox
+	// keeps one of a type the consumer handles: that one is on its way
+	// (default 10). Missing predecessors the outbox keeps, none of them of
+	// a type the consumer handles, are not waited for.
 	GapPatience int
 	// InboxRetention is how long inbox rows are kept (default 7 days);
 	// positions keep de-duplicating older redeliveries.
@@ -179,6 +189,7 @@ type Runner struct {
 	cfg       RunnerConfig
 	consumers []Consumer
 	subjects  map[string][]string // consumer name → bus subject filters
+	patterns  map[string][]event.Pattern
 	metrics   *consumerMetrics
 	monitor   *Monitor
 	dead      *DeadLetters
@@ -191,6 +202,7 @@ func NewRunner(db *sqldb.DB, sub bus.Subscriber, cfg RunnerConfig, consumers ...
 	cfg = cfg.withDefaults()
 	consumers = slices.Clone(consumers)
 	subjects := make(map[string][]string, len(consumers))
+	patterns := make(map[string][]event.Pattern, len(consumers))
 	seen := map[string]bool{}
 	for i, c := range consumers {
 		if c.Name == "" || len(c.Events) == 0 || c.Handle == nil {
@@ -208,7 +220,7 @@ func NewRunner(db *sqldb.DB, sub bus.Subscriber, cfg RunnerConfig, consumers ...
 			}
 			ps[j] = p
 		}
-		subjects[c.Name] = aggregateSubjects(ps)
+		subjects[c.Name], patterns[c.Name] = aggregateSubjects(ps), ps
 		consumers[i].Handle = only(ps, c.Handle)
 		if c.MaxAttempts <= 0 {
 			consumers[i].MaxAttempts = 8
@@ -218,7 +230,7 @@ func NewRunner(db *sqldb.DB, sub bus.Subscriber, cfg RunnerConfig, consumers ...
 	for i, c := range consumers {
 		names[i] = c.Name
 	}
-	return &Runner{db: db, sub: sub, cfg: cfg, consumers: consumers, subjects: subjects,
+	return &Runner{db: db, sub: sub, cfg: cfg, consumers: consumers, subjects: subjects, patterns: patterns,
 		metrics: newConsumerMetrics(cfg.Registerer, sub, names),
 		monitor: NewMonitor(db, sub), dead: NewDeadLetters(db, consumers...)}
 }
@@ -322,11 +334,22 @@ func aggregateSubjects(ps []event.Pattern) []string {
 // applies the others with no effect.
 func only(ps []event.Pattern, h Handler) Handler {
 	return func(ctx context.Context, tx *sqldb.Tx, e event.Envelope) error {
-		for _, p := range ps {
-			if p.Match(e.Type) {
-				return h(ctx, tx, e)
-			}
+		if selects(ps, e.Type) {
+			return h(ctx, tx, e)
 		}
 		return nil
 	}
 }
+
+// selects reports whether one of ps matches the event type typ.
+func selects(ps []event.Pattern, typ string) bool {
+	for _, p := range ps {
+		if p.Match(typ) {
+			return true
+		}
+	}
+	return false
+}
+
+// selects reports whether the worker's consumer handles events of type typ.
+func (w *worker) selects(typ string) bool { return selects(w.r.patterns[w.c.Name], typ) }

@@ -507,3 +507,137 @@ func TestSharedWritePath(t *testing.T) {
 		}
 	})
 }
+
+// inboxRows returns the inbox rows and positions a consumer wrote, as
+// "event id" and "aggregate id:last sequence".
+func inboxRows(t *testing.T, db *sqldb.DB, consumer string) (inboxIDs, positions []string) {
+	t.Helper()
+	for _, q := range []struct {
+		sql string
+		out *[]string
+	}{
+		{`SELECT event_id FROM inbox WHERE consumer = $1 ORDER BY event_id`, &inboxIDs},
+		{`SELECT aggregate_id || ':' || CAST(last_sequence AS TEXT) FROM consumer_positions WHERE consumer = $1
+			ORDER BY aggregate_id`, &positions},
+	} {
+		rows, err := db.Reader().Query(q.sql, consumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			*q.out = append(*q.out, s)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return inboxIDs, positions
+}
+
+// An event a consumer does not handle writes nothing — no inbox row, no
+// position — until the consumer has a position for its aggregate; the first
+// event it handles is applied on its first delivery when the outbox shows
+// that no earlier event of the aggregate is one it handles, and waits when
+// one is. GapPatience is far out of reach, so waiting for it could not make
+// these pass.
+func TestUnhandledEventsWriteNothing(t *testing.T) {
+	tests := []struct {
+		name    string
+		handles []string
+		first   []int // the events (0 placed, 1 paid, 2 cancelled) published first…
+		then    []int // …and, once those are settled, the others
+		applied []string
+		inbox   []int // the events with an inbox row
+		pos     string
+		waited  bool // the first handled event was sent back before the rest came
+	}{
+		{name: "cancel only", handles: []string{"order.cancelled"}, first: []int{0, 1}, then: []int{2},
+			applied: []string{"o1:3"}, inbox: []int{2}, pos: "o1:3"},
+		{name: "paid, then moved by an unhandled event", handles: []string{"order.paid"}, first: []int{0, 1, 2},
+			applied: []string{"o1:2"}, inbox: []int{1}, pos: "o1:3"},
+		{name: "an earlier handled event on its way", handles: []string{"order.placed", "order.cancelled"},
+			first: []int{1, 2}, then: []int{0}, applied: []string{"o1:1", "o1:3"}, inbox: []int{0, 2}, pos: "o1:3",
+			waited: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			forEachEngine(t, func(t *testing.T, db *sqldb.DB) {
+				b := openBus(t)
+				rec := record(b)
+				es := []event.Envelope{envelopeOf(orderPlaced, "o1", 1), envelopeOf(orderPaid, "o1", 2),
+					envelopeOf(orderCancelled, "o1", 3)}
+				if err := db.InTx(context.Background(), func(tx *sqldb.Tx) error {
+					return outbox.Append(context.Background(), tx, &es[0], &es[1], &es[2])
+				}); err != nil {
+					t.Fatal(err)
+				}
+				name := "unhandled-" + strings.ReplaceAll(tc.name, " ", "-")
+				name = strings.ReplaceAll(name, ",", "")
+				p := newProbe(name)
+				for _, i := range tc.first {
+					publish(t, b, es[i])
+				}
+				runRunner(t, db, rec, RunnerConfig{GapPatience: 1 << 30, GapDelay: 2 * time.Millisecond}, p.consumer(tc.handles...))
+				if tc.waited {
+					// Counted deliveries, not time: the first handled event
+					// comes back while its handled predecessor is missing.
+					handledFirst := es[tc.first[len(tc.first)-1]].ID
+					for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+						if _, naks := rec.of(handledFirst); len(naks) >= 3 {
+							break
+						}
+						if time.Now().After(deadline) {
+							t.Fatal("the event was not sent back while its predecessor was missing")
+						}
+					}
+					p.mu.Lock()
+					early := slices.Clone(p.applied)
+					p.mu.Unlock()
+					if len(early) != 0 {
+						t.Fatalf("applied %v before the earlier handled event came", early)
+					}
+				} else {
+					waitPending(t, b, name, 0)
+				}
+				if len(tc.then) > 0 && !tc.waited {
+					ids, pos := inboxRows(t, db, name)
+					if len(ids) != 0 || len(pos) != 0 {
+						t.Fatalf("after unhandled events only: inbox %v, positions %v; want none", ids, pos)
+					}
+				}
+				for _, i := range tc.then {
+					publish(t, b, es[i])
+				}
+				p.waitApplied(t, len(tc.applied))
+				waitPending(t, b, name, 0)
+				p.mu.Lock()
+				applied := slices.Clone(p.applied)
+				p.mu.Unlock()
+				if !slices.Equal(applied, tc.applied) {
+					t.Fatalf("applied %v, want %v", applied, tc.applied)
+				}
+				var want []string
+				for _, i := range tc.inbox {
+					want = append(want, es[i].ID)
+				}
+				slices.Sort(want)
+				ids, pos := inboxRows(t, db, name)
+				if !slices.Equal(ids, want) || !slices.Equal(pos, []string{tc.pos}) {
+					t.Fatalf("inbox %v, positions %v; want %v, [%s]", ids, pos, want, tc.pos)
+				}
+				if !tc.waited {
+					for _, a := range tc.applied {
+						i := int(a[len(a)-1]-'0') - 1
+						if attempts, naks := rec.of(es[i].ID); !slices.Equal(attempts, []int{1}) || len(naks) != 0 {
+							t.Fatalf("%s delivered %v, sent back %v; want once, never sent back", a, attempts, naks)
+						}
+					}
+				}
+			})
+		})
+	}
+}
