@@ -86,9 +86,12 @@ type benchSide struct {
 	putIn  map[string]int
 	tokens []string
 	iter   []int  // each buyer's next loop number (keys stay unique over rounds)
-	coupon string // entered on every cart before checkout ("" none): bench_coupon.go
-	tally  *tally
-	out    *PaySide
+	coupon string // applied to every order ("" none): bench_coupon.go
+	// couponAtCheckout: coupon goes in the checkout's body (coupon_codes),
+	// else it is entered on the cart first (POST …/coupons).
+	couponAtCheckout bool
+	tally            *tally
+	out              *PaySide
 	// writes is the server's write counters before its first round;
 	// scraped is false when it serves no /metrics.
 	writes  writeCounters
@@ -156,7 +159,7 @@ func (s *benchSide) round(ctx context.Context, label string, loops int, d time.D
 				}
 				key := fmt.Sprintf("bench-%s-%d-%d", s.run, i, s.iter[i])
 				s.iter[i]++
-				if benchLoop(ctx, buyer, t, key, sku, s.coupon, &placed) {
+				if benchLoop(ctx, buyer, t, key, sku, s.coupon, s.couponAtCheckout, &placed) {
 					paid.Add(1)
 				} else {
 					failed.Add(1)
@@ -183,10 +186,11 @@ func (s *benchSide) round(ctx context.Context, label string, loops int, d time.D
 }
 
 // benchLoop is one loop of `bench checkout`: cart → item → (coupon, when
-// one is given) → checkout → pay, each POST with an Idempotency-Key from
-// key, its steps' durations and errors in t. It reports whether the order
-// was paid.
-func benchLoop(ctx context.Context, buyer *benchClient, t *tally, key, sku, coupon string, placed *atomic.Int64) bool {
+// one is given and not atCheckout) → checkout (with the coupon in
+// coupon_codes, when atCheckout) → pay, each POST with an Idempotency-Key
+// from key, its steps' durations and errors in t. It reports whether the
+// order was paid.
+func benchLoop(ctx context.Context, buyer *benchClient, t *tally, key, sku, coupon string, atCheckout bool, placed *atomic.Int64) bool {
 	t0 := time.Now()
 	step := func(name, method, path string, body any, want int) (answer, bool) {
 		s := time.Now()
@@ -206,12 +210,16 @@ func benchLoop(ctx context.Context, buyer *benchClient, t *tally, key, sku, coup
 	if _, ok := step("item", "POST", "/api/v1/carts/"+cart.ID+"/items", map[string]any{"sku": sku, "quantity": 1}, http.StatusOK); !ok {
 		return false
 	}
-	if coupon != "" {
+	checkout := map[string]any{"shipping_address": benchAddress()}
+	switch {
+	case coupon != "" && atCheckout:
+		checkout["coupon_codes"] = []string{coupon}
+	case coupon != "":
 		if _, ok := step("coupon", "POST", "/api/v1/carts/"+cart.ID+"/coupons", map[string]any{"code": coupon}, http.StatusOK); !ok {
 			return false
 		}
 	}
-	a, ok = step("checkout", "POST", "/api/v1/carts/"+cart.ID+"/checkout", map[string]any{"shipping_address": benchAddress()}, http.StatusCreated)
+	a, ok = step("checkout", "POST", "/api/v1/carts/"+cart.ID+"/checkout", checkout, http.StatusCreated)
 	var order struct{ ID string }
 	if !ok || a.decode(&order) != nil {
 		return false

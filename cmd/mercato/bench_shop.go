@@ -80,8 +80,10 @@ With --pay-reference URL it runs the loop in alternating --rounds on --url
 and on URL, a server started with serve --pay-inline-sandbox, and prints
 both paid-orders figures and the ratio: what paying through the payments
 module costs. With --coupon it runs the loop on --url as two sets of buyers,
-one entering a 10% coupon on every cart and one not, in alternating --rounds,
-and prints both paid-orders figures and the ratio: what a coupon costs.`
+one applying a 10% coupon to every order and one not, in alternating --rounds,
+and prints both paid-orders figures and the ratio: what a coupon costs. The
+code goes in the checkout's body (--coupon-at checkout, the default) or on
+the cart first (--coupon-at cart, one POST more a loop).`
 
 func cmdBenchCheckout(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench checkout [flags]", checkoutSynopsis)
@@ -102,7 +104,7 @@ func cmdBenchCheckout(ctx context.Context, args []string, getenv func(string) st
 	}
 	c.credentials(getenv)
 	if coupon.on { // a coupon's cost: bench_coupon.go
-		return cmdBenchCoupon(ctx, fs, c, payRef.rounds, *duration, *orders, *skus, stdout, stderr)
+		return cmdBenchCoupon(ctx, fs, c, coupon.at, payRef.rounds, *duration, *orders, *skus, stdout, stderr)
 	}
 	if payRef.url != "" { // the payments module's cost: bench_pay.go
 		if payRef.rounds < 1 {

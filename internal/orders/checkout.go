@@ -44,10 +44,20 @@ type CheckoutRequest struct {
 	ShippingAddress *Address  `json:"shipping_address"`
 	ShippingMethod  string    `json:"shipping_method,omitempty" maxlen:"40" doc:"standard (the default)."`
 	Identity        *Identity `json:"identity,omitempty" doc:"Where a region requires it (422 identity_required without it)."`
+	CouponCodes     []string  `json:"coupon_codes,omitempty" maxlen:"64" doc:"Coupon codes applied with those entered on the cart (trimmed, case-insensitive, each once): at most 5 here and 5 in all, each 1 to 64 characters."`
 }
 
 func (in CheckoutRequest) validate() error {
+	const op = "orders.Checkout"
+	if len(in.CouponCodes) > MaxCoupons {
+		return errs.E(op, errs.Invalid, errs.CodeLimitExceeded, "a checkout applies at most 5 coupon codes",
+			[]errs.FieldError{{Field: "coupon_codes", Message: "must hold at most 5 codes"}})
+	}
 	var v errs.Validation
+	for i, code := range in.CouponCodes {
+		code = normCoupon(code)
+		v.Check(code != "" && len(code) <= MaxCouponLen, "coupon_codes."+strconv.Itoa(i), "must be 1 to 64 characters")
+	}
 	if in.ShippingAddress == nil {
 		v.Add("shipping_address", "is required")
 	} else {
@@ -56,7 +66,7 @@ func (in CheckoutRequest) validate() error {
 	if in.Identity != nil {
 		in.Identity.validate(&v)
 	}
-	return v.Err("orders.Checkout")
+	return v.Err(op)
 }
 
 // Order is an order document (API.md).
@@ -108,7 +118,8 @@ func (o Order) customer() string {
 }
 
 // CheckoutTx turns cart id into an order in tx: it validates the request,
-// quotes the cart from the catalog, reserves every line (all or nothing),
+// quotes the cart from the catalog with the coupon codes entered on the
+// cart and those of in (checkoutCoupons), reserves every line (all or nothing),
 // marks the cart checked out, writes the order with its lines and their
 // breakdown, and appends order.placed. A shortage is the inventory's 409
 // out_of_stock; any failure leaves nothing written (the unit rolls back).
@@ -131,12 +142,16 @@ func (s *Service) CheckoutTx(ctx context.Context, tx *sqldb.Tx, caller Caller, i
 		return Order{}, errs.E(op, errs.Invalid, errs.Code("cart_empty"), "the cart is empty",
 			[]errs.FieldError{{Field: "lines", Message: "add at least one item"}})
 	}
-	q, err := s.strictQuoteTx(ctx, tx, c, quoteArgs{caller: caller, method: in.ShippingMethod, address: in.ShippingAddress, coupons: c.coupons})
+	codes, err := in.coupons(c)
 	if err != nil {
 		return Order{}, err
 	}
-	if q.CouponErr != nil {
-		return Order{}, errs.E(op, q.CouponErr)
+	q, err := s.strictQuoteTx(ctx, tx, c, quoteArgs{caller: caller, method: in.ShippingMethod, address: in.ShippingAddress, coupons: codes.all})
+	if err != nil {
+		return Order{}, err
+	}
+	if err := codes.refused(op, q); err != nil {
+		return Order{}, err
 	}
 	o := Order{ID: event.NewID(), Status: StatusPendingPayment, PaymentStatus: PaymentUnpaid,
 		FulfillmentStatus: FulfillmentUnfulfilled, Channel: caller.Channel, Currency: q.Currency,
@@ -148,7 +163,7 @@ func (s *Service) CheckoutTx(ctx context.Context, tx *sqldb.Tx, caller Caller, i
 		o.Channel = "web"
 	}
 	o.Number = orderNumber(tx.Now)
-	priced := pricedWith(q, c.coupons)
+	priced := pricedWith(q, codes.all)
 	o.PricedWith = &priced
 	if in.Identity != nil {
 		id := in.Identity.stored(s.cfg.IdentityKey)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 
 	"mercato/internal/platform/errs"
@@ -81,6 +83,64 @@ func (s *Service) AddCouponTx(ctx context.Context, tx *sqldb.Tx, caller Caller, 
 		return Cart{}, err
 	}
 	return out, nil
+}
+
+// checkoutCoupons is what a checkout (or its quote) applies: the codes
+// entered on the cart, then those of the request's coupon_codes not among
+// them, normalised as POST …/coupons does (trimmed, upper case, each once).
+// from[i] is the index in coupon_codes of all[i], -1 for a cart's code; from
+// is nil when the request gave none (the checkout as it always was).
+type checkoutCoupons struct {
+	all  []string
+	from []int
+}
+
+// coupons combines cart c's codes with in's (in.validate has bounded and
+// checked each); more than MaxCoupons in all is 422 limit_exceeded, the
+// limit of a cart's coupon endpoint.
+func (in CheckoutRequest) coupons(c *cartRow) (checkoutCoupons, error) {
+	if len(in.CouponCodes) == 0 {
+		return checkoutCoupons{all: c.coupons}, nil
+	}
+	out := checkoutCoupons{all: make([]string, 0, len(c.coupons)+len(in.CouponCodes)), from: make([]int, 0, len(c.coupons)+len(in.CouponCodes))}
+	for _, code := range c.coupons {
+		out.all, out.from = append(out.all, code), append(out.from, -1)
+	}
+	for i, code := range in.CouponCodes {
+		if code = normCoupon(code); !slices.Contains(out.all, code) {
+			out.all, out.from = append(out.all, code), append(out.from, i)
+		}
+	}
+	if len(out.all) > MaxCoupons {
+		return checkoutCoupons{}, errs.E("orders.Checkout", errs.Invalid, errs.CodeLimitExceeded, "a cart holds at most 5 coupon codes",
+			[]errs.FieldError{{Field: "coupon_codes", Message: "at most 5 codes with those entered on the cart"}})
+	}
+	return out, nil
+}
+
+// refused is q's coupon error (nil when every code applies): the engine's
+// code (coupon_unknown, coupon_expired, coupon_not_applicable,
+// coupon_exhausted: the first refused), each refused code named by its
+// field, coupon_codes.i for the request's and coupons[i] for the cart's.
+func (cc checkoutCoupons) refused(op string, q Quote) error {
+	if q.CouponErr == nil {
+		return nil
+	}
+	if cc.from == nil {
+		return errs.E(op, q.CouponErr)
+	}
+	var fields []errs.FieldError
+	for i, co := range q.Coupons {
+		if co.Outcome == pricing.CouponApplied {
+			continue
+		}
+		field := "coupons[" + strconv.Itoa(i) + "]"
+		if i < len(cc.from) && cc.from[i] >= 0 {
+			field = "coupon_codes." + strconv.Itoa(cc.from[i])
+		}
+		fields = append(fields, errs.FieldError{Field: field, Message: co.Outcome + ": " + couponMessage(co.Outcome)})
+	}
+	return errs.E(op, errs.Invalid, errs.CodeOf(q.CouponErr), "a coupon entered cannot apply", fields)
 }
 
 func couponMessage(outcome string) string {

@@ -11,24 +11,32 @@
 // The quote is a Pipeline of Stages: subtotal, then the pricing engine's
 // Discounts → Shipping → Tax → Totals (internal/pricing) over the cart's
 // lines, the customer, the channel, the address, the method, the coupon
-// codes entered on the cart (POST/DELETE …/coupons: a code is stored only
-// when it applies), the promotions (Promotions.ActiveTx) and the rate
-// tables (Rates); without a shipping table the one flat "standard" method
-// (free over a threshold), without a tax table no tax. Each line's
+// codes, the promotions (Promotions.ActiveTx) and the rate tables (Rates);
+// without a shipping table the one flat "standard" method (free over a
+// threshold), without a tax table no tax. The coupon codes are those
+// entered on the cart (POST/DELETE …/coupons: a code is stored only when it
+// applies) and, at checkout and its quote, those of the body's coupon_codes
+// (typed at checkout: trimmed and upper-cased as the cart's, 1 to
+// MaxCouponLen each, each applied once with the cart's, at most MaxCoupons
+// in all, else 422 limit_exceeded; one that cannot apply is the cart
+// endpoint's 422 code naming it, and nothing is written). Each line's
 // breakdown (discounts per promotion and version, tax) is kept with the
 // order, and the order records what it was priced and checked with
-// (priced_with: promotions, table and region-rule versions). Region rules
-// (Compliance) are checked at POST …/quote and inside the checkout unit,
-// which also redeems the promotions applied (Promotions.RedeemTx: a limit
-// hit fails the checkout whole). A region may require an identity, stored
-// masked with a keyed hash; orders.retention anonymises closed orders'
-// addresses and identities after Config.RetainFor.
+// (priced_with: promotions, coupon codes, table and region-rule versions).
+// Region rules (Compliance) are checked at POST …/quote and inside the
+// checkout unit, which also redeems the promotions applied
+// (Promotions.RedeemTx: a limit hit fails the checkout whole). A region may
+// require an identity, stored masked with a keyed hash; orders.retention
+// anonymises closed orders' addresses and identities after
+// Config.RetainFor.
 //
-// Checkout is one unit of the write path: validate, quote, Stock.ReserveTx
-// every line (all or nothing), mark the cart checked out (a conditional
-// UPDATE: one order per cart), write the order, its lines and the
-// order.placed event (outbox and the order's own timeline). It is
-// idempotent through web.Idempotency.
+// Checkout is one unit of the write path: validate, quote (with the cart's
+// and the body's coupon codes), count the region rules, redeem the
+// promotions, Stock.ReserveTx every line (all or nothing), mark the cart
+// checked out (a conditional UPDATE: one order per cart), write the order,
+// its lines and the order.placed event (outbox and the order's own
+// timeline). It is idempotent through web.Idempotency (the body, codes and
+// all, is part of the key's fingerprint).
 //
 // The lifecycle is the Transitions table (status.go). Every transition is
 // a conditional write on the order's version (UPDATE … WHERE id AND

@@ -60,16 +60,20 @@ func (s *Service) QuoteTx(ctx context.Context, tx *sqldb.Tx, caller Caller, id s
 	if err := c.open(); err != nil {
 		return QuoteAnswer{}, err
 	}
-	q, err := s.strictQuoteTx(ctx, tx, c, quoteArgs{caller: caller, method: in.ShippingMethod, address: in.ShippingAddress, coupons: c.coupons})
+	codes, err := in.coupons(c)
 	if err != nil {
 		return QuoteAnswer{}, err
 	}
-	if q.CouponErr != nil {
-		return QuoteAnswer{}, errs.E(op, q.CouponErr)
+	q, err := s.strictQuoteTx(ctx, tx, c, quoteArgs{caller: caller, method: in.ShippingMethod, address: in.ShippingAddress, coupons: codes.all})
+	if err != nil {
+		return QuoteAnswer{}, err
+	}
+	if err := codes.refused(op, q); err != nil {
+		return QuoteAnswer{}, err
 	}
 	out := QuoteAnswer{CartID: c.id, Currency: q.Currency, ShippingMethod: q.ShippingMethod, Lines: []QuotedLine{},
 		Subtotal: q.Subtotal, Discount: q.Discount, Shipping: q.Shipping, Tax: q.Tax, Total: q.Total,
-		Coupons: q.Coupons, PricedWith: pricedWith(q, c.coupons)}
+		Coupons: q.Coupons, PricedWith: pricedWith(q, codes.all)}
 	if out.Coupons == nil {
 		out.Coupons = []pricing.CouponOutcome{}
 	}

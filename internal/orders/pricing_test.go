@@ -238,67 +238,86 @@ func TestShippingMethodsListed(t *testing.T) {
 	})
 }
 
-// TestCouponLimitUnderConcurrency: a coupon limited to 10 uses, 100
-// checkouts at once through the group-commit batcher: exactly 10 orders
-// carry it, the others are coupon_exhausted with nothing reserved.
+// TestCouponLimitUnderConcurrency: a coupon limited to 10 uses, entered on
+// 100 carts, 100 checkouts at once through the group-commit batcher:
+// exactly 10 orders carry it, the others are coupon_exhausted with nothing
+// reserved.
 func TestCouponLimitUnderConcurrency(t *testing.T) {
-	forEachPriced(t, func(t *testing.T, e *pricedEnv) {
-		ctx := context.Background()
-		e.coupon("TEN", 1000, promotions.Limits{TotalUses: ptr(int64(10))}, promotions.Window{})
-		e.setStock("MUG", 1000)
-		const n = 100
-		carts := make([]string, n)
-		for i := range carts {
+	forEachPriced(t, func(t *testing.T, e *pricedEnv) { e.raceLimitedCoupon(t, false) })
+}
+
+// raceLimitedCoupon creates a coupon limited to 10 uses and 100 carts of
+// one mug each (the code entered on each cart, or, atCheckout, given in
+// each checkout's coupon_codes instead), checks all out at once through
+// the group-commit batcher and asserts that exactly 10 orders were placed,
+// carrying the coupon and its 10 redemptions, and that every other checkout
+// was coupon_exhausted with nothing reserved.
+func (e *pricedEnv) raceLimitedCoupon(t *testing.T, atCheckout bool) {
+	ctx := context.Background()
+	p := e.coupon("TEN", 1000, promotions.Limits{TotalUses: ptr(int64(10))}, promotions.Window{})
+	e.setStock("MUG", 1000)
+	const n = 100
+	carts := make([]string, n)
+	for i := range carts {
+		caller := Caller{CustomerID: "u-" + strconv.Itoa(i), Channel: "web"}
+		if err := e.svc.write.Do(ctx, func(tx *sqldb.Tx) error {
+			c, err := e.svc.CreateCartTx(ctx, tx, caller)
+			if err == nil {
+				_, err = e.svc.SetItemTx(ctx, tx, caller, c.ID, "MUG", 1)
+			}
+			if err == nil && !atCheckout {
+				_, err = e.svc.AddCouponTx(ctx, tx, caller, c.ID, "TEN")
+			}
+			carts[i] = c.ID
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := Address{Name: "A", Line1: "1", City: "C", Region: "IL", PostalCode: "1", Country: "US"}
+	req := CheckoutRequest{ShippingAddress: &addr}
+	if atCheckout {
+		req.CouponCodes = []string{"ten"}
+	}
+	var wg sync.WaitGroup
+	results := make([]error, n)
+	for i := range carts {
+		wg.Go(func() {
 			caller := Caller{CustomerID: "u-" + strconv.Itoa(i), Channel: "web"}
-			if err := e.svc.write.Do(ctx, func(tx *sqldb.Tx) error {
-				c, err := e.svc.CreateCartTx(ctx, tx, caller)
-				if err == nil {
-					_, err = e.svc.SetItemTx(ctx, tx, caller, c.ID, "MUG", 1)
-				}
-				if err == nil {
-					_, err = e.svc.AddCouponTx(ctx, tx, caller, c.ID, "TEN")
-				}
-				carts[i] = c.ID
+			results[i] = e.svc.write.Do(ctx, func(tx *sqldb.Tx) error {
+				_, err := e.svc.CheckoutTx(ctx, tx, caller, carts[i], req)
 				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		addr := Address{Name: "A", Line1: "1", City: "C", Region: "IL", PostalCode: "1", Country: "US"}
-		var wg sync.WaitGroup
-		results := make([]error, n)
-		for i := range carts {
-			wg.Go(func() {
-				caller := Caller{CustomerID: "u-" + strconv.Itoa(i), Channel: "web"}
-				results[i] = e.svc.write.Do(ctx, func(tx *sqldb.Tx) error {
-					_, err := e.svc.CheckoutTx(ctx, tx, caller, carts[i], CheckoutRequest{ShippingAddress: &addr})
-					return err
-				})
 			})
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range results {
+		switch {
+		case err == nil:
+			ok++
+		case errs.CodeOf(err) != "coupon_exhausted":
+			t.Errorf("refusal %v (code %s), want coupon_exhausted", err, errs.CodeOf(err))
 		}
-		wg.Wait()
-		ok := 0
-		for _, err := range results {
-			switch {
-			case err == nil:
-				ok++
-			case errs.CodeOf(err) != "coupon_exhausted":
-				t.Errorf("refusal %v (code %s), want coupon_exhausted", err, errs.CodeOf(err))
-			}
-		}
-		if ok != 10 {
-			t.Errorf("%d orders placed, want 10", ok)
-		}
-		if got := e.count("orders_orders", ""); got != 10 {
-			t.Errorf("%d orders written, want 10", got)
-		}
-		if got := e.stock("MUG"); got != 1000-10 {
-			t.Errorf("stock %d, want 990 (nothing reserved for the refused)", got)
-		}
-		if got := e.count("promotions_redemptions", ""); got != 10 {
-			t.Errorf("%d redemptions, want 10", got)
-		}
-	})
+	}
+	if ok != 10 {
+		t.Errorf("%d orders placed, want 10", ok)
+	}
+	if got := e.count("orders_orders", ""); got != 10 {
+		t.Errorf("%d orders written, want 10", got)
+	}
+	if got := e.count("orders_orders", "discount = 90"); got != 10 {
+		t.Errorf("%d orders with the coupon's 90 off, want 10", got)
+	}
+	if got := e.stock("MUG"); got != 1000-10 {
+		t.Errorf("stock %d, want 990 (nothing reserved for the refused)", got)
+	}
+	if got := e.count("promotions_redemptions", "promotion_id = $1 AND code = 'TEN'", p.ID); got != 10 {
+		t.Errorf("%d redemptions, want 10", got)
+	}
+	if got := e.count("promotions_counters", "id = $1 AND uses = 10", p.ID); got != 1 {
+		t.Errorf("the coupon's counter is not at 10 uses")
+	}
 }
 
 func (e *pricedEnv) putRules(r compliance.Rules) {

@@ -39,8 +39,9 @@ func (s *Service) routes() []web.Route {
 			Description: "Signed in, with the guest's `X-Cart-Token`: the cart becomes the customer's and its token stops working.",
 			Response:    Cart{}, Handler: s.handleClaim},
 		{Method: "POST", Path: "/api/v1/carts/{id}/checkout", Summary: "Place an order from a cart", Tag: tag, Access: web.Public,
-			Description: guest + " Reserves every line (409 out_of_stock naming the SKUs: nothing reserved, nothing written); the order waits for payment until `expires_at`.",
-			Request:     CheckoutRequest{}, Response: Order{}, Status: http.StatusCreated, Handler: s.handleCheckout},
+			Description: guest + " Reserves every line (409 out_of_stock naming the SKUs: nothing reserved, nothing written); the order waits for payment until `expires_at`. " +
+				"`coupon_codes` are applied with the codes entered on the cart, as if entered there (at most 5 in all: 422 limit_exceeded); one that cannot apply is 422 coupon_unknown, coupon_expired, coupon_not_applicable or coupon_exhausted naming it, and nothing is written.",
+			Request: CheckoutRequest{}, Response: Order{}, Status: http.StatusCreated, Handler: s.handleCheckout},
 		{Method: "GET", Path: "/api/v1/orders", Summary: "My orders", Tag: tag, Access: web.Authenticated,
 			Description: "Newest first.", Response: web.Page[Order]{}, Query: []string{"limit", "cursor"}, Handler: s.handleMine},
 		{Method: "GET", Path: "/api/v1/orders/{id}", Summary: "An order", Tag: tag, Access: web.Public,
