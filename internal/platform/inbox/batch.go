@@ -10,7 +10,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -254,10 +253,6 @@ type bookkeeping struct {
 
 type bookkeepingKey struct{}
 
-// bookkeepingChunk bounds the rows of one bookkeeping statement (at most
-// 4 parameters each).
-const bookkeepingChunk = 1000
-
 // writeBookkeeping writes the batches' inbox rows, their positions (each
 // (consumer, aggregate) once, at its highest sequence, in key order) and
 // their stats (one row per consumer, in name order).
@@ -287,37 +282,36 @@ func writeBookkeeping(ctx context.Context, tx *sqldb.Tx, bs []bookkeeping) error
 		}
 	}
 	at := sqldb.Micros(tx.Now)
-	for start := 0; start < len(applied); start += bookkeepingChunk {
-		s := newStmt(tx, `INSERT INTO inbox (consumer, event_id, processed_at) VALUES `)
-		for i, r := range applied[start:min(start+bookkeepingChunk, len(applied))] {
-			if i > 0 {
-				s.sql(", ")
-			}
-			s.sql("(").arg(r.consumer).sql(", ").arg(r.id).sql(", ").arg(at).sql(")")
+	e := tx.Engine()
+	// Each statement takes its rows as one JSON parameter, so its text is
+	// the same whatever their number (sqldb.JSONTable); the SELECT's WHERE
+	// keeps SQLite from reading ON CONFLICT as a join's ON.
+	if len(applied) > 0 {
+		rows := make([][]any, len(applied))
+		for i, r := range applied {
+			rows[i] = []any{r.consumer, r.id}
 		}
-		if err := s.exec(ctx, tx); err != nil {
+		if err := execRows(ctx, tx, `INSERT INTO inbox (consumer, event_id, processed_at)
+			SELECT r.c, r.e, $1 FROM `+sqldb.JSONTable(e, "$2", "c text", "e text")+` AS r`, rows, at); err != nil {
 			return fmt.Errorf("inbox insert: %w", err)
 		}
 	}
 	keys := slices.SortedFunc(maps.Keys(moved), func(a, b posKey) int {
 		return cmp.Or(cmp.Compare(a.consumer, b.consumer), cmp.Compare(a.typ, b.typ), cmp.Compare(a.id, b.id))
 	})
-	for start := 0; start < len(keys); start += bookkeepingChunk {
-		s := newStmt(tx, `INSERT INTO consumer_positions (consumer, aggregate_type, aggregate_id, last_sequence) VALUES `)
-		for i, k := range keys[start:min(start+bookkeepingChunk, len(keys))] {
-			if i > 0 {
-				s.sql(", ")
-			}
-			s.sql("(").arg(k.consumer).sql(", ").arg(k.typ).sql(", ").arg(k.id).sql(", ").arg(moved[k]).sql(")")
+	if len(keys) > 0 {
+		rows := make([][]any, len(keys))
+		for i, k := range keys {
+			rows[i] = []any{k.consumer, k.typ, k.id, moved[k]}
 		}
-		if err := s.sql(` ON CONFLICT (consumer, aggregate_type, aggregate_id) DO UPDATE
-			SET last_sequence = excluded.last_sequence
-			WHERE consumer_positions.last_sequence < excluded.last_sequence`).exec(ctx, tx); err != nil {
+		if err := execRows(ctx, tx, `INSERT INTO consumer_positions (consumer, aggregate_type, aggregate_id, last_sequence)
+			SELECT r.c, r.t, r.i, r.s FROM `+sqldb.JSONTable(e, "$1", "c text", "t text", "i text", "s bigint")+` AS r WHERE true
+			ON CONFLICT (consumer, aggregate_type, aggregate_id) DO UPDATE SET last_sequence = excluded.last_sequence
+			WHERE consumer_positions.last_sequence < excluded.last_sequence`, rows); err != nil {
 			return fmt.Errorf("positions: %w", err)
 		}
 	}
-	s := newStmt(tx, `INSERT INTO consumer_stats (consumer, processed, failed, last_processed_at, last_occurred_at) VALUES `)
-	n := 0
+	var rows [][]any
 	for _, c := range slices.Sorted(maps.Keys(stats)) {
 		r := stats[c]
 		if r.processed == 0 && r.failed == 0 {
@@ -327,22 +321,31 @@ func writeBookkeeping(ctx context.Context, tx *sqldb.Tx, bs []bookkeeping) error
 		if r.processed > 0 {
 			lastAt, lastOcc = at, sqldb.Micros(r.lastOccurred)
 		}
-		if n > 0 {
-			s.sql(", ")
-		}
-		s.sql("(").arg(c).sql(", ").arg(r.processed).sql(", ").arg(r.failed).sql(", ").arg(lastAt).sql(", ").arg(lastOcc).sql(")")
-		n++
+		rows = append(rows, []any{c, r.processed, r.failed, lastAt, lastOcc})
 	}
-	if n == 0 {
+	if len(rows) == 0 {
 		return nil
 	}
-	if err := s.sql(` ON CONFLICT (consumer) DO UPDATE SET processed = consumer_stats.processed + excluded.processed,
+	if err := execRows(ctx, tx, `INSERT INTO consumer_stats (consumer, processed, failed, last_processed_at, last_occurred_at)
+		SELECT r.c, r.p, r.f, r.a, r.o FROM `+sqldb.JSONTable(e, "$1", "c text", "p bigint", "f bigint", "a bigint", "o bigint")+` AS r WHERE true
+		ON CONFLICT (consumer) DO UPDATE SET processed = consumer_stats.processed + excluded.processed,
 		failed = consumer_stats.failed + excluded.failed,
 		last_processed_at = COALESCE(excluded.last_processed_at, consumer_stats.last_processed_at),
-		last_occurred_at = COALESCE(excluded.last_occurred_at, consumer_stats.last_occurred_at)`).exec(ctx, tx); err != nil {
+		last_occurred_at = COALESCE(excluded.last_occurred_at, consumer_stats.last_occurred_at)`, rows); err != nil {
 		return fmt.Errorf("stats: %w", err)
 	}
 	return nil
+}
+
+// execRows runs query with rows as its last parameter (a JSONTable's),
+// after args.
+func execRows(ctx context.Context, tx *sqldb.Tx, query string, rows [][]any, args ...any) error {
+	js, err := sqldb.JSONRows(rows)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, query, append(args, js)...)
+	return err
 }
 
 // bookkeepingError is a failure of the inbox's own writes inside a unit: no
@@ -585,107 +588,56 @@ func insertDeadLetter(ctx context.Context, tx *sqldb.Tx, consumer, eventID strin
 	return nil
 }
 
-// stmt builds one statement with many parameters. SQLite keeps the names of
-// "$n" placeholders in a list searched linearly when parsing and again when
-// binding (quadratic in a long statement), so there placeholders are written
-// "?", bound by position; PostgreSQL gets "$n".
-type stmt struct {
-	strings.Builder
-	sqlite bool
-	args   []any
-}
-
-func newStmt(tx *sqldb.Tx, sql string) *stmt {
-	s := &stmt{sqlite: tx.Engine() == sqldb.SQLite}
-	s.WriteString(sql)
-	return s
-}
-
-// arg adds v and writes its placeholder.
-func (s *stmt) arg(v any) *stmt {
-	s.args = append(s.args, v)
-	if s.sqlite {
-		s.WriteByte('?')
-		return s
-	}
-	s.WriteByte('$')
-	s.WriteString(strconv.Itoa(len(s.args)))
-	return s
-}
-
-// sql writes text.
-func (s *stmt) sql(text string) *stmt {
-	s.WriteString(text)
-	return s
-}
-
-// aggs writes "(VALUES (type, id), …)".
-func (s *stmt) aggs(aggs []aggKey) *stmt {
-	s.sql("(VALUES ")
-	for i, k := range aggs {
-		if i > 0 {
-			s.sql(", ")
-		}
-		s.sql("(").arg(k.typ).sql(", ").arg(k.id).sql(")")
-	}
-	return s.sql(")")
-}
-
-func (s *stmt) query(ctx context.Context, tx *sqldb.Tx) (*sql.Rows, error) {
-	return tx.QueryContext(ctx, s.String(), s.args...)
-}
-
-func (s *stmt) exec(ctx context.Context, tx *sqldb.Tx) error {
-	_, err := tx.ExecContext(ctx, s.String(), s.args...)
-	return err
-}
-
 // lookup returns which of ids the consumer has applied, its last sequence
 // of each of aggs it has a position for and, for each aggregate of before
 // it has none for, what the outbox keeps of that aggregate's events below
 // before's sequence — in one statement (primary-key and index lookups, one
-// UNION ALL).
+// UNION ALL) of one text whatever the numbers (sqldb.JSONTable).
 func (w *worker) lookup(ctx context.Context, tx *sqldb.Tx, ids []string, aggs []aggKey, before map[aggKey]int64) (map[string]bool, map[aggKey]int64, map[aggKey]kept, error) {
 	done, pos, earlier := map[string]bool{}, map[aggKey]int64{}, map[aggKey]kept{}
 	if len(aggs) == 0 { // no event to apply
 		return done, pos, earlier, nil
 	}
-	s := newStmt(tx, `SELECT 'p', aggregate_type, aggregate_id, last_sequence, '' FROM consumer_positions WHERE consumer = `).
-		arg(w.c.Name).sql(` AND (aggregate_type, aggregate_id) IN `).aggs(aggs)
-	if len(ids) > 0 {
-		s.sql(` UNION ALL SELECT 'i', event_id, '', 0, '' FROM inbox WHERE consumer = `).arg(w.c.Name).sql(` AND event_id IN (`)
-		for i, id := range ids {
-			if i > 0 {
-				s.sql(", ")
-			}
-			s.arg(id)
-		}
-		s.sql(")")
+	e := tx.Engine()
+	types := "group_concat(DISTINCT o.type)"
+	if e == sqldb.Postgres {
+		types = "string_agg(DISTINCT o.type, ',')"
 	}
-	if len(before) > 0 {
-		s.sql(` UNION ALL SELECT 'o', o.aggregate_type, o.aggregate_id, o.sequence, o.type
-			FROM outbox o JOIN (VALUES `)
-		for i, k := range slices.SortedFunc(maps.Keys(before), func(a, b aggKey) int {
-			return cmp.Or(cmp.Compare(a.typ, b.typ), cmp.Compare(a.id, b.id))
-		}) {
-			if i > 0 {
-				s.sql(", ")
-			}
-			s.sql("(").arg(k.typ).sql(", ").arg(k.id).sql(", CAST(").arg(before[k]).sql(" AS BIGINT))")
-		}
-		s.sql(`) AS b ON o.aggregate_type = b.column1 AND o.aggregate_id = b.column2 AND o.sequence < b.column3
-			WHERE NOT EXISTS (SELECT 1 FROM consumer_positions p WHERE p.consumer = `).arg(w.c.Name).
-			sql(` AND p.aggregate_type = o.aggregate_type AND p.aggregate_id = o.aggregate_id)`)
+	idRows := make([][]any, len(ids))
+	for i, id := range ids {
+		idRows[i] = []any{id}
 	}
-	rows, err := s.query(ctx, tx)
+	beforeRows := make([][]any, 0, len(before))
+	for k, seq := range before {
+		beforeRows = append(beforeRows, []any{k.typ, k.id, seq})
+	}
+	var args []any
+	for _, rows := range [][][]any{aggRows(aggs), idRows, beforeRows} {
+		js, err := sqldb.JSONRows(rows)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		args = append(args, js)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT 'p', aggregate_type, aggregate_id, last_sequence, '' FROM consumer_positions
+		WHERE consumer = $1 AND (aggregate_type, aggregate_id) IN (SELECT a.t, a.i FROM `+sqldb.JSONTable(e, "$2", "t text", "i text")+` AS a)
+		UNION ALL SELECT 'i', event_id, '', 0, '' FROM inbox
+		WHERE consumer = $1 AND event_id IN (SELECT d.e FROM `+sqldb.JSONTable(e, "$3", "e text")+` AS d)
+		UNION ALL SELECT 'o', o.aggregate_type, o.aggregate_id, COUNT(*), `+types+`
+		FROM outbox o JOIN `+sqldb.JSONTable(e, "$4", "t text", "i text", "s bigint")+` AS b
+			ON o.aggregate_type = b.t AND o.aggregate_id = b.i AND o.sequence < b.s
+		WHERE NOT EXISTS (SELECT 1 FROM consumer_positions p WHERE p.consumer = $1
+			AND p.aggregate_type = o.aggregate_type AND p.aggregate_id = o.aggregate_id)
+		GROUP BY o.aggregate_type, o.aggregate_id`, append([]any{w.c.Name}, args...)...)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var kind, a, b, typ string
+		var kind, a, b string
+		var typs sql.NullString
 		var n int64
-		if err := rows.Scan(&kind, &a, &b, &n, &typ); err != nil {
+		if err := rows.Scan(&kind, &a, &b, &n, &typs); err != nil {
 			return nil, nil, nil, err
 		}
 		switch kind {
@@ -694,14 +646,23 @@ func (w *worker) lookup(ctx context.Context, tx *sqldb.Tx, ids []string, aggs []
 		case "p":
 			pos[aggKey{a, b}] = n
 		default:
-			k := aggKey{a, b}
-			p := earlier[k]
-			p.n++
-			p.handled = p.handled || w.selects(typ)
-			earlier[k] = p
+			p := kept{n: n}
+			for typ := range strings.SplitSeq(typs.String, ",") {
+				p.handled = p.handled || w.selects(typ)
+			}
+			earlier[aggKey{a, b}] = p
 		}
 	}
 	return done, pos, earlier, rows.Err()
+}
+
+// aggRows is aggs as JSONTable rows (type, id).
+func aggRows(aggs []aggKey) [][]any {
+	rows := make([][]any, len(aggs))
+	for i, k := range aggs {
+		rows[i] = []any{k.typ, k.id}
+	}
+	return rows
 }
 
 // failures returns the recorded failed attempts of the retrying events of
@@ -711,8 +672,13 @@ func (w *worker) failures(ctx context.Context, tx *sqldb.Tx, aggs []aggKey) (map
 	if len(aggs) == 0 {
 		return attempts, failing, nil
 	}
-	rows, err := newStmt(tx, `SELECT event_id, aggregate_type, aggregate_id, attempts FROM consumer_failures WHERE consumer = `).
-		arg(w.c.Name).sql(` AND (aggregate_type, aggregate_id) IN `).aggs(aggs).query(ctx, tx)
+	js, err := sqldb.JSONRows(aggRows(aggs))
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT event_id, aggregate_type, aggregate_id, attempts FROM consumer_failures
+		WHERE consumer = $1 AND (aggregate_type, aggregate_id) IN (SELECT a.t, a.i FROM `+
+		sqldb.JSONTable(tx.Engine(), "$2", "t text", "i text")+` AS a)`, w.c.Name, js)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,10 +1,14 @@
 package sqldb_test
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"io/fs"
+	"math"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -52,6 +56,57 @@ func TestConformance(t *testing.T) {
 			}
 			if n := count(t, db, `SELECT count(*) FROM stock`); n != 1 {
 				t.Fatalf("seed rows = %d, want 1 (a migration ran twice?)", n)
+			}
+		})
+		t.Run("JSONTable reads rows of any number through one text", func(t *testing.T) {
+			q := `SELECT r.s, r.n FROM ` + sqldb.JSONTable(db.Engine(), "$1", "s text", "n bigint") + ` AS r ORDER BY r.n`
+			tests := []struct {
+				name string
+				rows [][]any
+			}{
+				{"none", [][]any{}},
+				{"one", [][]any{{"a", int64(1)}}},
+				{"quotes, unicode, a NULL, the largest int64", [][]any{
+					{`it's "quoted", \ and a ␀ byte \x00`, int64(-7)}, {"订单 ☃", int64(0)},
+					{nil, int64(2)}, {"max", int64(math.MaxInt64)}}},
+			}
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					js, err := sqldb.JSONRows(tc.rows)
+					if err != nil {
+						t.Fatal(err)
+					}
+					rows, err := db.Reader().QueryContext(ctx, q, js)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer rows.Close()
+					var got [][]any
+					for rows.Next() {
+						var s sql.NullString
+						var n int64
+						if err := rows.Scan(&s, &n); err != nil {
+							t.Fatal(err)
+						}
+						var v any
+						if s.Valid {
+							v = s.String
+						}
+						got = append(got, []any{v, n})
+					}
+					if err := rows.Err(); err != nil {
+						t.Fatal(err)
+					}
+					want := slices.SortedFunc(slices.Values(tc.rows), func(a, b []any) int { return cmp.Compare(a[1].(int64), b[1].(int64)) })
+					if len(got) != len(want) {
+						t.Fatalf("got %v, want %v", got, want)
+					}
+					for i := range want {
+						if got[i][0] != want[i][0] || got[i][1] != want[i][1] {
+							t.Fatalf("row %d: got %v, want %v", i, got[i], want[i])
+						}
+					}
+				})
 			}
 		})
 		t.Run("commit keeps, rollback leaves nothing", func(t *testing.T) {
