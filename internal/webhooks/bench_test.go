@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +30,7 @@ var (
 	fanoutDuration = flag.Duration("fanout.duration", 6*time.Second, "BenchmarkFanOut: how long each paced run commits orders")
 	fanoutRate     = flag.Int("fanout.rate", 500, "BenchmarkFanOut: orders committed per second in the paced runs")
 	fanoutRounds   = flag.Int("fanout.rounds", 2, "BenchmarkFanOut: rounds of the paced runs, each side once a round, in alternating order")
+	fanoutOnly     = flag.String("fanout.only", "", "BenchmarkFanOut: the paced runs to make besides healthy, comma-separated (dead,hanging,pollonly; default all)")
 )
 
 // fanoutEndpoints is how many endpoints every order's event goes to.
@@ -60,6 +62,10 @@ const fanoutEndpoints = 5
 func BenchmarkFanOut(b *testing.B) {
 	paced := []fanoutVariant{{name: "healthy"}, {name: "dead", dead: true}, {name: "hanging", hanging: true},
 		{name: "pollonly", pollOnly: true}}
+	if *fanoutOnly != "" {
+		only := strings.Split(*fanoutOnly, ",")
+		paced = slices.DeleteFunc(paced, func(v fanoutVariant) bool { return v.name != "healthy" && !slices.Contains(only, v.name) })
+	}
 	for _, engine := range []sqldb.Engine{sqldb.SQLite, sqldb.Postgres} {
 		b.Run(string(engine), func(b *testing.B) {
 			// A short run first, discarded: the first run of a process is
