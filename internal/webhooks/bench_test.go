@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +30,7 @@ var (
 	fanoutDuration = flag.Duration("fanout.duration", 6*time.Second, "BenchmarkFanOut: how long each paced run commits orders")
 	fanoutRate     = flag.Int("fanout.rate", 500, "BenchmarkFanOut: orders committed per second in the paced runs")
 	fanoutRounds   = flag.Int("fanout.rounds", 2, "BenchmarkFanOut: rounds of the paced runs, each side once a round, in alternating order")
+	fanoutOnly     = flag.String("fanout.only", "", "BenchmarkFanOut: the paced runs to make besides healthy, comma-separated (dead,hanging,pollonly; default all)")
 )
 
 // fanoutEndpoints is how many endpoints every order's event goes to.
@@ -54,10 +56,16 @@ const fanoutEndpoints = 5
 // reference for claims taken at record time). max commits as many orders
 // unpaced from 64 callers and reports deliveries/s: p99 there is queueing,
 // not the figure. Each run reports the writer's busy share and its
-// statements and busy time per delivery (sqldb.DB.WriteStats).
+// statements and busy time per delivery (sqldb.DB.WriteStats; statements
+// are counted on SQLite only), and how many bytes the database grew by per
+// delivery recorded (storedBytes).
 func BenchmarkFanOut(b *testing.B) {
 	paced := []fanoutVariant{{name: "healthy"}, {name: "dead", dead: true}, {name: "hanging", hanging: true},
 		{name: "pollonly", pollOnly: true}}
+	if *fanoutOnly != "" {
+		only := strings.Split(*fanoutOnly, ",")
+		paced = slices.DeleteFunc(paced, func(v fanoutVariant) bool { return v.name != "healthy" && !slices.Contains(only, v.name) })
+	}
 	for _, engine := range []sqldb.Engine{sqldb.SQLite, sqldb.Postgres} {
 		b.Run(string(engine), func(b *testing.B) {
 			// A short run first, discarded: the first run of a process is
@@ -89,6 +97,7 @@ func BenchmarkFanOut(b *testing.B) {
 					b.ReportMetric(100*h.writerBusy, "healthy_writer_busy_%")
 					b.ReportMetric(h.stmtsPer, "healthy_stmts/delivery")
 					b.ReportMetric(h.busyPer, "healthy_writer_us/delivery")
+					b.ReportMetric(h.bytesPer, "healthy_bytes/delivery")
 				})
 			}
 			b.Run("max", func(b *testing.B) {
@@ -98,6 +107,7 @@ func BenchmarkFanOut(b *testing.B) {
 				b.ReportMetric(100*r.writerBusy, "writer_busy_%")
 				b.ReportMetric(r.stmtsPer, "stmts/delivery")
 				b.ReportMetric(r.busyPer, "writer_us/delivery")
+				b.ReportMetric(r.bytesPer, "bytes/delivery")
 			})
 		})
 	}
@@ -114,6 +124,30 @@ type fanoutResult struct {
 	writerBusy float64 // share of the wall time the writer was busy
 	stmtsPer   float64 // writer statements per healthy delivery
 	busyPer    float64 // writer busy µs per healthy delivery
+	bytesPer   float64 // bytes the database grew by per delivery recorded (every endpoint's)
+}
+
+// storedBytes is how large the database is: on PostgreSQL the webhooks
+// tables of the run's schema with their indexes and TOAST, on SQLite the
+// whole file (pages, with those still in the write-ahead log).
+func storedBytes(b *testing.B, db *sqldb.DB) int64 {
+	var n int64
+	var err error
+	if db.Engine() == sqldb.Postgres {
+		err = db.Reader().QueryRow(`SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+			JOIN pg_namespace ns ON ns.oid = c.relnamespace
+			WHERE ns.nspname = current_schema() AND c.relkind = 'r' AND c.relname LIKE 'webhooks_%'`).Scan(&n)
+	} else {
+		var pages, size int64
+		if err = db.Reader().QueryRow(`PRAGMA page_count`).Scan(&pages); err == nil {
+			err = db.Reader().QueryRow(`PRAGMA page_size`).Scan(&size)
+		}
+		n = pages * size
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 // fanoutReceivers are the benchmark's endpoints; the first may be dead or
@@ -227,6 +261,7 @@ func runFanOut(b *testing.B, engine sqldb.Engine, v fanoutVariant) fanoutResult 
 		}
 	}
 	stats0 := db.WriteStats()
+	bytes0 := storedBytes(b, db)
 	b.ResetTimer()
 	start := time.Now()
 	var producers sync.WaitGroup
@@ -258,6 +293,10 @@ func runFanOut(b *testing.B, engine sqldb.Engine, v fanoutVariant) fanoutResult 
 	elapsed := time.Since(start)
 	b.StopTimer()
 	stats := db.WriteStats()
+	if !v.hanging { // (its tries in flight end at the timeout)
+		e.svc.Dispatcher().Wait() // the last outcomes written
+	}
+	bytesPer := float64(storedBytes(b, db)-bytes0) / float64(orders*fanoutEndpoints)
 
 	f.mu.Lock()
 	var lags []time.Duration
@@ -272,5 +311,5 @@ func runFanOut(b *testing.B, engine sqldb.Engine, v fanoutVariant) fanoutResult 
 	return fanoutResult{p50: lags[len(lags)/2], p99: lags[len(lags)*99/100], perSec: n / elapsed.Seconds(),
 		writerBusy: float64(stats.Busy-stats0.Busy) / float64(elapsed),
 		stmtsPer:   float64(stats.Statements-stats0.Statements) / n,
-		busyPer:    float64((stats.Busy - stats0.Busy).Microseconds()) / n}
+		busyPer:    float64((stats.Busy - stats0.Busy).Microseconds()) / n, bytesPer: bytesPer}
 }

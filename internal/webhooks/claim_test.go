@@ -102,7 +102,16 @@ func TestClaimedDeliveryRecoveredAfterLease(t *testing.T) {
 		if err := e.svc.RecordTx(ctx, tx, ev); err != nil {
 			t.Fatal(err)
 		}
-		if err := tx.Tx.Commit(); err != nil { // committed; the process dies before AfterCommit
+		// The rows are written before the commit (the recording's BeforeCommit
+		// hook, run here by hand); committed; the process dies before AfterCommit.
+		rec, err := e.svc.recordingOf(tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.flush(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Tx.Commit(); err != nil {
 			t.Fatal(err)
 		}
 		d.live.Add(-1)

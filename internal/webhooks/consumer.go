@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"mercato/internal/platform/event"
@@ -41,9 +42,13 @@ func (t *target) selects(typ string) bool {
 type targetsKey struct{}
 
 // RecordTx records e's deliveries in tx: one row per enabled endpoint that
-// selects e's type; a delivery already recorded (a redelivered event) is
+// selects e's type, and e's envelope once (webhooks_events) however many
+// endpoints select it; a delivery already recorded (a redelivered event) is
 // kept as it is. It reads the endpoints once per transaction (an inbox
-// batch) and sends nothing inside it.
+// batch), writes the rows of every event of the transaction with one
+// statement per engine round before the commit (flushRecording: one on
+// PostgreSQL, two on SQLite, per up to maxRecordRows deliveries) and sends
+// nothing inside it.
 //
 // While the dispatcher runs in this process (and not Config.PollOnly), a
 // new delivery to an endpoint that is not fifo, whose breaker is closed and
@@ -61,6 +66,7 @@ func (s *Service) RecordTx(ctx context.Context, tx *sqldb.Tx, e event.Envelope) 
 	if err := s.learnChannel(ctx, tx, e); err != nil {
 		return err
 	}
+	var rec *recording
 	var body []byte
 	ch := channelOnce{s: s, tx: tx, e: e}
 	claiming := s.disp.claiming()
@@ -75,25 +81,29 @@ func (s *Service) RecordTx(ctx context.Context, tx *sqldb.Tx, e event.Envelope) 
 			}
 			continue
 		}
-		if body == nil {
+		if rec == nil {
+			if rec, err = s.recordingOf(tx); err != nil {
+				return err
+			}
+			if rec.seen[e.ID] {
+				return nil // redelivered within the transaction: its rows are queued already
+			}
 			if body, err = json.Marshal(e); err != nil {
 				return fmt.Errorf("webhooks: envelope: %w", err)
 			}
+			rec.mark(tx)
+			rec.addEvent(e, body, tx.Now)
 		}
 		full := false // at its limit or breaker open: a step could not start it now
 		if claiming && !t.fifo {
 			if full = !s.disp.accepts(t.id); !full {
-				if ok, err := s.claimTx(ctx, tx, t, e, body); err != nil || ok {
-					if err != nil {
-						return err
-					}
+				if s.claimRow(rec, tx, t, e, body) {
 					continue
 				}
 			}
 		}
-		if _, err := insertDelivery(ctx, tx, t.id, t.fifo, e, body, "pending", tx.Now); err != nil {
-			return err
-		}
+		rec.add(deliveryRow{id: event.NewID(), endpointID: t.id, e: &e, status: "pending",
+			next: sqldb.Micros(tx.Now), fifo: t.fifo})
 		if claiming {
 			// The endpoint's next settled delivery, or the poll, wakes a step.
 			tx.AfterCommit(func() { s.disp.noteBacklog(t.id) })
@@ -106,49 +116,257 @@ func (s *Service) RecordTx(ctx context.Context, tx *sqldb.Tx, e event.Envelope) 
 	return nil
 }
 
-type handoffKey struct{}
-
-// claimTx records e's delivery to t as claimed (delivering, under the
-// lease) and queues it for the dispatcher at tx's commit. It reports false
-// when t's secret does not open (the delivery is then recorded pending, and
-// the dispatcher logs why it cannot send it).
-func (s *Service) claimTx(ctx context.Context, tx *sqldb.Tx, t *target, e event.Envelope, body []byte) (bool, error) {
+// claimRow queues e's delivery to t as claimed (delivering, under the
+// lease): when its row is inserted, the dispatcher gets it at tx's commit.
+// It reports false when t's secret does not open (the delivery is then
+// recorded pending, and the dispatcher logs why it cannot send it).
+func (s *Service) claimRow(rec *recording, tx *sqldb.Tx, t *target, e event.Envelope, body []byte) bool {
 	if t.secrets == nil {
 		sec, err := s.disp.secrets(t.dueEndpoint, tx.Now)
 		if err != nil {
-			return false, nil
+			return false
 		}
 		t.secrets = sec
 	}
-	id, err := insertDelivery(ctx, tx, t.id, false, e, body, "delivering", s.disp.lease(tx.Now))
-	if err != nil || id == "" {
-		return true, err // "": recorded before; left as it is
-	}
-	v, err := tx.Local(handoffKey{}, func() (any, error) {
-		js := &[]job{}
-		tx.AfterCommit(func() { s.disp.handoff(*js) })
-		return js, nil
+	id := event.NewID()
+	rec.add(deliveryRow{id: id, endpointID: t.id, e: &e, status: "delivering", next: sqldb.Micros(s.disp.lease(tx.Now)),
+		claim: &job{id: id, endpointID: t.id, eventID: e.ID, envelope: string(body), url: t.url, secrets: t.secrets}})
+	return true
+}
+
+type recordingKey struct{}
+
+// recording is what a transaction's RecordTx calls queued: the envelope of
+// each event (once) and its delivery rows, written before the commit by
+// flushRecording; the claimed rows that were inserted are handed to the
+// dispatcher after it.
+type recording struct {
+	events  []eventRow
+	rows    []deliveryRow
+	seen    map[string]bool // ids of the events in events
+	handoff []job           // claimed rows inserted (flushRecording fills it)
+}
+
+type eventRow struct {
+	id, customer, envelope string
+	at                     int64
+}
+
+type deliveryRow struct {
+	id, endpointID string
+	e              *event.Envelope
+	status         string
+	next           int64
+	fifo           bool
+	claim          *job // queued to be handed over when the row is inserted
+}
+
+// recordingOf is tx's recording, made with its hooks on first use.
+func (s *Service) recordingOf(tx *sqldb.Tx) (*recording, error) {
+	v, err := tx.Local(recordingKey{}, func() (any, error) {
+		rec := &recording{seen: map[string]bool{}}
+		tx.BeforeCommit(func(ctx context.Context) error { return rec.flush(ctx, tx) })
+		tx.AfterCommit(func() {
+			if len(rec.handoff) > 0 {
+				s.disp.handoff(rec.handoff)
+			}
+		})
+		return rec, nil
 	})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	js := v.(*[]job)
-	n := len(*js)
-	tx.OnRollback(func() { *js = (*js)[:n] })
-	*js = append(*js, job{id: id, endpointID: t.id, eventID: e.ID, envelope: string(body), url: t.url, secrets: t.secrets})
-	return true, nil
+	return v.(*recording), nil
+}
+
+// mark registers the undoing of what the current unit queues: when its
+// writes are rolled back, so are its rows.
+func (r *recording) mark(tx *sqldb.Tx) {
+	ne, nr := len(r.events), len(r.rows)
+	tx.OnRollback(func() {
+		for _, ev := range r.events[ne:] {
+			delete(r.seen, ev.id)
+		}
+		r.events, r.rows = r.events[:ne], r.rows[:nr]
+	})
+}
+
+func (r *recording) addEvent(e event.Envelope, body []byte, now time.Time) {
+	r.seen[e.ID] = true
+	r.events = append(r.events, eventRow{id: e.ID, customer: customerOf(e), envelope: string(body), at: sqldb.Micros(now)})
+}
+
+func (r *recording) add(d deliveryRow) { r.rows = append(r.rows, d) }
+
+// customerOf is the customer e's data names (its customer_id), "" for none:
+// what an erasure looks the event's envelope up by.
+func customerOf(e event.Envelope) string {
+	var d struct {
+		CustomerID any `json:"customer_id"`
+	}
+	if json.Unmarshal(e.Data, &d) != nil {
+		return ""
+	}
+	id, _ := d.CustomerID.(string)
+	return id
+}
+
+// maxRecordRows caps the delivery rows one statement writes.
+const maxRecordRows = 512
+
+// Column types of the recording statements' VALUES (PostgreSQL takes
+// parameters as text: the first row types the columns).
+var (
+	eventTypes    = []string{"TEXT", "TEXT", "TEXT", "BIGINT"}
+	deliveryTypes = []string{"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "BIGINT", "BIGINT", "INTEGER"}
+)
+
+// flush writes the queued rows: per chunk of up to maxRecordRows
+// deliveries, the envelopes of their events (kept as they are when
+// recorded before, but for created_at: a re-recorded event is not pruned
+// under its new deliveries) and the deliveries (ON CONFLICT DO NOTHING:
+// an (event, endpoint) recorded before is kept as it is). On PostgreSQL
+// both are ONE statement (the events' INSERT in a WITH); on SQLite two.
+// Each statement's VALUES is padded to a power of two with rows of an
+// empty id that its WHERE drops: a handful of statement texts, kept by the
+// engines' statement caches, instead of one per batch size.
+func (r *recording) flush(ctx context.Context, tx *sqldb.Tx) error {
+	byEvent := make(map[string]int, len(r.events))
+	for i, ev := range r.events {
+		byEvent[ev.id] = i
+	}
+	written := make(map[string]bool, len(r.events))
+	for rows := r.rows; len(rows) > 0; {
+		chunk := rows[:min(len(rows), maxRecordRows)]
+		rows = rows[len(chunk):]
+		var evs []eventRow
+		for _, d := range chunk {
+			if !written[d.e.ID] {
+				written[d.e.ID] = true
+				evs = append(evs, r.events[byEvent[d.e.ID]])
+			}
+		}
+		if err := r.write(ctx, tx, evs, chunk); err != nil {
+			return fmt.Errorf("webhooks: record deliveries: %w", err)
+		}
+	}
+	return nil
+}
+
+func (r *recording) write(ctx context.Context, tx *sqldb.Tx, evs []eventRow, chunk []deliveryRow) error {
+	var q strings.Builder
+	var args []any
+	pg := tx.Engine() == sqldb.Postgres
+	eventsSQL := func() {
+		q.WriteString(`INSERT INTO webhooks_events (event_id, customer_id, envelope, created_at)
+			SELECT v.column1, v.column2, v.column3, v.column4 FROM (VALUES `)
+		args = values(tx.Engine(), &q, args, eventTypes, len(evs), func(i int) []any {
+			ev := evs[i]
+			return []any{ev.id, ev.customer, ev.envelope, ev.at}
+		})
+		q.WriteString(`) AS v WHERE v.column1 <> '' ON CONFLICT (event_id) DO UPDATE SET created_at = excluded.created_at`)
+	}
+	if pg {
+		q.WriteString("WITH ev AS (")
+		eventsSQL()
+		q.WriteString(") ")
+	} else {
+		eventsSQL()
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+		q.Reset()
+		args = args[:0]
+	}
+	q.WriteString(`INSERT INTO webhooks_deliveries (id, endpoint_id, event_id, event_type, aggregate_type, aggregate_id,
+			sequence, status, next_at, created_at, fifo, attempts, updated_at)
+		SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9,
+			v.column10, v.column11, 0, v.column10 FROM (VALUES `)
+	args = values(tx.Engine(), &q, args, deliveryTypes, len(chunk), func(i int) []any {
+		d := chunk[i]
+		return []any{d.id, d.endpointID, d.e.ID, d.e.Type, d.e.AggregateType, d.e.AggregateID, d.e.Sequence, d.status,
+			d.next, sqldb.Micros(tx.Now), boolInt(d.fifo)}
+	})
+	q.WriteString(`) AS v WHERE v.column1 <> '' ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id`)
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	inserted := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		inserted[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, d := range chunk {
+		if d.claim != nil && inserted[d.id] {
+			r.handoff = append(r.handoff, *d.claim)
+		}
+	}
+	return nil
+}
+
+// values writes n rows of parameters typed by types to q, padded to a
+// power of two with rows of zero values (an empty first column, which the
+// statement's WHERE drops), and returns args with theirs appended.
+func values(e sqldb.Engine, q *strings.Builder, args []any, types []string, n int, row func(int) []any) []any {
+	padded := 1
+	for padded < n {
+		padded *= 2
+	}
+	for i := range padded {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteByte('(')
+		for k, typ := range types {
+			if k > 0 {
+				q.WriteString(", ")
+			}
+			if i == 0 {
+				q.WriteString("CAST(")
+				sqldb.Params(e, q, len(args)+k+1, 1)
+				q.WriteString(" AS " + typ + ")")
+			} else {
+				sqldb.Params(e, q, len(args)+k+1, 1)
+			}
+		}
+		q.WriteByte(')')
+		if i < n {
+			args = append(args, row(i)...)
+			continue
+		}
+		for _, typ := range types {
+			if typ == "TEXT" {
+				args = append(args, "")
+			} else {
+				args = append(args, 0)
+			}
+		}
+	}
+	return args
 }
 
 // insertDelivery records e's delivery to endpointID (fifo: whether the
-// endpoint is) with status, due at next, and returns its id; "" when the
-// endpoint has it already.
+// endpoint is) with status, due at next, and e's envelope (body) unless
+// recorded before, one at a time (a test event); it returns the
+// delivery's id, "" when the endpoint has it already.
 func insertDelivery(ctx context.Context, tx *sqldb.Tx, endpointID string, fifo bool, e event.Envelope, body []byte, status string, next time.Time) (string, error) {
+	if err := putEvent(ctx, tx, e, body); err != nil {
+		return "", err
+	}
 	id := event.NewID()
 	res, err := tx.ExecContext(ctx, `INSERT INTO webhooks_deliveries (id, endpoint_id, event_id, event_type,
-			aggregate_type, aggregate_id, sequence, envelope, status, attempts, next_at, created_at, updated_at, fifo)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $11, $12)
+			aggregate_type, aggregate_id, sequence, status, attempts, next_at, created_at, updated_at, fifo)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $10, $11)
 		ON CONFLICT (event_id, endpoint_id) DO NOTHING`,
-		id, endpointID, e.ID, e.Type, e.AggregateType, e.AggregateID, e.Sequence, string(body), status,
+		id, endpointID, e.ID, e.Type, e.AggregateType, e.AggregateID, e.Sequence, status,
 		sqldb.Micros(next), sqldb.Micros(tx.Now), boolInt(fifo))
 	if err != nil {
 		return "", fmt.Errorf("webhooks: record delivery: %w", err)
@@ -157,6 +375,19 @@ func insertDelivery(ctx context.Context, tx *sqldb.Tx, endpointID string, fifo b
 		return "", err
 	}
 	return id, nil
+}
+
+// putEvent keeps e's envelope (body) for its deliveries: a new row, or the
+// one recorded before as it is but for its created_at (so that the prune
+// leaves it under the deliveries being recorded).
+func putEvent(ctx context.Context, tx *sqldb.Tx, e event.Envelope, body []byte) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO webhooks_events (event_id, customer_id, envelope, created_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO UPDATE SET created_at = excluded.created_at`,
+		e.ID, customerOf(e), string(body), sqldb.Micros(tx.Now))
+	if err != nil {
+		return fmt.Errorf("webhooks: record event: %w", err)
+	}
+	return nil
 }
 
 // setDeliveriesFIFO keeps the undelivered deliveries of endpoint id (dead

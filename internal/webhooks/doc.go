@@ -4,10 +4,13 @@
 // delivered to the endpoints whose filters select it, signed by the
 // Standard Webhooks specification.
 //
-// It owns webhooks_endpoints, webhooks_deliveries and webhooks_attempts.
-// It consumes every event (the inbox consumer "webhooks" on "*"): in the
-// consumer's batch transaction it records one delivery row per selecting
-// endpoint and nothing else — no network inside a transaction. While the
+// It owns webhooks_endpoints, webhooks_events, webhooks_deliveries and
+// webhooks_attempts. It consumes every event (the inbox consumer "webhooks"
+// on "*"): in the consumer's batch transaction it records the event's
+// envelope once (webhooks_events, whatever the number of endpoints) and one
+// delivery row per selecting endpoint, and nothing else — no network inside
+// a transaction; the rows of the whole batch are written before its commit
+// with one statement per up to 512 deliveries (two on SQLite). While the
 // Dispatcher runs in the process, the INSERT itself claims a new delivery to
 // a non-fifo endpoint with room (status delivering under a lease) and the
 // dispatcher takes it at the commit; otherwise (Config.PollOnly, retries,
@@ -21,7 +24,9 @@
 // with jitter, on the injected clock); dead after the last try (replayable
 // by staff). 410 Gone disables the endpoint; 429 with Retry-After delays the
 // next try at least as long as the receiver asked. Delivered rows and their
-// attempts are pruned after Config.Retention.
+// attempts are pruned after Config.Retention, then the envelopes no
+// delivery needs any more. A customer's erasure (the module's Privacy part)
+// anonymises the kept envelopes whose data names them (customer_id "").
 //
 // Each endpoint has a concurrency limit and a circuit breaker, so that a
 // slow or dead receiver costs the others nothing; an endpoint with fifo set

@@ -180,11 +180,17 @@ func (s *Service) Module() module.Module {
 			Run: s.disp.runPeriod},
 			{Name: "webhooks.prune", Every: time.Hour, Run: s.Prune},
 			{Name: "webhooks.filedrop", Every: time.Minute, Run: s.RotateFiles}},
+		// Nothing to export (the envelopes are copies of the shop's events);
+		// the copies that name a customer are anonymised with them.
+		Privacy: &module.Privacy{Section: "webhooks", Erase: s.EraseTx},
 	}
 }
 
 // Prune deletes the delivered deliveries last changed before the retention
-// period, with their attempts, and reports how many rows went.
+// period, with their attempts, then the envelopes (webhooks_events) that no
+// delivery needs any more — the last of the event's deliveries pruned, or
+// deleted with its endpoint — once recorded before that period too, and
+// reports how many rows went.
 func (s *Service) Prune(ctx context.Context) (int64, error) {
 	cutoff := sqldb.Micros(s.db.Now().Add(-s.cfg.Retention))
 	a, err := jobs.DeleteChunked(ctx, s.db, "webhooks_attempts", "id", `delivery_id IN (SELECT id FROM webhooks_deliveries
@@ -193,5 +199,12 @@ func (s *Service) Prune(ctx context.Context) (int64, error) {
 		return a, err
 	}
 	d, err := jobs.DeleteChunked(ctx, s.db, "webhooks_deliveries", "id", `status = 'delivered' AND updated_at < $1`, cutoff)
-	return a + d, err
+	if err != nil {
+		return a + d, err
+	}
+	// created_at is when the event was last recorded: a delivery being
+	// recorded for it now (a replay) has moved it past the cutoff.
+	ev, err := jobs.DeleteChunked(ctx, s.db, "webhooks_events", "event_id", `created_at < $1 AND NOT EXISTS
+		(SELECT 1 FROM webhooks_deliveries d WHERE d.event_id = webhooks_events.event_id)`, cutoff)
+	return a + d + ev, err
 }

@@ -130,13 +130,16 @@ func (s *Service) replayEventsTx(ctx context.Context, tx *sqldb.Tx, actorID, id 
 		if err != nil {
 			return ReplayedEvents{}, errs.E(op, errs.Internal, err)
 		}
+		if err := putEvent(ctx, tx, e, body); err != nil {
+			return ReplayedEvents{}, errs.E(op, errs.Internal, err)
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO webhooks_deliveries (id, endpoint_id, event_id, event_type,
-				aggregate_type, aggregate_id, sequence, envelope, status, attempts, next_at, created_at, updated_at, replay_id, fifo)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9, $10, $11)
+				aggregate_type, aggregate_id, sequence, status, attempts, next_at, created_at, updated_at, replay_id, fifo)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $8, $8, $9, $10)
 			ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = 'pending', attempts = 0, fifo = excluded.fifo,
 				next_at = excluded.next_at, updated_at = excluded.updated_at, replay_id = excluded.replay_id
 			WHERE webhooks_deliveries.status IN ('delivered', 'dead') AND webhooks_deliveries.replay_id <> excluded.replay_id`,
-			event.NewID(), id, e.ID, e.Type, e.AggregateType, e.AggregateID, e.Sequence, string(body), now, out.ReplayID, boolInt(t.fifo))
+			event.NewID(), id, e.ID, e.Type, e.AggregateType, e.AggregateID, e.Sequence, now, out.ReplayID, boolInt(t.fifo))
 		if err != nil {
 			return ReplayedEvents{}, errs.E(op, errs.Internal, fmt.Errorf("record: %w", err))
 		}
