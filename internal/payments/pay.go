@@ -147,11 +147,14 @@ func (s *Service) crashAt(point string) error {
 // under key (once: a retry of the same request finds it) in a unit of its
 // own, committed before the provider is called. On the first pay of an
 // order it writes two rows and reads nothing: what it inserted is what
-// it answers.
+// it answers. The unit is Prompt: tiny, and the pay has the provider call
+// and the capture's unit still to go once it is durable, so the batcher
+// commits it right after the batch in progress instead of with the next
+// full one.
 func (s *Service) recordAttempt(ctx context.Context, a orders.PayAttempt, key string) (Attempt, error) {
 	const op = "payments.recordAttempt"
 	var att Attempt
-	err := s.write.Do(ctx, func(tx *sqldb.Tx) error {
+	err := s.write.Run(ctx, sqldb.Unit{Prompt: true, Run: func(tx *sqldb.Tx) error {
 		now := sqldb.Micros(tx.Now)
 		var cust any
 		if a.CustomerID != "" {
@@ -187,7 +190,7 @@ func (s *Service) recordAttempt(ctx context.Context, a orders.PayAttempt, key st
 			att, err = attemptByKey(ctx, tx, key)
 		}
 		return err
-	})
+	}})
 	if err != nil {
 		return Attempt{}, err
 	}

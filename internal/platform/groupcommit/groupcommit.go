@@ -15,6 +15,16 @@
 //
 // When the commit itself fails, every unit of the batch gets the error and
 // nothing of the batch is kept.
+//
+// A unit marked sqldb.Unit.Prompt (a tiny unit whose caller has more to
+// do once it is durable, such as a write-ahead) goes in a lane of its own:
+// a worker that finishes a batch first commits the prompt units queued
+// meanwhile, at most MaxPrompt of them, in a small batch of their own, and
+// only then gathers the next ordinary batch, so a prompt unit waits for the
+// batch in progress but not for the next full one. The lane cannot starve
+// the ordinary units: while ordinary units are queued, a worker runs at
+// most one prompt batch between two ordinary ones. A prompt batch commits
+// by the same rules as any other.
 package groupcommit
 
 import (
@@ -42,6 +52,10 @@ type Config struct {
 	// arrives while the worker yields the processor a few times — under load
 	// that fills batches without adding latency to a lone caller.
 	MaxDelay time.Duration
+	// MaxPrompt is the most units in one batch of the prompt lane (units
+	// marked sqldb.Unit.Prompt); default MaxBatch/8, at least 1. A prompt
+	// batch never waits for more units: it takes what is queued in the lane.
+	MaxPrompt int
 	// Workers is the number of batches in flight at once (default 1 on
 	// SQLite, where there is one writer and more would only queue behind it;
 	// 4 on PostgreSQL, where batches commit in parallel and each statement
@@ -77,12 +91,14 @@ type Batcher struct {
 	db    *sqldb.DB
 	cfg   Config
 	queue chan *unit
-	wg    sync.WaitGroup
+	// prompt is the lane of units marked sqldb.Unit.Prompt.
+	prompt chan *unit
+	wg     sync.WaitGroup
 
 	// careful counts the batches still to run guarded after a failure.
 	careful atomic.Int32
 
-	mu     sync.RWMutex // guards closed against sends on queue
+	mu     sync.RWMutex // guards closed against sends on queue and prompt
 	closed bool
 }
 
@@ -95,6 +111,10 @@ func New(db *sqldb.DB, cfg Config) *Batcher {
 			cfg.MaxBatch = 64
 		}
 	}
+	if cfg.MaxPrompt <= 0 {
+		cfg.MaxPrompt = max(cfg.MaxBatch/8, 1)
+	}
+	cfg.MaxPrompt = min(cfg.MaxPrompt, cfg.MaxBatch)
 	if cfg.Workers <= 0 {
 		cfg.Workers = 1
 		if pg {
@@ -104,7 +124,8 @@ func New(db *sqldb.DB, cfg Config) *Batcher {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	b := &Batcher{db: db, cfg: cfg, queue: make(chan *unit, cfg.MaxBatch*cfg.Workers*4)}
+	b := &Batcher{db: db, cfg: cfg, queue: make(chan *unit, cfg.MaxBatch*cfg.Workers*4),
+		prompt: make(chan *unit, cfg.MaxPrompt*cfg.Workers*4)}
 	for range cfg.Workers {
 		b.wg.Add(1)
 		go b.work()
@@ -124,16 +145,21 @@ func (b *Batcher) Do(ctx context.Context, fn func(*sqldb.Tx) error) error {
 //
 // If ctx ends before the unit is taken into a batch, Run returns ctx's error
 // and u never runs; once taken, Run waits for the outcome, so a nil error
-// always means committed. u must not keep tx after it returns.
+// always means committed. u must not keep tx after it returns. A unit
+// marked Prompt is queued in the prompt lane (see the package comment).
 func (b *Batcher) Run(ctx context.Context, u sqldb.Unit) error {
 	q := &unit{ctx: ctx, u: u, done: make(chan struct{})}
+	lane := b.queue
+	if u.Prompt {
+		lane = b.prompt
+	}
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
 		return ErrClosed
 	}
 	select {
-	case b.queue <- q:
+	case lane <- q:
 		b.mu.RUnlock()
 	case <-ctx.Done():
 		b.mu.RUnlock()
@@ -149,6 +175,7 @@ func (b *Batcher) Close() {
 	if !b.closed {
 		b.closed = true
 		close(b.queue)
+		close(b.prompt)
 	}
 	b.mu.Unlock()
 	b.wg.Wait()
@@ -162,22 +189,80 @@ func (b *Batcher) work() {
 	batch := make([]*unit, 0, b.cfg.MaxBatch)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	for {
-		first, ok := <-b.queue
-		if !ok {
-			return
+	// The lanes this worker still reads: nil once closed and drained (a
+	// receive from nil blocks, so select skips it).
+	queue, prompt := b.queue, b.prompt
+	// promptDue: no prompt batch ran since the last ordinary one.
+	promptDue := true
+	for queue != nil || prompt != nil {
+		batch = batch[:0]
+		if promptDue {
+			// The prompt units queued during the last batch, before the next
+			// ordinary one is gathered.
+			take(&batch, &prompt, b.cfg.MaxPrompt)
+			if len(batch) > 0 {
+				b.run(batch, true)
+				promptDue = false
+				continue
+			}
+			if queue == nil && prompt == nil { // take found the lane closed
+				return
+			}
 		}
-		batch = append(batch[:0], first)
-		open := b.gather(&batch, timer)
-		b.run(batch)
-		if !open {
+		// The next ordinary batch if any ordinary unit is queued (so that
+		// while they wait at most one prompt batch runs between two
+		// ordinary ones); otherwise whichever lane has a unit first.
+		var first *unit
+		var ok, fromPrompt bool
+		select {
+		case first, ok = <-queue:
+		default:
+			select {
+			case first, ok = <-queue:
+			case first, ok = <-prompt:
+				fromPrompt = true
+			}
+		}
+		switch {
+		case !ok && fromPrompt:
+			prompt = nil
+		case !ok:
+			queue = nil
+		case fromPrompt:
+			batch = append(batch, first)
+			take(&batch, &prompt, b.cfg.MaxPrompt)
+			b.run(batch, true)
+			promptDue = false
+		default:
+			batch = append(batch, first)
+			if !b.gather(&batch, timer) {
+				queue = nil
+			}
+			b.run(batch, false)
+			promptDue = true
+		}
+	}
+}
+
+// take adds the units queued in *lane to batch, without waiting, until
+// batch holds n; it sets *lane to nil when the lane is closed and drained.
+func take(batch *[]*unit, lane *chan *unit, n int) {
+	for len(*batch) < n {
+		select {
+		case u, ok := <-*lane:
+			if !ok {
+				*lane = nil
+				return
+			}
+			*batch = append(*batch, u)
+		default:
 			return
 		}
 	}
 }
 
-// gather adds queued units to batch until it is full, the queue is empty and
-// MaxDelay has passed, or the queue is closed (reported as false).
+// gather adds queued ordinary units to batch until it is full, the queue is
+// empty and MaxDelay has passed, or the queue is closed (reported as false).
 func (b *Batcher) gather(batch *[]*unit, timer *time.Timer) bool {
 	yields := 0
 	for len(*batch) < b.cfg.MaxBatch {
@@ -214,11 +299,13 @@ func (b *Batcher) gather(batch *[]*unit, timer *time.Timer) bool {
 }
 
 // run executes one batch: units whose context already ended are answered
-// with its error and skipped; the rest run in one sqldb.RunBatch. After a
-// batch whose optimistic pass failed, the next carefulBatches run guarded
-// straight away (failures come in runs, e.g. a sold-out SKU), so a unit's
-// function runs at most twice per try.
-func (b *Batcher) run(batch []*unit) {
+// with its error and skipped; the rest run in one sqldb.RunBatch. After an
+// ordinary batch whose optimistic pass failed, the next carefulBatches
+// ordinary ones run guarded straight away (failures come in runs, e.g. a
+// sold-out SKU), so a unit's function runs at most twice per try. A prompt
+// batch (prompt) neither runs guarded for that nor counts: its units are
+// another stream, whose failures say nothing of the ordinary ones.
+func (b *Batcher) run(batch []*unit, prompt bool) {
 	live := batch[:0:0]
 	for _, u := range batch {
 		if err := u.ctx.Err(); err != nil {
@@ -235,12 +322,12 @@ func (b *Batcher) run(batch []*unit) {
 	for i, u := range live {
 		units[i] = u.u
 	}
-	guarded := b.careful.Load() > 0
+	guarded := !prompt && b.careful.Load() > 0
 	if guarded {
 		b.careful.Add(-1)
 	}
 	res := b.db.RunBatch(context.Background(), sqldb.Batch{Units: units, Guarded: guarded, Logger: b.cfg.Logger})
-	if res.Rerun {
+	if res.Rerun && !prompt {
 		b.careful.Store(carefulBatches)
 	}
 	for i, u := range live {

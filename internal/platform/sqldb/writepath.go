@@ -29,6 +29,19 @@ type Unit struct {
 	// Run's error. When OnFail fails too, its writes are rolled back and the
 	// caller gets both errors.
 	OnFail func(tx *Tx, err error) error
+	// Prompt asks a group-commit batcher to commit the unit in a small
+	// batch of its own, ahead of the ordinary units queued, instead of with
+	// the next full batch. It is for tiny units (a few rows, no hot row)
+	// whose caller has more to do once they are durable: the payments
+	// module's write-ahead of an attempt, committed before the provider is
+	// called and followed by the capture's unit. The batcher bounds the
+	// lane (a cap on a prompt batch's size, at most one prompt batch
+	// between two ordinary ones while ordinary units wait), so a flood of
+	// prompt units cannot starve the others; a slow or large unit marked
+	// Prompt would delay the ordinary ones all the same. Prompt changes
+	// only when the unit commits, never how: the rules of RunBatch hold in
+	// a prompt batch too. *DB (a transaction per unit) ignores it.
+	Prompt bool
 }
 
 // Committer runs units of work in a committed transaction: *DB (one
