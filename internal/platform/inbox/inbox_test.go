@@ -107,21 +107,10 @@ func TestKeptPredecessorIsAwaited(t *testing.T) {
 		const patience = 3
 		publish(t, b, x2)
 		runRunner(t, db, rec, RunnerConfig{GapPatience: patience, GapDelay: 2 * time.Millisecond}, p.consumer("order.*"))
-		// Counted deliveries, not time: polled, as no handler runs meanwhile.
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			if attempts, _ := rec.of(x2.ID); len(attempts) >= patience+3 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the successor was not delivered past its patience")
-			}
-		}
-		p.mu.Lock()
-		early := slices.Clone(p.applied)
-		p.mu.Unlock()
-		if len(early) != 0 {
-			t.Fatalf("applied %v while the outbox keeps the predecessor", early)
-		}
+		heldBack(t, p, "the successor was not delivered past its patience", func() bool {
+			attempts, _ := rec.of(x2.ID)
+			return len(attempts) >= patience+3
+		})
 		publish(t, b, x1)
 		p.waitApplied(t, 2)
 		if want := []string{"kept:1", "kept:2"}; !slices.Equal(p.applied, want) {
@@ -583,23 +572,13 @@ func TestUnhandledEventsWriteNothing(t *testing.T) {
 				}
 				runRunner(t, db, rec, RunnerConfig{GapPatience: 1 << 30, GapDelay: 2 * time.Millisecond}, p.consumer(tc.handles...))
 				if tc.waited {
-					// Counted deliveries, not time: the first handled event
-					// comes back while its handled predecessor is missing.
+					// The first handled event comes back while its handled
+					// predecessor is missing.
 					handledFirst := es[tc.first[len(tc.first)-1]].ID
-					for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-						if _, naks := rec.of(handledFirst); len(naks) >= 3 {
-							break
-						}
-						if time.Now().After(deadline) {
-							t.Fatal("the event was not sent back while its predecessor was missing")
-						}
-					}
-					p.mu.Lock()
-					early := slices.Clone(p.applied)
-					p.mu.Unlock()
-					if len(early) != 0 {
-						t.Fatalf("applied %v before the earlier handled event came", early)
-					}
+					heldBack(t, p, "the event was not sent back while its predecessor was missing", func() bool {
+						_, naks := rec.of(handledFirst)
+						return len(naks) >= 3
+					})
 				} else {
 					waitPending(t, b, name, 0)
 				}
@@ -639,5 +618,23 @@ func TestUnhandledEventsWriteNothing(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// heldBack polls until delivered reports enough counted deliveries (not
+// time: no handler runs meanwhile, so there is nothing to wait on), then
+// asserts that p applied nothing yet.
+func heldBack(t *testing.T, p *probe, timeout string, delivered func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !delivered(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(timeout)
+		}
+	}
+	p.mu.Lock()
+	early := slices.Clone(p.applied)
+	p.mu.Unlock()
+	if len(early) != 0 {
+		t.Fatalf("applied %v while an earlier event was missing", early)
 	}
 }
