@@ -256,50 +256,17 @@ func (e *pricedEnv) raceLimitedCoupon(t *testing.T, atCheckout bool) {
 	ctx := context.Background()
 	p := e.coupon("TEN", 1000, promotions.Limits{TotalUses: ptr(int64(10))}, promotions.Window{})
 	e.setStock("MUG", 1000)
-	const n = 100
-	carts := make([]string, n)
-	for i := range carts {
-		caller := Caller{CustomerID: "u-" + strconv.Itoa(i), Channel: "web"}
-		if err := e.svc.write.Do(ctx, func(tx *sqldb.Tx) error {
-			c, err := e.svc.CreateCartTx(ctx, tx, caller)
-			if err == nil {
-				_, err = e.svc.SetItemTx(ctx, tx, caller, c.ID, "MUG", 1)
-			}
-			if err == nil && !atCheckout {
-				_, err = e.svc.AddCouponTx(ctx, tx, caller, c.ID, "TEN")
-			}
-			carts[i] = c.ID
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	addr := Address{Name: "A", Line1: "1", City: "C", Region: "IL", PostalCode: "1", Country: "US"}
-	req := CheckoutRequest{ShippingAddress: &addr}
+	var prepare func(tx *sqldb.Tx, caller Caller, cartID string) error
+	req := CheckoutRequest{ShippingAddress: &usAddress}
 	if atCheckout {
 		req.CouponCodes = []string{"ten"}
-	}
-	var wg sync.WaitGroup
-	results := make([]error, n)
-	for i := range carts {
-		wg.Go(func() {
-			caller := Caller{CustomerID: "u-" + strconv.Itoa(i), Channel: "web"}
-			results[i] = e.svc.write.Do(ctx, func(tx *sqldb.Tx) error {
-				_, err := e.svc.CheckoutTx(ctx, tx, caller, carts[i], req)
-				return err
-			})
-		})
-	}
-	wg.Wait()
-	ok := 0
-	for _, err := range results {
-		switch {
-		case err == nil:
-			ok++
-		case errs.CodeOf(err) != "coupon_exhausted":
-			t.Errorf("refusal %v (code %s), want coupon_exhausted", err, errs.CodeOf(err))
+	} else {
+		prepare = func(tx *sqldb.Tx, caller Caller, cartID string) error {
+			_, err := e.svc.AddCouponTx(ctx, tx, caller, cartID, "TEN")
+			return err
 		}
 	}
+	ok := e.raceCheckouts(t, 100, "MUG", customerN, prepare, req, "coupon_exhausted")
 	if ok != 10 {
 		t.Errorf("%d orders placed, want 10", ok)
 	}
@@ -318,6 +285,59 @@ func (e *pricedEnv) raceLimitedCoupon(t *testing.T, atCheckout bool) {
 	if got := e.count("promotions_counters", "id = $1 AND uses = 10", p.ID); got != 1 {
 		t.Errorf("the coupon's counter is not at 10 uses")
 	}
+}
+
+// usAddress is a shipping address the concurrency tests check out to.
+var usAddress = Address{Name: "A", Line1: "1", City: "C", Region: "IL", PostalCode: "1", Country: "US"}
+
+// customerN is the ith of many customers.
+func customerN(i int) Caller { return Caller{CustomerID: "u-" + strconv.Itoa(i), Channel: "web"} }
+
+// raceCheckouts makes n carts, the ith caller(i)'s, each holding one unit of
+// sku (and whatever prepare adds in the cart's unit, when set), then checks
+// them all out at once with req and returns how many orders were placed;
+// every refusal must carry the code want.
+func (e *pricedEnv) raceCheckouts(t *testing.T, n int, sku string, caller func(int) Caller,
+	prepare func(tx *sqldb.Tx, caller Caller, cartID string) error, req CheckoutRequest, want errs.Code) int {
+	t.Helper()
+	ctx := context.Background()
+	carts := make([]string, n)
+	for i := range carts {
+		if err := e.svc.write.Do(ctx, func(tx *sqldb.Tx) error {
+			c, err := e.svc.CreateCartTx(ctx, tx, caller(i))
+			if err == nil {
+				_, err = e.svc.SetItemTx(ctx, tx, caller(i), c.ID, sku, 1)
+			}
+			if err == nil && prepare != nil {
+				err = prepare(tx, caller(i), c.ID)
+			}
+			carts[i] = c.ID
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	results := make([]error, n)
+	for i := range carts {
+		wg.Go(func() {
+			results[i] = e.svc.write.Do(ctx, func(tx *sqldb.Tx) error {
+				_, err := e.svc.CheckoutTx(ctx, tx, caller(i), carts[i], req)
+				return err
+			})
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range results {
+		switch {
+		case err == nil:
+			ok++
+		case errs.CodeOf(err) != want:
+			t.Errorf("refusal %v (code %s), want %s", err, errs.CodeOf(err), want)
+		}
+	}
+	return ok
 }
 
 func (e *pricedEnv) putRules(r compliance.Rules) {
@@ -407,47 +427,13 @@ func containsStr(s, sub string) bool {
 // for 5 in the year: exactly 5 orders, the counter at the limit.
 func TestYearlyLimitUnderConcurrency(t *testing.T) {
 	forEachPriced(t, func(t *testing.T, e *pricedEnv) {
-		ctx := context.Background()
 		e.cat.set(Variant{SKU: "TEA", ProductID: "p-tea", Title: "Tea", Price: money.MustNew(100000, "CNY"), Sellable: true})
 		e.setStock("TEA", 1000)
 		e.putRules(compliance.Rules{Limits: []compliance.Limit{{ID: "cn", Place: compliance.Place{Country: "CN"}, Currency: "CNY",
 			PerOrder: 500000, PerYear: 550000}}})
-		caller := Caller{CustomerID: "u-alice", Channel: "web"}
-		const n = 20
-		carts := make([]string, n)
-		for i := range carts {
-			if err := e.svc.write.Do(ctx, func(tx *sqldb.Tx) error {
-				c, err := e.svc.CreateCartTx(ctx, tx, caller)
-				if err == nil {
-					_, err = e.svc.SetItemTx(ctx, tx, caller, c.ID, "TEA", 1)
-				}
-				carts[i] = c.ID
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		alice := func(int) Caller { return Caller{CustomerID: "u-alice", Channel: "web"} }
 		addr := Address{Name: "Li", Line1: "1", City: "SH", Region: "SH", PostalCode: "1", Country: "CN"}
-		var wg sync.WaitGroup
-		results := make([]error, n)
-		for i := range carts {
-			wg.Go(func() {
-				results[i] = e.svc.write.Do(ctx, func(tx *sqldb.Tx) error {
-					_, err := e.svc.CheckoutTx(ctx, tx, caller, carts[i], CheckoutRequest{ShippingAddress: &addr})
-					return err
-				})
-			})
-		}
-		wg.Wait()
-		ok := 0
-		for _, err := range results {
-			switch {
-			case err == nil:
-				ok++
-			case errs.CodeOf(err) != errs.CodeLimitExceeded:
-				t.Errorf("refusal %v, want limit_exceeded", err)
-			}
-		}
+		ok := e.raceCheckouts(t, 20, "TEA", alice, nil, CheckoutRequest{ShippingAddress: &addr}, errs.CodeLimitExceeded)
 		var spent int64
 		e.db.Reader().QueryRow(`SELECT spent FROM compliance_spent WHERE customer_id = 'u-alice'`).Scan(&spent)
 		// Each order is 100000 (the flat shipping is free over 5000).

@@ -3,13 +3,10 @@ package orders
 import (
 	"context"
 	"net/http"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"mercato/internal/money"
-	"mercato/internal/platform/errs"
 	"mercato/internal/platform/sqldb"
 	"mercato/internal/promotions"
 )
@@ -77,42 +74,7 @@ func TestDiscountBudgetUnderConcurrency(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.setStock("MUG", 1000)
-		const n = 100
-		carts := make([]string, n)
-		for i := range carts {
-			caller := Caller{CustomerID: "u-" + strconv.Itoa(i), Channel: "web"}
-			if err := e.svc.write.Do(ctx, func(tx *sqldb.Tx) error {
-				c, err := e.svc.CreateCartTx(ctx, tx, caller)
-				if err == nil {
-					_, err = e.svc.SetItemTx(ctx, tx, caller, c.ID, "MUG", 1)
-				}
-				carts[i] = c.ID
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		addr := Address{Name: "A", Line1: "1", City: "C", Region: "IL", PostalCode: "1", Country: "US"}
-		var wg sync.WaitGroup
-		results := make([]error, n)
-		for i := range carts {
-			wg.Go(func() {
-				caller := Caller{CustomerID: "u-" + strconv.Itoa(i), Channel: "web"}
-				results[i] = e.svc.write.Do(ctx, func(tx *sqldb.Tx) error {
-					_, err := e.svc.CheckoutTx(ctx, tx, caller, carts[i], CheckoutRequest{ShippingAddress: &addr})
-					return err
-				})
-			})
-		}
-		wg.Wait()
-		ok := 0
-		for _, err := range results {
-			if err == nil {
-				ok++
-			} else if errs.CodeOf(err) != "coupon_exhausted" {
-				t.Errorf("refusal %v, want coupon_exhausted", err)
-			}
-		}
+		ok := e.raceCheckouts(t, 100, "MUG", customerN, nil, CheckoutRequest{ShippingAddress: &usAddress}, "coupon_exhausted")
 		var given int64
 		e.db.Reader().QueryRow(`SELECT COALESCE(SUM(discount), 0) FROM orders_orders`).Scan(&given)
 		if given > 1000 || given < 990 {
